@@ -1,0 +1,24 @@
+#pragma once
+// The shardsim command line: one binary, one file per subcommand under src/cli/.
+#include <string>
+#include <vector>
+
+namespace shardsim::cli {
+
+using Args = std::vector<std::string>;  // the arguments after the subcommand's name
+
+struct Command {
+    std::string name;
+    std::string summary;
+    int (*run)(const Args& args);
+};
+
+const std::vector<Command>& commands();
+int main(int argc, char** argv);
+
+// Subcommands
+int cmd_models(const Args& args);
+int cmd_simulate(const Args& args);
+int cmd_run(const Args& args);
+
+}  // namespace shardsim::cli

@@ -1,0 +1,88 @@
+#pragma once
+// A job: what to train and how. Keys and sections are the interface users and scripts rely on
+// (see jobs/*.ini); the schema below is the single source of their types, defaults and help.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shardsim/config/schema.hpp"
+#include "shardsim/core/dtype.hpp"
+
+namespace shardsim::config {
+
+enum class Strategy {
+    ddp,
+    zero1,
+    zero2,
+    zero3,
+    fsdp_full_shard,
+    fsdp_shard_grad_op,
+    fsdp_no_shard,
+    fsdp_hybrid_shard,
+};
+const std::vector<std::string>& strategy_names();  // in the enum's order, as users spell them
+std::string strategy_name(Strategy s);
+std::optional<Strategy> parse_strategy(const std::string& s);
+
+enum class OptimizerKind { adamw, sgd };
+enum class AttentionKind { eager, flash };
+
+struct JobConfig {
+    // [job]
+    std::string name;
+    std::string model;     // catalogue name or path to a model .ini (relative to the job file)
+    std::string topology;  // shipped topology name or path to a topology .ini
+    std::int64_t steps = 1;
+    std::uint64_t seed = 0;
+    // [parallel]
+    Strategy strategy = Strategy::ddp;
+    std::int64_t prefetch = 1;
+    double bucket_mib = 25;
+    std::int64_t max_live_params = 0;
+    std::int64_t world_size = 0;  // 0: every GPU of the topology
+    // [precision]
+    DType params = DType::fp32;
+    DType grads = DType::fp32;
+    DType reduce = DType::fp32;
+    bool master_weights = true;
+    // [optimizer]
+    OptimizerKind optimizer = OptimizerKind::adamw;
+    double lr = 0, weight_decay = 0, beta1 = 0, beta2 = 0, eps = 0, momentum = 0;
+    // [batch]
+    std::int64_t micro_batch = 1;
+    std::int64_t grad_accum = 1;
+    std::int64_t seq_len = 1;
+    std::int64_t decoder_seq_len = 0;  // 0: not given (decoder-only models)
+    // [memory]
+    bool activation_checkpointing = false;
+    bool offload_optimizer = false;
+    bool offload_params = false;
+    AttentionKind attention = AttentionKind::eager;
+    // [lora]
+    std::int64_t lora_rank = 0;
+    double lora_alpha = 16;
+    std::vector<std::string> lora_targets;
+
+    IniFile source;  // the file as read, for its text and locations
+    Values values;   // every key with its origin (file:line, --set, default)
+    std::string dir;  // folder of the job file: relative paths inside it resolve from here
+
+    // "jobs/x.ini:12: parallel.strategy" — where a key was set, for errors found later.
+    std::string where(const std::string& key) const;
+    // The effective configuration as INI text (every key, defaults included).
+    std::string effective_ini() const;
+};
+
+const Schema& job_schema();
+
+// Reads and validates a job file; every problem of the file (and of the overrides) is reported
+// together as an InputError.
+JobConfig load_job(const std::string& path, const std::vector<Override>& overrides);
+JobConfig load_job_text(const std::string& path, const std::string& text, const std::string& dir,
+                        const std::vector<Override>& overrides);
+
+// The effective text of any resolved file: every key in schema order with its value.
+std::string effective_text(const Schema& schema, const Values& values);
+
+}  // namespace shardsim::config

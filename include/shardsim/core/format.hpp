@@ -1,0 +1,34 @@
+#pragma once
+// Human-readable numbers: binary sizes in GiB/MiB, bandwidth in decimal GB/s (as nccl-tests).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shardsim {
+
+std::string format_bytes(std::int64_t bytes);      // "1.50 GiB", "12.0 MiB", "512 B"
+std::string format_gib(double bytes, int precision = 2);
+std::string format_count(std::int64_t n);         // "6.74B", "124.4M", "3.2K"
+std::string format_seconds(double s);             // "12.3 ms", "1.20 s", "850 us"
+std::string format_fixed(double v, int precision);
+std::string join(const std::vector<std::string>& parts, const std::string& sep);
+std::vector<std::string> split(const std::string& s, char sep);
+std::string trim(const std::string& s);
+
+// A fixed-width text table: columns right-aligned except the first.
+class TextTable {
+public:
+    explicit TextTable(std::vector<std::string> header) : header_(std::move(header)) {}
+    void add_row(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+    void add_units(std::vector<std::string> units) { units_ = std::move(units); }
+    void align_left(std::size_t column);  // the first column is always left-aligned
+    std::string str() const;
+
+private:
+    std::vector<std::string> header_;
+    std::vector<std::string> units_;
+    std::vector<std::vector<std::string>> rows_;
+    std::vector<bool> left_;
+};
+
+}  // namespace shardsim

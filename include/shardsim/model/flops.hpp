@@ -1,0 +1,47 @@
+#pragma once
+// FLOPs of one call of the forward program, counted as GEMM FLOPs (a multiply-add is 2 FLOPs):
+// projections, LoRA adapters, attention scores and context, and the (tied) head. Elementwise
+// work, norms and softmax are not counted; the executor counts the GEMMs it performs by the same
+// rule, and a test holds the two together.
+//   forward        2 * tokens * in * out per projection; 4 * b * heads * s_q * s_k * head_dim for
+//                  eager attention (flash attention skips the masked half of causal scores)
+//   backward       input gradients of every projection (2 * tokens * in * out) + weight gradients
+//                  of trainable ones (the same again); attention backward is twice its forward
+//   recompute      the forward again, for checkpointed blocks
+#include <cstdint>
+
+#include "shardsim/model/spec.hpp"
+#include "shardsim/model/units.hpp"
+
+namespace shardsim::model {
+
+struct BatchShape {
+    std::int64_t batch = 1;    // sequences per micro-batch
+    std::int64_t enc_len = 0;  // encoder tokens per sequence (0 for decoder-only)
+    std::int64_t dec_len = 0;  // decoder tokens per sequence
+    bool flash = false;        // flash attention: causal scores computed for the unmasked half
+
+    std::int64_t len(Stream s) const { return s == Stream::encoder ? enc_len : dec_len; }
+    std::int64_t tokens(Stream s) const { return batch * len(s); }
+};
+
+struct CallFlops {
+    double forward = 0;
+    double backward = 0;
+};
+
+// One attention module of a block: query stream, key/value stream, causal or not.
+struct AttentionShape {
+    std::int64_t heads = 0, kv_heads = 0, head_dim = 0;
+    Stream q_stream = Stream::decoder;
+    Stream kv_stream = Stream::decoder;
+    bool causal = false;
+};
+// The attention modules of a unit (self-attention, then cross-attention), empty for non-blocks.
+std::vector<AttentionShape> attention_shapes(const ModelSpec& spec, const Unit& unit);
+const StackSpec& stack_of(const ModelSpec& spec, const Unit& unit);
+
+CallFlops call_flops(const ModelSpec& spec, const std::vector<Unit>& units, const ProgramStep& step,
+                     const BatchShape& shape);
+
+}  // namespace shardsim::model

@@ -1,0 +1,37 @@
+#pragma once
+// A scenario: one job with its topology and model resolved. Everything downstream (plan,
+// simulator, executor) starts from here.
+#include <string>
+#include <vector>
+
+#include "shardsim/config/job.hpp"
+#include "shardsim/config/topology.hpp"
+#include "shardsim/model/spec.hpp"
+#include "shardsim/model/units.hpp"
+
+namespace shardsim::model {
+
+struct Scenario {
+    config::JobConfig job;
+    config::TopologyConfig topology;
+    ModelSpec model;
+
+    std::int64_t world_size() const;  // the job's world_size, or every GPU of the topology
+    std::int64_t encoder_len() const;  // tokens per sequence on the encoder side (0: none)
+    std::int64_t decoder_len() const;  // tokens per sequence on the decoder side
+    LoraSpec lora() const { return {job.lora_rank, job.lora_targets}; }
+};
+
+// `--set` arguments: those starting with "topology." go to the topology file.
+struct Overrides {
+    std::vector<config::Override> job;
+    std::vector<config::Override> topology;
+};
+Overrides split_overrides(const std::vector<std::string>& sets);
+
+// `job_ref` is a path to a job .ini, or the name of a shipped job ("llama-7b-fsdp-6x-a100-40g").
+Scenario load_scenario(const std::string& job_ref, const std::vector<std::string>& sets);
+
+inline constexpr const char* kDefaultJob = "llama-7b-fsdp-6x-a100-40g";
+
+}  // namespace shardsim::model

@@ -1,0 +1,113 @@
+#pragma once
+// The sharding plan: a pure function of (model, job, topology). It decides which rank owns which
+// bytes of every unit, in which dtype, on which side (device or host). The schedule, the
+// simulator and the executor read sizes from here and compute none of their own.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "shardsim/core/dtype.hpp"
+#include "shardsim/core/memory.hpp"
+#include "shardsim/model/flops.hpp"
+#include "shardsim/model/scenario.hpp"
+#include "shardsim/plan/layout.hpp"
+#include "shardsim/plan/strategy.hpp"
+
+namespace shardsim::plan {
+
+// Rank groups. Ranks are numbered node-major (rank = node * gpus_per_node + local). A shard group
+// is `shard_size` consecutive ranks; a replicate group holds the ranks with the same position in
+// every shard group.
+struct Groups {
+    std::int64_t world = 1;
+    std::int64_t shard_size = 1;      // ranks that split one copy of the sharded states
+    std::int64_t replicate_size = 1;  // copies of the sharded states (world / shard_size)
+    std::int64_t gpus_per_node = 1;
+
+    std::int64_t shard_group(std::int64_t rank) const { return rank / shard_size; }
+    std::int64_t shard_rank(std::int64_t rank) const { return rank % shard_size; }
+    std::int64_t replicate_rank(std::int64_t rank) const { return rank / shard_size; }
+    std::int64_t node_of(std::int64_t rank) const { return rank / gpus_per_node; }
+    // Nodes one group spans, and its ranks per node: what the collective time model needs.
+    std::int64_t shard_nodes() const;
+    std::int64_t replicate_nodes() const { return replicate_size; }
+};
+
+struct Precision {
+    DType params = DType::bf16;
+    DType grads = DType::bf16;
+    DType reduce = DType::bf16;
+    bool master = false;          // fp32 master copy of the trainable parameters
+    DType moments = DType::fp32;  // optimizer state dtype
+    int moment_count = 2;         // AdamW 2, SGD with momentum 1
+};
+
+// The layouts of one unit. `params` covers every tensor over the parameter shard group (1 shard
+// when parameters are replicated); `state` covers the trainable tensors over the optimizer-state
+// shard group: master weights, optimizer states and sharded gradients use it.
+struct UnitPlan {
+    int unit = 0;
+    FlatLayout params;
+    FlatLayout state;
+};
+
+class ShardingPlan {
+public:
+    // Refuses impossible plans (InputError, one line per problem with the factors printed).
+    static std::shared_ptr<const ShardingPlan> build(const model::Scenario& scenario);
+
+    const model::Scenario& scenario() const { return scenario_; }
+    const StrategyTraits& traits() const { return *traits_; }
+    const Groups& groups() const { return groups_; }
+    const Precision& precision() const { return precision_; }
+    const std::vector<model::Unit>& units() const { return units_; }
+    const std::vector<model::ProgramStep>& program() const { return program_; }
+    const std::vector<UnitPlan>& unit_plans() const { return unit_plans_; }
+    const UnitPlan& unit_plan(int unit) const { return unit_plans_.at(static_cast<std::size_t>(unit)); }
+
+    std::int64_t param_shards() const { return traits_->shard_params ? groups_.shard_size : 1; }
+    std::int64_t state_shards() const { return traits_->shard_optimizer ? groups_.shard_size : 1; }
+    bool offload_optimizer() const { return scenario_.job.offload_optimizer; }
+    bool offload_params() const { return scenario_.job.offload_params; }
+    // Parameters are gathered (or uploaded) per unit before use, and freed after.
+    bool gathers_params() const { return traits_->shard_params && (param_shards() > 1 || offload_params()); }
+    // Gradients leave backward as a per-unit buffer that a reduce-scatter consumes.
+    bool shards_grads() const { return traits_->shard_grads; }
+
+    // Sequences and tokens of one micro-batch on one rank.
+    model::BatchShape batch_shape() const;
+
+    Elements param_count() const { return model::total_params(units_); }
+    Elements trainable_count() const { return model::trainable_params(units_); }
+
+    // Per-unit byte sizes (one rank), the only place they are computed. ---------------------
+    Bytes param_shard_bytes(int unit) const;      // resident (or offloaded) parameter shard
+    Bytes gather_output_bytes(int unit) const;    // all-gather output (padded, rank-major)
+    Bytes unsharded_param_bytes(int unit) const;  // real parameters, unsharded
+    Bytes unsharded_grad_bytes(int unit) const;   // real trainable gradients of a unit, grad dtype
+    Bytes reduce_input_bytes(int unit) const;     // reduce-scatter / all-reduce buffer, reduce dtype
+    Bytes grad_shard_bytes(int unit) const;       // persistent gradient storage of this rank
+    Bytes reduce_output_bytes(int unit) const;    // reduce-scatter output (one shard), reduce dtype
+    Bytes master_bytes(int unit) const;
+    Bytes optimizer_state_bytes(int unit) const;
+    Bytes host_grad_bytes(int unit) const;        // offload: fp32 gradient shard on the host
+    Bytes state_update_bytes(int unit) const;     // the updated trainable shard in param dtype
+
+    // The persistent state of one rank before the step (model states, runtime overhead, and on
+    // the host the offloaded states): the first memory sample of every timeline.
+    MemoryByCategory persistent() const;
+
+private:
+    ShardingPlan() = default;
+    model::Scenario scenario_;
+    const StrategyTraits* traits_ = nullptr;
+    Groups groups_;
+    Precision precision_;
+    std::vector<model::Unit> units_;
+    std::vector<model::ProgramStep> program_;
+    std::vector<UnitPlan> unit_plans_;
+};
+
+using PlanPtr = std::shared_ptr<const ShardingPlan>;
+
+}  // namespace shardsim::plan

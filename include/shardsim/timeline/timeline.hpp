@@ -1,0 +1,99 @@
+#pragma once
+// Timelines: what one step looked like on each rank — ops with start and end times, and memory
+// by category at every op boundary. The simulator predicts one, the executor measures one, and
+// both are written to and read from HDF5 in the same layout.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "shardsim/core/memory.hpp"
+#include "shardsim/plan/schedule.hpp"
+
+namespace shardsim::timeline {
+
+struct OpRecord {
+    int op_id = 0;
+    plan::OpKind kind = plan::OpKind::forward;
+    plan::OpStream stream = plan::OpStream::compute;
+    int unit = -1;
+    int micro_batch = -1;
+    int step = 0;             // optimizer step (the executor may record several)
+    double t_start = 0;       // seconds from the start of the step
+    double t_end = 0;
+    std::int64_t bytes = 0;   // collective size (nccl-tests) or copy bytes
+    double flops = 0;
+    int collective = -1;      // plan::CollectiveKind, -1 when not a collective
+    std::int64_t ranks = 0;   // ranks of the collective's group
+
+    double duration() const { return t_end - t_start; }
+};
+
+struct MemorySample {
+    double t = 0;
+    int op_id = -1;  // the op at whose boundary the sample was taken (-1: initial state)
+    int step = 0;
+    MemoryByCategory bytes;
+};
+
+// Per-rank figures derived from a timeline (or read back from HDF5 attributes).
+struct RankSummary {
+    std::int64_t peak_bytes = 0;              // max over samples of device bytes
+    MemoryByCategory peak_breakdown;          // the categories at that sample
+    MemoryByCategory max_by_category;         // each category's own maximum
+    int peak_op = -1;                         // op at whose boundary the peak was sampled
+    std::int64_t host_peak_bytes = 0;
+    MemoryByCategory model_state;             // persistent model states (first sample)
+    double step_time = 0;
+    double compute_time = 0;      // union of compute-stream op intervals
+    double comm_time = 0;         // union of collective intervals
+    double exposed_comm = 0;      // collective time not overlapped by compute
+    double copy_time = 0;         // host<->device copies (offload)
+    double host_time = 0;         // CPU optimizer
+    double flops = 0;
+    std::map<int, std::int64_t> comm_size_bytes;  // by collective kind: sum of sizes
+    std::map<int, double> comm_wire_bytes;        // by collective kind: bytes on the wire per rank
+    std::map<int, double> comm_kind_time;         // by collective kind: summed durations
+    std::map<int, std::int64_t> comm_kind_ranks;  // by collective kind: largest group
+};
+
+struct RankTimeline {
+    int rank = 0;
+    std::string device;  // "A100-SXM4-40GB (simulated)", "cpu", "NVIDIA H100 80GB HBM3"
+    std::string host;
+    std::vector<OpRecord> ops;
+    std::vector<MemorySample> memory;
+
+    RankSummary summarize() const;
+};
+
+// One run: every rank's timeline plus what produced it.
+struct RunTimeline {
+    std::string mode;  // "simulate" | "run"
+    std::string backend;  // "analytical", "mpi", "nccl"
+    std::string job_text;
+    std::string topology_text;
+    std::string job_name;
+    std::int64_t world_size = 1;
+    std::int64_t gpu_memory_bytes = 0;
+    std::int64_t host_memory_bytes = 0;  // per node
+    std::int64_t gpus_per_node = 1;      // ranks that share a node's host memory
+    std::int64_t steps = 1;
+    std::int64_t param_count = 0;
+    std::int64_t trainable_param_count = 0;
+    std::vector<std::string> unit_names;  // OpRecord::unit indexes this
+    std::map<std::string, std::string> attributes;  // further root attributes (e.g. Slurm job id)
+    // Ranks that share a timeline share one entry: `timelines[class_of_rank[r]]`.
+    std::vector<RankTimeline> timelines;
+    std::vector<int> class_of_rank;
+
+    const RankTimeline& rank(std::int64_t r) const {
+        return timelines.at(static_cast<std::size_t>(class_of_rank.at(static_cast<std::size_t>(r))));
+    }
+};
+
+// Length of the union of intervals, and of the part of `a` not covered by `b`.
+double union_length(std::vector<std::pair<double, double>> intervals);
+double uncovered_length(std::vector<std::pair<double, double>> a, std::vector<std::pair<double, double>> b);
+
+}  // namespace shardsim::timeline

@@ -1,0 +1,103 @@
+#include "shardsim/config/ini.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "shardsim/core/format.hpp"
+
+namespace shardsim::config {
+
+const IniEntry* IniFile::find(const std::string& section, const std::string& key) const {
+    for (const auto& e : entries)
+        if (e.section == section && e.key == key) return &e;
+    return nullptr;
+}
+
+const IniSection* IniFile::find_section(const std::string& section) const {
+    for (const auto& s : sections)
+        if (s.name == section) return &s;
+    return nullptr;
+}
+
+namespace {
+// Removes a trailing comment: `#` or `;` at the start or after whitespace.
+std::string strip_comment(const std::string& line) {
+    for (std::size_t i = 0; i < line.size(); ++i) {
+        if ((line[i] == '#' || line[i] == ';') && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t'))
+            return line.substr(0, i);
+    }
+    return line;
+}
+
+bool valid_name(const std::string& s) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+    return true;
+}
+}  // namespace
+
+IniFile parse_ini_text(const std::string& path, const std::string& text, Problems& problems) {
+    IniFile f;
+    f.path = path;
+    f.text = text;
+    std::istringstream in(text);
+    std::string raw;
+    std::string section;
+    int lineno = 0;
+    auto where = [&] { return path + ":" + std::to_string(lineno) + ": "; };
+    while (std::getline(in, raw)) {
+        ++lineno;
+        const std::string line = trim(strip_comment(raw));
+        if (line.empty()) continue;
+        if (line.front() == '[') {
+            if (line.back() != ']') {
+                problems.add(where() + "bad section header '" + line + "' (expected: [name])");
+                continue;
+            }
+            section = trim(line.substr(1, line.size() - 2));
+            if (!valid_name(section)) {
+                problems.add(where() + "bad section name '" + section + "' (allowed: letters, digits, _ - .)");
+                continue;
+            }
+            if (f.find_section(section)) {
+                problems.add(where() + "[" + section + "]: section appears twice");
+                continue;
+            }
+            f.sections.push_back({section, lineno});
+            continue;
+        }
+        const auto eq = line.find('=');
+        if (eq == std::string::npos) {
+            problems.add(where() + "bad line '" + line + "' (expected: key = value)");
+            continue;
+        }
+        const std::string key = trim(line.substr(0, eq));
+        const std::string value = trim(line.substr(eq + 1));
+        if (section.empty()) {
+            problems.add(where() + key + ": key outside any section (expected a [section] first)");
+            continue;
+        }
+        if (!valid_name(key)) {
+            problems.add(where() + "bad key name '" + key + "' (allowed: letters, digits, _ - .)");
+            continue;
+        }
+        if (const IniEntry* prev = f.find(section, key)) {
+            problems.add(where() + section + "." + key + ": set twice (first at line " +
+                         std::to_string(prev->line) + ")");
+            continue;
+        }
+        f.entries.push_back({section, key, value, lineno});
+    }
+    return f;
+}
+
+IniFile read_ini_file(const std::string& path, Problems& problems) {
+    std::ifstream in(path);
+    if (!in) throw InputError(path + ": cannot open file for reading");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_ini_text(path, ss.str(), problems);
+}
+
+}  // namespace shardsim::config

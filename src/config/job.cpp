@@ -1,0 +1,246 @@
+#include "shardsim/config/job.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "shardsim/core/format.hpp"
+
+namespace shardsim::config {
+
+const std::vector<std::string>& strategy_names() {
+    static const std::vector<std::string> names = {
+        "ddp", "zero1", "zero2", "zero3", "fsdp-full-shard", "fsdp-shard-grad-op", "fsdp-no-shard",
+        "fsdp-hybrid-shard"};
+    return names;
+}
+
+std::string strategy_name(Strategy s) { return strategy_names()[static_cast<int>(s)]; }
+
+std::optional<Strategy> parse_strategy(const std::string& s) {
+    const auto& n = strategy_names();
+    for (std::size_t i = 0; i < n.size(); ++i)
+        if (n[i] == s) return static_cast<Strategy>(i);
+    return std::nullopt;
+}
+
+namespace {
+
+const std::vector<std::string> kDTypes = {"fp32", "bf16", "fp16"};
+constexpr const char* kSameAsParams = "same as params";
+constexpr const char* kSameAsGrads = "same as grads";
+
+KeySpec integer(std::string section, std::string key, std::string unit, std::string def, double min,
+                std::string help, double max = std::numeric_limits<double>::infinity()) {
+    KeySpec k;
+    k.section = std::move(section);
+    k.key = std::move(key);
+    k.type = ValueType::integer;
+    k.unit = std::move(unit);
+    k.default_value = std::move(def);
+    k.required = k.default_value.empty();
+    k.min = min;
+    k.max = max;
+    k.help = std::move(help);
+    return k;
+}
+
+KeySpec number(std::string section, std::string key, std::string unit, std::string def, double min,
+               bool exclusive, std::string help, double max = std::numeric_limits<double>::infinity()) {
+    KeySpec k = integer(std::move(section), std::move(key), std::move(unit), std::move(def), min, std::move(help), max);
+    k.type = ValueType::number;
+    k.min_exclusive = exclusive;
+    return k;
+}
+
+KeySpec choice(std::string section, std::string key, std::vector<std::string> choices, std::string def,
+               std::string help) {
+    KeySpec k;
+    k.section = std::move(section);
+    k.key = std::move(key);
+    k.type = ValueType::choice;
+    k.choices = std::move(choices);
+    k.default_value = std::move(def);
+    k.required = k.default_value.empty();
+    k.help = std::move(help);
+    return k;
+}
+
+KeySpec boolean(std::string section, std::string key, std::string def, std::string help) {
+    KeySpec k = choice(std::move(section), std::move(key), {}, std::move(def), std::move(help));
+    k.type = ValueType::boolean;
+    return k;
+}
+
+KeySpec text(std::string section, std::string key, std::string def, bool required, std::string help) {
+    KeySpec k;
+    k.section = std::move(section);
+    k.key = std::move(key);
+    k.type = ValueType::text;
+    k.default_value = std::move(def);
+    k.required = required;
+    k.help = std::move(help);
+    return k;
+}
+
+}  // namespace
+
+const Schema& job_schema() {
+    static const Schema schema = [] {
+        Schema s;
+        s.push_back(text("job", "name", "", false, "run name (default: the job file's name)"));
+        s.push_back(text("job", "model", "", true,
+                         "catalogue name (shardsim models) or path to a model .ini, relative to the job file"));
+        s.push_back(text("job", "topology", "", true,
+                         "shipped topology name or path to a topology .ini, relative to the job file"));
+        s.push_back(integer("job", "steps", "optimizer steps", "1", 1, "steps the executor runs"));
+        s.push_back(integer("job", "seed", "", "1234", 0, "seed of weights and synthetic data"));
+
+        s.push_back(choice("parallel", "strategy", strategy_names(), "", "sharding strategy"));
+        s.push_back(integer("parallel", "prefetch", "units", "1", 0,
+                            "all-gathers issued ahead of the unit being computed", 16));
+        s.push_back(number("parallel", "bucket_mib", "MiB", "25", 0, true,
+                           "gradient bucket size for bucketed all-reduce / reduce-scatter"));
+        s.push_back(integer("parallel", "max_live_params", "elements", "1e9", 1,
+                            "ZeRO-3: most parameter elements gathered at once (DeepSpeed stage3_max_live_parameters)"));
+        s.push_back(integer("parallel", "world_size", "ranks", "0", 0,
+                            "ranks used (0: every GPU of the topology); several nodes need all their GPUs"));
+
+        s.push_back(choice("precision", "params", kDTypes, "bf16", "dtype of parameters in compute"));
+        KeySpec grads = choice("precision", "grads", kDTypes, kSameAsParams, "dtype of gradients");
+        s.push_back(grads);
+        KeySpec reduce = choice("precision", "reduce", kDTypes, kSameAsGrads, "dtype gradients are reduced in");
+        s.push_back(reduce);
+        s.push_back(boolean("precision", "master_weights", "true",
+                            "keep fp32 master weights (and fp32 optimizer states) when params are 16-bit"));
+
+        s.push_back(choice("optimizer", "name", {"adamw", "sgd"}, "adamw", "AdamW (2 moments) or SGD with momentum (1)"));
+        s.push_back(number("optimizer", "lr", "", "1e-4", 0, true, "learning rate"));
+        s.push_back(number("optimizer", "weight_decay", "", "0", 0, false, "decoupled weight decay"));
+        s.push_back(number("optimizer", "beta1", "", "0.9", 0, false, "AdamW first-moment decay", 0.999999));
+        s.push_back(number("optimizer", "beta2", "", "0.999", 0, false, "AdamW second-moment decay", 0.999999));
+        s.push_back(number("optimizer", "eps", "", "1e-8", 0, true, "AdamW epsilon"));
+        s.push_back(number("optimizer", "momentum", "", "0.9", 0, false, "SGD momentum", 0.999999));
+
+        s.push_back(integer("batch", "micro_batch", "sequences", "1", 1, "sequences per rank per micro-batch"));
+        s.push_back(integer("batch", "grad_accum", "micro-batches", "1", 1, "micro-batches per optimizer step"));
+        s.push_back(integer("batch", "seq_len", "tokens", "", 1, "context length (encoder length for encoder-decoder)"));
+        s.push_back(integer("batch", "decoder_seq_len", "tokens", "0", 0,
+                            "encoder-decoder only: decoder length (0: same as seq_len)"));
+
+        s.push_back(boolean("memory", "activation_checkpointing", "false", "keep only unit inputs, recompute in backward"));
+        s.push_back(boolean("memory", "offload_optimizer", "false", "optimizer states and step on the host (ZeRO-Offload)"));
+        s.push_back(boolean("memory", "offload_params", "false", "sharded parameters live on the host (ZeRO-3 only)"));
+        s.push_back(choice("memory", "attention", {"eager", "flash"}, "eager",
+                           "eager materialises attention scores; flash does not"));
+
+        s.push_back(integer("lora", "rank", "", "0", 0, "LoRA rank (0: LoRA off, full fine-tuning)"));
+        s.push_back(number("lora", "alpha", "", "16", 0, true, "LoRA scaling numerator (scale = alpha / rank)"));
+        KeySpec targets;
+        targets.section = "lora";
+        targets.key = "targets";
+        targets.type = ValueType::list;
+        targets.help = "module names to adapt, as PEFT spells them (e.g. q,v or q_proj,v_proj)";
+        s.push_back(targets);
+        return s;
+    }();
+    return schema;
+}
+
+std::string JobConfig::where(const std::string& key) const {
+    const std::string& w = values.where(key);
+    return (w == "default" ? source.path : w) + ": " + key;
+}
+
+std::string effective_text(const Schema& schema, const Values& values) {
+    std::string out;
+    std::string section;
+    for (const auto& k : schema) {
+        if (k.section != section) {
+            if (!out.empty()) out += "\n";
+            section = k.section;
+            out += "[" + section + "]\n";
+        }
+        out += k.key + " = " + values.raw(k.name()) + "\n";
+    }
+    return out;
+}
+
+std::string JobConfig::effective_ini() const { return effective_text(job_schema(), values); }
+
+JobConfig load_job_text(const std::string& path, const std::string& text, const std::string& dir,
+                        const std::vector<Override>& overrides) {
+    Problems problems;
+    JobConfig job;
+    job.source = parse_ini_text(path, text, problems);
+    job.values = resolve(job_schema(), job.source, overrides, problems);
+    job.dir = dir;
+    problems.throw_if_any();
+
+    const Values& v = job.values;
+    job.name = v.text("job.name");
+    if (job.name.empty()) {
+        job.name = std::filesystem::path(path).stem().string();
+        job.values.set("job.name", {job.name, "default", false});
+    }
+    job.model = v.text("job.model");
+    job.topology = v.text("job.topology");
+    job.steps = v.integer("job.steps");
+    job.seed = static_cast<std::uint64_t>(v.integer("job.seed"));
+    job.strategy = *parse_strategy(v.text("parallel.strategy"));
+    job.prefetch = v.integer("parallel.prefetch");
+    job.bucket_mib = v.number("parallel.bucket_mib");
+    job.max_live_params = v.integer("parallel.max_live_params");
+    job.world_size = v.integer("parallel.world_size");
+    job.params = *parse_dtype(v.text("precision.params"));
+    job.grads = v.is_explicit("precision.grads") ? *parse_dtype(v.text("precision.grads")) : job.params;
+    job.reduce = v.is_explicit("precision.reduce") ? *parse_dtype(v.text("precision.reduce")) : job.grads;
+    job.values.set("precision.grads", {std::string(dtype_name(job.grads)), v.where("precision.grads"),
+                                       v.is_explicit("precision.grads")});
+    job.values.set("precision.reduce", {std::string(dtype_name(job.reduce)), v.where("precision.reduce"),
+                                        v.is_explicit("precision.reduce")});
+    job.master_weights = v.boolean("precision.master_weights");
+    job.optimizer = v.text("optimizer.name") == "sgd" ? OptimizerKind::sgd : OptimizerKind::adamw;
+    job.lr = v.number("optimizer.lr");
+    job.weight_decay = v.number("optimizer.weight_decay");
+    job.beta1 = v.number("optimizer.beta1");
+    job.beta2 = v.number("optimizer.beta2");
+    job.eps = v.number("optimizer.eps");
+    job.momentum = v.number("optimizer.momentum");
+    job.micro_batch = v.integer("batch.micro_batch");
+    job.grad_accum = v.integer("batch.grad_accum");
+    job.seq_len = v.integer("batch.seq_len");
+    job.decoder_seq_len = v.integer("batch.decoder_seq_len");
+    job.activation_checkpointing = v.boolean("memory.activation_checkpointing");
+    job.offload_optimizer = v.boolean("memory.offload_optimizer");
+    job.offload_params = v.boolean("memory.offload_params");
+    job.attention = v.text("memory.attention") == "flash" ? AttentionKind::flash : AttentionKind::eager;
+    job.lora_rank = v.integer("lora.rank");
+    job.lora_alpha = v.number("lora.alpha");
+    job.lora_targets = v.list("lora.targets");
+
+    // Checks that involve several keys of this file alone; those that need the model or the
+    // topology are made when the plan is built.
+    if (job.lora_rank > 0 && job.lora_targets.empty())
+        problems.add(job.where("lora.targets") + ": missing: LoRA rank is " + std::to_string(job.lora_rank) +
+                     " but no target modules are given (allowed: module names such as q,v)");
+    if (job.lora_rank == 0 && !job.lora_targets.empty())
+        problems.add(job.where("lora.rank") + ": bad value '0': lora.targets is set but rank 0 turns LoRA off (allowed: integer >= 1)");
+    if (job.offload_params && !job.offload_optimizer)
+        problems.add(job.where("memory.offload_params") +
+                     ": bad value 'true': parameter offload needs memory.offload_optimizer = true (the CPU updates what it holds)");
+    problems.throw_if_any();
+    return job;
+}
+
+JobConfig load_job(const std::string& path, const std::vector<Override>& overrides) {
+    std::ifstream in(path);
+    if (!in) throw InputError(path + ": cannot open job file (expected: a path to a job .ini, e.g. jobs/llama-7b-fsdp-6x-a100-40g.ini)");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+    return load_job_text(path, ss.str(), dir, overrides);
+}
+
+}  // namespace shardsim::config

@@ -1,0 +1,31 @@
+#include "shardsim/core/error.hpp"
+
+namespace shardsim {
+
+namespace {
+std::string joined(const std::vector<std::string>& lines) {
+    std::string s;
+    for (const auto& l : lines) {
+        if (!s.empty()) s += '\n';
+        s += l;
+    }
+    return s;
+}
+}  // namespace
+
+InputError::InputError(std::vector<std::string> problems)
+    : Error(joined(problems)), problems_(std::move(problems)) {}
+
+void Problems::append(const Problems& other) {
+    lines_.insert(lines_.end(), other.lines_.begin(), other.lines_.end());
+}
+
+void Problems::throw_if_any() const {
+    if (!lines_.empty()) throw InputError(lines_);
+}
+
+void throw_error(const char* file, int line, const std::string& what) {
+    throw Error(std::string(file) + ":" + std::to_string(line) + ": " + what);
+}
+
+}  // namespace shardsim

@@ -1,0 +1,106 @@
+#include "shardsim/core/format.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "shardsim/core/units.hpp"
+
+namespace shardsim {
+
+std::string format_fixed(double v, int precision) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", precision, v);
+    return buf;
+}
+
+std::string format_bytes(std::int64_t bytes) {
+    const double b = static_cast<double>(bytes);
+    const double a = std::fabs(b);
+    if (a >= kGiB) return format_fixed(b / kGiB, 2) + " GiB";
+    if (a >= kMiB) return format_fixed(b / kMiB, 1) + " MiB";
+    if (a >= kKiB) return format_fixed(b / kKiB, 1) + " KiB";
+    return std::to_string(bytes) + " B";
+}
+
+std::string format_gib(double bytes, int precision) { return format_fixed(bytes / kGiB, precision); }
+
+std::string format_count(std::int64_t n) {
+    const double v = static_cast<double>(n);
+    if (n >= 1'000'000'000) return format_fixed(v / 1e9, 2) + "B";
+    if (n >= 1'000'000) return format_fixed(v / 1e6, 1) + "M";
+    if (n >= 1'000) return format_fixed(v / 1e3, 1) + "K";
+    return std::to_string(n);
+}
+
+std::string format_seconds(double s) {
+    const double a = std::fabs(s);
+    if (a >= 1.0) return format_fixed(s, 3) + " s";
+    if (a >= 1e-3) return format_fixed(s * 1e3, 2) + " ms";
+    return format_fixed(s * 1e6, 1) + " us";
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+    std::string s;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        if (i) s += sep;
+        s += parts[i];
+    }
+    return s;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char c : s) {
+        if (c == sep) {
+            out.push_back(cur);
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    out.push_back(cur);
+    return out;
+}
+
+std::string trim(const std::string& s) {
+    const auto b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) return {};
+    const auto e = s.find_last_not_of(" \t\r\n");
+    return s.substr(b, e - b + 1);
+}
+
+void TextTable::align_left(std::size_t column) {
+    if (left_.size() <= column) left_.resize(column + 1, false);
+    left_[column] = true;
+}
+
+std::string TextTable::str() const {
+    std::vector<std::size_t> width(header_.size(), 0);
+    auto widen = [&](const std::vector<std::string>& row) {
+        for (std::size_t i = 0; i < row.size() && i < width.size(); ++i)
+            width[i] = std::max(width[i], row[i].size());
+    };
+    widen(header_);
+    widen(units_);
+    for (const auto& r : rows_) widen(r);
+    auto line = [&](const std::vector<std::string>& row) {
+        std::string s;
+        for (std::size_t i = 0; i < width.size(); ++i) {
+            const std::string cell = i < row.size() ? row[i] : "";
+            const std::string pad(width[i] - cell.size(), ' ');
+            if (i) s += "  ";
+            const bool left = i == 0 || (i < left_.size() && left_[i]);
+            s += left ? cell + pad : pad + cell;
+        }
+        while (!s.empty() && s.back() == ' ') s.pop_back();
+        return s + "\n";
+    };
+    std::string out = line(header_);
+    if (!units_.empty()) out += line(units_);
+    for (const auto& r : rows_) out += line(r);
+    return out;
+}
+
+}  // namespace shardsim

@@ -1,0 +1,286 @@
+#include "shardsim/plan/activations.hpp"
+
+#include <algorithm>
+
+#include "shardsim/model/flops.hpp"
+
+namespace shardsim::plan {
+
+std::int64_t CallActivations::saved_bytes() const {
+    std::int64_t n = 0;
+    for (const auto& t : terms) n += t.bytes;
+    return n;
+}
+
+std::int64_t CallActivations::kept_bytes() const {
+    std::int64_t n = 0;
+    for (const auto& t : terms)
+        if (t.kept) n += t.bytes;
+    return n;
+}
+
+std::int64_t CallActivations::recompute_bytes() const { return saved_bytes() - kept_bytes(); }
+
+namespace {
+
+using model::Arch;
+using model::Stream;
+using model::Unit;
+
+constexpr std::int64_t kStat = 4;   // fp32 statistics
+constexpr std::int64_t kIndex = 4;  // int32 token ids / targets
+
+// Any tensor of `unit` whose name contains one of `fragments` is trainable (LoRA adapters of a
+// module carry the module's name, so they count).
+bool any_trainable(const Unit& unit, std::initializer_list<const char*> fragments) {
+    for (const auto& t : unit.tensors) {
+        if (!t.trainable) continue;
+        for (const char* f : fragments)
+            if (t.name.find(f) != std::string::npos) return true;
+    }
+    return false;
+}
+
+class Builder {
+public:
+    Builder(const ShardingPlan& plan, const Unit& unit, const model::BatchShape& shape)
+        : unit_(unit), shape_(shape), dt_(dtype_size(plan.precision().params)) {}
+
+    void add(const std::string& name, std::int64_t bytes, bool kept = false) { out_.terms.push_back({name, bytes, kept}); }
+    // A tensor of `width` values per token of `stream`, in the activation dtype.
+    void act(const std::string& name, Stream stream, std::int64_t width, bool kept = false) {
+        add(name, shape_.tokens(stream) * width * dt_, kept);
+    }
+    void norm(const std::string& name, Stream stream, std::int64_t width, bool layernorm, bool block_input) {
+        act(name + ".input", stream, width, block_input);
+        add(name + ".stats", shape_.tokens(stream) * (layernorm ? 2 : 1) * kStat);
+    }
+    void input_if(const std::string& name, Stream stream, std::int64_t width, std::initializer_list<const char*> consumers) {
+        if (any_trainable(unit_, consumers)) act(name, stream, width);
+    }
+    // LoRA middle activations of every adapted projection in this unit.
+    void lora_middles(const std::string& fragment_filter = "") {
+        for (const auto& t : unit_.tensors) {
+            if (t.role != model::TensorRole::lora_a) continue;
+            if (!fragment_filter.empty() && t.name.find(fragment_filter) == std::string::npos) continue;
+            act(t.name.substr(0, t.name.size() - std::string(".lora_A.weight").size()) + ".lora_mid", t.stream,
+                t.out_features);
+        }
+    }
+    void attention(const std::string& p, const model::AttentionShape& a) {
+        const std::int64_t sq = shape_.len(a.q_stream), sk = shape_.len(a.kv_stream);
+        act(p + ".q", a.q_stream, a.heads * a.head_dim);
+        act(p + ".k", a.kv_stream, a.kv_heads * a.head_dim);
+        act(p + ".v", a.kv_stream, a.kv_heads * a.head_dim);
+        if (shape_.flash) {
+            act(p + ".out", a.q_stream, a.heads * a.head_dim);
+            add(p + ".lse", shape_.batch * a.heads * sq * kStat);
+        } else {
+            add(p + ".probs", shape_.batch * a.heads * sq * sk * dt_);
+            out_.forward_workspace = std::max(out_.forward_workspace, shape_.batch * a.heads * sq * sk * kStat);
+        }
+        // Backward: the fp32 gradient of the scores, and fp32 gradients of q, k and v.
+        const std::int64_t grads = (shape_.tokens(a.q_stream) + 2 * shape_.tokens(a.kv_stream)) * a.heads * a.head_dim * kStat;
+        out_.backward_workspace = std::max(out_.backward_workspace,
+                                           (shape_.flash ? 0 : shape_.batch * a.heads * sq * sk * kStat) + grads);
+    }
+    void context_if(const std::string& p, const model::AttentionShape& a, std::initializer_list<const char*> consumers) {
+        if (!shape_.flash && any_trainable(unit_, consumers)) act(p + ".context", a.q_stream, a.heads * a.head_dim);
+    }
+    // Backward of an MLP: the fp32 gradients of its widest activations.
+    void mlp_backward(Stream s, std::int64_t ffn, int tensors) {
+        out_.backward_workspace = std::max(out_.backward_workspace, shape_.tokens(s) * ffn * kStat * tensors);
+    }
+
+    std::int64_t dt() const { return dt_; }
+    CallActivations& out() { return out_; }
+
+private:
+    const Unit& unit_;
+    const model::BatchShape& shape_;
+    std::int64_t dt_;
+    CallActivations out_;
+};
+
+model::BatchShape batch_shape(const ShardingPlan& plan) { return plan.batch_shape(); }
+
+// Some decoder block reads the encoder output through a trainable cross-attention k or v.
+bool encoder_output_saved(const ShardingPlan& plan) {
+    for (const auto& u : plan.units())
+        if (u.cross_attention && any_trainable(u, {"EncDecAttention.k", "EncDecAttention.v", "crossattention.k_proj",
+                                                    "crossattention.v_proj"}))
+            return true;
+    return false;
+}
+
+void gpt2_block(Builder& b, const Unit& u, const model::ModelSpec& m, const model::AttentionShape& a) {
+    const std::int64_t h = m.decoder.hidden, f = m.decoder.ffn;
+    b.norm("ln_1", Stream::decoder, h, true, true);
+    b.input_if("attn.input", Stream::decoder, h, {"attn.c_attn"});
+    b.lora_middles();
+    b.attention("attn", a);
+    b.context_if("attn", a, {"attn.c_proj"});
+    b.norm("ln_2", Stream::decoder, h, true, false);
+    b.input_if("mlp.input", Stream::decoder, h, {"mlp.c_fc"});
+    b.act("mlp.fc_out", Stream::decoder, f);
+    b.input_if("mlp.act", Stream::decoder, f, {"mlp.c_proj"});
+    b.mlp_backward(Stream::decoder, f, 2);
+    (void)u;
+}
+
+void bloom_block(Builder& b, const model::ModelSpec& m, const model::AttentionShape& a) {
+    const std::int64_t h = m.decoder.hidden, f = m.decoder.ffn;
+    b.norm("input_layernorm", Stream::decoder, h, true, true);
+    b.input_if("attn.input", Stream::decoder, h, {"query_key_value"});
+    b.lora_middles();
+    b.attention("attn", a);
+    b.context_if("attn", a, {"self_attention.dense"});
+    b.norm("post_attention_layernorm", Stream::decoder, h, true, false);
+    b.input_if("mlp.input", Stream::decoder, h, {"dense_h_to_4h"});
+    b.act("mlp.fc_out", Stream::decoder, f);
+    b.input_if("mlp.act", Stream::decoder, f, {"dense_4h_to_h"});
+    b.mlp_backward(Stream::decoder, f, 2);
+}
+
+void llama_block(Builder& b, const model::ModelSpec& m, const model::AttentionShape& a) {
+    const std::int64_t h = m.decoder.hidden, f = m.decoder.ffn;
+    b.norm("input_layernorm", Stream::decoder, h, false, true);
+    b.input_if("attn.input", Stream::decoder, h, {"q_proj", "k_proj", "v_proj"});
+    b.lora_middles();
+    b.attention("attn", a);
+    b.context_if("attn", a, {"o_proj"});
+    b.norm("post_attention_layernorm", Stream::decoder, h, false, false);
+    b.input_if("mlp.input", Stream::decoder, h, {"gate_proj", "up_proj"});
+    b.act("mlp.gate", Stream::decoder, f);
+    b.act("mlp.act", Stream::decoder, f);
+    b.act("mlp.up", Stream::decoder, f);
+    b.input_if("mlp.prod", Stream::decoder, f, {"down_proj"});
+    b.mlp_backward(Stream::decoder, f, 3);
+}
+
+void t5_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::vector<model::AttentionShape>& attn) {
+    const auto& m = plan.scenario().model;
+    const auto& s = model::stack_of(m, u);
+    const Stream st = u.stream;
+    b.norm("layer0", st, s.hidden, false, true);
+    b.input_if("sa.input", st, s.hidden, {"SelfAttention.q", "SelfAttention.k", "SelfAttention.v"});
+    b.lora_middles("SelfAttention");
+    b.attention("sa", attn[0]);
+    b.context_if("sa", attn[0], {"SelfAttention.o"});
+    if (u.layer == 0) {
+        // The stack's position bias (heads x s x s, shared by the batch) is made by block 0 and
+        // read by every block of the stack.
+        const std::int64_t sl = batch_shape(plan).len(st);
+        b.add("position_bias", s.heads * sl * sl * b.dt(), true);
+    }
+    int ffn_layer = 1;
+    if (u.cross_attention) {
+        b.norm("layer1", st, s.hidden, false, false);
+        b.input_if("ca.input", st, s.hidden, {"EncDecAttention.q"});
+        b.lora_middles("EncDecAttention");
+        b.attention("ca", attn[1]);
+        b.context_if("ca", attn[1], {"EncDecAttention.o"});
+        ffn_layer = 2;
+    }
+    const std::string ln = "layer" + std::to_string(ffn_layer);
+    b.norm(ln, st, s.hidden, false, false);
+    b.input_if("ffn.input", st, s.hidden, {"DenseReluDense.wi"});
+    b.lora_middles("DenseReluDense");
+    if (m.ffn_kind == model::FfnKind::gated_gelu) {
+        b.act("ffn.gate", st, s.ffn);
+        b.act("ffn.act", st, s.ffn);
+        b.act("ffn.up", st, s.ffn);
+        b.input_if("ffn.prod", st, s.ffn, {"DenseReluDense.wo"});
+        b.mlp_backward(st, s.ffn, 3);
+    } else {
+        b.act("ffn.act", st, s.ffn);  // ReLU keeps its output, which wo reads too
+        b.mlp_backward(st, s.ffn, 2);
+    }
+    if (st == Stream::encoder && u.layer == s.layers - 1) {
+        b.norm("final_layer_norm", st, s.hidden, false, false);
+        if (encoder_output_saved(plan)) b.act("encoder.output", st, s.hidden, true);
+    }
+}
+
+void codet5p_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::vector<model::AttentionShape>& attn) {
+    const auto& m = plan.scenario().model;
+    const auto& s = model::stack_of(m, u);
+    const Stream st = u.stream;
+    bool first_norm = true;
+    if (u.cross_attention) {
+        b.norm("ln_cross", st, s.hidden, true, true);
+        first_norm = false;
+        b.input_if("ca.input", st, s.hidden, {"crossattention.q_proj"});
+        b.lora_middles("crossattention");
+        b.attention("ca", attn[1]);
+        b.context_if("ca", attn[1], {"crossattention.out_proj"});
+    }
+    b.norm("ln_1", st, s.hidden, true, first_norm);
+    b.input_if("attn.input", st, s.hidden, {"attn.qkv_proj", "mlp.fc_in"});
+    b.lora_middles(".attn.");
+    b.lora_middles(".mlp.");
+    b.attention("attn", attn[0]);
+    b.context_if("attn", attn[0], {".attn.out_proj"});
+    b.act("mlp.fc_out", st, s.ffn);
+    b.input_if("mlp.act", st, s.ffn, {"mlp.fc_out"});
+    b.mlp_backward(st, s.ffn, 2);
+    if (st == Stream::encoder && u.layer == s.layers - 1) {
+        b.norm("ln_f", st, s.hidden, true, false);
+        b.input_if("proj.input", st, s.hidden, {"enc_to_dec_proj"});
+        b.lora_middles("enc_to_dec_proj");
+        if (encoder_output_saved(plan)) b.act("encoder.output", st, m.decoder.hidden, true);
+    }
+}
+
+void embedding_call(Builder& b, const ShardingPlan& plan, const Unit& u, Stream stream) {
+    const auto& m = plan.scenario().model;
+    if (u.tensors.front().trainable) b.add("ids", batch_shape(plan).tokens(stream) * kIndex);
+    if (m.embedding_norm) b.norm("word_embeddings_layernorm", stream, m.decoder.hidden, true, false);
+}
+
+void head_call(Builder& b, const ShardingPlan& plan, const Unit& u, const model::ProgramStep& step) {
+    const auto& m = plan.scenario().model;
+    const std::int64_t h = m.decoder.hidden;
+    const model::BatchShape shape = batch_shape(plan);
+    const std::int64_t tv = shape.tokens(Stream::decoder) * m.vocab;
+    b.norm("final_norm", Stream::decoder, h, m.norm == model::NormKind::layernorm, false);
+    bool head_trainable = any_trainable(u, {"lm_head"});
+    if (m.tied_embeddings) head_trainable = plan.units().at(static_cast<std::size_t>(step.reads.at(1))).tensors.front().trainable;
+    if (head_trainable) b.act("head.input", Stream::decoder, h);
+    b.lora_middles();
+    b.add("logits.fp32", tv * 4);
+    b.add("log_softmax", tv * 4);
+    b.add("targets", shape.tokens(Stream::decoder) * kIndex);
+    CallActivations& o = b.out();
+    o.forward_workspace = b.dt() == 4 ? 0 : tv * b.dt();  // the 16-bit logits before .float()
+    o.backward_workspace = tv * 8;                        // d(log_softmax) and d(logits) in fp32
+}
+
+}  // namespace
+
+CallActivations call_activations(const ShardingPlan& plan, int call) {
+    const auto& step = plan.program().at(static_cast<std::size_t>(call));
+    const Unit& u = plan.units().at(static_cast<std::size_t>(step.unit));
+    const auto& m = plan.scenario().model;
+    const model::BatchShape shape = batch_shape(plan);
+    Builder b(plan, u, shape);
+    const auto attn = model::attention_shapes(m, u);
+    switch (u.kind) {
+        case model::UnitKind::embedding: embedding_call(b, plan, u, step.stream); break;
+        case model::UnitKind::head: head_call(b, plan, u, step); break;
+        case model::UnitKind::encoder_block:
+        case model::UnitKind::decoder_block:
+            switch (m.arch) {
+                case Arch::gpt2: gpt2_block(b, u, m, attn[0]); break;
+                case Arch::bloom: bloom_block(b, m, attn[0]); break;
+                case Arch::llama: llama_block(b, m, attn[0]); break;
+                case Arch::t5: t5_block(b, plan, u, attn); break;
+                case Arch::codet5p: codet5p_block(b, plan, u, attn); break;
+            }
+            b.out().checkpointed = plan.scenario().job.activation_checkpointing;
+            break;
+    }
+    return b.out();
+}
+
+}  // namespace shardsim::plan

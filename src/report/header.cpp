@@ -1,0 +1,69 @@
+#include "shardsim/report/header.hpp"
+
+#include <algorithm>
+
+#include "shardsim/core/format.hpp"
+
+namespace shardsim::report {
+
+std::string scenario_header(const plan::ShardingPlan& plan, const std::string& title) {
+    const auto& s = plan.scenario();
+    const auto& job = s.job;
+    const auto& topo = s.topology;
+    const auto& g = plan.groups();
+    const auto& p = plan.precision();
+    std::vector<std::pair<std::string, std::string>> rows;
+    rows.push_back({"job", job.name + " (" + job.source.path + ")"});
+    rows.push_back({"model", s.model.name + ": " + s.model.family() + ", " + model::arch_name(s.model.arch) + ", " +
+                                 format_count(plan.param_count().count()) + " params (" +
+                                 format_count(plan.trainable_count().count()) + " trainable), " +
+                                 std::to_string(plan.units().size()) + " units"});
+    rows.push_back({"topology", topo.name + ": " + std::to_string(topo.nodes) + " node(s) x " +
+                                    std::to_string(topo.gpus_per_node) + " " + topo.gpu.name + " (" +
+                                    format_gib(static_cast<double>(topo.gpu.memory_bytes), 1) + " GiB), " +
+                                    config::link_kind_name(topo.intra.kind) + " " +
+                                    format_fixed(topo.intra.bandwidth_gbps, 0) + " GB/s" +
+                                    (topo.nodes > 1 ? ", " + config::link_kind_name(topo.inter.kind) + " " +
+                                                          std::to_string(topo.inter.nics) + "x" +
+                                                          format_fixed(topo.inter.bandwidth_gbps, 0) + " GB/s"
+                                                    : std::string())});
+    rows.push_back({"strategy", config::strategy_name(job.strategy) + ": " + plan.traits().summary});
+    rows.push_back({"groups", "world " + std::to_string(g.world) + " = shard " + std::to_string(g.shard_size) +
+                                  " x replicate " + std::to_string(g.replicate_size) + "; prefetch " +
+                                  std::to_string(job.prefetch) +
+                                  (plan.traits().live_param_limit ? ", max live params " + format_count(job.max_live_params) : std::string())});
+    rows.push_back({"precision", "params " + std::string(dtype_name(p.params)) + ", grads " + std::string(dtype_name(p.grads)) +
+                                     ", reduce " + std::string(dtype_name(p.reduce)) +
+                                     (p.master ? ", fp32 master weights" : ", no master copy") + ", " +
+                                     std::string(dtype_name(p.moments)) + " optimizer states"});
+    rows.push_back({"optimizer", std::string(job.optimizer == config::OptimizerKind::adamw ? "adamw" : "sgd") + " lr " +
+                                     format_fixed(job.lr, 6) + " (" + std::to_string(p.moment_count) + " state(s) per param)"});
+    std::string batch = "micro-batch " + std::to_string(job.micro_batch) + " x grad-accum " + std::to_string(job.grad_accum) +
+                        " x " + std::to_string(g.world) + " ranks = " +
+                        std::to_string(job.micro_batch * job.grad_accum * g.world) + " sequences/step, ";
+    batch += s.model.encoder_decoder() ? std::to_string(s.encoder_len()) + " enc / " + std::to_string(s.decoder_len()) + " dec tokens"
+                                       : std::to_string(s.decoder_len()) + " tokens";
+    rows.push_back({"batch", batch});
+    std::vector<std::string> mem;
+    mem.push_back(job.activation_checkpointing ? "activation checkpointing" : "no checkpointing");
+    mem.push_back(std::string(job.attention == config::AttentionKind::flash ? "flash" : "eager") + " attention");
+    if (job.offload_optimizer) mem.push_back("optimizer offloaded to host");
+    if (job.offload_params) mem.push_back("params offloaded to host");
+    rows.push_back({"memory", join(mem, ", ")});
+    if (job.lora_rank > 0)
+        rows.push_back({"lora", "rank " + std::to_string(job.lora_rank) + ", alpha " + format_fixed(job.lora_alpha, 1) +
+                                    ", targets " + join(job.lora_targets, ",")});
+
+    std::size_t w = title.size();
+    for (const auto& [k, v] : rows) w = std::max(w, k.size() + 3 + v.size());
+    const std::string rule = "+" + std::string(w + 2, '-') + "+\n";
+    std::string out = rule + "| " + title + std::string(w - title.size(), ' ') + " |\n" + rule;
+    for (const auto& [k, v] : rows) {
+        std::string line = k + std::string(10 - std::min<std::size_t>(10, k.size()), ' ') + v;
+        line.resize(std::max(line.size(), w), ' ');
+        out += "| " + line + " |\n";
+    }
+    return out + rule;
+}
+
+}  // namespace shardsim::report

@@ -1,0 +1,112 @@
+#include "shardsim/sim/simulator.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "shardsim/sim/cost.hpp"
+
+namespace shardsim::sim {
+
+std::vector<timeline::MemorySample> replay_memory(const plan::Schedule& schedule, const std::vector<timeline::OpRecord>& ops,
+                                                  const MemoryByCategory& initial) {
+    struct Event {
+        double t;
+        // At one instant: ends of ops that took time (memory freed is reusable at once), then
+        // starts, then ends of instantaneous ops (after their own start).
+        int order;
+        int op;
+        plan::Phase phase;
+    };
+    std::vector<Event> events;
+    events.reserve(ops.size() * 2);
+    for (const auto& r : ops) {
+        events.push_back({r.t_start, 1, r.op_id, plan::Phase::start});
+        events.push_back({r.t_end, r.t_end > r.t_start ? 0 : 2, r.op_id, plan::Phase::end});
+    }
+    std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
+        if (a.t != b.t) return a.t < b.t;
+        if (a.order != b.order) return a.order < b.order;
+        return a.op < b.op;
+    });
+    std::vector<timeline::MemorySample> samples;
+    MemoryByCategory cur = initial;
+    samples.push_back({ops.empty() ? 0.0 : ops.front().t_start, -1, 0, cur});
+    for (const auto& e : events) {
+        const auto& op = schedule.ops[static_cast<std::size_t>(e.op)];
+        bool any_alloc = false, any_free = false;
+        for (const auto& l : op.ledger)
+            if (l.phase == e.phase && l.bytes > 0) cur[l.category] += l.bytes, any_alloc = true;
+        if (any_alloc) samples.push_back({e.t, e.op, 0, cur});
+        for (const auto& l : op.ledger)
+            if (l.phase == e.phase && l.bytes < 0) cur[l.category] += l.bytes, any_free = true;
+        if (any_free) samples.push_back({e.t, e.op, 0, cur});
+    }
+    return samples;
+}
+
+timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan::Schedule& schedule) {
+    const CostModel cost(plan);
+    timeline::RankTimeline tl;
+    tl.device = plan.scenario().topology.gpu.name + " (simulated)";
+    std::array<double, plan::kOpStreamCount> ready{};
+    std::vector<double> end(schedule.ops.size(), 0.0);
+    tl.ops.reserve(schedule.ops.size());
+    for (const auto& op : schedule.ops) {
+        double start = ready[static_cast<std::size_t>(op.stream)];
+        for (int d : op.deps) start = std::max(start, end[static_cast<std::size_t>(d)]);
+        const double t = start + cost.op_time(op);
+        end[static_cast<std::size_t>(op.id)] = t;
+        ready[static_cast<std::size_t>(op.stream)] = t;
+        timeline::OpRecord r;
+        r.op_id = op.id;
+        r.kind = op.kind;
+        r.stream = op.stream;
+        r.unit = op.unit;
+        r.micro_batch = op.micro_batch;
+        r.t_start = start;
+        r.t_end = t;
+        r.bytes = op.bytes();
+        r.flops = op.flops;
+        if (op.collective) {
+            r.collective = static_cast<int>(op.collective->kind);
+            r.ranks = op.collective->ranks;
+        }
+        tl.ops.push_back(r);
+    }
+    tl.memory = replay_memory(schedule, tl.ops, schedule.initial);
+    // Allocator slack: a fraction of the largest transient footprint stays reserved.
+    const double frag = plan.scenario().topology.gpu.allocator_fragmentation;
+    if (frag > 0) {
+        const std::int64_t base = schedule.initial.device_total();
+        std::int64_t transient = 0;
+        for (const auto& m : tl.memory) transient = std::max(transient, m.bytes.device_total() - base);
+        const auto slack = static_cast<std::int64_t>(frag * static_cast<double>(transient));
+        for (auto& m : tl.memory) m.bytes[MemCategory::runtime_overhead] += slack;
+    }
+    return tl;
+}
+
+timeline::RunTimeline simulate(const plan::ShardingPlan& plan, const plan::Schedule& schedule) {
+    const auto& s = plan.scenario();
+    timeline::RunTimeline run;
+    run.mode = "simulate";
+    run.backend = "analytical";
+    run.job_text = s.job.source.text;
+    run.topology_text = s.topology.source.text;
+    run.job_name = s.job.name;
+    run.world_size = plan.groups().world;
+    run.gpu_memory_bytes = s.topology.gpu.memory_bytes;
+    run.host_memory_bytes = s.topology.host.memory_bytes;
+    run.gpus_per_node = plan.groups().gpus_per_node;
+    run.steps = 1;
+    run.param_count = plan.param_count().count();
+    run.trainable_param_count = plan.trainable_count().count();
+    for (const auto& u : plan.units()) run.unit_names.push_back(u.name);
+    run.attributes["effective_job"] = s.job.effective_ini();
+    run.attributes["effective_topology"] = s.topology.effective_ini();
+    run.timelines.push_back(simulate_rank(plan, schedule));
+    run.class_of_rank.assign(static_cast<std::size_t>(run.world_size), 0);
+    return run;
+}
+
+}  // namespace shardsim::sim

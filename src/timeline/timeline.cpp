@@ -1,0 +1,87 @@
+#include "shardsim/timeline/timeline.hpp"
+
+#include <algorithm>
+
+namespace shardsim::timeline {
+
+namespace {
+std::vector<std::pair<double, double>> merged(std::vector<std::pair<double, double>> v) {
+    std::sort(v.begin(), v.end());
+    std::vector<std::pair<double, double>> out;
+    for (const auto& iv : v) {
+        if (iv.second <= iv.first) continue;
+        if (!out.empty() && iv.first <= out.back().second)
+            out.back().second = std::max(out.back().second, iv.second);
+        else
+            out.push_back(iv);
+    }
+    return out;
+}
+}  // namespace
+
+double union_length(std::vector<std::pair<double, double>> intervals) {
+    double s = 0;
+    for (const auto& iv : merged(std::move(intervals))) s += iv.second - iv.first;
+    return s;
+}
+
+double uncovered_length(std::vector<std::pair<double, double>> a, std::vector<std::pair<double, double>> b) {
+    const auto ma = merged(std::move(a));
+    const auto mb = merged(std::move(b));
+    double covered = 0;
+    std::size_t j = 0;
+    for (const auto& x : ma) {
+        while (j < mb.size() && mb[j].second <= x.first) ++j;
+        for (std::size_t k = j; k < mb.size() && mb[k].first < x.second; ++k)
+            covered += std::min(x.second, mb[k].second) - std::max(x.first, mb[k].first);
+    }
+    return union_length(ma) - covered;
+}
+
+RankSummary RankTimeline::summarize() const {
+    RankSummary s;
+    if (!memory.empty()) s.model_state = memory.front().bytes;
+    for (MemCategory c : kAllMemCategories)
+        if (!is_model_state(c)) s.model_state[c] = 0;
+    for (const auto& m : memory) {
+        const std::int64_t dev = m.bytes.device_total();
+        if (dev > s.peak_bytes) {
+            s.peak_bytes = dev;
+            s.peak_breakdown = m.bytes;
+            s.peak_op = m.op_id;
+        }
+        for (MemCategory c : kAllMemCategories)
+            s.max_by_category[c] = std::max(s.max_by_category[c], m.bytes[c]);
+        s.host_peak_bytes = std::max(s.host_peak_bytes, m.bytes.host_total());
+    }
+    std::vector<std::pair<double, double>> compute, comm;
+    double t0 = 0, t1 = 0;
+    bool first = true;
+    for (const auto& op : ops) {
+        if (first || op.t_start < t0) t0 = op.t_start;
+        if (first || op.t_end > t1) t1 = op.t_end;
+        first = false;
+        const std::pair<double, double> iv{op.t_start, op.t_end};
+        s.flops += op.flops;
+        switch (op.stream) {
+            case plan::OpStream::compute: compute.push_back(iv); break;
+            case plan::OpStream::comm: comm.push_back(iv); break;
+            case plan::OpStream::copy: s.copy_time += op.duration(); break;
+            case plan::OpStream::host: s.host_time += op.duration(); break;
+        }
+        if (op.collective >= 0) {
+            const auto kind = static_cast<plan::CollectiveKind>(op.collective);
+            s.comm_size_bytes[op.collective] += op.bytes;
+            s.comm_wire_bytes[op.collective] += plan::wire_bytes(kind, op.bytes, op.ranks);
+            s.comm_kind_time[op.collective] += op.duration();
+            s.comm_kind_ranks[op.collective] = std::max(s.comm_kind_ranks[op.collective], op.ranks);
+        }
+    }
+    s.step_time = t1 - t0;
+    s.compute_time = union_length(compute);
+    s.comm_time = union_length(comm);
+    s.exposed_comm = uncovered_length(comm, compute);
+    return s;
+}
+
+}  // namespace shardsim::timeline
