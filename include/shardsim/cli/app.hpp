@@ -20,5 +20,6 @@ int main(int argc, char** argv);
 int cmd_models(const Args& args);
 int cmd_simulate(const Args& args);
 int cmd_run(const Args& args);
+int cmd_slurm(const Args& args);
 
 }  // namespace shardsim::cli
