@@ -218,18 +218,21 @@ Values resolve(const Schema& schema, const IniFile& file, const std::vector<Over
             problems.add(file.path + ":" + std::to_string(s.line) + ": [" + s.name +
                          "]: unknown section (allowed: " + join(sections, ", ") + ")");
     }
+    std::set<std::string> present;  // given, even if with a bad value: not also "missing"
     for (const auto& e : file.entries) {
         if (std::find(sections.begin(), sections.end(), e.section) == sections.end()) continue;  // said above
+        present.insert(e.section + "." + e.key);
         const std::string where = file.path + ":" + std::to_string(e.line);
         if (const KeySpec* spec = check(where, e.section, e.key, e.value))
             values.set(spec->name(), {e.value, where, true});
     }
     for (const auto& o : overrides) {
+        present.insert(o.section + "." + o.key);
         if (const KeySpec* spec = check(o.origin, o.section, o.key, o.value))
             values.set(spec->name(), {o.value, o.origin, true});
     }
     for (const auto& spec : schema) {
-        if (values.has(spec.name())) continue;
+        if (values.has(spec.name()) || present.count(spec.name())) continue;
         if (spec.required) {
             const IniSection* sec = file.find_section(spec.section);
             const std::string where = sec ? file.path + ":" + std::to_string(sec->line) : file.path;

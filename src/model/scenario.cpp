@@ -33,19 +33,31 @@ Overrides split_overrides(const std::vector<std::string>& sets) {
     return o;
 }
 
+namespace {
+Scenario complete(config::JobConfig job, const Overrides& ov);
+}  // namespace
+
 Scenario load_scenario(const std::string& job_ref, const std::vector<std::string>& sets) {
     const Overrides ov = split_overrides(sets);
-    Scenario s;
     namespace fs = std::filesystem;
     const bool is_path = job_ref.find('/') != std::string::npos || fs::path(job_ref).extension() == ".ini";
-    if (is_path) {
-        s.job = config::load_job(job_ref, ov.job);
-    } else if (auto text = config::embedded_text("jobs", job_ref)) {
-        s.job = config::load_job_text("<jobs/" + job_ref + ".ini>", *text, "", ov.job);
-    } else {
-        throw InputError("--job: bad value '" + job_ref + "' (allowed: a path to a job .ini, or a shipped job: " +
-                         join(config::embedded_names("jobs"), ", ") + ")");
-    }
+    if (is_path) return complete(config::load_job(job_ref, ov.job), ov);
+    if (auto text = config::embedded_text("jobs", job_ref))
+        return complete(config::load_job_text("<jobs/" + job_ref + ".ini>", *text, "", ov.job), ov);
+    throw InputError("--job: bad value '" + job_ref + "' (allowed: a path to a job .ini, or a shipped job: " +
+                     join(config::embedded_names("jobs"), ", ") + ")");
+}
+
+Scenario load_scenario_text(const std::string& path, const std::string& text, const std::string& dir,
+                            const std::vector<std::string>& sets) {
+    const Overrides ov = split_overrides(sets);
+    return complete(config::load_job_text(path, text, dir, ov.job), ov);
+}
+
+namespace {
+Scenario complete(config::JobConfig job, const Overrides& ov) {
+    Scenario s;
+    s.job = std::move(job);
     // The model and the topology are resolved together so that both their problems are reported.
     Problems problems;
     try {
@@ -59,14 +71,14 @@ Scenario load_scenario(const std::string& job_ref, const std::vector<std::string
         for (const auto& p : e.problems()) problems.add(p);
     }
     problems.throw_if_any();
-    if (s.job.world_size > s.topology.total_gpus() ||
-        (s.topology.nodes > 1 && s.job.world_size > 0 && s.job.world_size != s.topology.total_gpus()))
+    const std::int64_t total = s.topology.total_gpus();
+    const bool multi_node = s.topology.nodes > 1;
+    if (s.job.world_size > total || (multi_node && s.job.world_size > 0 && s.job.world_size != total))
         problems.add(s.job.where("parallel.world_size") + ": bad value '" + std::to_string(s.job.world_size) +
                      "': topology " + s.topology.name + " has " + std::to_string(s.topology.nodes) + " node(s) x " +
-                     std::to_string(s.topology.gpus_per_node) + " GPUs = " + std::to_string(s.topology.total_gpus()) +
-                     " (allowed: 0 or 1.." + std::to_string(s.topology.nodes > 1 ? 0 : s.topology.total_gpus()) +
-                     (s.topology.nodes > 1 ? "; several nodes use all their GPUs: 0 or " +
-                                                 std::to_string(s.topology.total_gpus()) : std::string()) + ")");
+                     std::to_string(s.topology.gpus_per_node) + " GPUs = " + std::to_string(total) + " (allowed: " +
+                     (multi_node ? "0 or " + std::to_string(total) + ", as several nodes use all their GPUs"
+                                 : "0 to " + std::to_string(total)) + ")");
     if (!s.model.encoder_decoder() && s.job.decoder_seq_len > 0)
         problems.add(s.job.where("batch.decoder_seq_len") + ": bad value '" + std::to_string(s.job.decoder_seq_len) +
                      "': model " + s.model.name + " is decoder-only (allowed: 0)");
@@ -78,5 +90,6 @@ Scenario load_scenario(const std::string& job_ref, const std::vector<std::string
     problems.throw_if_any();
     return s;
 }
+}  // namespace
 
 }  // namespace shardsim::model

@@ -204,12 +204,12 @@ ModelSpec load_model_text(const std::string& path, const std::string& text) {
         if (s.layers == 0) continue;
         if (s.heads % s.kv_heads != 0)
             bad(stack + ".kv_heads", "must divide heads (" + std::to_string(s.heads) + ")", "a divisor of heads");
-        if (m.arch != Arch::t5 && s.head_dim * s.heads != s.hidden)
-            bad(stack + ".head_dim", "heads x head_dim must equal hidden (" + std::to_string(s.hidden) + ") for arch " + arch,
-                std::to_string(s.hidden / std::max<std::int64_t>(1, s.heads)));
         if (m.arch != Arch::t5 && s.hidden % s.heads != 0)
             bad(stack + ".heads", "must divide hidden (" + std::to_string(s.hidden) + ")", "a divisor of hidden");
-        if (s.rotary_dim > s.head_dim || s.rotary_dim % 2 != 0)
+        else if (m.arch != Arch::t5 && s.head_dim * s.heads != s.hidden)
+            bad(stack + ".head_dim", "heads x head_dim must equal hidden (" + std::to_string(s.hidden) + ") for arch " + arch,
+                std::to_string(s.hidden / s.heads));
+        if (v.is_explicit(stack + ".rotary_dim") && (s.rotary_dim > s.head_dim || s.rotary_dim % 2 != 0))
             bad(stack + ".rotary_dim", "rotary dims are pairs within one head of " + std::to_string(s.head_dim),
                 "an even number <= head_dim");
         if (stack == "encoder" && s.cross_attention_layers != 0)

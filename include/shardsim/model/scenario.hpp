@@ -31,6 +31,9 @@ Overrides split_overrides(const std::vector<std::string>& sets);
 
 // `job_ref` is a path to a job .ini, or the name of a shipped job ("llama-7b-fsdp-6x-a100-40g").
 Scenario load_scenario(const std::string& job_ref, const std::vector<std::string>& sets);
+// The same from job text (`path` names it in messages; relative references resolve from `dir`).
+Scenario load_scenario_text(const std::string& path, const std::string& text, const std::string& dir,
+                            const std::vector<std::string>& sets);
 
 inline constexpr const char* kDefaultJob = "llama-7b-fsdp-6x-a100-40g";
 
