@@ -118,7 +118,8 @@ Bytes ShardingPlan::unsharded_grad_bytes(int u) const { return bytes_of(unit_pla
 
 Bytes ShardingPlan::reduce_input_bytes(int u) const {
     const FlatLayout& s = unit_plan(u).state;
-    return bytes_of(shards_grads() ? s.gathered() : s.real, precision_.reduce);
+    // Reduce-scatters take the rank-major padded arrangement; all-reduces the real gradients.
+    return bytes_of(state_shards() > 1 ? s.gathered() : s.real, precision_.reduce);
 }
 
 Bytes ShardingPlan::grad_shard_bytes(int u) const {

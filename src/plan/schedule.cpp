@@ -322,6 +322,23 @@ private:
         }
         // Replicated gradients: reduced once, on the last micro-batch (no_sync before it).
         if (!last_micro_batch || world == 1) return;
+        if (t.reduction == GradReduction::reduce_scatter_per_unit) {
+            // ZeRO-1: the full gradient buffer is packed rank-major, reduce-scattered, and this
+            // rank's summed shard written back over its rows.
+            Op rs;
+            rs.kind = OpKind::reduce_scatter;
+            rs.stream = OpStream::comm;
+            rs.unit = u;
+            rs.micro_batch = mb_;
+            rs.deps = {after};
+            const std::int64_t in = p_.reduce_input_bytes(u).count();
+            rs.collective = CollectiveOp{CollectiveKind::reduce_scatter, GroupKind::shard, p_.state_shards(), in,
+                                         p_.precision().reduce};
+            alloc(rs, MemCategory::comm_buffers, in + p_.reduce_output_bytes(u).count());
+            release(rs, MemCategory::comm_buffers, in + p_.reduce_output_bytes(u).count());
+            chain_[static_cast<std::size_t>(u)] = last_reduction_ = add(std::move(rs));
+            return;
+        }
         if (t.reduction == GradReduction::all_reduce_per_unit) {
             chain_[static_cast<std::size_t>(u)] = last_reduction_ = all_reduce({u}, p_.reduce_input_bytes(u).count(), after);
             return;

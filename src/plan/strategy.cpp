@@ -5,7 +5,7 @@ namespace shardsim::plan {
 // The ZeRO paper (Rajbhandari et al. 2020) defines stages 1-3; PyTorch FSDP's sharding strategies
 // map onto them (NO_SHARD ~ DDP, SHARD_GRAD_OP ~ ZeRO-2 with parameters gathered from forward to
 // backward, FULL_SHARD ~ ZeRO-3, HYBRID_SHARD = FULL_SHARD inside a node + DDP across nodes).
-// DDP and ZeRO-1 skip the gradient all-reduce on all but the last micro-batch (DDP no_sync);
+// DDP and ZeRO-1 skip the gradient reduction on all but the last micro-batch (DDP no_sync);
 // ZeRO-2, ZeRO-3 and sharded FSDP reduce every micro-batch into the gradient shard, as they do
 // by default.
 const StrategyTraits& traits(config::Strategy s) {
@@ -13,9 +13,11 @@ const StrategyTraits& traits(config::Strategy s) {
     static const StrategyTraits ddp{false, false, false, false, false, false, false, false,
                                     GradReduction::all_reduce_buckets,
                                     "replicated params/grads/optimizer; bucketed all-reduce of gradients"};
+    // ZeRO-1 keeps full gradients but only needs its shard of their sum: a reduce-scatter (as
+    // DeepSpeed's reduce_scatter=true default does), so it moves what DDP moves (2 Psi).
     static const StrategyTraits zero1{false, false, true, false, true, false, false, false,
-                                      GradReduction::all_reduce_buckets,
-                                      "optimizer states sharded; all-reduce grads, all-gather params after the step"};
+                                      GradReduction::reduce_scatter_per_unit,
+                                      "optimizer states sharded; reduce-scatter grads, all-gather params after the step"};
     static const StrategyTraits zero2{false, true, true, false, true, false, true, false,
                                       GradReduction::reduce_scatter_per_unit,
                                       "grads and optimizer states sharded; reduce-scatter grads, all-gather params after the step"};

@@ -8,9 +8,9 @@
 namespace shardsim::plan {
 
 enum class GradReduction {
-    all_reduce_buckets,    // DDP / ZeRO-1: bucketed all-reduce of full gradients
-    all_reduce_per_unit,   // FSDP NO_SHARD: one all-reduce per unit
-    reduce_scatter_per_unit,  // ZeRO-2/3, FSDP sharded: one reduce-scatter per unit
+    all_reduce_buckets,       // DDP: bucketed all-reduce of full gradients
+    all_reduce_per_unit,      // FSDP NO_SHARD: one all-reduce per unit
+    reduce_scatter_per_unit,  // ZeRO-1/2/3, FSDP sharded: one reduce-scatter per unit
 };
 
 struct StrategyTraits {
