@@ -1,0 +1,173 @@
+#include "shardsim/comm/mpi.hpp"
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstring>
+
+#include "shardsim/core/format.hpp"
+#include "shardsim/core/half.hpp"
+
+namespace shardsim::comm {
+
+void throw_mpi(const char* file, int line, const char* call, int rc) {
+    char msg[MPI_MAX_ERROR_STRING] = {};
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    throw Error(std::string(file) + ":" + std::to_string(line) + ": " + call + " failed: " + std::string(msg, static_cast<std::size_t>(len)));
+}
+
+namespace {
+
+std::atomic<bool> g_session{false};
+
+// 16-bit sums: MPI has no bf16/fp16 type, so they travel as 2-byte opaque elements with a
+// user-defined sum that adds in fp32 and rounds back to nearest-even.
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+    auto* a = static_cast<const std::uint16_t*>(in);
+    auto* b = static_cast<std::uint16_t*>(inout);
+    for (int i = 0; i < *len; ++i) b[i] = float_to_bf16(bf16_to_float(a[i]) + bf16_to_float(b[i]));
+}
+void fp16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+    auto* a = static_cast<const std::uint16_t*>(in);
+    auto* b = static_cast<std::uint16_t*>(inout);
+    for (int i = 0; i < *len; ++i) b[i] = float_to_fp16(fp16_to_float(a[i]) + fp16_to_float(b[i]));
+}
+
+struct Types {
+    MPI_Datatype half = MPI_DATATYPE_NULL;
+    MPI_Op bf16 = MPI_OP_NULL, fp16 = MPI_OP_NULL;
+};
+Types& types() {
+    static Types t = [] {
+        Types x;
+        SHARDSIM_MPI_CHECK(MPI_Type_contiguous(2, MPI_BYTE, &x.half));
+        SHARDSIM_MPI_CHECK(MPI_Type_commit(&x.half));
+        SHARDSIM_MPI_CHECK(MPI_Op_create(&bf16_sum, 1, &x.bf16));
+        SHARDSIM_MPI_CHECK(MPI_Op_create(&fp16_sum, 1, &x.fp16));
+        return x;
+    }();
+    return t;
+}
+
+MPI_Datatype mpi_type(DType t) { return t == DType::fp32 ? MPI_FLOAT : types().half; }
+MPI_Op mpi_sum(DType t) {
+    switch (t) {
+        case DType::fp32: return MPI_SUM;
+        case DType::bf16: return types().bf16;
+        case DType::fp16: return types().fp16;
+    }
+    return MPI_SUM;
+}
+
+int checked_count(std::int64_t count) {
+    if (count < 0 || count > INT_MAX)
+        throw Error("MPI collective of " + std::to_string(count) + " elements exceeds the MPI count limit (" +
+                    std::to_string(INT_MAX) + ")");
+    return static_cast<int>(count);
+}
+
+}  // namespace
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+    if (g_session.exchange(true)) throw Error("MpiSession created twice: MPI is initialised once per process");
+    int initialised = 0;
+    MPI_Initialized(&initialised);
+    if (!initialised) {
+        SHARDSIM_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided_));
+        finalize_ = true;
+    } else {
+        MPI_Query_thread(&provided_);
+    }
+    // Errors come back as codes, so that SHARDSIM_MPI_CHECK can name the call.
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+MpiSession::~MpiSession() {
+    if (finalize_) {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized) MPI_Finalize();
+    }
+    g_session = false;
+}
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, bool owned) : comm_(comm), owned_(owned) {
+    SHARDSIM_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    SHARDSIM_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+}
+
+MpiCommunicator::~MpiCommunicator() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (owned_ && !finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+void MpiCommunicator::all_gather(const void* send, void* recv, std::int64_t count, DType dtype) {
+    const int n = checked_count(count);
+    const auto* own = static_cast<const char*>(recv) + static_cast<std::int64_t>(rank_) * count * dtype_size(dtype);
+    SHARDSIM_MPI_CHECK(MPI_Allgather(send == own ? MPI_IN_PLACE : send, n, mpi_type(dtype), recv, n, mpi_type(dtype), comm_));
+}
+
+void MpiCommunicator::reduce_scatter(const void* send, void* recv, std::int64_t count, DType dtype) {
+    SHARDSIM_MPI_CHECK(MPI_Reduce_scatter_block(send, recv, checked_count(count), mpi_type(dtype), mpi_sum(dtype), comm_));
+}
+
+void MpiCommunicator::all_reduce(const void* send, void* recv, std::int64_t count, DType dtype) {
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(send == recv ? MPI_IN_PLACE : send, recv, checked_count(count), mpi_type(dtype),
+                                     mpi_sum(dtype), comm_));
+}
+
+void MpiCommunicator::broadcast(void* buf, std::int64_t count, DType dtype, int root) {
+    SHARDSIM_MPI_CHECK(MPI_Bcast(buf, checked_count(count), mpi_type(dtype), root, comm_));
+}
+
+void MpiCommunicator::barrier() { SHARDSIM_MPI_CHECK(MPI_Barrier(comm_)); }
+
+std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
+    MPI_Comm sub = MPI_COMM_NULL;
+    SHARDSIM_MPI_CHECK(MPI_Comm_split(comm_, color, key, &sub));
+    return std::make_unique<MpiCommunicator>(sub, true);
+}
+
+void MpiCommunicator::abort() noexcept { MPI_Abort(comm_, 1); }
+
+std::string host_name() {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
+    return buf;
+}
+
+namespace {
+MPI_Comm node_comm(MPI_Comm comm) {
+    MPI_Comm node = MPI_COMM_NULL;
+    SHARDSIM_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    return node;
+}
+}  // namespace
+
+int node_local_rank(MPI_Comm comm) {
+    MPI_Comm node = node_comm(comm);
+    int r = 0;
+    MPI_Comm_rank(node, &r);
+    MPI_Comm_free(&node);
+    return r;
+}
+
+int node_local_size(MPI_Comm comm) {
+    MPI_Comm node = node_comm(comm);
+    int n = 0;
+    MPI_Comm_size(node, &n);
+    MPI_Comm_free(&node);
+    return n;
+}
+
+void keep_large_allocations_in_heap() {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
+
+}  // namespace shardsim::comm

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian packages), configures and builds shardsim into build/.
+# Sourced by tools/demo.sh and tools/test.sh; safe to run again (it only does what is needed).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Everything the build and the tests use. CUDA and NCCL are optional and not Debian packages:
+# when /usr/local/cuda (or CUDAToolkit_ROOT / NCCL_ROOT) holds them, the GPU backends are built too.
+SHARDSIM_PACKAGES=(
+  cmake g++ make python3
+  libopenmpi-dev openmpi-bin libpmix-dev
+  libhdf5-openmpi-dev hdf5-tools
+  libboost-program-options-dev doctest-dev libopenblas-dev
+  slurm-wlm munge
+)
+
+missing=()
+for p in "${SHARDSIM_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages; run this, then try again:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# Configure once (fresh, so a cache that found a serial HDF5 cannot stick), then build.
+if [[ ! -f build/CMakeCache.txt ]]; then
+  cmake --fresh -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo ${SHARDSIM_CMAKE_ARGS:-}
+fi
+cmake --build build -j "$(nproc)"
