@@ -1,0 +1,380 @@
+// The HDF5 timeline file from one process: every field round-trips, shared timelines are
+// stored once, and a file that is absent or not ours is refused with a one-line message.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "shardsim/core/error.hpp"
+#include "shardsim/io/h5_handles.hpp"
+#include "shardsim/io/hdf5.hpp"
+
+namespace {
+
+using namespace shardsim;
+using timeline::MemorySample;
+using timeline::OpRecord;
+using timeline::RankTimeline;
+using timeline::RunTimeline;
+
+// A file in the temp directory, removed when the test is done with it.
+class TempFile {
+public:
+    TempFile() {
+        static int counter = 0;
+        path_ = (std::filesystem::temp_directory_path() /
+                 ("shardsim_test_hdf5_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".h5"))
+                    .string();
+    }
+    ~TempFile() {
+        std::error_code ec;
+        std::filesystem::remove(path_, ec);
+    }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+OpRecord op(int id, plan::OpKind kind, plan::OpStream stream, double t_start, double t_end) {
+    OpRecord r;
+    r.op_id = id;
+    r.kind = kind;
+    r.stream = stream;
+    r.t_start = t_start;
+    r.t_end = t_end;
+    return r;
+}
+
+OpRecord collective(int id, plan::OpKind kind, plan::CollectiveKind c, double t_start, double t_end,
+                    std::int64_t bytes, std::int64_t ranks) {
+    OpRecord r = op(id, kind, plan::OpStream::comm, t_start, t_end);
+    r.collective = static_cast<int>(c);
+    r.bytes = bytes;
+    r.ranks = ranks;
+    return r;
+}
+
+// Distinct values in every category, some beyond 32 bits.
+MemorySample sample(double t, int op_id, int step, std::int64_t seed) {
+    MemorySample m;
+    m.t = t;
+    m.op_id = op_id;
+    m.step = step;
+    for (MemCategory c : kAllMemCategories) m.bytes[c] = (seed << 33) + 1000 * seed + category_index(c) * 7 + 1;
+    return m;
+}
+
+// A ZeRO-3-like step: gather, forward, backward, reduce-scatter, optimizer, and a copy.
+RankTimeline timeline_a() {
+    RankTimeline tl;
+    tl.device = "A100-SXM4-40GB (simulated)";
+    tl.host = "node-a";
+    tl.ops.push_back(collective(0, plan::OpKind::all_gather, plan::CollectiveKind::all_gather, 0.0, 0.002,
+                                std::int64_t{3} << 31, 4));
+    OpRecord fwd = op(1, plan::OpKind::forward, plan::OpStream::compute, 0.002, 0.010);
+    fwd.unit = 1;
+    fwd.micro_batch = 0;
+    fwd.flops = 1.25e12;
+    tl.ops.push_back(fwd);
+    OpRecord bwd = op(2, plan::OpKind::backward, plan::OpStream::compute, 0.010, 0.030);
+    bwd.unit = 2;
+    bwd.micro_batch = 1;
+    bwd.flops = 2.5e12;
+    tl.ops.push_back(bwd);
+    OpRecord rs = collective(3, plan::OpKind::reduce_scatter, plan::CollectiveKind::reduce_scatter, 0.025, 0.040,
+                             1 << 20, 4);
+    rs.unit = 2;
+    tl.ops.push_back(rs);
+    OpRecord step = op(4, plan::OpKind::optimizer_step, plan::OpStream::host, 0.040, 0.045);
+    step.step = 3;
+    tl.ops.push_back(step);
+    OpRecord copy = op(5, plan::OpKind::upload_update, plan::OpStream::copy, 0.045, 0.047);
+    copy.bytes = 123456789;
+    tl.ops.push_back(copy);
+    for (int i = 0; i < 7; ++i) tl.memory.push_back(sample(0.007 * i, i - 1, i / 4, i + 1));
+    return tl;
+}
+
+// A DDP-like step on a CPU rank: different kinds, streams and sizes.
+RankTimeline timeline_b() {
+    RankTimeline tl;
+    tl.device = "cpu";
+    tl.host = "a-much-longer-host-name.cluster.example";
+    OpRecord fwd = op(0, plan::OpKind::forward, plan::OpStream::compute, 0.0, 0.5);
+    fwd.unit = 0;
+    fwd.flops = 3e9;
+    tl.ops.push_back(fwd);
+    tl.ops.push_back(op(1, plan::OpKind::reshard, plan::OpStream::compute, 0.5, 0.5));
+    tl.ops.push_back(collective(2, plan::OpKind::all_reduce, plan::CollectiveKind::all_reduce, 0.3, 0.9, 4096, 2));
+    tl.ops.push_back(collective(3, plan::OpKind::all_gather, plan::CollectiveKind::broadcast, 0.9, 1.0, 64, 2));
+    for (int i = 0; i < 3; ++i) tl.memory.push_back(sample(0.4 * i, i - 1, 0, 50 + i));
+    return tl;
+}
+
+RunTimeline two_class_run() {
+    RunTimeline run;
+    run.mode = "run";
+    run.backend = "mpi";
+    run.job_text = "[model]\npreset = llama-7b\n# ×2 nodes\n";
+    run.topology_text = "[gpu]\nname = A100\n";
+    run.job_name = "fsdp-llama7b";
+    run.world_size = 4;
+    run.gpu_memory_bytes = std::int64_t{40} << 30;
+    run.host_memory_bytes = std::int64_t{512} << 30;
+    run.gpus_per_node = 2;
+    run.steps = 3;
+    run.param_count = 6738415616;
+    run.trainable_param_count = 4194304;
+    run.unit_names = {"embed", "block.0", "block.1", "head"};
+    run.attributes = {{"effective_job", "[model]\npreset = llama-7b\n"}, {"slurm_job_id", "4242"}, {"empty", ""}};
+    run.timelines = {timeline_a(), timeline_b()};
+    run.class_of_rank = {0, 1, 0, 1};
+    return run;
+}
+
+void check_same_op(const OpRecord& got, const OpRecord& want) {
+    CHECK(got.op_id == want.op_id);
+    CHECK(got.kind == want.kind);
+    CHECK(got.stream == want.stream);
+    CHECK(got.unit == want.unit);
+    CHECK(got.micro_batch == want.micro_batch);
+    CHECK(got.step == want.step);
+    CHECK(got.t_start == want.t_start);
+    CHECK(got.t_end == want.t_end);
+    CHECK(got.bytes == want.bytes);
+    CHECK(got.flops == want.flops);
+    CHECK(got.collective == want.collective);
+    CHECK(got.ranks == want.ranks);
+}
+
+void check_same_timeline(const RankTimeline& got, const RankTimeline& want) {
+    CHECK(got.device == want.device);
+    CHECK(got.host == want.host);
+    REQUIRE(got.ops.size() == want.ops.size());
+    for (std::size_t i = 0; i < want.ops.size(); ++i) check_same_op(got.ops[i], want.ops[i]);
+    REQUIRE(got.memory.size() == want.memory.size());
+    for (std::size_t i = 0; i < want.memory.size(); ++i) {
+        CHECK(got.memory[i].t == want.memory[i].t);
+        CHECK(got.memory[i].op_id == want.memory[i].op_id);
+        CHECK(got.memory[i].step == want.memory[i].step);
+        CHECK(got.memory[i].bytes == want.memory[i].bytes);
+    }
+}
+
+void check_same_root(const RunTimeline& got, const RunTimeline& want) {
+    CHECK(got.mode == want.mode);
+    CHECK(got.backend == want.backend);
+    CHECK(got.job_text == want.job_text);
+    CHECK(got.topology_text == want.topology_text);
+    CHECK(got.job_name == want.job_name);
+    CHECK(got.world_size == want.world_size);
+    CHECK(got.gpu_memory_bytes == want.gpu_memory_bytes);
+    CHECK(got.host_memory_bytes == want.host_memory_bytes);
+    CHECK(got.gpus_per_node == want.gpus_per_node);
+    CHECK(got.steps == want.steps);
+    CHECK(got.param_count == want.param_count);
+    CHECK(got.trainable_param_count == want.trainable_param_count);
+    CHECK(got.unit_names == want.unit_names);
+    CHECK(got.attributes == want.attributes);
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+template <class T>
+T read_attribute(hid_t loc, const char* name, hid_t type) {
+    const io::h5::Attribute attr{SHARDSIM_H5_CHECK(H5Aopen(loc, name, H5P_DEFAULT))};
+    T value{};
+    SHARDSIM_H5_CHECK(H5Aread(attr.id(), type, &value));
+    return value;
+}
+
+bool have_h5dump() { return std::system("command -v h5dump > /dev/null 2>&1") == 0; }
+
+}  // namespace
+
+TEST_CASE("hdf5: a two-class run round-trips every field") {
+    const RunTimeline run = two_class_run();
+    const TempFile file;
+    io::write_run_file(file.path(), run);
+    const RunTimeline back = io::read_run_file(file.path());
+    check_same_root(back, run);
+    // Ranks 0 and 2 share one timeline, 1 and 3 another: the hard links keep the classes.
+    CHECK(back.timelines.size() == 2);
+    CHECK(back.class_of_rank == std::vector<int>{0, 1, 0, 1});
+    for (std::int64_t r = 0; r < run.world_size; ++r) {
+        CAPTURE(r);
+        check_same_timeline(back.rank(r), run.rank(r));
+    }
+    CHECK(back.timelines[0].rank == 0);
+    CHECK(back.timelines[1].rank == 1);
+}
+
+TEST_CASE("hdf5: rank groups carry the summary as attributes") {
+    const RunTimeline run = two_class_run();
+    const TempFile file;
+    io::write_run_file(file.path(), run);
+    const io::h5::File f{SHARDSIM_H5_CHECK(H5Fopen(file.path().c_str(), H5F_ACC_RDONLY, H5P_DEFAULT))};
+    for (std::int64_t r = 0; r < run.world_size; ++r) {
+        CAPTURE(r);
+        const auto s = run.rank(r).summarize();
+        const io::h5::Group g{
+            SHARDSIM_H5_CHECK(H5Gopen2(f.id(), ("/rank_" + std::to_string(r)).c_str(), H5P_DEFAULT))};
+        CHECK(read_attribute<std::int64_t>(g.id(), "rank", H5T_NATIVE_INT64) == r);
+        CHECK(read_attribute<std::int64_t>(g.id(), "peak_bytes", H5T_NATIVE_INT64) == s.peak_bytes);
+        CHECK(read_attribute<std::int64_t>(g.id(), "host_peak_bytes", H5T_NATIVE_INT64) == s.host_peak_bytes);
+        for (MemCategory c : kAllMemCategories) {
+            const std::string name(category_name(c));
+            CHECK(read_attribute<std::int64_t>(g.id(), ("peak_" + name).c_str(), H5T_NATIVE_INT64) ==
+                  s.peak_breakdown[c]);
+            CHECK(read_attribute<std::int64_t>(g.id(), ("max_" + name).c_str(), H5T_NATIVE_INT64) ==
+                  s.max_by_category[c]);
+        }
+        CHECK(read_attribute<double>(g.id(), "step_time_s", H5T_NATIVE_DOUBLE) == s.step_time);
+        CHECK(read_attribute<double>(g.id(), "compute_time_s", H5T_NATIVE_DOUBLE) == s.compute_time);
+        CHECK(read_attribute<double>(g.id(), "comm_time_s", H5T_NATIVE_DOUBLE) == s.comm_time);
+        CHECK(read_attribute<double>(g.id(), "exposed_comm_s", H5T_NATIVE_DOUBLE) == s.exposed_comm);
+        for (int k = 0; k < plan::kCollectiveKindCount; ++k) {
+            const std::string name = plan::collective_name(static_cast<plan::CollectiveKind>(k));
+            const auto size = s.comm_size_bytes.count(k) ? s.comm_size_bytes.at(k) : 0;
+            const auto wire = s.comm_wire_bytes.count(k) ? s.comm_wire_bytes.at(k) : 0.0;
+            CHECK(read_attribute<std::int64_t>(g.id(), ("comm_" + name + "_bytes").c_str(), H5T_NATIVE_INT64) == size);
+            CHECK(read_attribute<double>(g.id(), ("comm_" + name + "_wire_bytes").c_str(), H5T_NATIVE_DOUBLE) == wire);
+        }
+    }
+    // The fixtures exercise non-zero figures, so the checks above compare something.
+    CHECK(run.rank(0).summarize().comm_size_bytes.at(static_cast<int>(plan::CollectiveKind::all_gather)) > 0);
+    CHECK(run.rank(1).summarize().exposed_comm > 0);
+}
+
+TEST_CASE("hdf5: ranks sharing one timeline store it once") {
+    RunTimeline run = two_class_run();
+    RankTimeline big = timeline_a();
+    for (int i = 0; i < 4000; ++i) big.ops.push_back(op(10 + i, plan::OpKind::forward, plan::OpStream::compute, i, i + 1));
+    run.timelines = {big};
+    run.world_size = 1;
+    run.class_of_rank = {0};
+    const TempFile one;
+    io::write_run_file(one.path(), run);
+    run.world_size = 256;
+    run.class_of_rank.assign(256, 0);
+    const TempFile many;
+    io::write_run_file(many.path(), run);
+    const auto size_one = std::filesystem::file_size(one.path());
+    const auto size_many = std::filesystem::file_size(many.path());
+    MESSAGE("1 rank: " << size_one << " bytes, 256 ranks sharing it: " << size_many << " bytes");
+    // 255 more copies of ~4000 rows would add tens of MB; groups with their attributes add a few KiB each.
+    CHECK(size_many < size_one + 255 * 8192);
+    const RunTimeline back = io::read_run_file(many.path());
+    CHECK(back.timelines.size() == 1);
+    CHECK(back.class_of_rank.size() == 256);
+    check_same_timeline(back.rank(255), big);
+}
+
+TEST_CASE("hdf5: empty timelines and no units") {
+    RunTimeline run = two_class_run();
+    run.unit_names.clear();
+    RankTimeline empty;
+    empty.device = "";
+    empty.host = "";
+    run.timelines = {empty, timeline_b()};
+    run.world_size = 3;
+    run.class_of_rank = {1, 0, 0};
+    const TempFile file;
+    io::write_run_file(file.path(), run);
+    const RunTimeline back = io::read_run_file(file.path());
+    check_same_root(back, run);
+    // Classes are numbered by their first rank in the file.
+    CHECK(back.class_of_rank == std::vector<int>{0, 1, 1});
+    for (std::int64_t r = 0; r < run.world_size; ++r) check_same_timeline(back.rank(r), run.rank(r));
+}
+
+TEST_CASE("hdf5: INI texts beyond 64 KiB fit in attributes") {
+    RunTimeline run = two_class_run();
+    for (int i = 0; i < 8000; ++i) run.job_text += "key_" + std::to_string(i) + " = some value\n";
+    REQUIRE(run.job_text.size() > 2 * 65536);
+    run.attributes["effective_job"] = run.job_text;
+    const TempFile file;
+    io::write_run_file(file.path(), run);
+    check_same_root(io::read_run_file(file.path()), run);
+}
+
+TEST_CASE("hdf5: h5dump reads the whole file and shows the hard links") {
+    if (!have_h5dump()) {
+        MESSAGE("skipped: h5dump not on PATH (apt-get install hdf5-tools)");
+        return;
+    }
+    const TempFile file;
+    io::write_run_file(file.path(), two_class_run());
+    CHECK(std::system(("h5dump '" + file.path() + "' > /dev/null 2>&1").c_str()) == 0);
+    CHECK(std::system(("h5dump -H '" + file.path() + "' | grep -q 'HARDLINK \"/rank_0/ops\"'").c_str()) == 0);
+    CHECK(std::system(("h5dump -H '" + file.path() + "' | grep -q 'HARDLINK \"/rank_1/memory\"'").c_str()) == 0);
+}
+
+TEST_CASE("hdf5: an absent, foreign or newer file is refused in one line naming it") {
+    const TempFile file;
+    const auto check_refused = [&](const std::string& why) {
+        const std::string message = error_of([&] { io::read_run_file(file.path()); });
+        CAPTURE(message);
+        CHECK(message.find(file.path()) != std::string::npos);
+        CHECK(message.find(why) != std::string::npos);
+        CHECK(message.find('\n') == std::string::npos);
+    };
+    check_refused("no such file");
+
+    std::ofstream(file.path()) << "[model]\nthis is not HDF5\n";
+    check_refused("not an HDF5 file");
+
+    {
+        const io::h5::File f{SHARDSIM_H5_CHECK(H5Fcreate(file.path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT))};
+    }
+    check_refused("not a shardsim timeline file");
+
+    io::write_run_file(file.path(), two_class_run());
+    {
+        const io::h5::File f{SHARDSIM_H5_CHECK(H5Fopen(file.path().c_str(), H5F_ACC_RDWR, H5P_DEFAULT))};
+        const io::h5::Attribute a{SHARDSIM_H5_CHECK(H5Aopen(f.id(), "schema_version", H5P_DEFAULT))};
+        const std::int64_t newer = io::kSchemaVersion + 1;
+        SHARDSIM_H5_CHECK(H5Awrite(a.id(), H5T_NATIVE_INT64, &newer));
+    }
+    check_refused("schema_version is " + std::to_string(io::kSchemaVersion + 1));
+
+    io::write_run_file(file.path(), two_class_run());
+    {
+        const io::h5::File f{SHARDSIM_H5_CHECK(H5Fopen(file.path().c_str(), H5F_ACC_RDWR, H5P_DEFAULT))};
+        SHARDSIM_H5_CHECK(H5Ldelete(f.id(), "/rank_3", H5P_DEFAULT));
+    }
+    check_refused("no group /rank_3");
+}
+
+TEST_CASE("hdf5: the writer refuses an inconsistent run") {
+    const TempFile file;
+    RunTimeline run = two_class_run();
+    run.class_of_rank = {0, 1, 2, 0};
+    std::string message = error_of([&] { io::write_run_file(file.path(), run); });
+    CHECK(message.find("class_of_rank[2] is 2") != std::string::npos);
+    CHECK(message.find(file.path()) != std::string::npos);
+
+    run = two_class_run();
+    run.attributes["mode"] = "simulate";
+    message = error_of([&] { io::write_run_file(file.path(), run); });
+    CHECK(message.find("'mode'") != std::string::npos);
+
+    message = error_of([&] { io::write_run_file("/nonexistent-dir/x.h5", two_class_run()); });
+    CHECK(message.find("/nonexistent-dir/x.h5") != std::string::npos);
+    CHECK(message.find("H5Fcreate") != std::string::npos);
+}
