@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Everything the build and the tests use. CUDA and NCCL are optional and not Debian packages:
+# Everything the build and the tests use (slurm-wlm and munge: the private Slurm cluster of the
+# slurm tests; chromium: the HTML report's rendering test). CUDA and NCCL are optional and not Debian packages:
 # when /usr/local/cuda (or CUDAToolkit_ROOT / NCCL_ROOT) holds them, the GPU backends are built too.
 SHARDSIM_PACKAGES=(
   cmake g++ make python3
@@ -12,6 +13,7 @@ SHARDSIM_PACKAGES=(
   libhdf5-openmpi-dev hdf5-tools
   libboost-program-options-dev doctest-dev libopenblas-dev
   slurm-wlm munge
+  chromium
 )
 
 missing=()

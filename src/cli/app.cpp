@@ -15,6 +15,8 @@ const std::vector<Command>& commands() {
         {"models", "list the model catalogue with parameter counts (--json)", cmd_models},
         {"simulate", "predict per-rank memory and step time of a job (instant, any scale)", cmd_simulate},
         {"run", "execute a job across MPI ranks: real sharding, collectives, updates", cmd_run},
+        {"validate", "simulate and run the same plan (or compare two files): predicted vs measured", cmd_validate},
+        {"report", "summarise a timeline file; --html charts, --chrome-trace for Perfetto", cmd_report},
         {"slurm", "write an sbatch script for a job (nodes, GPUs, binding from the job and topology)", cmd_slurm},
     };
     return table;

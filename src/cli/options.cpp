@@ -1,5 +1,6 @@
 #include "shardsim/cli/options.hpp"
 
+#include <cctype>
 #include <fstream>
 #include <iostream>
 
@@ -27,6 +28,22 @@ std::optional<po::variables_map> parse_options(const std::string& command, const
         throw InputError("shardsim " + command + ": " + e.what() + " (see shardsim " + command + " --help)");
     }
     return vm;
+}
+
+std::optional<std::int64_t> parse_byte_count(const std::string& s) {
+    std::size_t digits = 0;
+    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+    if (digits == 0 || digits > 12) return std::nullopt;
+    const std::int64_t v = std::stoll(s.substr(0, digits));
+    const std::string suffix = s.substr(digits);
+    if (suffix.empty()) return v;
+    if (suffix.size() != 1) return std::nullopt;
+    switch (std::toupper(static_cast<unsigned char>(suffix[0]))) {
+        case 'K': return v << 10;
+        case 'M': return v << 20;
+        case 'G': return v << 30;
+    }
+    return std::nullopt;
 }
 
 void write_text_file(const std::string& path, const std::string& text) {

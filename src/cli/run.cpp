@@ -1,7 +1,188 @@
-// shardsim run (filled in by the executor).
-#include "shardsim/cli/app.hpp"
-#include "shardsim/core/error.hpp"
+// shardsim run: execute a job's plan across MPI ranks, measure it, check it against the plan.
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "shardsim/cli/options.hpp"
+#include "shardsim/cli/run_setup.hpp"
+#include "shardsim/comm/mpi.hpp"
+#include "shardsim/core/format.hpp"
+#include "shardsim/exec/gather.hpp"
+#include "shardsim/exec/verify.hpp"
+#include "shardsim/io/hdf5.hpp"
+#include "shardsim/report/header.hpp"
+#include "shardsim/report/report.hpp"
+#include "shardsim/report/summary.hpp"
 
 namespace shardsim::cli {
-int cmd_run(const Args&) { throw Error("run is not built yet"); }
+
+namespace {
+
+struct RunOptions {
+    std::string job;
+    std::vector<std::string> sets;
+    std::string backend = "auto";
+    std::int64_t steps = 0;  // 0: the job's
+    bool verify = false, json = false, force = false;
+    std::string out;
+    int threads = 1;
+};
+
+std::string progress_line(int step, int steps, double loss, double tokens_per_s, double elapsed) {
+    const double eta = step > 0 ? elapsed / step * (steps - step) : 0;
+    return "step " + std::to_string(step) + "/" + std::to_string(steps) + "  loss " + format_fixed(loss, 4) + "  " +
+           format_fixed(tokens_per_s, 0) + " tokens/s  elapsed " + format_seconds(elapsed) + "  left " + format_seconds(eta);
+}
+
+int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int world_size);
+
+int execute(const RunOptions& o, int world_rank, int world_size) {
+    RunContext ctx = prepare_run(o.job, o.sets, o.backend, o.threads, o.force, world_rank, world_size);
+    try {
+        return steps_and_outputs(ctx, o, world_rank, world_size);
+    } catch (const std::exception& e) {
+        // Abort while this rank's threads and buffers still exist: unwinding them first would
+        // wait on a collective the other ranks will never join.
+        abort_job(world_rank, e.what());
+    }
+}
+
+int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int world_size) {
+    const auto& plan = *ctx.plan;
+    const std::int64_t steps = o.steps > 0 ? o.steps : plan.scenario().job.steps;
+    if (world_rank == 0 && !o.json) std::cout << ctx.startup_table << std::flush;
+
+    std::vector<double> losses;
+    const double tokens_per_step = static_cast<double>(plan.scenario().job.micro_batch * plan.scenario().decoder_len() *
+                                                       plan.scenario().job.grad_accum * plan.groups().world);
+    double elapsed = 0;
+    // A progress line that rewrites itself only for a person at a terminal: mpirun and srun give
+    // their ranks a pseudo-terminal even when their own output goes to a file.
+    const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("SLURM_JOB_ID");
+    const bool tty = isatty(STDOUT_FILENO) != 0 && !launched;
+    for (int s = 0; s < steps; ++s) {
+        const exec::StepResult r = ctx.executor->run_step(s);
+        double loss = 0, seconds = 0;
+        SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.loss, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+        SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+        loss /= world_size;
+        losses.push_back(loss);
+        elapsed += seconds;
+        if (world_rank == 0 && !o.json) {
+            const std::string line = progress_line(s + 1, static_cast<int>(steps), loss, tokens_per_step / seconds, elapsed);
+            if (tty)
+                std::cout << "\r" << line << "   " << (s + 1 == steps ? "\n" : "") << std::flush;
+            else
+                std::cout << line << "\n" << std::flush;
+        }
+    }
+
+    timeline::RunTimeline run = ctx.run_attributes;
+    run.steps = steps;
+    timeline::RankTimeline mine = ctx.executor->timeline();
+    mine.host = comm::host_name();
+    if (!o.out.empty()) {
+        timeline::RunTimeline local = run;
+        local.timelines = {mine};
+        local.class_of_rank = {0};
+        io::write_run_parallel(o.out, local, MPI_COMM_WORLD);
+    }
+    auto all = exec::gather_timelines(mine, MPI_COMM_WORLD);
+
+    // Checks against the plan, from every rank.
+    const auto problems = ctx.executor->check_against_plan();
+    int bad = problems.empty() ? 0 : 1, any_bad = 0;
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    for (const auto& p : problems) std::cerr << "[rank " << world_rank << " on " << comm::host_name() << "] plan check: " << p << "\n";
+    double overhead = ctx.executor->measurement_overhead(), max_overhead = 0;
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(&overhead, &max_overhead, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+
+    exec::VerifyResult verify;
+    if (o.verify) verify = exec::verify_against_reference(*ctx.executor, static_cast<int>(steps), MPI_COMM_WORLD);
+
+    if (world_rank == 0) {
+        run.timelines = std::move(all);
+        run.class_of_rank.clear();
+        for (int r = 0; r < world_size; ++r) run.class_of_rank.push_back(r);
+        // The figures are those of the last step: the first ones warm up.
+        const timeline::RunTimeline last = report::select_step(run, -1);
+        if (o.json) {
+            io::Json j = report::summary_json(last);
+            j["measured_step"] = static_cast<std::int64_t>(steps - 1);
+            io::Json l = io::Json::array();
+            for (double x : losses) l.push_back(x);
+            j["loss"] = l;
+            j["measurement_overhead_fraction"] = max_overhead;
+            j["plan_checks_passed"] = any_bad == 0;
+            if (o.verify) {
+                j["verify_max_rel_diff"] = verify.max_rel_diff;
+                j["verify_tolerance"] = verify.tolerance;
+                j["verify_passed"] = verify.passed;
+                j["verify_worst_tensor"] = verify.worst_tensor;
+                j["verify_rule"] = verify.rule;
+            }
+            std::cout << j.dump() << "\n";
+        } else {
+            std::cout << "\nmeasured step " << steps << " of " << steps << " (earlier steps warm up)\n" << report::summary_text(last);
+            std::cout << "\nrecording cost " << format_fixed(100 * max_overhead, 2) << "% of the step time; plan checks "
+                      << (any_bad ? "FAILED (see above)" : "passed: persistent bytes and collective sizes as planned") << "\n";
+            if (o.verify)
+                std::cout << "verify: max relative difference from a single-process reference " << verify.max_rel_diff
+                          << " (worst " << verify.worst_tensor << ", tolerance " << verify.tolerance << ": " << verify.rule << "): "
+                          << (verify.passed ? "passed" : "FAILED") << "\n";
+            if (!o.out.empty()) std::cout << "timelines written to " << o.out << "\n";
+        }
+    }
+    return (any_bad || (o.verify && !verify.passed)) ? kExitCheckFailed : 0;
+}
+
+}  // namespace
+
+int cmd_run(const Args& args) {
+    po::options_description desc("options");
+    RunOptions o;
+    desc.add_options()
+        ("job", po::value<std::string>(&o.job)->default_value(model::kDefaultJob), "job .ini path or shipped job name")
+        ("set", po::value<std::vector<std::string>>(&o.sets)->composing(), "override a key (as simulate); repeatable")
+        ("backend", po::value<std::string>(&o.backend)->default_value("auto"),
+         "auto (NCCL when this rank sees a GPU, else MPI), nccl, or mpi")
+        ("steps", po::value<std::int64_t>(&o.steps)->default_value(0), "optimizer steps (0: the job's job.steps)")
+        ("verify", po::bool_switch(&o.verify), "compare with a single-process reference trained on the same batches")
+        ("out", po::value<std::string>(&o.out), "write every rank's measured timeline to this HDF5 file (parallel HDF5)")
+        ("json", po::bool_switch(&o.json), "print the measured summary as JSON (same keys as simulate --json)")
+        ("force", po::bool_switch(&o.force), "run even when the plan is predicted not to fit")
+        ("threads", po::value<int>(&o.threads)->default_value(1), "BLAS threads per rank on the CPU backend");
+    auto vm = parse_options("run", "mpirun -np N shardsim run --job JOB [--backend auto|nccl|mpi] [--steps S] [--verify] [--out FILE.h5] [--json]",
+                            desc, args);
+    if (!vm) return 0;
+    if (o.steps < 0) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 0)");
+    if (o.threads < 1) throw InputError("--threads: bad value '" + std::to_string(o.threads) + "' (allowed: integer >= 1)");
+    if (o.backend != "auto" && o.backend != "nccl" && o.backend != "mpi")
+        throw InputError("--backend: bad value '" + o.backend + "' (allowed: auto, nccl, mpi)");
+
+    comm::keep_large_allocations_in_heap();
+    int argc = 0;
+    char** argv = nullptr;
+    comm::MpiSession session(&argc, &argv);
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    try {
+        return execute(o, rank, size);
+    } catch (const QuietExit& q) {
+        return q.code;
+    } catch (const InputError& e) {
+        // prepare_run made every rank agree: only the first failing rank gets here.
+        for (const auto& p : e.problems()) std::cerr << p << "\n";
+        return kExitBadInput;
+    } catch (const std::exception& e) {
+        abort_job(rank, e.what());
+    }
+}
+
 }  // namespace shardsim::cli

@@ -22,26 +22,72 @@ TrackingAllocator::~TrackingAllocator() {
 
 void* TrackingAllocator::allocate(std::int64_t bytes, MemCategory category, const std::string& what) {
     if (bytes <= 0) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
     RawMemory& raw = category == MemCategory::offloaded ? host_ : device_;
     void* p = raw.allocate(bytes);
-    if (!p) throw OutOfMemory(what, bytes, category, op_, current_);
-    live_[p] = {bytes, category, op_, what};
+    if (!p) throw OutOfMemory(what, bytes, category, op(), current_);
+    live_[p] = {bytes, category, op(), what};
     current_[category] += bytes;
-    if (current_.device_total() > peak_.device_total() || (category == MemCategory::offloaded && current_.host_total() > peak_.host_total()))
-        peak_ = current_;
+    if (op() >= 0 && static_cast<std::size_t>(op()) < op_net_.size()) op_net_[static_cast<std::size_t>(op())][category] += bytes;
+    // The peak is the device's: host allocations never replace a higher device peak.
+    if (current_.device_total() > peak_.device_total()) peak_ = current_;
     return p;
 }
 
 void TrackingAllocator::release(void* p) {
     if (!p) return;
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = live_.find(p);
     SHARDSIM_ASSERT(it != live_.end(), "release of memory the tracking allocator does not own");
     current_[it->second.category] -= it->second.bytes;
+    if (op() >= 0 && static_cast<std::size_t>(op()) < op_net_.size())
+        op_net_[static_cast<std::size_t>(op())][it->second.category] -= it->second.bytes;
     (it->second.category == MemCategory::offloaded ? host_ : device_).release(p);
     live_.erase(it);
 }
 
+namespace {
+thread_local int t_op = -1;
+}  // namespace
+
+void TrackingAllocator::set_op(int op) { t_op = op; }
+int TrackingAllocator::op() { return t_op; }
+
+MemoryByCategory TrackingAllocator::current() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return current_;
+}
+
+MemoryByCategory TrackingAllocator::peak() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return peak_;
+}
+
+void TrackingAllocator::reset_peak() {
+    std::lock_guard<std::mutex> lock(mu_);
+    peak_ = current_;
+}
+
+std::pair<MemoryByCategory, MemoryByCategory> TrackingAllocator::sample_and_reset() {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto out = std::make_pair(current_, peak_);
+    peak_ = current_;
+    return out;
+}
+
+void TrackingAllocator::reset_op_tallies(std::size_t ops) {
+    std::lock_guard<std::mutex> lock(mu_);
+    op_net_.assign(ops, MemoryByCategory{});
+}
+
+MemoryByCategory TrackingAllocator::op_net(int op) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (op < 0 || static_cast<std::size_t>(op) >= op_net_.size()) return {};
+    return op_net_[static_cast<std::size_t>(op)];
+}
+
 std::vector<Allocation> TrackingAllocator::live() const {
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<Allocation> out;
     for (const auto& [p, a] : live_) out.push_back(a);
     return out;

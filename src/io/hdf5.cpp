@@ -72,6 +72,7 @@ struct OpRow {
     double flops;
     char collective[kNameWidth];
     std::int64_t ranks;
+    std::int64_t net[kMemCategoryCount];  // bytes the op allocated minus freed, per category
 };
 
 struct MemoryRow {
@@ -113,6 +114,9 @@ h5::Datatype op_row_type() {
     insert(t, "flops", offsetof(OpRow, flops), H5T_NATIVE_DOUBLE);
     insert(t, "collective", offsetof(OpRow, collective), name.id());
     insert(t, "ranks", offsetof(OpRow, ranks), H5T_NATIVE_INT64);
+    for (MemCategory c : kAllMemCategories)
+        insert(t, "net_" + std::string(category_name(c)),
+               offsetof(OpRow, net) + sizeof(std::int64_t) * static_cast<std::size_t>(category_index(c)), H5T_NATIVE_INT64);
     return t;
 }
 
@@ -153,6 +157,7 @@ OpRow to_row(const OpRecord& op) {
     put_name(row.collective,
              op.collective >= 0 ? plan::collective_name(static_cast<plan::CollectiveKind>(op.collective)) : "");
     row.ranks = op.ranks;
+    for (MemCategory c : kAllMemCategories) row.net[category_index(c)] = op.net[c];
     return row;
 }
 
@@ -179,6 +184,7 @@ OpRecord from_row(const OpRow& row, const std::string& where) {
         op.collective = static_cast<int>(*c);
     }
     op.ranks = row.ranks;
+    for (MemCategory c : kAllMemCategories) op.net[c] = row.net[category_index(c)];
     return op;
 }
 

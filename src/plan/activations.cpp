@@ -19,6 +19,12 @@ std::int64_t CallActivations::kept_bytes() const {
     return n;
 }
 
+std::int64_t CallActivations::input_bytes() const {
+    for (const auto& t : terms)
+        if (t.input) return t.bytes;
+    return 0;
+}
+
 std::int64_t CallActivations::recompute_bytes() const { return saved_bytes() - kept_bytes(); }
 
 namespace {
@@ -46,13 +52,18 @@ public:
     Builder(const ShardingPlan& plan, const Unit& unit, const model::BatchShape& shape)
         : unit_(unit), shape_(shape), dt_(dtype_size(plan.precision().params)) {}
 
-    void add(const std::string& name, std::int64_t bytes, bool kept = false) { out_.terms.push_back({name, bytes, kept}); }
+    void add(const std::string& name, std::int64_t bytes, bool kept = false, bool input = false) {
+        out_.terms.push_back({name, bytes, kept, input});
+    }
     // A tensor of `width` values per token of `stream`, in the activation dtype.
     void act(const std::string& name, Stream stream, std::int64_t width, bool kept = false) {
         add(name, shape_.tokens(stream) * width * dt_, kept);
     }
-    void norm(const std::string& name, Stream stream, std::int64_t width, bool layernorm, bool block_input) {
-        act(name + ".input", stream, width, block_input);
+    // A norm keeps its input; a block's first norm's input is the block's input (kept when
+    // checkpointing, and produced by the previous call).
+    void norm(const std::string& name, Stream stream, std::int64_t width, bool layernorm, bool block_input,
+              bool call_input = false) {
+        add(name + ".input", shape_.tokens(stream) * width * dt_, block_input, block_input || call_input);
         add(name + ".stats", shape_.tokens(stream) * (layernorm ? 2 : 1) * kStat);
     }
     void input_if(const std::string& name, Stream stream, std::int64_t width, std::initializer_list<const char*> consumers) {
@@ -77,19 +88,27 @@ public:
             add(p + ".lse", shape_.batch * a.heads * sq * kStat);
         } else {
             add(p + ".probs", shape_.batch * a.heads * sq * sk * dt_);
-            out_.forward_workspace = std::max(out_.forward_workspace, shape_.batch * a.heads * sq * sk * kStat);
+            // The fp32 scores live until the probabilities exist; what forward allocates after
+            // them may cover them (see finish()).
+            scores_.push_back({shape_.batch * a.heads * sq * sk * kStat, out_.saved_bytes()});
         }
-        // Backward: the fp32 gradient of the scores, and fp32 gradients of q, k and v.
-        const std::int64_t grads = (shape_.tokens(a.q_stream) + 2 * shape_.tokens(a.kv_stream)) * a.heads * a.head_dim * kStat;
+        // Backward: the gradients of the scores and of q, k and v, in the activation dtype.
+        const std::int64_t grads = (shape_.tokens(a.q_stream) + 2 * shape_.tokens(a.kv_stream)) * a.heads * a.head_dim * dt_;
         out_.backward_workspace = std::max(out_.backward_workspace,
-                                           (shape_.flash ? 0 : shape_.batch * a.heads * sq * sk * kStat) + grads);
+                                           (shape_.flash ? 0 : shape_.batch * a.heads * sq * sk * dt_) + grads);
+    }
+    // Forward's transient peak above what it leaves: an attention's fp32 scores, less whatever
+    // the call allocates after its probabilities.
+    void finish() {
+        for (const auto& [scores, saved_then] : scores_)
+            out_.forward_workspace = std::max(out_.forward_workspace, scores - (out_.saved_bytes() - saved_then));
     }
     void context_if(const std::string& p, const model::AttentionShape& a, std::initializer_list<const char*> consumers) {
         if (!shape_.flash && any_trainable(unit_, consumers)) act(p + ".context", a.q_stream, a.heads * a.head_dim);
     }
-    // Backward of an MLP: the fp32 gradients of its widest activations.
+    // Backward of an MLP: the gradients of its widest activations, in the activation dtype.
     void mlp_backward(Stream s, std::int64_t ffn, int tensors) {
-        out_.backward_workspace = std::max(out_.backward_workspace, shape_.tokens(s) * ffn * kStat * tensors);
+        out_.backward_workspace = std::max(out_.backward_workspace, shape_.tokens(s) * ffn * dt_ * tensors);
     }
 
     std::int64_t dt() const { return dt_; }
@@ -100,12 +119,15 @@ private:
     const model::BatchShape& shape_;
     std::int64_t dt_;
     CallActivations out_;
+    std::vector<std::pair<std::int64_t, std::int64_t>> scores_;  // fp32 scores bytes, bytes saved before them
 };
 
 model::BatchShape batch_shape(const ShardingPlan& plan) { return plan.batch_shape(); }
 
-// Some decoder block reads the encoder output through a trainable cross-attention k or v.
+// Some decoder block reads the encoder output through a trainable cross-attention k or v, or the
+// blocks are checkpointed: recomputing a cross-attention block needs the encoder output again.
 bool encoder_output_saved(const ShardingPlan& plan) {
+    if (plan.scenario().job.activation_checkpointing) return true;
     for (const auto& u : plan.units())
         if (u.cross_attention && any_trainable(u, {"EncDecAttention.k", "EncDecAttention.v", "crossattention.k_proj",
                                                     "crossattention.v_proj"}))
@@ -243,7 +265,7 @@ void head_call(Builder& b, const ShardingPlan& plan, const Unit& u, const model:
     const std::int64_t h = m.decoder.hidden;
     const model::BatchShape shape = batch_shape(plan);
     const std::int64_t tv = shape.tokens(Stream::decoder) * m.vocab;
-    b.norm("final_norm", Stream::decoder, h, m.norm == model::NormKind::layernorm, false);
+    b.norm("final_norm", Stream::decoder, h, m.norm == model::NormKind::layernorm, false, true);
     bool head_trainable = any_trainable(u, {"lm_head"});
     if (m.tied_embeddings) head_trainable = plan.units().at(static_cast<std::size_t>(step.reads.at(1))).tensors.front().trainable;
     if (head_trainable) b.act("head.input", Stream::decoder, h);
@@ -252,8 +274,10 @@ void head_call(Builder& b, const ShardingPlan& plan, const Unit& u, const model:
     b.add("log_softmax", tv * 4);
     b.add("targets", shape.tokens(Stream::decoder) * kIndex);
     CallActivations& o = b.out();
-    o.forward_workspace = b.dt() == 4 ? 0 : tv * b.dt();  // the 16-bit logits before .float()
-    o.backward_workspace = tv * 8;                        // d(log_softmax) and d(logits) in fp32
+    // Forward: the model-dtype logits die as the fp32 log-softmax (no bigger) is made: nothing
+    // above the end state. Backward: the logit gradient, once, in the model dtype.
+    o.forward_workspace = 0;
+    o.backward_workspace = tv * b.dt();
 }
 
 }  // namespace
@@ -280,7 +304,45 @@ CallActivations call_activations(const ShardingPlan& plan, int call) {
             b.out().checkpointed = plan.scenario().job.activation_checkpointing;
             break;
     }
+    b.finish();
     return b.out();
+}
+
+std::vector<CrossCallBuffer> cross_call_buffers(const ShardingPlan& plan) {
+    std::vector<CrossCallBuffer> out;
+    const auto& m = plan.scenario().model;
+    if (!m.encoder_decoder()) return out;
+    const auto shape = plan.batch_shape();
+    const std::int64_t dt = dtype_size(plan.precision().params);
+    int last_encoder = -1, last_cross = -1;
+    int stack_first[2] = {-1, -1}, stack_last[2] = {-1, -1};
+    for (int c = 0; c < static_cast<int>(plan.program().size()); ++c) {
+        const auto& u = plan.units()[static_cast<std::size_t>(plan.program()[static_cast<std::size_t>(c)].unit)];
+        if (u.kind != model::UnitKind::encoder_block && u.kind != model::UnitKind::decoder_block) continue;
+        const int s = u.stream == Stream::encoder ? 0 : 1;
+        if (u.layer == 0) stack_first[s] = c;
+        stack_last[s] = c;
+        if (s == 0) last_encoder = c;
+        if (u.cross_attention) last_cross = c;
+    }
+    if (last_encoder < 0 || last_cross < 0) return out;
+    const std::int64_t enc_width = m.decoder.hidden;  // T5: the same width; CodeT5+: projected to the decoder's
+    const std::int64_t enc_bytes = shape.tokens(Stream::encoder) * enc_width * dt;
+    out.push_back({"encoder output gradient", MemCategory::temporaries, enc_bytes, last_cross, true, last_encoder, true});
+    if (!encoder_output_saved(plan))
+        out.push_back({"encoder output in flight", MemCategory::activations, enc_bytes, last_encoder, false, last_cross, false});
+    if (m.arch == Arch::t5) {
+        for (int s = 0; s < 2; ++s) {
+            if (stack_first[s] < 0) continue;
+            const auto& block0 = plan.units()[static_cast<std::size_t>(plan.program()[static_cast<std::size_t>(stack_first[s])].unit)];
+            if (!any_trainable(block0, {"relative_attention_bias"})) continue;
+            const auto& stack = s == 0 ? m.encoder : m.decoder;
+            const std::int64_t len = shape.len(s == 0 ? Stream::encoder : Stream::decoder);
+            out.push_back({"position bias gradient", MemCategory::temporaries, stack.heads * len * len * kStat, stack_last[s], true,
+                           stack_first[s], true});
+        }
+    }
+    return out;
 }
 
 }  // namespace shardsim::plan

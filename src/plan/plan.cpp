@@ -94,8 +94,18 @@ std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& s
         up.unit = u.index;
         up.params = make_layout(u, p.param_shards(), false);
         up.state = make_layout(u, p.state_shards(), true);
+        up.full_params = make_layout(u, 1, false);
+        up.full_state = make_layout(u, 1, true);
         p.unit_plans_.push_back(std::move(up));
     }
+    for (auto c = static_cast<int>(p.program_.size()) - 1; c >= 0; --c)
+        for (int u : p.program_[static_cast<std::size_t>(c)].reads) {
+            int first = -1;
+            for (int k = 0; k < static_cast<int>(p.program_.size()) && first < 0; ++k)
+                for (int v : p.program_[static_cast<std::size_t>(k)].reads)
+                    if (v == u) first = k;
+            if (first == c) p.grad_order_.push_back(u);
+        }
     if (p.trainable_count().count() == 0)
         throw InputError(scenario.job.where("lora.targets") + ": no trainable parameter is left (allowed: targets that exist in " +
                          scenario.model.name + ")");

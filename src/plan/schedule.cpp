@@ -78,6 +78,7 @@ public:
         gathers_ = plan.gathers_params();
         transient_grads_ = plan.shards_grads() && (plan.state_shards() > 1 || plan.offload_optimizer());
         for (int c = 0; c < K_; ++c) acts_.push_back(call_activations(plan, c));
+        cross_ = cross_call_buffers(plan);
         for (int c = 0; c < K_; ++c)
             flops_.push_back(model::call_flops(plan.scenario().model, plan.units(), prog_[static_cast<std::size_t>(c)],
                                                plan.batch_shape()));
@@ -188,6 +189,14 @@ private:
     }
 
     // --- forward / backward ----------------------------------------------------------------
+    // Buffers one call makes and another frees (plan/activations.hpp).
+    void cross_call(Op& op, int call, bool backward) {
+        for (const auto& x : cross_) {
+            if (x.alloc_call == call && x.alloc_in_backward == backward) alloc(op, x.category, x.bytes);
+            if (x.free_call == call && x.free_in_backward == backward) release(op, x.category, x.bytes);
+        }
+    }
+
     void forward_phase(int m) {
         mb_ = m;
         std::vector<int> order;
@@ -205,9 +214,12 @@ private:
             f.deps = param_deps(c);
             f.flops = flops_[static_cast<std::size_t>(c)].forward;
             f.activation_bytes = a.saved_bytes();
-            alloc(f, MemCategory::activations, a.forward_bytes());
+            // Each call allocates the hidden state it hands on; the next call keeps it as input.
+            const std::int64_t next_input = c + 1 < K_ ? acts_[static_cast<std::size_t>(c + 1)].input_bytes() : 0;
+            alloc(f, MemCategory::activations, a.forward_allocated(next_input));
             alloc(f, MemCategory::temporaries, a.forward_workspace);
             release(f, MemCategory::temporaries, a.forward_workspace);
+            cross_call(f, c, false);
             const int id = add(std::move(f));
             if (!gathers_) continue;
             for (int u : prog_[static_cast<std::size_t>(c)].reads)
@@ -255,6 +267,12 @@ private:
             alloc(b, MemCategory::temporaries, a.backward_workspace);
             release(b, MemCategory::temporaries, a.backward_workspace);
             release(b, MemCategory::activations, a.saved_bytes());
+            // The gradient of this call's input is handed to the previous call's backward, which
+            // frees it; the gradient of its own output came from the next call.
+            alloc(b, MemCategory::temporaries, a.input_bytes());
+            const std::int64_t output_grad = c + 1 < K_ ? acts_[static_cast<std::size_t>(c + 1)].input_bytes() : 0;
+            release(b, MemCategory::temporaries, output_grad);
+            cross_call(b, c, true);
             const int id = add(std::move(b));
             for (int u : step.reads) {
                 if (uses(u).front() != c) continue;  // more backward uses of u follow
@@ -266,79 +284,101 @@ private:
     }
 
     // --- gradient reduction ------------------------------------------------------------------
+    // Reduce-scatter of a unit's gradients into this rank's shard: allocates the rank-major
+    // input and the output; frees the input (and, for transient gradients, the unit's buffer).
+    int reduce_scatter(int u, int after, bool transient) {
+        Op rs;
+        rs.kind = OpKind::reduce_scatter;
+        rs.stream = OpStream::comm;
+        rs.unit = u;
+        rs.micro_batch = mb_;
+        rs.deps = {after};
+        rs.collective = CollectiveOp{CollectiveKind::reduce_scatter, GroupKind::shard, p_.state_shards(),
+                                     p_.reduce_input_bytes(u).count(), p_.precision().reduce};
+        alloc(rs, MemCategory::comm_buffers, p_.reduce_input_bytes(u).count());
+        alloc(rs, MemCategory::comm_buffers, p_.reduce_output_bytes(u).count());
+        if (transient) release(rs, MemCategory::grads, p_.unsharded_grad_bytes(u).count(), Phase::start);
+        release(rs, MemCategory::comm_buffers, p_.reduce_input_bytes(u).count());
+        return add(std::move(rs));
+    }
+
+    // Device -> host copy of `bytes` of gradients, through a pinned bounce buffer, added into the
+    // fp32 host gradients.
+    int offload_grads(int u, int after, std::int64_t bytes) {
+        Op d2h;
+        d2h.kind = OpKind::offload_grads;
+        d2h.stream = OpStream::copy;
+        d2h.unit = u;
+        d2h.micro_batch = mb_;
+        d2h.deps = {after};
+        d2h.copy_bytes = bytes;
+        alloc(d2h, MemCategory::offloaded, bytes);
+        release(d2h, MemCategory::offloaded, bytes);
+        return add(std::move(d2h));
+    }
+
     void reduce(int u, int after, bool last_micro_batch) {
         if (!trainable(u)) return;
         const auto& t = p_.traits();
         const std::int64_t world = p_.groups().world;
+        const bool offload = p_.offload_optimizer();
+        const bool replicas = t.hybrid && p_.groups().replicate_size > 1;
         if (p_.shards_grads()) {
             int end = after;
             std::int64_t out = 0;  // the buffer the chain carries and its last op frees
+            MemCategory out_category = MemCategory::comm_buffers;
             if (p_.state_shards() > 1) {
-                Op rs;
-                rs.kind = OpKind::reduce_scatter;
-                rs.stream = OpStream::comm;
-                rs.unit = u;
-                rs.micro_batch = mb_;
-                rs.deps = {after};
-                rs.collective = CollectiveOp{CollectiveKind::reduce_scatter, GroupKind::shard, p_.state_shards(),
-                                             p_.reduce_input_bytes(u).count(), p_.precision().reduce};
-                alloc(rs, MemCategory::comm_buffers, p_.reduce_input_bytes(u).count());
-                alloc(rs, MemCategory::comm_buffers, p_.reduce_output_bytes(u).count());
-                release(rs, MemCategory::grads, p_.unsharded_grad_bytes(u).count(), Phase::start);
-                release(rs, MemCategory::comm_buffers, p_.reduce_input_bytes(u).count());
-                end = add(std::move(rs));
+                end = reduce_scatter(u, after, true);
                 out = p_.reduce_output_bytes(u).count();
-                if (t.hybrid && p_.groups().replicate_size > 1) {
-                    Op ar;
-                    ar.kind = OpKind::all_reduce;
-                    ar.stream = OpStream::comm;
-                    ar.unit = u;
-                    ar.micro_batch = mb_;
-                    ar.deps = {end};
-                    ar.collective = CollectiveOp{CollectiveKind::all_reduce, GroupKind::replicate,
-                                                 p_.groups().replicate_size, out, p_.precision().reduce};
-                    end = add(std::move(ar));
+            } else if (offload) {
+                // One shard: the unit's gradients leave for the host as they are.
+                out = p_.unsharded_grad_bytes(u).count();
+                out_category = MemCategory::grads;
+            } else if (!replicas || !last_micro_batch) {
+                return;  // accumulated in place; replicas (if any) sum them on the last micro-batch
+            }
+            if (replicas) {
+                Op ar;
+                ar.kind = OpKind::all_reduce;
+                ar.stream = OpStream::comm;
+                ar.unit = u;
+                ar.micro_batch = mb_;
+                ar.deps = {end};
+                const std::int64_t size = p_.state_shards() > 1 ? out : p_.reduce_input_bytes(u).count();
+                ar.collective = CollectiveOp{CollectiveKind::all_reduce, GroupKind::replicate, p_.groups().replicate_size, size,
+                                             p_.precision().reduce};
+                // Unsharded gradients reduced in another dtype travel through a cast copy.
+                if (p_.state_shards() == 1 && p_.precision().reduce != p_.precision().grads) {
+                    alloc(ar, MemCategory::comm_buffers, size);
+                    release(ar, MemCategory::comm_buffers, size);
                 }
-            } else if (p_.offload_optimizer()) {
-                out = p_.unsharded_grad_bytes(u).count();  // one rank: the unit's gradients go to the host as they are
+                end = add(std::move(ar));
             }
-            if (p_.offload_optimizer()) {
-                Op d2h;
-                d2h.kind = OpKind::offload_grads;
-                d2h.stream = OpStream::copy;
-                d2h.unit = u;
-                d2h.micro_batch = mb_;
-                d2h.deps = {end};
-                d2h.copy_bytes = out;
-                end = add(std::move(d2h));
-            }
-            if (out > 0) {
-                const MemCategory c = p_.state_shards() > 1 ? MemCategory::comm_buffers : MemCategory::grads;
-                release(s_.ops[static_cast<std::size_t>(end)], c, out);
-            }
+            if (offload) end = offload_grads(u, end, out);
+            if (out > 0) release(s_.ops[static_cast<std::size_t>(end)], out_category, out);
             chain_[static_cast<std::size_t>(u)] = end;
             if (end != after) last_reduction_ = end;
             return;
         }
         // Replicated gradients: reduced once, on the last micro-batch (no_sync before it).
-        if (!last_micro_batch || world == 1) return;
-        if (t.reduction == GradReduction::reduce_scatter_per_unit) {
-            // ZeRO-1: the full gradient buffer is packed rank-major, reduce-scattered, and this
-            // rank's summed shard written back over its rows.
-            Op rs;
-            rs.kind = OpKind::reduce_scatter;
-            rs.stream = OpStream::comm;
-            rs.unit = u;
-            rs.micro_batch = mb_;
-            rs.deps = {after};
-            const std::int64_t in = p_.reduce_input_bytes(u).count();
-            rs.collective = CollectiveOp{CollectiveKind::reduce_scatter, GroupKind::shard, p_.state_shards(), in,
-                                         p_.precision().reduce};
-            alloc(rs, MemCategory::comm_buffers, in + p_.reduce_output_bytes(u).count());
-            release(rs, MemCategory::comm_buffers, in + p_.reduce_output_bytes(u).count());
-            chain_[static_cast<std::size_t>(u)] = last_reduction_ = add(std::move(rs));
+        if (!last_micro_batch) return;
+        if (t.reduction == GradReduction::reduce_scatter_per_unit && (p_.state_shards() > 1 || offload)) {
+            // ZeRO-1: the full gradient buffer is packed rank-major and reduce-scattered; this
+            // rank's summed shard is written back over its rows (or, offloaded, sent to the host;
+            // on one rank the full gradients go to the host as they are).
+            int end = after;
+            if (p_.state_shards() > 1) {
+                end = reduce_scatter(u, after, false);
+                const std::int64_t out = p_.reduce_output_bytes(u).count();
+                if (offload) end = offload_grads(u, end, out);
+                release(s_.ops[static_cast<std::size_t>(end)], MemCategory::comm_buffers, out);
+            } else {
+                end = offload_grads(u, end, p_.grad_shard_bytes(u).count());
+            }
+            chain_[static_cast<std::size_t>(u)] = last_reduction_ = end;
             return;
         }
+        if (world == 1) return;
         if (t.reduction == GradReduction::all_reduce_per_unit) {
             chain_[static_cast<std::size_t>(u)] = last_reduction_ = all_reduce({u}, p_.reduce_input_bytes(u).count(), after);
             return;
@@ -381,11 +421,9 @@ private:
         mb_ = -1;
         const bool offload = p_.offload_optimizer();
         const bool gather_after = p_.traits().gather_after_step && p_.state_shards() > 1;
-        // Units in the order their gradients became final: reverse program order of first use.
         std::vector<int> order;
-        for (int c = K_ - 1; c >= 0; --c)
-            for (int u : prog_[static_cast<std::size_t>(c)].reads)
-                if (uses(u).front() == c && trainable(u)) order.push_back(u);
+        for (int u : p_.grad_order())
+            if (trainable(u)) order.push_back(u);
         // The step starts when backward has returned: every reduction issued (as PyTorch's
         // optimizer.step() runs after backward's final hooks).
         const int sync = last_reduction_;
@@ -398,14 +436,8 @@ private:
             opt.optimizer_elements = elems;
             if (sync >= 0) opt.deps.push_back(sync);
             if (chain_[static_cast<std::size_t>(u)] >= 0) opt.deps.push_back(chain_[static_cast<std::size_t>(u)]);
-            if (!offload) {
-                // An fp32 copy of the gradient shard, when the gradients are 16-bit or have to be
-                // cut out of a replicated buffer.
-                const bool copy = is_16bit(p_.precision().grads) || (!p_.shards_grads() && p_.state_shards() > 1);
-                const std::int64_t tmp = copy ? bytes_of(Elements(elems), DType::fp32).count() : 0;
-                alloc(opt, MemCategory::temporaries, tmp);
-                release(opt, MemCategory::temporaries, tmp);
-            }
+            // The update kernels read 16-bit gradients as they are (converting per element), so
+            // the step needs no fp32 copy of the gradient shard.
             int last = add(std::move(opt));
             const std::int64_t update = p_.state_update_bytes(u).count();
             if (offload && !p_.offload_params()) {
@@ -441,6 +473,7 @@ private:
     Schedule s_;
     std::vector<std::vector<int>> uses_;
     std::vector<CallActivations> acts_;
+    std::vector<CrossCallBuffer> cross_;
     std::vector<model::CallFlops> flops_;
     std::vector<int> avail_;  // per unit: the op that made its unsharded parameters available (-1: not gathered)
     std::vector<int> chain_;  // per unit: the last op of its gradient reduction in this step

@@ -182,9 +182,13 @@ io::Json summary_json(const RunTimeline& run) {
     j["comm_time_s"] = comm;
     j["exposed_comm_s"] = exposed;
     j["exposed_comm_fraction"] = step > 0 ? exposed / step : 0.0;
-    if (!groups.empty()) {
-        const Exposure w = worst_exposed(*groups.front().timeline);
-        if (const auto* op = find_op(*groups.front().timeline, w.op)) {
+    // The worst offender of the rank whose step time is reported (the slowest).
+    const RankGroup* slowest_group = nullptr;
+    for (const auto& g : groups)
+        if (&g.summary == slowest) slowest_group = &g;
+    if (slowest_group) {
+        const Exposure w = worst_exposed(*slowest_group->timeline);
+        if (const auto* op = find_op(*slowest_group->timeline, w.op)) {
             io::Json e = io::Json::object();
             e["op"] = op_name(run, *op);
             e["exposed_s"] = w.exposed_s;
@@ -201,7 +205,17 @@ std::string summary_text(const RunTimeline& run) {
     std::string out;
     const double cap = static_cast<double>(run.gpu_memory_bytes);
 
-    std::vector<std::string> header = {"memory per rank (GiB)"};
+    // One unit for the whole table, the largest that keeps its figures readable.
+    std::int64_t largest = run.gpu_memory_bytes;
+    for (const auto& g : groups) largest = std::max(largest, g.summary.host_peak_bytes);
+    std::int64_t most = 0;
+    for (const auto& g : groups) most = std::max({most, g.summary.peak_bytes, g.summary.host_peak_bytes});
+    const bool gib = most >= kGiB / 4, mib = !gib && most >= kMiB / 4;
+    const double unit = gib ? kGiB : mib ? kMiB : kKiB;
+    const std::string unit_name = gib ? "GiB" : mib ? "MiB" : "KiB";
+    auto in_unit = [&](double bytes) { return format_fixed(bytes / unit, 2); };
+    (void)largest;
+    std::vector<std::string> header = {"memory per rank (" + unit_name + ")"};
     for (const auto& g : groups) header.push_back("ranks " + rank_list(g.ranks));
     TextTable mem(header);
     auto row = [&](const std::string& name, auto value) {
@@ -211,9 +225,9 @@ std::string summary_text(const RunTimeline& run) {
     };
     for (MemCategory c : kAllMemCategories) {
         if (c == MemCategory::offloaded) continue;
-        row("  " + std::string(category_name(c)), [&](const RankSummary& s) { return format_gib(static_cast<double>(s.peak_breakdown[c]), 2); });
+        row("  " + std::string(category_name(c)), [&](const RankSummary& s) { return in_unit(static_cast<double>(s.peak_breakdown[c])); });
     }
-    row("peak (device)", [&](const RankSummary& s) { return format_gib(static_cast<double>(s.peak_bytes), 2); });
+    row("peak (device)", [&](const RankSummary& s) { return in_unit(static_cast<double>(s.peak_bytes)); });
     row("  at op", [&](const RankSummary& s) {
         for (const auto& g : groups)
             if (&g.summary == &s)
@@ -221,12 +235,12 @@ std::string summary_text(const RunTimeline& run) {
                     if (op.op_id == s.peak_op) return op_name(run, op);
         return std::string("-");
     });
-    row("device capacity", [&](const RankSummary&) { return format_gib(cap, 2); });
+    row("device capacity", [&](const RankSummary&) { return in_unit(cap); });
     row("fits", [&](const RankSummary& s) {
         const double d = cap - static_cast<double>(s.peak_bytes);
-        return d >= 0 ? "yes, " + format_gib(d, 2) + " free" : "NO, " + format_gib(-d, 2) + " short";
+        return d >= 0 ? "yes, " + format_gib(d, 2) + " GiB free" : "NO, " + format_gib(-d, 2) + " GiB short";
     });
-    row("host (offloaded)", [&](const RankSummary& s) { return format_gib(static_cast<double>(s.host_peak_bytes), 2); });
+    row("host (offloaded)", [&](const RankSummary& s) { return in_unit(static_cast<double>(s.host_peak_bytes)); });
     out += mem.str();
     const double host_node = static_cast<double>(js.at("host_peak_bytes_per_node").as_int());
     if (host_node > 0)
@@ -249,10 +263,10 @@ std::string summary_text(const RunTimeline& run) {
     if (comm.size() > 0) {
         out += "\ncollectives per rank per step (size and busbw as nccl-tests defines them)\n";
         TextTable t({"kind", "ranks", "size", "on the wire", "time", "algbw", "busbw"});
-        t.add_units({"", "", "GiB", "GiB", "", "GB/s", "GB/s"});
+        t.add_units({"", "", unit_name, unit_name, "", "GB/s", "GB/s"});
         for (const auto& [name, e] : comm.as_object())
-            t.add_row({name, std::to_string(e.at("ranks").as_int()), format_gib(e.at("size_bytes").as_number(), 3),
-                       format_gib(e.at("wire_bytes").as_number(), 3), format_seconds(e.at("time_s").as_number()),
+            t.add_row({name, std::to_string(e.at("ranks").as_int()), in_unit(e.at("size_bytes").as_number()),
+                       in_unit(e.at("wire_bytes").as_number()), format_seconds(e.at("time_s").as_number()),
                        format_fixed(e.at("algbw_GBps").as_number(), 1), format_fixed(e.at("busbw_GBps").as_number(), 1)});
         out += t.str();
     }

@@ -57,20 +57,7 @@ timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan:
         const double t = start + cost.op_time(op);
         end[static_cast<std::size_t>(op.id)] = t;
         ready[static_cast<std::size_t>(op.stream)] = t;
-        timeline::OpRecord r;
-        r.op_id = op.id;
-        r.kind = op.kind;
-        r.stream = op.stream;
-        r.unit = op.unit;
-        r.micro_batch = op.micro_batch;
-        r.t_start = start;
-        r.t_end = t;
-        r.bytes = op.bytes();
-        r.flops = op.flops;
-        if (op.collective) {
-            r.collective = static_cast<int>(op.collective->kind);
-            r.ranks = op.collective->ranks;
-        }
+        const timeline::OpRecord r = timeline::planned_record(op, start, t);
         tl.ops.push_back(r);
     }
     tl.memory = replay_memory(schedule, tl.ops, schedule.initial);

@@ -38,6 +38,26 @@ double uncovered_length(std::vector<std::pair<double, double>> a, std::vector<st
     return union_length(ma) - covered;
 }
 
+OpRecord planned_record(const plan::Op& op, double t_start, double t_end, int step) {
+    OpRecord r;
+    r.op_id = op.id;
+    r.kind = op.kind;
+    r.stream = op.stream;
+    r.unit = op.unit;
+    r.micro_batch = op.micro_batch;
+    r.step = step;
+    r.t_start = t_start;
+    r.t_end = t_end;
+    r.bytes = op.bytes();
+    r.flops = op.flops;
+    for (const auto& l : op.ledger) r.net[l.category] += l.bytes;
+    if (op.collective) {
+        r.collective = static_cast<int>(op.collective->kind);
+        r.ranks = op.collective->ranks;
+    }
+    return r;
+}
+
 RankSummary RankTimeline::summarize() const {
     RankSummary s;
     if (!memory.empty()) s.model_state = memory.front().bytes;

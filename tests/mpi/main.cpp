@@ -5,7 +5,9 @@
 #include <mpi.h>
 
 int main(int argc, char** argv) {
-    MPI_Init(&argc, &argv);
+    // As shardsim itself: the executor's communication thread calls MPI beside the main thread.
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     doctest::Context ctx;

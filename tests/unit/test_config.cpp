@@ -156,7 +156,7 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
          {"JOB: lora.targets: missing: LoRA rank is 4 but no target modules are given (allowed: module names such as q,v)"}},
         {"unknown model", replace_line(good, "tiny-llama", "llama-9b"), "",
          {"JOB:3: job.model: bad value 'llama-9b' (allowed: a catalogue model (bloomz-7b1, codet5p-2b, flan-t5-xl, "
-          "flan-t5-xxl, gpt2-large, gpt2-xl, llama-2-13b, llama-2-70b, llama-7b, mt0-xxl, t0-3b, t5-3b, tiny-bloom, "
+          "flan-t5-xxl, gpt2-large, gpt2-xl, llama-2-13b, llama-2-70b, llama-7b, mini-llama, mt0-xxl, t0-3b, t5-3b, tiny-bloom, "
           "tiny-codet5p, tiny-gpt2, tiny-llama, tiny-t5) or a path to a model .ini file)"}},
         {"decoder length on a decoder-only model", good + "decoder_seq_len = 8\n", "",
          {"JOB:12: batch.decoder_seq_len: bad value '8': model tiny-llama is decoder-only (allowed: 0)"}},

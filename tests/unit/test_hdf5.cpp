@@ -50,6 +50,8 @@ OpRecord op(int id, plan::OpKind kind, plan::OpStream stream, double t_start, do
     r.stream = stream;
     r.t_start = t_start;
     r.t_end = t_end;
+    // A distinct net change per category, negative ones and some beyond 32 bits.
+    for (MemCategory c : kAllMemCategories) r.net[c] = (id + 1) * (category_index(c) - 4) * 1'000'000'007LL;
     return r;
 }
 
@@ -153,6 +155,7 @@ void check_same_op(const OpRecord& got, const OpRecord& want) {
     CHECK(got.flops == want.flops);
     CHECK(got.collective == want.collective);
     CHECK(got.ranks == want.ranks);
+    CHECK(got.net == want.net);
 }
 
 void check_same_timeline(const RankTimeline& got, const RankTimeline& want) {

@@ -21,5 +21,7 @@ int cmd_models(const Args& args);
 int cmd_simulate(const Args& args);
 int cmd_run(const Args& args);
 int cmd_slurm(const Args& args);
+int cmd_validate(const Args& args);
+int cmd_report(const Args& args);
 
 }  // namespace shardsim::cli

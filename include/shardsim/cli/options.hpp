@@ -1,6 +1,7 @@
 #pragma once
 // Boost.Program_options glue shared by the subcommands.
 #include <boost/program_options.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -16,6 +17,10 @@ std::optional<po::variables_map> parse_options(const std::string& command, const
                                                const po::options_description& desc, const Args& args,
                                                const std::string& extra_help = "",
                                                const po::positional_options_description* positional = nullptr);
+
+// "8", "64K", "1G": a byte count with an optional K, M or G suffix (powers of 1024).
+std::optional<std::int64_t> parse_byte_count(const std::string& s);
+inline constexpr const char* kByteCountAllowed = "a byte count with an optional K, M or G suffix (powers of 1024), e.g. 8, 64K, 1G";
 
 // Writes `text` to `path` ("-" = stdout); a failure names the path.
 void write_text_file(const std::string& path, const std::string& text);

@@ -7,6 +7,7 @@
 //   all_gather      send: `count` elements; recv: size*count, rank-major. In place when
 //                   send == recv + rank*count elements.
 //   reduce_scatter  send: size*count elements, rank-major blocks; recv: the sum of block `rank`.
+//                   In place when recv == send + rank*count elements.
 //   all_reduce      send, recv: `count` elements (may be the same buffer).
 // Reductions are sums; 16-bit values are added in fp32 and rounded back (round-to-nearest-even).
 #include <cstdint>

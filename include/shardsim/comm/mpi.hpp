@@ -66,8 +66,9 @@ int node_local_size(MPI_Comm comm);
 
 // Open MPI allocates reduction temporaries with malloc on every call; glibc serves large blocks
 // with fresh mmaps, so each call page-faults its buffers again and reduce-scatter runs 20-100x
-// below what the library can do. Raising glibc's mmap and trim thresholds (before MPI starts)
-// keeps those blocks in the heap. See shared/NOTES-environment.md.
+// below what the library can do. Raising glibc's mmap threshold to its maximum and turning heap
+// trimming off (before MPI starts) keeps those blocks in the heap, up to 2 GiB temporaries.
+// See shared/NOTES-environment.md; bench/malloc_effect.sh measures the difference.
 void keep_large_allocations_in_heap();
 
 }  // namespace shardsim::comm

@@ -4,6 +4,7 @@
 // categories and can be compared with the ledger op by op.
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -47,22 +48,31 @@ public:
     void* allocate(std::int64_t bytes, MemCategory category, const std::string& what);
     void release(void* p);
 
-    // Subsequent allocations are tagged with this op (-1: outside any op).
-    void set_op(int op) { op_ = op; }
-    int op() const { return op_; }
+    // Subsequent allocations of the calling code are tagged with this op (-1: outside any op).
+    // (A per-thread tag: each lane thread runs its own op.)
+    static void set_op(int op);
+    static int op();
 
-    const MemoryByCategory& current() const { return current_; }
+    // Thread-safe: the executor's communication and copy threads allocate too.
+    MemoryByCategory current() const;
     // The largest device total since the last reset_peak(), with its breakdown.
-    const MemoryByCategory& peak() const { return peak_; }
-    void reset_peak() { peak_ = current_; }
+    MemoryByCategory peak() const;
+    void reset_peak();
+    // current() and peak() at once, then reset_peak(): what a memory sample takes.
+    std::pair<MemoryByCategory, MemoryByCategory> sample_and_reset();
     std::vector<Allocation> live() const;
+
+    // Per-op tallies: what each op (by the per-thread tag) allocated minus what it freed.
+    void reset_op_tallies(std::size_t ops);
+    MemoryByCategory op_net(int op) const;
 
 private:
     RawMemory device_, host_;
     std::unordered_map<void*, Allocation> live_;
+    mutable std::mutex mu_;
     MemoryByCategory current_;
     MemoryByCategory peak_;
-    int op_ = -1;
+    std::vector<MemoryByCategory> op_net_;
 };
 
 // A move-only tracked allocation.

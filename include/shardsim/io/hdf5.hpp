@@ -8,7 +8,8 @@
 //                                trainable_param_count, and any RunTimeline::attributes entry
 //   /units                dataset of strings: unit names; ops.unit indexes it
 //   /rank_<r>/ops         compound: op_id, kind, unit, stream, micro_batch, step, t_start, t_end,
-//                                   bytes, flops, collective, ranks
+//                                   bytes, flops, collective, ranks,
+//                                   net_<category> (bytes the op allocated minus freed)
 //   /rank_<r>/memory      compound: t, op_id, step, one int64 column per memory category, total
 //   /rank_<r>             attrs: rank, device, host, peak_bytes, peak_<category> (breakdown at
 //                                the peak), max_<category>, host_peak_bytes, step_time_s,

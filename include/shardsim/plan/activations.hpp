@@ -34,7 +34,8 @@ namespace shardsim::plan {
 struct ActivationTerm {
     std::string name;
     std::int64_t bytes = 0;
-    bool kept = false;  // kept even when the block is checkpointed
+    bool kept = false;   // kept even when the block is checkpointed
+    bool input = false;  // the hidden state the call receives: the previous call made it
 };
 
 struct CallActivations {
@@ -44,12 +45,34 @@ struct CallActivations {
     std::int64_t backward_workspace = 0;  // transient bytes inside backward
 
     std::int64_t saved_bytes() const;      // all terms
+    std::int64_t input_bytes() const;      // the term the previous call produced (0: none)
     std::int64_t kept_bytes() const;       // terms with `kept`
     std::int64_t recompute_bytes() const;  // terms without `kept`
-    // What forward leaves allocated: all terms, or only the kept ones when checkpointed.
+    // What this call keeps after forward: all terms, or only the kept ones when checkpointed.
     std::int64_t forward_bytes() const { return checkpointed ? kept_bytes() : saved_bytes(); }
+    // What this call's forward allocates: what it keeps, less its input (the previous call
+    // allocated that as its output), plus the output the next call keeps as its input.
+    std::int64_t forward_allocated(std::int64_t next_input) const { return forward_bytes() - input_bytes() + next_input; }
 };
 
 CallActivations call_activations(const ShardingPlan& plan, int call);
+
+// Buffers that one call makes and another frees (encoder-decoder models):
+//   encoder output gradient   (activation dtype, encoder tokens x its width) summed over the
+//                             cross-attention backwards, freed by the last encoder block's backward;
+//   position bias gradient    (T5, fp32, heads x len x len per stack, when the bias is trained)
+//                             from the stack's last block's backward to its block 0's;
+//   encoder output in flight  (when no backward needs it: activation dtype) from the last
+//                             encoder block's forward to the last cross-attention forward.
+struct CrossCallBuffer {
+    std::string name;
+    MemCategory category = MemCategory::temporaries;
+    std::int64_t bytes = 0;
+    int alloc_call = 0;
+    bool alloc_in_backward = false;
+    int free_call = 0;
+    bool free_in_backward = false;
+};
+std::vector<CrossCallBuffer> cross_call_buffers(const ShardingPlan& plan);
 
 }  // namespace shardsim::plan

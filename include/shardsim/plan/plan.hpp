@@ -49,6 +49,10 @@ struct UnitPlan {
     int unit = 0;
     FlatLayout params;
     FlatLayout state;
+    // The unsharded arrangements (one shard): every tensor, and the trainable ones, back to back.
+    // Unsharded parameters, full gradients and one unit's gradient buffer use them.
+    FlatLayout full_params;
+    FlatLayout full_state;
 };
 
 class ShardingPlan {
@@ -76,6 +80,10 @@ public:
 
     // Sequences and tokens of one micro-batch on one rank.
     model::BatchShape batch_shape() const;
+
+    // Units in the order their gradients become final in backward (reverse order of their
+    // first forward call): the order of replicated gradient storage, buckets and optimizer steps.
+    const std::vector<int>& grad_order() const { return grad_order_; }
 
     Elements param_count() const { return model::total_params(units_); }
     Elements trainable_count() const { return model::trainable_params(units_); }
@@ -106,6 +114,7 @@ private:
     std::vector<model::Unit> units_;
     std::vector<model::ProgramStep> program_;
     std::vector<UnitPlan> unit_plans_;
+    std::vector<int> grad_order_;
 };
 
 using PlanPtr = std::shared_ptr<const ShardingPlan>;

@@ -25,6 +25,7 @@ struct OpRecord {
     double flops = 0;
     int collective = -1;      // plan::CollectiveKind, -1 when not a collective
     std::int64_t ranks = 0;   // ranks of the collective's group
+    MemoryByCategory net;     // bytes this op allocated minus bytes it freed, per category
 
     double duration() const { return t_end - t_start; }
 };
@@ -91,6 +92,10 @@ struct RunTimeline {
         return timelines.at(static_cast<std::size_t>(class_of_rank.at(static_cast<std::size_t>(r))));
     }
 };
+
+// The record of a schedule op as the plan describes it (bytes, FLOPs, collective, the ledger's
+// net change per category); the engines set its times, and the executor its measured figures.
+OpRecord planned_record(const plan::Op& op, double t_start, double t_end, int step = 0);
 
 // Length of the union of intervals, and of the part of `a` not covered by `b`.
 double union_length(std::vector<std::pair<double, double>> intervals);

@@ -1,0 +1,44 @@
+#pragma once
+// What `run` (and `validate`) set up before the first step: the plan, the backend and device
+// this rank uses, its communicators, the executor, and the start-up table.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shardsim/comm/communicator.hpp"
+#include "shardsim/exec/executor.hpp"
+#include "shardsim/plan/schedule.hpp"
+#include "shardsim/timeline/timeline.hpp"
+
+namespace shardsim::cli {
+
+// Thrown on the ranks that agree to stop because another rank found bad input (that rank
+// prints it): they exit with `code` and say nothing.
+struct QuietExit {
+    int code;
+};
+
+struct RunContext {
+    plan::PlanPtr plan;
+    plan::Schedule schedule;
+    timeline::RunTimeline prediction;  // the simulator's view of the same plan
+    std::string backend;               // "mpi" | "nccl"
+    std::unique_ptr<exec::Device> device;
+    std::unique_ptr<exec::Device> host_math;
+    std::unique_ptr<comm::Communicator> world, shard, replicate;
+    std::unique_ptr<exec::Executor> executor;
+    std::string startup_table;         // rank 0 prints it
+    timeline::RunTimeline run_attributes;  // root attributes of the measured run (no timelines)
+};
+
+// A failure on one rank: says which rank on which host, then brings the whole job down
+// (MPI_Abort), so no other rank is left waiting in a collective.
+[[noreturn]] void abort_job(int world_rank, const std::string& message);
+
+// Collective over MPI_COMM_WORLD. Refuses (InputError on the first failing rank, QuietExit on
+// the others) a world size that is not the job's, an unavailable backend, or a job predicted
+// not to fit (unless `force`).
+RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, const std::string& backend,
+                       int threads, bool force, int world_rank, int world_size);
+
+}  // namespace shardsim::cli

@@ -1,0 +1,68 @@
+#pragma once
+// The executor: performs the plan's schedule op by op on one rank — real parameter shards,
+// real collectives, real updates — and measures every op and every memory category.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shardsim/comm/communicator.hpp"
+#include "shardsim/exec/device.hpp"
+#include "shardsim/exec/lanes.hpp"
+#include "shardsim/exec/transformer.hpp"
+#include "shardsim/plan/schedule.hpp"
+#include "shardsim/timeline/timeline.hpp"
+
+namespace shardsim::exec {
+
+// The groups the schedule's collectives run on (see plan::GroupKind). `shard` and `replicate`
+// may be the world itself.
+struct Communicators {
+    comm::Communicator* world = nullptr;
+    comm::Communicator* shard = nullptr;
+    comm::Communicator* replicate = nullptr;
+};
+
+struct StepResult {
+    double loss = 0;     // mean over this rank's micro-batches
+    double seconds = 0;  // wall time of the step on this rank
+};
+
+class Executor {
+public:
+    // `rank` is this process's rank in the world; `host_math` runs host-side optimizer steps
+    // (offload) and may be `device` itself on a CPU.
+    Executor(plan::PlanPtr plan, const plan::Schedule& schedule, Device& device, Device& host_math,
+             Communicators comms, int rank);
+    ~Executor();
+    Executor(const Executor&) = delete;
+    Executor& operator=(const Executor&) = delete;
+
+    // One optimizer step (collective over the communicators).
+    StepResult run_step(int step);
+
+    // Every recorded op and memory sample so far (steps back to back on one time axis).
+    const timeline::RankTimeline& timeline() const { return timeline_; }
+    // Seconds spent recording ops and memory, over the steps' wall time.
+    double measurement_overhead() const;
+
+    // Differences between what this rank measured and what the plan says: persistent bytes per
+    // category, collective sizes per op, memory left over after a step. Empty when all agree.
+    std::vector<std::string> check_against_plan() const;
+
+    // This rank's trained values of the trainable tensor `chunk` of `unit` (its owned rows, in
+    // fp32: master weights when there are some), and the first row they start at.
+    std::vector<float> owned_values(int unit, int chunk, std::int64_t* first_row) const;
+    // The full values of any tensor, when parameters are unsharded (a world-1 reference run).
+    std::vector<float> full_values(int unit, int tensor) const;
+
+    const plan::ShardingPlan& plan() const { return *plan_; }
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    plan::PlanPtr plan_;
+    timeline::RankTimeline timeline_;
+};
+
+}  // namespace shardsim::exec

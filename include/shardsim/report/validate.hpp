@@ -1,0 +1,67 @@
+#pragma once
+// Predicted (simulate) against measured (run) for the same plan, rank by rank:
+//   memory      each category's peak, predicted vs measured, error in %; a category fails when
+//               the error exceeds `memory_pct` AND the difference exceeds `memory_floor_bytes`
+//               (so that a few bytes on a toy model are not a failure)
+//   exact       the persistent model states (params, grads, master_params, optimizer_states,
+//               offloaded) at the start of the step, and every collective's size, op by op
+//   divergence  the first op whose memory change (allocated minus freed) differs, per category;
+//               it fails when the category is one the plan sizes exactly (everything but
+//               activations, temporaries and runtime_overhead, whose terms are estimates)
+//   time        step, communication and exposed communication time, error in %; fails beyond
+//               `time_pct` (0 turns the time check off)
+// A measured file with several steps is compared on its last step (the first one warms up).
+#include <string>
+#include <vector>
+
+#include "shardsim/io/json.hpp"
+#include "shardsim/timeline/timeline.hpp"
+
+namespace shardsim::report {
+
+struct Thresholds {
+    double memory_pct = 10;
+    std::int64_t memory_floor_bytes = 64 * 1024;
+    double time_pct = 100;
+};
+
+struct CategoryCheck {
+    MemCategory category = MemCategory::params;
+    std::int64_t predicted = 0, measured = 0;
+    double error_pct = 0;
+    bool failed = false;
+};
+
+struct TimeCheck {
+    std::string what;
+    double predicted = 0, measured = 0, error_pct = 0;
+    bool failed = false;
+};
+
+struct RankValidation {
+    std::vector<std::int64_t> ranks;  // ranks with identical results
+    std::int64_t peak_predicted = 0, peak_measured = 0;
+    double peak_error_pct = 0;
+    std::vector<CategoryCheck> categories;
+    std::vector<std::string> exact_failures;  // model-state and collective-size mismatches
+    std::string divergence;                   // first op whose memory change differs ("" if none)
+    bool divergence_fails = false;
+    std::vector<TimeCheck> times;
+    bool passed = true;
+};
+
+struct Validation {
+    std::vector<RankValidation> ranks;
+    int measured_step = 0;
+    bool passed = true;
+};
+
+Validation validate_runs(const timeline::RunTimeline& predicted, const timeline::RunTimeline& measured,
+                         const Thresholds& thresholds);
+io::Json validation_json(const Validation& v, const Thresholds& thresholds);
+std::string validation_text(const Validation& v, const Thresholds& thresholds);
+
+// One step of a timeline, its times starting at 0 (the measured side's last step).
+timeline::RankTimeline step_of(const timeline::RankTimeline& tl, int step);
+
+}  // namespace shardsim::report

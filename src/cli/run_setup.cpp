@@ -1,0 +1,174 @@
+#include "shardsim/cli/run_setup.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <optional>
+
+#include "shardsim/comm/backends.hpp"
+#include "shardsim/config/launch.hpp"
+#include "shardsim/comm/mpi.hpp"
+#include "shardsim/core/format.hpp"
+#include "shardsim/report/header.hpp"
+#include "shardsim/report/summary.hpp"
+#include "shardsim/sim/simulator.hpp"
+
+namespace shardsim::cli {
+
+namespace {
+
+std::int64_t host_available_bytes() {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    std::int64_t kb = 0;
+    std::string unit;
+    while (in >> key >> kb >> unit)
+        if (key == "MemAvailable:") return kb * 1024;
+    return 0;
+}
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+}
+
+// The node-local rank as the launcher says it (see config/launch.hpp for the order), else from
+// the MPI node-local communicator.
+std::pair<int, std::string> local_rank() {
+    const config::LaunchEnv launch = config::read_launch_env();
+    if (launch.local_rank) return {*launch.local_rank, launch.local_rank_source};
+    return {comm::node_local_rank(MPI_COMM_WORLD), "MPI node-local communicator"};
+}
+
+// Everything that can be refused without touching a device or a communicator.
+void check_inputs(RunContext& ctx, const std::string& backend, bool force, int world_rank, int world_size) {
+    const auto& plan = *ctx.plan;
+    const auto& s = plan.scenario();
+    if (plan.groups().world != world_size)
+        throw InputError("mpirun started " + std::to_string(world_size) + " rank(s) but job " + s.job.name + " runs on " +
+                         std::to_string(plan.groups().world) + " = " + std::to_string(s.topology.nodes) + " node(s) x " +
+                         std::to_string(s.topology.gpus_per_node) + " GPUs of topology " + s.topology.name +
+                         " (allowed: mpirun -np " + std::to_string(plan.groups().world) +
+                         ", or --set topology.cluster.gpus_per_node=" + std::to_string(world_size) + ")");
+    std::string why;
+    const bool gpu = exec::cuda_available(&why) && comm::nccl_built();
+    if (backend == "nccl" && !gpu)
+        throw InputError("--backend: bad value 'nccl': rank " + std::to_string(world_rank) + " cannot use a GPU (" + why +
+                         ") (allowed: mpi, auto)");
+    ctx.backend = backend == "auto" ? (gpu ? "nccl" : "mpi") : backend;
+
+    // Before allocating anything: does the simulator think it fits?
+    const auto j = report::summary_json(ctx.prediction);
+    const std::int64_t peak = j.at("ranks")[0].at("peak_bytes").as_int();
+    const std::int64_t host_node = j.at("host_peak_bytes_per_node").as_int();
+    if (ctx.backend == "mpi") {
+        const std::int64_t local = comm::node_local_size(MPI_COMM_WORLD);
+        const std::int64_t need = peak * local + host_node;
+        const std::int64_t have = host_available_bytes();
+        if (need > have && !force)
+            throw InputError("job " + s.job.name + " is predicted to need " + format_gib(static_cast<double>(need), 2) +
+                             " GiB of host memory on this node (" + format_gib(static_cast<double>(peak), 2) + " GiB per rank x " +
+                             std::to_string(local) + " ranks + " + format_gib(static_cast<double>(host_node), 2) +
+                             " GiB offloaded) but " + format_gib(static_cast<double>(have), 2) +
+                             " GiB are available (allowed: a smaller job, or --force to run anyway)");
+    } else if (peak > s.topology.gpu.memory_bytes && !force) {
+        throw InputError("job " + s.job.name + " is predicted to need " + format_gib(static_cast<double>(peak), 2) +
+                         " GiB per GPU but " + s.topology.gpu.name + " has " +
+                         format_gib(static_cast<double>(s.topology.gpu.memory_bytes), 2) +
+                         " GiB (allowed: a plan that fits — see shardsim simulate — or --force to run anyway)");
+    }
+}
+
+std::string binding_table(const RunContext& ctx, int world_rank, int world_size) {
+    const int local = local_rank().first;
+    const std::string mine = std::to_string(world_rank) + "|" + comm::host_name() + "|" + std::to_string(local) + "|" +
+                             ctx.device->name() + "|" + (env("CUDA_VISIBLE_DEVICES").empty() ? "-" : env("CUDA_VISIBLE_DEVICES"));
+    int len = static_cast<int>(mine.size());
+    std::vector<int> lens(static_cast<std::size_t>(world_size)), displs(static_cast<std::size_t>(world_size));
+    SHARDSIM_MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD));
+    int total = 0;
+    for (int r = 0; r < world_size; ++r) displs[static_cast<std::size_t>(r)] = total, total += lens[static_cast<std::size_t>(r)];
+    std::vector<char> all(static_cast<std::size_t>(std::max(1, total)));
+    SHARDSIM_MPI_CHECK(MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, MPI_COMM_WORLD));
+    if (world_rank != 0) return "";
+    TextTable t({"rank", "host", "local rank", "device", "CUDA_VISIBLE_DEVICES"});
+    for (int r = 0; r < world_size; ++r) {
+        const std::string row(all.data() + displs[static_cast<std::size_t>(r)], static_cast<std::size_t>(lens[static_cast<std::size_t>(r)]));
+        t.add_row(split(row, '|'));
+    }
+    for (std::size_t c = 0; c < 5; ++c) t.align_left(c);
+    return t.str();
+}
+
+timeline::RunTimeline attributes(const RunContext& ctx) {
+    timeline::RunTimeline run = ctx.prediction;
+    run.mode = "run";
+    run.backend = ctx.backend;
+    run.timelines.clear();
+    run.class_of_rank.clear();
+    // Slurm: where this ran, to find it again.
+    for (const auto& [k, v] : config::read_launch_env().attributes()) run.attributes[k] = v;
+    return run;
+}
+
+}  // namespace
+
+void abort_job(int world_rank, const std::string& message) {
+    std::cerr << "[rank " << world_rank << " on " << comm::host_name() << "] " << message << std::endl;
+    MPI_Abort(MPI_COMM_WORLD, kExitFailure);
+    std::_Exit(kExitFailure);
+}
+
+RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, const std::string& backend,
+                       int threads, bool force, int world_rank, int world_size) {
+    RunContext ctx;
+    std::optional<InputError> error;
+    try {
+        ctx.plan = plan::ShardingPlan::build(model::load_scenario(job, sets));
+        ctx.schedule = plan::build_schedule(*ctx.plan);
+        ctx.prediction = sim::simulate(*ctx.plan, ctx.schedule);
+        check_inputs(ctx, backend, force, world_rank, world_size);
+    } catch (const InputError& e) {
+        error = e;
+    }
+    // Agree before any collective: the lowest failing rank speaks, every rank stops.
+    const int mine = error ? world_rank : world_size;
+    int first = world_size;
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first < world_size) {
+        if (world_rank == first) throw *error;
+        throw QuietExit{kExitBadInput};
+    }
+
+    const auto& p = *ctx.plan;
+    ctx.host_math = exec::make_cpu_device(threads);
+    if (ctx.backend == "nccl") {
+        const auto [local, source] = local_rank();
+        const config::GpuBinding gpu = config::bind_gpu(local, source, exec::cuda_device_count(), config::read_launch_env().cuda_visible);
+        ctx.device = exec::make_cuda_device(gpu.device);
+        // Communicators issue on the device's communication stream.
+        ctx.device->set_stream(exec::DeviceStream::comm);
+        void* stream = ctx.device->native_stream();
+        ctx.device->set_stream(exec::DeviceStream::compute);
+        ctx.world = comm::make_nccl_communicator(MPI_COMM_WORLD, stream);
+    } else {
+        ctx.device = exec::make_cpu_device(threads);
+        ctx.world = std::make_unique<comm::MpiCommunicator>(MPI_COMM_WORLD, false);
+    }
+    const auto& g = p.groups();
+    const int shard_group = static_cast<int>(g.shard_group(world_rank));
+    const int shard_rank = static_cast<int>(g.shard_rank(world_rank));
+    ctx.shard = ctx.world->split(shard_group, world_rank);
+    ctx.replicate = ctx.world->split(shard_rank, world_rank);
+    exec::Communicators comms{ctx.world.get(), g.shard_size == g.world ? ctx.world.get() : ctx.shard.get(), ctx.replicate.get()};
+    ctx.executor = std::make_unique<exec::Executor>(ctx.plan, ctx.schedule, *ctx.device,
+                                                    ctx.backend == "mpi" ? *ctx.device : *ctx.host_math, comms, world_rank);
+    const std::string bindings = binding_table(ctx, world_rank, world_size);
+    if (world_rank == 0)
+        ctx.startup_table = report::scenario_header(p, "shardsim run: " + ctx.backend + " backend, " + std::to_string(world_size) +
+                                                           " rank(s)") + bindings + "\n";
+    ctx.run_attributes = attributes(ctx);
+    return ctx;
+}
+
+}  // namespace shardsim::cli

@@ -1,0 +1,132 @@
+// shardsim validate: predicted against measured, for the same plan.
+//   mpirun -np N shardsim validate --job JOB     simulate and run the plan, then compare
+//   shardsim validate SIM.h5 RUN.h5              compare two files
+#include <iostream>
+
+#include "shardsim/cli/options.hpp"
+#include "shardsim/cli/run_setup.hpp"
+#include "shardsim/comm/mpi.hpp"
+#include "shardsim/exec/gather.hpp"
+#include "shardsim/io/hdf5.hpp"
+#include "shardsim/report/validate.hpp"
+
+namespace shardsim::cli {
+
+namespace {
+
+struct ValidateOptions {
+    std::vector<std::string> files;
+    std::string job;
+    std::vector<std::string> sets;
+    std::string backend = "auto";
+    std::int64_t steps = 2;
+    bool json = false, force = false;
+    std::string out_sim, out_run;
+    report::Thresholds th;
+    double floor_mib = 0.0625;
+};
+
+int report_result(const report::Validation& v, const ValidateOptions& o) {
+    if (o.json)
+        std::cout << report::validation_json(v, o.th).dump() << "\n";
+    else
+        std::cout << report::validation_text(v, o.th) << (v.passed ? "validate: PASS\n" : "validate: FAIL\n");
+    return v.passed ? 0 : kExitCheckFailed;
+}
+
+int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank, int size);
+
+int run_and_compare(const ValidateOptions& o) {
+    comm::keep_large_allocations_in_heap();
+    int argc = 0;
+    char** argv = nullptr;
+    comm::MpiSession session(&argc, &argv);
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    try {
+        RunContext ctx = prepare_run(o.job, o.sets, o.backend, 1, o.force, rank, size);
+        try {
+            return compare_after_run(ctx, o, rank, size);
+        } catch (const std::exception& e) {
+            abort_job(rank, e.what());
+        }
+    } catch (const QuietExit& q) {
+        return q.code;
+    } catch (const InputError& e) {
+        for (const auto& p : e.problems()) std::cerr << p << "\n";
+        return kExitBadInput;
+    } catch (const std::exception& e) {
+        abort_job(rank, e.what());
+    }
+}
+
+int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank, int size) {
+    {
+        if (rank == 0 && !o.json) std::cout << ctx.startup_table << std::flush;
+        for (int s = 0; s < o.steps; ++s) ctx.executor->run_step(s);
+        timeline::RankTimeline mine = ctx.executor->timeline();
+        mine.host = comm::host_name();
+        timeline::RunTimeline measured = ctx.run_attributes;
+        measured.steps = o.steps;
+        if (!o.out_run.empty()) {
+            timeline::RunTimeline local = measured;
+            local.timelines = {mine};
+            local.class_of_rank = {0};
+            io::write_run_parallel(o.out_run, local, MPI_COMM_WORLD);
+        }
+        auto all = exec::gather_timelines(mine, MPI_COMM_WORLD);
+        int code = 0;
+        if (rank == 0) {
+            measured.timelines = std::move(all);
+            for (int r = 0; r < size; ++r) measured.class_of_rank.push_back(r);
+            if (!o.out_sim.empty()) io::write_run_file(o.out_sim, ctx.prediction);
+            code = report_result(report::validate_runs(ctx.prediction, measured, o.th), o);
+            if (!o.json && !o.out_sim.empty()) std::cout << "prediction written to " << o.out_sim << "\n";
+            if (!o.json && !o.out_run.empty()) std::cout << "measurement written to " << o.out_run << "\n";
+        }
+        SHARDSIM_MPI_CHECK(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD));
+        return code;
+    }
+}
+
+}  // namespace
+
+int cmd_validate(const Args& args) {
+    ValidateOptions o;
+    po::options_description desc("options");
+    desc.add_options()
+        ("job", po::value<std::string>(&o.job), "simulate and run this job (under mpirun), then compare")
+        ("set", po::value<std::vector<std::string>>(&o.sets)->composing(), "override a key (as simulate); repeatable")
+        ("backend", po::value<std::string>(&o.backend)->default_value("auto"), "auto, nccl or mpi (as run)")
+        ("steps", po::value<std::int64_t>(&o.steps)->default_value(2), "steps to run; the last one is compared")
+        ("force", po::bool_switch(&o.force), "run even when the plan is predicted not to fit")
+        ("out-sim", po::value<std::string>(&o.out_sim), "also write the prediction to this HDF5 file")
+        ("out-run", po::value<std::string>(&o.out_run), "also write the measurement to this HDF5 file")
+        ("memory-tolerance", po::value<double>(&o.th.memory_pct)->default_value(10), "% a category's peak may differ")
+        ("memory-floor-mib", po::value<double>(&o.floor_mib)->default_value(0.0625),
+         "differences smaller than this (MiB) never fail")
+        ("time-tolerance", po::value<double>(&o.th.time_pct)->default_value(100), "% step and comm times may differ (0: off)")
+        ("json", po::bool_switch(&o.json), "print the comparison as JSON")
+        ("files", po::value<std::vector<std::string>>(&o.files), "SIM.h5 RUN.h5");
+    po::positional_options_description pos;
+    pos.add("files", 2);
+    auto vm = parse_options("validate", "mpirun -np N shardsim validate --job JOB [--json]  |  shardsim validate SIM.h5 RUN.h5 [--json]",
+                            desc, args, "", &pos);
+    if (!vm) return 0;
+    if (o.th.memory_pct < 0) throw InputError("--memory-tolerance: bad value (allowed: number >= 0)");
+    if (o.th.time_pct < 0) throw InputError("--time-tolerance: bad value (allowed: number >= 0)");
+    if (o.steps < 1) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 1)");
+    o.th.memory_floor_bytes = static_cast<std::int64_t>(o.floor_mib * kMiB);
+    if (!o.job.empty() && !o.files.empty())
+        throw InputError("shardsim validate: give either --job or two files, not both");
+    if (!o.job.empty()) return run_and_compare(o);
+    if (o.files.size() != 2) throw InputError("shardsim validate: expected SIM.h5 RUN.h5 or --job JOB (see shardsim validate --help)");
+    const auto a = io::read_run_file(o.files[0]);
+    const auto b = io::read_run_file(o.files[1]);
+    // Either order: the simulated file is the prediction.
+    const bool a_sim = a.mode == "simulate";
+    return report_result(report::validate_runs(a_sim ? a : b, a_sim ? b : a, o.th), o);
+}
+
+}  // namespace shardsim::cli

@@ -1,0 +1,205 @@
+#include "shardsim/exec/executor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "executor_impl.hpp"
+#include "shardsim/core/format.hpp"
+#include "shardsim/core/half.hpp"
+
+namespace shardsim::exec {
+
+namespace {
+double wall() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// The loss is a sum over every token of the step's global batch, scaled to their mean.
+double loss_scale(const plan::ShardingPlan& p) {
+    const auto& job = p.scenario().job;
+    return 1.0 / static_cast<double>(job.micro_batch * p.scenario().decoder_len() * job.grad_accum * p.groups().world);
+}
+}  // namespace
+
+Executor::Executor(plan::PlanPtr plan, const plan::Schedule& schedule, Device& device, Device& host_math,
+                   Communicators comms, int rank)
+    : impl_(std::make_unique<Impl>(plan, schedule, device, host_math, comms, rank)), plan_(std::move(plan)) {
+    Impl& m = *impl_;
+    m.allocate_state();
+    m.model = std::make_unique<Transformer>(*plan_, device, loss_scale(*plan_));
+    m.measured_size.assign(schedule.ops.size(), -1);
+    m.lanes = std::make_unique<Lanes>(device, schedule.ops.size(), [&m](int op, plan::Phase phase) {
+        const double t0 = wall();
+        if (phase == plan::Phase::start) TrackingAllocator::set_op(op);
+        auto [current, peak] = m.dev.allocator().sample_and_reset();
+        {
+            std::lock_guard<std::mutex> lock(m.record_mu);
+            // A peak inside the op that its boundaries do not show is recorded too.
+            if (peak.device_total() > current.device_total()) m.samples.push_back({op, phase, peak});
+            m.samples.push_back({op, phase, current});
+            m.record_seconds += wall() - t0;
+        }
+        if (phase == plan::Phase::end) TrackingAllocator::set_op(-1);
+    });
+    timeline_.rank = rank;
+    timeline_.device = device.name();
+    m.initial_measured = device.allocator().current();
+}
+
+Executor::~Executor() = default;
+
+StepResult Executor::run_step(int step) {
+    Impl& m = *impl_;
+    const double t_begin = wall();
+    m.step = step;
+    m.micro_losses.clear();
+    m.lanes->reset_epoch();
+    {
+        std::lock_guard<std::mutex> lock(m.record_mu);
+        m.samples.clear();
+    }
+    std::fill(m.measured_size.begin(), m.measured_size.end(), -1);
+    m.dev.allocator().reset_op_tallies(m.schedule.ops.size());
+    m.runtime_bytes = m.dev.runtime_bytes();
+    const MemoryByCategory before = m.dev.allocator().current();
+    // Fault injection for tests: SHARDSIM_INJECT_FAILURE=RANK:OP makes that rank fail at that op.
+    int fail_rank = -1, fail_op = -1;
+    if (const char* f = std::getenv("SHARDSIM_INJECT_FAILURE")) std::sscanf(f, "%d:%d", &fail_rank, &fail_op);
+    for (const auto& op : m.schedule.ops)
+        m.lanes->submit(op.id, op.stream, op.deps, [&m, &op, fail_rank, fail_op] {
+            if (m.rank == fail_rank && op.id == fail_op)
+                throw Error("injected failure at op " + std::to_string(op.id) + " (SHARDSIM_INJECT_FAILURE)");
+            m.run_op(op);
+        });
+    m.lanes->drain();
+    MemoryByCategory after = m.dev.allocator().current();
+    for (MemCategory c : kAllMemCategories) m.leftover[c] = after[c] - before[c];
+
+    // The step's records on the run's time axis.
+    const double t0 = wall();
+    double step_end = 0;
+    for (const auto& op : m.schedule.ops) {
+        timeline::OpRecord r = timeline::planned_record(op, m.time_offset + m.lanes->start(op.id),
+                                                        m.time_offset + m.lanes->end(op.id), step);
+        // What was measured replaces what was planned.
+        r.net = m.dev.allocator().op_net(op.id);
+        if (op.collective) r.bytes = m.measured_size[static_cast<std::size_t>(op.id)];
+        step_end = std::max(step_end, m.lanes->end(op.id));
+        timeline_.ops.push_back(r);
+    }
+    std::vector<timeline::MemorySample> samples;
+    MemoryByCategory first = before;
+    first[MemCategory::runtime_overhead] += m.runtime_bytes;
+    samples.push_back({m.time_offset, -1, step, first});
+    {
+        std::lock_guard<std::mutex> lock(m.record_mu);
+        for (const auto& s : m.samples) {
+            const double t = s.phase == plan::Phase::start ? m.lanes->start(s.op) : m.lanes->end(s.op);
+            MemoryByCategory b = s.bytes;
+            b[MemCategory::runtime_overhead] += m.runtime_bytes;
+            samples.push_back({m.time_offset + t, s.op, step, b});
+        }
+    }
+    std::stable_sort(samples.begin(), samples.end(), [](const auto& a, const auto& b) { return a.t < b.t; });
+    timeline_.memory.insert(timeline_.memory.end(), samples.begin(), samples.end());
+    m.time_offset += step_end;
+    m.record_seconds += wall() - t0;
+
+    StepResult r;
+    for (double l : m.micro_losses) r.loss += l;
+    if (!m.micro_losses.empty()) r.loss /= static_cast<double>(m.micro_losses.size());
+    r.seconds = wall() - t_begin;
+    m.step_seconds += r.seconds;
+    return r;
+}
+
+double Executor::measurement_overhead() const {
+    return impl_->step_seconds > 0 ? impl_->record_seconds / impl_->step_seconds : 0.0;
+}
+
+std::vector<std::string> Executor::check_against_plan() const {
+    const Impl& m = *impl_;
+    std::vector<std::string> out;
+    const MemoryByCategory want = plan_->persistent();
+    for (MemCategory c : kAllMemCategories) {
+        if (c == MemCategory::runtime_overhead) continue;  // the runtime's own bytes are measured, not allocated by us
+        if (m.initial_measured[c] != want[c])
+            out.push_back("persistent " + std::string(category_name(c)) + ": measured " + std::to_string(m.initial_measured[c]) +
+                          " B, the plan says " + std::to_string(want[c]) + " B");
+    }
+    for (const auto& op : m.schedule.ops) {
+        if (!op.collective) continue;
+        const std::int64_t got = m.measured_size[static_cast<std::size_t>(op.id)];
+        if (got != op.collective->size_bytes) {
+            out.push_back("first collective that differs: op " + std::to_string(op.id) + " (" + plan::op_label(*plan_, op) +
+                          "): moved " + std::to_string(got) + " B, the schedule says " + std::to_string(op.collective->size_bytes) + " B");
+            break;
+        }
+    }
+    for (MemCategory c : kAllMemCategories)
+        if (m.leftover[c] != 0)
+            out.push_back("after the step " + std::string(category_name(c)) + " holds " + std::to_string(m.leftover[c]) +
+                          " B more than before it (the ledger frees everything the step allocates)");
+    return out;
+}
+
+namespace {
+std::vector<float> decode(Device& dev, const Buffer& buf, std::int64_t offset, std::int64_t n, DType dt) {
+    std::vector<unsigned char> raw(static_cast<std::size_t>(n * dtype_size(dt)));
+    const char* src = static_cast<const char*>(buf.data()) + offset * dtype_size(dt);
+    if (buf.category() == MemCategory::offloaded)
+        std::memcpy(raw.data(), src, raw.size());
+    else
+        dev.copy_to_host(raw.data(), src, static_cast<std::int64_t>(raw.size()));
+    dev.synchronize();
+    std::vector<float> out(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+        if (dt == DType::fp32) {
+            std::memcpy(&out[static_cast<std::size_t>(i)], raw.data() + i * 4, 4);
+        } else {
+            std::uint16_t h;
+            std::memcpy(&h, raw.data() + i * 2, 2);
+            out[static_cast<std::size_t>(i)] = dt == DType::bf16 ? bf16_to_float(h) : fp16_to_float(h);
+        }
+    }
+    return out;
+}
+}  // namespace
+
+std::vector<float> Executor::owned_values(int unit, int chunk, std::int64_t* first_row) const {
+    const Impl& m = *impl_;
+    const auto& up = plan_->unit_plan(unit);
+    const auto& c = up.state.chunks.at(static_cast<std::size_t>(chunk));
+    const std::int64_t r = plan_->state_shards() > 1 ? m.shard_rank() : 0;
+    *first_row = r * c.rows_per_rank;
+    const std::int64_t n = c.owned_rows(r) * c.row_elements;
+    const UnitState& s = m.units[static_cast<std::size_t>(unit)];
+    if (s.master) return decode(m.dev, s.master, c.offset, n, DType::fp32);
+    if (plan_->offload_optimizer() && !plan_->offload_params()) return decode(m.dev, s.staging, c.offset, n, plan_->precision().params);
+    const DType pd = plan_->precision().params;
+    if (plan_->traits().shard_params) {
+        for (const auto& pc : up.params.chunks)
+            if (pc.tensor == c.tensor) return decode(m.dev, s.params, pc.offset, n, pd);
+    }
+    for (const auto& fc : up.full_params.chunks)
+        if (fc.tensor == c.tensor) return decode(m.dev, s.params, fc.offset + r * c.rows_per_rank * c.row_elements, n, pd);
+    return {};
+}
+
+std::vector<float> Executor::full_values(int unit, int tensor) const {
+    const Impl& m = *impl_;
+    SHARDSIM_ASSERT(!plan_->traits().shard_params, "full_values needs unsharded parameters");
+    const auto& up = plan_->unit_plan(unit);
+    const UnitState& s = m.units[static_cast<std::size_t>(unit)];
+    // Trained values at full precision: the fp32 master copy when there is one.
+    for (const auto& c : up.full_state.chunks)
+        if (c.tensor == tensor && s.master)
+            for (const auto& sc : up.state.chunks)
+                if (sc.tensor == tensor) return decode(m.dev, s.master, sc.offset, c.rows * c.row_elements, DType::fp32);
+    for (const auto& c : up.full_params.chunks)
+        if (c.tensor == tensor) return decode(m.dev, s.params, c.offset, c.rows * c.row_elements, plan_->precision().params);
+    return {};
+}
+
+}  // namespace shardsim::exec

@@ -1,0 +1,234 @@
+#include "shardsim/report/validate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "shardsim/core/format.hpp"
+#include "shardsim/report/summary.hpp"
+
+namespace shardsim::report {
+
+using timeline::OpRecord;
+using timeline::RankTimeline;
+using timeline::RunTimeline;
+
+namespace {
+
+double error_pct(double predicted, double measured) {
+    if (predicted == 0) return measured == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+    return 100.0 * (measured - predicted) / predicted;
+}
+
+// Categories the plan sizes exactly: a difference there is a bug on one side.
+bool exact(MemCategory c) {
+    return c != MemCategory::activations && c != MemCategory::temporaries && c != MemCategory::runtime_overhead;
+}
+
+int last_step(const RankTimeline& tl) {
+    int s = 0;
+    for (const auto& op : tl.ops) s = std::max(s, op.step);
+    return s;
+}
+
+std::string op_text(const RunTimeline& run, const OpRecord& op) { return "op " + std::to_string(op.op_id) + " (" + op_name(run, op) + ")"; }
+
+RankValidation compare(const RunTimeline& pred_run, const RankTimeline& pred, const RunTimeline& meas_run, const RankTimeline& meas,
+                       const Thresholds& th) {
+    RankValidation v;
+    const auto ps = pred.summarize(), ms = meas.summarize();
+    v.peak_predicted = ps.peak_bytes;
+    v.peak_measured = ms.peak_bytes;
+    v.peak_error_pct = error_pct(static_cast<double>(ps.peak_bytes), static_cast<double>(ms.peak_bytes));
+    for (MemCategory c : kAllMemCategories) {
+        CategoryCheck k;
+        k.category = c;
+        k.predicted = ps.max_by_category[c];
+        k.measured = ms.max_by_category[c];
+        k.error_pct = error_pct(static_cast<double>(k.predicted), static_cast<double>(k.measured));
+        k.failed = std::fabs(k.error_pct) > th.memory_pct && std::llabs(k.measured - k.predicted) > th.memory_floor_bytes;
+        v.passed = v.passed && !k.failed;
+        v.categories.push_back(k);
+    }
+    // Persistent state: the first sample of each.
+    const MemoryByCategory p0 = pred.memory.empty() ? MemoryByCategory{} : pred.memory.front().bytes;
+    const MemoryByCategory m0 = meas.memory.empty() ? MemoryByCategory{} : meas.memory.front().bytes;
+    for (MemCategory c : {MemCategory::params, MemCategory::grads, MemCategory::master_params, MemCategory::optimizer_states,
+                          MemCategory::offloaded})
+        if (p0[c] != m0[c])
+            v.exact_failures.push_back("persistent " + std::string(category_name(c)) + ": predicted " + std::to_string(p0[c]) +
+                                       " B, measured " + std::to_string(m0[c]) + " B");
+    // Ops by id: collective sizes, then the first memory divergence.
+    std::map<int, const OpRecord*> measured_ops;
+    for (const auto& op : meas.ops) measured_ops[op.op_id] = &op;
+    bool size_reported = false;
+    for (const auto& op : pred.ops) {
+        auto it = measured_ops.find(op.op_id);
+        if (it == measured_ops.end()) {
+            v.exact_failures.push_back(op_text(pred_run, op) + " was predicted but not measured");
+            break;
+        }
+        const OpRecord& m = *it->second;
+        if (op.collective >= 0 && !size_reported && m.bytes != op.bytes) {
+            v.exact_failures.push_back("first collective whose size differs: " + op_text(pred_run, op) + ": predicted " +
+                                       std::to_string(op.bytes) + " B, measured " + std::to_string(m.bytes) + " B");
+            size_reported = true;
+        }
+        if (!v.divergence.empty()) continue;
+        for (MemCategory c : kAllMemCategories) {
+            if (c == MemCategory::runtime_overhead || m.net[c] == op.net[c]) continue;
+            v.divergence = op_text(meas_run, m) + ", " + std::string(category_name(c)) + ": predicted " +
+                           std::to_string(op.net[c]) + " B, measured " + std::to_string(m.net[c]) + " B";
+            v.divergence_fails = exact(c);
+            break;
+        }
+    }
+    if (pred.ops.size() != meas.ops.size())
+        v.exact_failures.push_back("predicted " + std::to_string(pred.ops.size()) + " ops, measured " + std::to_string(meas.ops.size()));
+    v.passed = v.passed && v.exact_failures.empty() && !v.divergence_fails;
+    const std::pair<const char*, std::pair<double, double>> times[] = {
+        {"step time", {ps.step_time, ms.step_time}},
+        {"comm time", {ps.comm_time, ms.comm_time}},
+        {"exposed comm", {ps.exposed_comm, ms.exposed_comm}}};
+    for (const auto& [what, pm] : times) {
+        TimeCheck t{what, pm.first, pm.second, error_pct(pm.first, pm.second), false};
+        // The exposed part can be zero on one side: judge it against the step instead.
+        const double base = std::string(what) == "exposed comm" ? std::max(ps.step_time, 1e-12) : pm.first;
+        const double err = base > 0 ? 100.0 * std::fabs(pm.second - pm.first) / base : 0;
+        t.failed = th.time_pct > 0 && std::string(what) != "exposed comm" ? std::fabs(t.error_pct) > th.time_pct
+                                                                           : th.time_pct > 0 && err > th.time_pct;
+        v.passed = v.passed && !t.failed;
+        v.times.push_back(t);
+    }
+    return v;
+}
+
+std::string pct(double e) {
+    if (std::isinf(e)) return "n/a";
+    return (e >= 0 ? "+" : "") + format_fixed(e, 1) + "%";
+}
+
+}  // namespace
+
+RankTimeline step_of(const RankTimeline& tl, int step) {
+    RankTimeline out;
+    out.rank = tl.rank;
+    out.device = tl.device;
+    out.host = tl.host;
+    double t0 = std::numeric_limits<double>::infinity();
+    for (const auto& op : tl.ops)
+        if (op.step == step) t0 = std::min(t0, op.t_start);
+    for (const auto& m : tl.memory)
+        if (m.step == step) t0 = std::min(t0, m.t);
+    if (std::isinf(t0)) t0 = 0;
+    for (auto op : tl.ops)
+        if (op.step == step) {
+            op.t_start -= t0;
+            op.t_end -= t0;
+            out.ops.push_back(op);
+        }
+    for (auto m : tl.memory)
+        if (m.step == step) {
+            m.t -= t0;
+            out.memory.push_back(m);
+        }
+    return out;
+}
+
+Validation validate_runs(const RunTimeline& predicted, const RunTimeline& measured, const Thresholds& th) {
+    if (predicted.world_size != measured.world_size)
+        throw InputError("validate: the predicted run has " + std::to_string(predicted.world_size) + " ranks, the measured one " +
+                         std::to_string(measured.world_size) + " (allowed: two files of the same plan)");
+    Validation out;
+    out.measured_step = measured.timelines.empty() ? 0 : last_step(measured.timelines.front());
+    for (std::int64_t r = 0; r < measured.world_size; ++r) {
+        const RankTimeline meas = step_of(measured.rank(r), out.measured_step);
+        RankValidation v = compare(predicted, predicted.rank(r), measured, meas, th);
+        v.ranks = {r};
+        out.passed = out.passed && v.passed;
+        // Fold ranks whose results read the same.
+        auto key = [&](RankValidation x) {
+            x.ranks.clear();
+            return validation_text(Validation{{x}, out.measured_step, x.passed}, th);
+        };
+        bool folded = false;
+        for (auto& g : out.ranks)
+            if (key(g) == key(v)) {
+                g.ranks.push_back(r);
+                folded = true;
+                break;
+            }
+        if (!folded) out.ranks.push_back(v);
+    }
+    return out;
+}
+
+io::Json validation_json(const Validation& v, const Thresholds& th) {
+    io::Json j = io::Json::object();
+    j["passed"] = v.passed;
+    j["measured_step"] = v.measured_step;
+    io::Json t = io::Json::object();
+    t["memory_pct"] = th.memory_pct;
+    t["memory_floor_bytes"] = th.memory_floor_bytes;
+    t["time_pct"] = th.time_pct;
+    j["thresholds"] = t;
+    io::Json ranks = io::Json::array();
+    for (const auto& r : v.ranks) {
+        io::Json rj = io::Json::object();
+        io::Json list = io::Json::array();
+        for (auto x : r.ranks) list.push_back(x);
+        rj["ranks"] = list;
+        rj["passed"] = r.passed;
+        rj["peak_bytes"] = io::Json::Object{{"predicted", r.peak_predicted}, {"measured", r.peak_measured},
+                                            {"error_pct", std::isinf(r.peak_error_pct) ? io::Json() : io::Json(r.peak_error_pct)}};
+        io::Json cats = io::Json::object();
+        for (const auto& c : r.categories)
+            cats[std::string(category_name(c.category))] =
+                io::Json::Object{{"predicted", c.predicted}, {"measured", c.measured},
+                                 {"error_pct", std::isinf(c.error_pct) ? io::Json() : io::Json(c.error_pct)}, {"failed", c.failed}};
+        rj["peak_by_category"] = cats;
+        io::Json exact = io::Json::array();
+        for (const auto& e : r.exact_failures) exact.push_back(e);
+        rj["exact_failures"] = exact;
+        rj["first_divergence"] = r.divergence.empty() ? io::Json() : io::Json(r.divergence);
+        io::Json times = io::Json::object();
+        for (const auto& tc : r.times)
+            times[tc.what] = io::Json::Object{{"predicted_s", tc.predicted}, {"measured_s", tc.measured},
+                                              {"error_pct", std::isinf(tc.error_pct) ? io::Json() : io::Json(tc.error_pct)},
+                                              {"failed", tc.failed}};
+        rj["time"] = times;
+        ranks.push_back(rj);
+    }
+    j["ranks"] = ranks;
+    return j;
+}
+
+std::string validation_text(const Validation& v, const Thresholds& th) {
+    std::string out;
+    for (const auto& r : v.ranks) {
+        out += "ranks " + rank_list(r.ranks) + ": " + (r.passed ? "PASS" : "FAIL") + "\n";
+        TextTable t({"peak memory", "predicted", "measured", "error", ""});
+        t.add_units({"", "MiB", "MiB", "", ""});
+        for (const auto& c : r.categories) {
+            if (c.predicted == 0 && c.measured == 0) continue;
+            t.add_row({std::string(category_name(c.category)), format_fixed(static_cast<double>(c.predicted) / kMiB, 3),
+                       format_fixed(static_cast<double>(c.measured) / kMiB, 3), pct(c.error_pct), c.failed ? "FAIL" : ""});
+        }
+        t.add_row({"total (device)", format_fixed(static_cast<double>(r.peak_predicted) / kMiB, 3),
+                   format_fixed(static_cast<double>(r.peak_measured) / kMiB, 3), pct(r.peak_error_pct), ""});
+        out += t.str();
+        TextTable tt({"time", "predicted", "measured", "error", ""});
+        for (const auto& tc : r.times)
+            tt.add_row({tc.what, format_seconds(tc.predicted), format_seconds(tc.measured), pct(tc.error_pct), tc.failed ? "FAIL" : ""});
+        out += tt.str();
+        out += "model states and collective sizes: " + std::string(r.exact_failures.empty() ? "exact" : "DIFFER") + "\n";
+        for (const auto& e : r.exact_failures) out += "  " + e + "\n";
+        out += "first memory divergence: " + (r.divergence.empty() ? std::string("none, every op allocates and frees as planned") : r.divergence + (r.divergence_fails ? "  (FAIL: an exactly planned category)" : "  (an estimated category)")) + "\n";
+    }
+    out += std::string("thresholds: memory ") + format_fixed(th.memory_pct, 1) + "% beyond " + format_bytes(th.memory_floor_bytes) +
+           ", time " + (th.time_pct > 0 ? format_fixed(th.time_pct, 0) + "%" : std::string("off")) + "\n";
+    return out;
+}
+
+}  // namespace shardsim::report

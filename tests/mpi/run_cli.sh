@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# `shardsim run` as a user runs it, under mpirun: the JSON keys, a 6-rank HDF5 file readable by
+# h5dump, ZeRO-3 moving 1.5x DDP's bytes, a failing rank bringing the job down, bad world sizes.
+set -uo pipefail
+: "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
+MPIEXEC=${MPIEXEC:-mpirun}
+job=$SHARDSIM_SOURCE_DIR/jobs/tiny-llama-cpu.ini
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+run() { "$MPIEXEC" -np "$1" --oversubscribe "$SHARDSIM" run --job "$job" --set topology.cluster.gpus_per_node="$1" "${@:2}"; }
+
+# 1. JSON: the keys simulate --json has, plus loss, verify, plan checks.
+run 2 --steps 2 --verify --json >"$tmp/run.json" 2>"$tmp/err" || fail "2-rank run exited $?: $(tail -3 "$tmp/err")"
+python3 - "$tmp/run.json" <<'PY' || fail "2-rank JSON"
+import json, sys
+j = json.load(open(sys.argv[1]))
+for k in ["world_size", "fits", "gpu_memory_bytes", "step_time_s", "compute_time_s", "comm_time_s", "exposed_comm_s",
+          "comm_bytes_per_rank", "param_count", "trainable_param_count", "ranks", "loss", "verify_max_rel_diff",
+          "plan_checks_passed", "measurement_overhead_fraction"]:
+    assert k in j, k
+assert j["world_size"] == 2 and len(j["loss"]) == 2 and j["plan_checks_passed"] and j["verify_passed"]
+r = j["ranks"][0]
+for k in ["peak_bytes", "peak_by_category", "model_state_bytes", "host_peak_bytes"]:
+    assert k in r, k
+print(f"ok: 2 ranks, loss {j['loss']}, verify {j['verify_max_rel_diff']:.2e}, recording {100*j['measurement_overhead_fraction']:.2f}% of the step")
+PY
+
+# 2. Six ranks write one HDF5 file: six rank groups, non-empty ops and memory, readable by h5dump.
+run 6 --steps 1 --out "$tmp/run6.h5" >/dev/null 2>"$tmp/err" || fail "6-rank run exited $?: $(tail -3 "$tmp/err")"
+if h5dump -H "$tmp/run6.h5" >"$tmp/dump" 2>&1; then
+  groups=$(grep -c 'GROUP "rank_' "$tmp/dump")
+  ((groups == 6)) || fail "expected 6 rank groups, found $groups"
+  for r in 0 5; do
+    ops=$(h5dump -H -d "/rank_$r/ops" "$tmp/run6.h5" | grep -o 'DATASPACE  SIMPLE { ( [0-9]* )' | grep -o '[0-9]*' | head -1)
+    mem=$(h5dump -H -d "/rank_$r/memory" "$tmp/run6.h5" | grep -o 'DATASPACE  SIMPLE { ( [0-9]* )' | grep -o '[0-9]*' | head -1)
+    ((${ops:-0} > 0 && ${mem:-0} > 0)) || fail "rank $r: ops ${ops:-?}, memory ${mem:-?}"
+  done
+  echo "ok: 6-rank file has $groups rank groups with ops and memory"
+else
+  fail "h5dump cannot read the 6-rank file"
+fi
+
+# 3. ZeRO-3 moves 1.5x the bytes of DDP per step (measured on the wire; one micro-batch per step,
+#    as the ZeRO paper counts).
+for s in ddp zero3; do
+  run 2 --steps 1 --json --set parallel.strategy=$s --set batch.grad_accum=1 >"$tmp/$s.json" 2>"$tmp/err" || fail "$s run exited $?"
+done
+python3 - "$tmp/ddp.json" "$tmp/zero3.json" <<'PY' || fail "zero3 / ddp bytes"
+import json, sys
+wire = lambda f: sum(v["wire_bytes"] for v in json.load(open(f))["comm_bytes_per_rank"].values())
+ratio = wire(sys.argv[2]) / wire(sys.argv[1])
+print(f"ok: zero3 moved {ratio:.4f}x the bytes of ddp")
+assert abs(ratio - 1.5) < 1e-9, ratio
+PY
+
+# 4. A failing rank ends the job promptly, naming rank and host; the others do not hang.
+start=$(date +%s)
+SHARDSIM_INJECT_FAILURE=1:5 "$MPIEXEC" -np 3 --oversubscribe -x SHARDSIM_INJECT_FAILURE "$SHARDSIM" run --job "$job" \
+  --set topology.cluster.gpus_per_node=3 --steps 3 >/dev/null 2>"$tmp/err"
+rc=$?
+elapsed=$(($(date +%s) - start))
+((rc != 0)) || fail "an injected failure exited 0"
+grep -q "^\[rank 1 on .*\] injected failure at op 5" "$tmp/err" || fail "the failing rank did not say who it is: $(head -3 "$tmp/err")"
+((elapsed < 60)) || fail "the job took ${elapsed}s to come down"
+echo "ok: an injected failure on rank 1 ended the job in ${elapsed}s (exit $rc)"
+
+# 5. A world size that is not the job's: one line, exit 2, said once.
+"$MPIEXEC" -np 3 --oversubscribe "$SHARDSIM" run --job "$job" >/dev/null 2>"$tmp/err"
+rc=$?
+((rc == 2)) || fail "wrong world size exited $rc"
+[[ $(grep -c "mpirun started 3 rank(s) but job tiny-llama-cpu runs on 2" "$tmp/err") == 1 ]] || fail "world size message: $(cat "$tmp/err")"
+echo "ok: a 3-rank launch of a 2-rank job is refused once, exit 2"
+
+((failures == 0)) && echo "all passed"
+((failures == 0))

@@ -1,0 +1,114 @@
+// validate on real CPU runs: the executor's measured memory changes, op by op and category by
+// category, equal the plan's ledger; model-state bytes and collective sizes are exact; and a file
+// with one byte count changed is caught, naming the op.
+#include <doctest/doctest.h>
+#include <mpi.h>
+
+#include <filesystem>
+
+#include "shardsim/cli/run_setup.hpp"
+#include "shardsim/exec/gather.hpp"
+#include "shardsim/io/hdf5.hpp"
+#include "shardsim/report/summary.hpp"
+#include "shardsim/report/validate.hpp"
+
+using namespace shardsim;
+
+namespace {
+
+struct Both {
+    timeline::RunTimeline predicted, measured;
+};
+
+// Simulates and runs `job` on every rank of the world; rank 0 gets both timelines.
+Both simulate_and_run(const std::string& job, std::vector<std::string> sets) {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    sets.push_back("topology.cluster.gpus_per_node=" + std::to_string(size));
+    auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, "mpi", 1, false, rank, size);
+    for (int s = 0; s < 2; ++s) ctx.executor->run_step(s);
+    Both b;
+    b.predicted = ctx.prediction;
+    b.measured = ctx.run_attributes;
+    b.measured.steps = 2;
+    b.measured.timelines = exec::gather_timelines(ctx.executor->timeline(), MPI_COMM_WORLD);
+    for (int r = 0; r < size && rank == 0; ++r) b.measured.class_of_rank.push_back(r);
+    return b;
+}
+
+bool is_root() {
+    int r = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r == 0;
+}
+
+}  // namespace
+
+TEST_CASE("validate: every op allocates and frees what the ledger says, for every family and option") {
+    const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+        {"tiny-llama-cpu.ini", {}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=zero2", "precision.params=bf16"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=zero1", "memory.offload_optimizer=true"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=ddp", "memory.activation_checkpointing=true"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=zero3", "memory.offload_optimizer=true", "memory.offload_params=true"}},
+        {"tiny-llama-cpu.ini", {"lora.rank=4", "lora.targets=q_proj,v_proj", "precision.reduce=fp32", "precision.params=bf16"}},
+        {"tiny-gpt2-cpu.ini", {"parallel.strategy=fsdp-shard-grad-op"}},
+        {"tiny-bloom-cpu.ini", {"parallel.strategy=fsdp-no-shard"}},
+        {"tiny-t5-cpu.ini", {}},
+        {"tiny-t5-cpu.ini", {"lora.rank=4", "lora.targets=q", "memory.activation_checkpointing=true"}},
+    };
+    report::Thresholds th;
+    th.time_pct = 0;  // times on an oversubscribed CPU host are not what this test is about
+    for (const auto& [job, sets] : cases) {
+        const Both b = simulate_and_run(job, sets);
+        if (!is_root()) continue;
+        const auto v = report::validate_runs(b.predicted, b.measured, th);
+        for (const auto& r : v.ranks) {
+            std::string what = job;
+            for (const auto& s : sets) what += " " + s;
+            INFO(what << ": ranks " << report::rank_list(r.ranks));
+            for (const auto& e : r.exact_failures) INFO(e);
+            CHECK(r.exact_failures.empty());
+            CHECK(r.divergence == "");
+        }
+    }
+}
+
+TEST_CASE("validate: a changed byte count in a measured file is caught, naming the op") {
+    const Both b = simulate_and_run("tiny-llama-cpu.ini", {});
+    if (!is_root()) return;
+    if (b.measured.world_size < 2) {
+        MESSAGE("skipped on 1 rank: a single rank runs no collective to corrupt");
+        return;
+    }
+    const auto dir = std::filesystem::temp_directory_path() / ("shardsim-validate-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string sim = (dir / "sim.h5").string(), run = (dir / "run.h5").string(), bad = (dir / "bad.h5").string();
+    io::write_run_file(sim, b.predicted);
+    io::write_run_file(run, b.measured);
+    report::Thresholds th;
+    th.time_pct = 0;
+    const auto good = report::validate_runs(io::read_run_file(sim), io::read_run_file(run), th);
+    for (const auto& r : good.ranks) CHECK(r.exact_failures.empty());
+
+    // Change the size of the first reduce-scatter of the last step on rank 0, and the memory
+    // change of the op before it.
+    auto corrupted = io::read_run_file(run);
+    auto& ops = corrupted.timelines[static_cast<std::size_t>(corrupted.class_of_rank[0])].ops;
+    int target = -1;
+    for (auto& op : ops)
+        if (op.step == 1 && op.kind == plan::OpKind::reduce_scatter) {
+            op.bytes += 4;
+            target = op.op_id;
+            break;
+        }
+    REQUIRE(target >= 0);
+    io::write_run_file(bad, corrupted);
+    const auto v = report::validate_runs(io::read_run_file(sim), io::read_run_file(bad), th);
+    CHECK_FALSE(v.passed);
+    const std::string text = report::validation_text(v, th);
+    INFO(text);
+    CHECK(text.find("first collective whose size differs: op " + std::to_string(target) + " (reduce_scatter ") != std::string::npos);
+    std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,88 @@
+// The model against the plan's activation and FLOP contracts on the CPU device (see
+// contract_helpers.hpp), for every call of every tiny model, with activation checkpointing off
+// and on, LoRA off and on, fp32 and bf16.
+#include <doctest/doctest.h>
+
+#include "contract_helpers.hpp"
+
+using namespace shardsim;
+using test::Measured;
+
+TEST_CASE("activation and FLOP contracts: every call of every tiny model, checkpointing and LoRA on and off") {
+    for (const auto& model : test::tiny_models()) {
+        Measured worst;
+        for (const bool ckpt : {false, true})
+            for (const bool lora : {false, true}) {
+                CAPTURE(model);
+                CAPTURE(ckpt);
+                CAPTURE(lora);
+                auto dev = exec::make_cpu_device();
+                const Measured m = test::check_contract(*dev, model, ckpt, lora, DType::fp32);
+                if (!ckpt && !lora) worst = m;
+            }
+        MESSAGE(model << " (fp32, no checkpointing, no LoRA): largest transient within a call: forward " << worst.fwd_transient
+                      << " B (plan estimate " << worst.fwd_estimate << " B), backward " << worst.bwd_transient
+                      << " B (plan estimate " << worst.bwd_estimate << " B)");
+    }
+}
+
+TEST_CASE("the activation contract also holds in bf16 (activations in the params dtype, statistics in fp32)") {
+    for (const auto& model : test::tiny_models()) {
+        CAPTURE(model);
+        auto dev = exec::make_cpu_device();
+        const Measured m = test::check_contract(*dev, model, false, false, DType::bf16);
+        MESSAGE(model << " (bf16): largest transient within a call: forward " << m.fwd_transient << " B (plan estimate "
+                      << m.fwd_estimate << " B), backward " << m.bwd_transient << " B (plan estimate " << m.bwd_estimate << " B)");
+    }
+}
+
+TEST_CASE("the encoder output lives only until the last cross-attention when no backward needs it") {
+    // LoRA on q and wi only: no cross-attention k/v is trainable, so the encoder output is not a
+    // saved term; it is freed after the last cross-attention forward.
+    auto dev = exec::make_cpu_device();
+    test::Trainer tr(test::tiny_plan("tiny-t5", {"lora.rank=2", "lora.targets=q,wi_0"}), *dev);
+    exec::Transformer& tf = tr.model();
+    tf.start_micro_batch(tr.batch(0));
+    std::int64_t forward_bytes = 0;
+    for (int c = 0; c < tr.calls(); ++c) {
+        tf.forward(c, tr.params(c));
+        forward_bytes += plan::call_activations(tr.plan(), c).forward_bytes();
+        for (const auto& [name, bytes] : tf.saved_terms(c)) CHECK(name != "encoder.output");
+    }
+    CHECK(dev->allocator().current()[MemCategory::activations] == forward_bytes);
+    tr.backward();
+    CHECK(dev->allocator().current()[MemCategory::activations] == 0);
+}
+
+TEST_CASE("the transformer refuses flash attention rather than silently running eager") {
+    auto dev = exec::make_cpu_device();
+    auto plan = test::tiny_plan("tiny-gpt2", {"memory.attention=flash"});
+    CHECK_THROWS_AS(exec::Transformer(*plan, *dev, 1.0), InputError);
+}
+
+TEST_CASE("tracking allocator: current and peak per category are what was allocated") {
+    auto dev = exec::make_cpu_device();
+    exec::TrackingAllocator& a = dev->allocator();
+    a.reset_peak();
+    {
+        exec::Buffer off(a, 64, MemCategory::offloaded, "o");
+        exec::Buffer p(a, 1000, MemCategory::params, "p");
+        exec::Buffer act(a, 300, MemCategory::activations, "a");
+        {
+            exec::Buffer t(a, 500, MemCategory::temporaries, "t");
+            CHECK(a.current()[MemCategory::temporaries] == 500);
+            CHECK(a.current().device_total() == 1800);
+        }
+        const MemoryByCategory cur = a.current(), peak = a.peak();
+        CHECK(cur[MemCategory::params] == 1000);
+        CHECK(cur[MemCategory::activations] == 300);
+        CHECK(cur[MemCategory::temporaries] == 0);
+        CHECK(cur.host_total() == 64);
+        // The peak is the largest device total, with its breakdown at that moment.
+        CHECK(peak.device_total() == 1800);
+        CHECK(peak[MemCategory::temporaries] == 500);
+    }
+    CHECK(a.current().device_total() == 0);
+    CHECK(a.current().host_total() == 0);
+    CHECK(a.live().empty());
+}
