@@ -17,6 +17,8 @@ const std::vector<Command>& commands() {
         {"run", "execute a job across MPI ranks: real sharding, collectives, updates", cmd_run},
         {"validate", "simulate and run the same plan (or compare two files): predicted vs measured", cmd_validate},
         {"report", "summarise a timeline file; --html charts, --chrome-trace for Perfetto", cmd_report},
+        {"bench", "nccl-tests-style sweep of collectives, against the raw library", cmd_bench},
+        {"calibrate", "fit a topology's link latency and bandwidth to a bench sweep", cmd_calibrate},
         {"slurm", "write an sbatch script for a job (nodes, GPUs, binding from the job and topology)", cmd_slurm},
     };
     return table;

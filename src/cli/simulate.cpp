@@ -10,6 +10,7 @@
 #include "shardsim/core/format.hpp"
 #include "shardsim/plan/schedule.hpp"
 #include "shardsim/report/summary.hpp"
+#include "shardsim/report/sweep.hpp"
 #include "shardsim/sim/simulator.hpp"
 
 namespace shardsim::cli {
@@ -22,15 +23,26 @@ int cmd_simulate(const Args& args) {
         ("set", po::value<std::vector<std::string>>()->composing(),
          "override a key: section.key=value (job) or topology.section.key=value; repeatable")
         ("out", po::value<std::string>(), "write the per-rank timelines to this HDF5 file")
+        ("sweep", po::value<std::string>(),
+         "simulate once per value of one key, one row each: key=v1,v2,... (a job key or topology.* key, "
+         "e.g. topology.cluster.nodes=1,2,4 or parallel.strategy=zero2,zero3)")
         ("json", "print the summary as JSON");
     const std::string extra = "\n" + config::describe(config::job_schema(), "job keys ([section] key in the job file, --set section.key=value):") +
                               "\n" + config::describe(config::topology_schema(), "topology keys (--set topology.section.key=value):");
-    auto vm = parse_options("simulate", "shardsim simulate [--job JOB] [--set KEY=VALUE]... [--out FILE.h5] [--json]", desc,
-                            args, extra);
+    auto vm = parse_options("simulate",
+                            "shardsim simulate [--job JOB] [--set KEY=VALUE]... [--out FILE.h5 | --sweep KEY=V1,V2,...] [--json]",
+                            desc, args, extra);
     if (!vm) return 0;
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::string> sets;
     if (vm->count("set")) sets = (*vm)["set"].as<std::vector<std::string>>();
+    if (vm->count("sweep")) {
+        if (vm->count("out")) throw InputError("--out: not with --sweep (allowed: one of them)");
+        const report::Sweep sweep = report::parse_sweep((*vm)["sweep"].as<std::string>());
+        const report::SweepReport r = report::run_sweep((*vm)["job"].as<std::string>(), sets, sweep);
+        std::cout << (vm->count("json") ? r.json.dump() + "\n" : r.text);
+        return 0;
+    }
     const model::Scenario scenario = model::load_scenario((*vm)["job"].as<std::string>(), sets);
     const plan::PlanPtr plan = plan::ShardingPlan::build(scenario);
     const plan::Schedule schedule = plan::build_schedule(*plan);

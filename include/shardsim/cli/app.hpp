@@ -23,5 +23,7 @@ int cmd_run(const Args& args);
 int cmd_slurm(const Args& args);
 int cmd_validate(const Args& args);
 int cmd_report(const Args& args);
+int cmd_bench(const Args& args);
+int cmd_calibrate(const Args& args);
 
 }  // namespace shardsim::cli

@@ -1,0 +1,61 @@
+#pragma once
+// Fitting the collective model's link parameters (cost.hpp) to measured collective times — what
+// `shardsim calibrate` does with a `shardsim bench` sweep.
+//
+// Each level is fitted on its own groups: intra_node on groups within one node, inter_node on
+// groups spanning nodes (with intra_node already fitted: a hierarchical all-reduce or a group
+// limited by its intra-node links uses both). For one collective on one group, the model is
+// linear in the level's (latency, 1/bandwidth): t = steps x alpha + size x factor x beta, with a
+// few pieces where the model picks the faster of two algorithms. The fit minimises the squared
+// log ratio of predicted to measured time over every op and size of the level — least squares
+// on relative error that is symmetric (predicting twice the time costs as much as predicting
+// half), so an 8-byte latency point and a 1 GiB bandwidth point count alike; on absolute times
+// the largest sizes alone would decide and the latency would be noise. It is solved by
+// Gauss-Newton: each step linearises collective_time itself at the current estimate (its slopes
+// in alpha and beta, exact within a piece) and solves a two-parameter least-squares problem with
+// alpha, beta >= 0, halving the step until the error falls.
+//
+// Predictions are collective_time itself, so a calibrated topology predicts exactly what
+// `simulate` will use.
+#include <string>
+#include <vector>
+
+#include "shardsim/sim/cost.hpp"
+
+namespace shardsim::sim {
+
+enum class LinkLevel { intra_node, inter_node };
+// "intra_node" | "inter_node": the topology sections that hold the level's keys.
+std::string link_level_name(LinkLevel l);
+inline LinkLevel level_of(const GroupSpan& g) { return g.nodes > 1 ? LinkLevel::inter_node : LinkLevel::intra_node; }
+
+struct Measurement {
+    plan::CollectiveKind kind = plan::CollectiveKind::all_gather;
+    std::int64_t size_bytes = 0;  // nccl-tests' size
+    GroupSpan span;
+    double time_s = 0;
+};
+
+struct LevelFit {
+    LinkLevel level = LinkLevel::intra_node;
+    std::size_t points = 0;
+    bool fitted = false;
+    double latency_s = 0;
+    double bandwidth_Bps = 0;  // intra_node: per GPU; inter_node: per NIC (as the topology says)
+    int iterations = 0;
+    std::string note;  // why the level was not fitted
+};
+
+struct Calibration {
+    LinkModel links;               // the starting model with every fitted level replaced
+    std::vector<LevelFit> levels;  // intra_node, then inter_node
+};
+
+Calibration calibrate_links(const LinkModel& start, const std::vector<Measurement>& points);
+
+// The model's time for a measurement's collective: collective_time itself.
+double predicted_time(const LinkModel& links, const Measurement& m);
+// (predicted - measured) / measured.
+double relative_error(const LinkModel& links, const Measurement& m);
+
+}  // namespace shardsim::sim

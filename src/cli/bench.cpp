@@ -1,0 +1,243 @@
+// shardsim bench: an nccl-tests-style sweep of collectives on the plan's groups, each size also
+// run on the raw library (exec/bench.hpp); rank 0 prints, every rank's timings go to HDF5.
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+
+#include "shardsim/cli/options.hpp"
+#include "shardsim/comm/backends.hpp"
+#include "shardsim/comm/mpi.hpp"
+#include "shardsim/config/topology.hpp"
+#include "shardsim/core/format.hpp"
+#include "shardsim/exec/bench.hpp"
+#include "shardsim/io/bench_file.hpp"
+#include "shardsim/report/bench.hpp"
+
+namespace shardsim::cli {
+
+namespace {
+
+struct BenchArgs {
+    std::string ops = "all_gather,reduce_scatter,all_reduce";
+    std::string min_bytes = "8", max_bytes = "64M";
+    std::int64_t factor = 2;
+    std::string backend = "auto", dtype = "fp32", out, topology;
+    int iters = 20, warmup = 5;
+    bool json = false;
+};
+
+// Every problem of the command line at once (before MPI starts: no rank has done anything yet).
+exec::BenchOptions check_args(const BenchArgs& a) {
+    Problems p;
+    exec::BenchOptions o;
+    for (const auto& name : split(a.ops, ',')) {
+        const auto k = plan::parse_collective(trim(name));
+        if (!k || *k == plan::CollectiveKind::broadcast)
+            p.add("--op: bad value '" + trim(name) + "' (allowed: all_gather, reduce_scatter, all_reduce, comma-separated)");
+        else if (std::find(o.ops.begin(), o.ops.end(), *k) == o.ops.end())
+            o.ops.push_back(*k);
+    }
+    const auto lo = parse_byte_count(a.min_bytes), hi = parse_byte_count(a.max_bytes);
+    if (!lo || *lo < 1) p.add("--min-bytes: bad value '" + a.min_bytes + "' (allowed: " + kByteCountAllowed + ", >= 1)");
+    if (!hi || *hi < 1 || *hi > 4 * kGiB)
+        p.add("--max-bytes: bad value '" + a.max_bytes + "' (allowed: " + kByteCountAllowed + ", at most 4G)");
+    if (lo && hi && *lo > *hi)
+        p.add("--max-bytes: bad value '" + a.max_bytes + "': below --min-bytes " + a.min_bytes + " (allowed: >= --min-bytes)");
+    if (a.factor < 2) p.add("--factor: bad value '" + std::to_string(a.factor) + "' (allowed: integer >= 2)");
+    if (a.iters < 1) p.add("--iters: bad value '" + std::to_string(a.iters) + "' (allowed: integer >= 1)");
+    if (a.warmup < 0) p.add("--warmup: bad value '" + std::to_string(a.warmup) + "' (allowed: integer >= 0)");
+    const auto dt = parse_dtype(a.dtype);
+    if (!dt) p.add("--dtype: bad value '" + a.dtype + "' (allowed: " + std::string(kDTypeAllowed) + ")");
+    if (a.backend != "auto" && a.backend != "nccl" && a.backend != "mpi")
+        p.add("--backend: bad value '" + a.backend + "' (allowed: auto, nccl, mpi)");
+    if (!a.out.empty()) {
+        const auto dir = std::filesystem::path(a.out).parent_path();
+        if (!dir.empty() && !std::filesystem::is_directory(dir))
+            p.add("--out: bad value '" + a.out + "': folder " + dir.string() + " does not exist");
+    }
+    p.throw_if_any();
+    o.min_bytes = *lo;
+    o.max_bytes = *hi;
+    o.factor = a.factor;
+    o.iters = a.iters;
+    o.warmup = a.warmup;
+    o.dtype = *dt;
+    return o;
+}
+
+// The rank mpirun gives this process, before MPI starts: only rank 0 reports command-line errors.
+bool launcher_rank_zero() {
+    for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"})
+        if (const char* s = std::getenv(v)) return std::atoi(s) == 0;
+    return true;
+}
+
+std::int64_t available_host_bytes() {
+    std::ifstream in("/proc/meminfo");
+    std::string key, unit;
+    std::int64_t kb = 0;
+    while (in >> key >> kb >> unit)
+        if (key == "MemAvailable:") return kb * 1024;
+    return 0;
+}
+
+int local_rank() {
+    if (const char* s = std::getenv("SLURM_LOCALID")) return std::atoi(s);
+    return comm::node_local_rank(MPI_COMM_WORLD);
+}
+
+// Where ranks sit ([Note: bench groups]): the topology's split when given, else the real one.
+std::int64_t ranks_per_node(const std::optional<config::TopologyConfig>& topo, const std::string& ref, int size) {
+    if (topo) {
+        const std::int64_t total = topo->nodes * topo->gpus_per_node;
+        if (topo->nodes > 1 && total != size)
+            throw InputError("--topology: bad value '" + ref + "': topology " + topo->name + " has " +
+                             std::to_string(topo->nodes) + " node(s) x " + std::to_string(topo->gpus_per_node) +
+                             " GPUs = " + std::to_string(total) + " ranks, but mpirun started " + std::to_string(size) +
+                             " (allowed: mpirun -np " + std::to_string(total) + ", or a topology of " + std::to_string(size) + " ranks)");
+        return topo->nodes > 1 ? topo->gpus_per_node : size;
+    }
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    const int local = comm::node_local_size(MPI_COMM_WORLD);
+    const int node_major = comm::node_local_rank(MPI_COMM_WORLD) == rank % local ? 1 : 0;
+    int all_major = 0, min_local = 0, max_local = 0;
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(&node_major, &all_major, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(&local, &min_local, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(&local, &max_local, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    if (!all_major || min_local != max_local)
+        throw InputError("rank " + std::to_string(rank) + " on " + comm::host_name() +
+                         ": ranks are not placed node-major with equal counts per node, as the plan assumes "
+                         "(allowed: mpirun --map-by slot, or --topology naming the layout)");
+    return local;
+}
+
+struct Setup {
+    exec::BenchOptions options;
+    std::optional<config::TopologyConfig> topology;
+};
+
+// Checks that need MPI. Every rank checks; the lowest failing rank prints, all stop with exit 2.
+std::optional<int> prepare(Setup& s, const BenchArgs& a, int rank, int size) {
+    std::optional<InputError> error;
+    try {
+        if (size < 2)
+            throw InputError("shardsim bench: " + std::to_string(size) + " rank: a collective over one rank moves nothing "
+                             "(allowed: mpirun -np N shardsim bench ..., N >= 2)");
+        if (!a.topology.empty()) s.topology = config::load_topology(a.topology, "", "--topology", {});
+        s.options.ranks_per_node = ranks_per_node(s.topology, a.topology, size);
+        std::string why;
+        const int gpu = exec::cuda_available(&why) && comm::nccl_built() ? 1 : 0;
+        int all_gpu = 0;
+        SHARDSIM_MPI_CHECK(MPI_Allreduce(&gpu, &all_gpu, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+        if (a.backend == "nccl" && !gpu)
+            throw InputError("--backend: bad value 'nccl': rank " + std::to_string(rank) + " on " + comm::host_name() +
+                             " cannot use a GPU (" + why + ") (allowed: mpi, auto)");
+        s.options.backend = a.backend == "auto" ? (all_gpu ? "nccl" : "mpi") : a.backend;
+        if (s.options.backend == "mpi") {
+            if (s.options.max_bytes / dtype_size(s.options.dtype) > INT_MAX)
+                throw InputError("--max-bytes: bad value '" + a.max_bytes + "': more than INT_MAX elements in one MPI call (allowed: <= " +
+                                 format_bytes(INT_MAX * dtype_size(s.options.dtype)) + " for " +
+                                 std::string(dtype_name(s.options.dtype)) + ")");
+            // Two buffers of the largest size per rank, for every rank of this node.
+            const std::int64_t need = 2 * s.options.max_bytes * comm::node_local_size(MPI_COMM_WORLD);
+            const std::int64_t have = available_host_bytes();
+            if (have > 0 && need > have)
+                throw InputError("--max-bytes: bad value '" + a.max_bytes + "': the ranks of " + comm::host_name() + " need " +
+                                 format_gib(static_cast<double>(need), 2) + " GiB of buffers, " +
+                                 format_gib(static_cast<double>(have), 2) + " GiB are available (allowed: a smaller size)");
+        }
+    } catch (const InputError& e) {
+        error = e;
+    }
+    const int mine = error ? rank : size;
+    int first = size;
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first == size) return std::nullopt;
+    if (rank == first)
+        for (const auto& p : error->problems()) std::cerr << p << "\n";
+    return kExitBadInput;
+}
+
+int bench(const Setup& s, const BenchArgs& a, int rank) {
+    std::unique_ptr<exec::Device> device =
+        s.options.backend == "nccl" ? exec::make_cuda_device(local_rank()) : exec::make_cpu_device();
+    exec::BenchRun run = exec::run_bench(s.options, *device, MPI_COMM_WORLD);
+    if (s.topology) run.topology = s.topology->source.text;
+    const report::BenchReport r = report::bench_report(run);
+    int code = r.passed ? 0 : kExitCheckFailed;
+    if (rank == 0) {
+        std::cout << (a.json ? r.json.dump() + "\n" : r.text);
+        if (!a.out.empty()) {
+            try {
+                io::write_bench_file(a.out, run);
+                if (!a.json) std::cout << "# every rank's timings written to " << a.out << "\n";
+            } catch (const std::exception& e) {
+                std::cerr << "shardsim bench: error: " << e.what() << "\n";
+                code = kExitFailure;
+            }
+        }
+        std::cout.flush();
+    }
+    SHARDSIM_MPI_CHECK(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    return code;
+}
+
+}  // namespace
+
+int cmd_bench(const Args& args) {
+    BenchArgs a;
+    po::options_description desc("options");
+    desc.add_options()
+        ("op", po::value<std::string>(&a.ops)->default_value(a.ops), "collectives, comma-separated: all_gather, reduce_scatter, all_reduce")
+        ("min-bytes", po::value<std::string>(&a.min_bytes)->default_value(a.min_bytes), "smallest size (nccl-tests' size; K, M, G suffixes)")
+        ("max-bytes", po::value<std::string>(&a.max_bytes)->default_value(a.max_bytes), "largest size")
+        ("factor", po::value<std::int64_t>(&a.factor)->default_value(a.factor), "each size is the previous one times this")
+        ("backend", po::value<std::string>(&a.backend)->default_value(a.backend), "auto (NCCL when every rank sees a GPU, else MPI), nccl, or mpi")
+        ("dtype", po::value<std::string>(&a.dtype)->default_value(a.dtype), "element type: fp32, bf16, fp16")
+        ("iters", po::value<int>(&a.iters)->default_value(a.iters), "timed iterations per size")
+        ("warmup", po::value<int>(&a.warmup)->default_value(a.warmup), "untimed iterations before them")
+        ("topology", po::value<std::string>(&a.topology),
+         "place ranks as this topology's nodes (shipped name or .ini path); with several nodes the node and replicate groups are measured too")
+        ("out", po::value<std::string>(&a.out), "write every rank's timings to this HDF5 file (input of shardsim calibrate)")
+        ("json", po::bool_switch(&a.json), "print JSON instead of the table (same figures)");
+    const std::string usage =
+        "mpirun -np N shardsim bench [--op all_gather,reduce_scatter,all_reduce] [--min-bytes 8] [--max-bytes 64M] [--factor 2]\n"
+        "       [--backend auto|nccl|mpi] [--dtype fp32|bf16|fp16] [--iters 20 --warmup 5] [--topology T] [--out bench.h5] [--json]";
+    std::optional<po::variables_map> vm;
+    exec::BenchOptions options;
+    try {
+        vm = parse_options("bench", usage, desc, args);
+        if (!vm) return 0;
+        options = check_args(a);
+    } catch (const InputError&) {
+        if (launcher_rank_zero()) throw;
+        return kExitBadInput;  // rank 0 says it; the other ranks stop quietly
+    }
+
+    // Open MPI's reduction temporaries must not be fresh mmaps on every call (see comm/mpi.hpp).
+    comm::keep_large_allocations_in_heap();
+    int argc = 0;
+    char** argv = nullptr;
+    comm::MpiSession session(&argc, &argv);
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    try {
+        Setup s;
+        s.options = options;
+        if (auto code = prepare(s, a, rank, size)) return *code;
+        return bench(s, a, rank);
+    } catch (const std::exception& e) {
+        // Say where, then bring the whole job down: the others may wait in a collective.
+        std::cerr << "[rank " << rank << " on " << comm::host_name() << "] shardsim bench: error: " << e.what() << std::endl;
+        MPI_Abort(MPI_COMM_WORLD, kExitFailure);
+        return kExitFailure;
+    }
+}
+
+}  // namespace shardsim::cli

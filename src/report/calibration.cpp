@@ -1,0 +1,183 @@
+#include "shardsim/report/calibration.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+#include "shardsim/core/format.hpp"
+#include "shardsim/core/version.hpp"
+
+namespace shardsim::report {
+
+namespace {
+
+using sim::LinkLevel;
+
+struct Stats {
+    std::size_t points = 0;
+    double median = 0, max = 0;
+};
+
+Stats stats(std::vector<double> abs_errors) {
+    Stats s;
+    s.points = abs_errors.size();
+    if (abs_errors.empty()) return s;
+    std::sort(abs_errors.begin(), abs_errors.end());
+    const std::size_t m = abs_errors.size() / 2;
+    s.median = abs_errors.size() % 2 ? abs_errors[m] : 0.5 * (abs_errors[m - 1] + abs_errors[m]);
+    s.max = abs_errors.back();
+    return s;
+}
+
+io::Json stats_json(const Stats& s) {
+    io::Json j = io::Json::object();
+    j["points"] = static_cast<std::int64_t>(s.points);
+    j["median_rel_error"] = s.median;
+    j["max_rel_error"] = s.max;
+    return j;
+}
+
+double latency_us(const sim::LinkModel& l, LinkLevel v) { return (v == LinkLevel::intra_node ? l.intra_latency_s : l.inter_latency_s) * 1e6; }
+double bandwidth_gbps(const sim::LinkModel& l, LinkLevel v) {
+    return (v == LinkLevel::intra_node ? l.intra_bandwidth_Bps : l.inter_bandwidth_Bps) / 1e9;
+}
+
+std::string percent(double v) { return format_fixed(100 * v, 1) + "%"; }
+
+// The comment block's table for one group: one line per size, the signed error of each op and
+// placement.
+std::string group_errors(const CalibrationInput& in, int group) {
+    const auto& bench = *in.bench;
+    const auto& g = bench.groups.at(static_cast<std::size_t>(group));
+    std::vector<std::pair<plan::CollectiveKind, bool>> columns;
+    std::vector<std::int64_t> sizes;
+    std::map<std::tuple<std::int64_t, int, bool>, double> err;
+    for (std::size_t i = 0; i < bench.rows.size(); ++i) {
+        const auto& r = bench.rows[i];
+        if (r.group != group) continue;
+        if (std::find(columns.begin(), columns.end(), std::make_pair(r.kind, r.in_place)) == columns.end())
+            columns.push_back({r.kind, r.in_place});
+        if (std::find(sizes.begin(), sizes.end(), r.size_bytes) == sizes.end()) sizes.push_back(r.size_bytes);
+        err[{r.size_bytes, static_cast<int>(r.kind), r.in_place}] = sim::relative_error(in.after, in.points[i]);
+    }
+    std::string out = "#   " + sim::link_level_name(sim::level_of(g.span)) + ", group " + g.name + " (" +
+                      std::to_string(g.span.ranks) + " ranks on " + std::to_string(g.span.nodes) + " node(s))\n#   " +
+                      std::string(12, ' ');
+    char buf[64];
+    for (const auto& [kind, in_place] : columns) {
+        std::snprintf(buf, sizeof buf, "%19s", (plan::collective_name(kind) + (in_place ? " in" : " out")).c_str());
+        out += buf;
+    }
+    out += "\n";
+    for (auto size : sizes) {
+        std::snprintf(buf, sizeof buf, "#   %12lld", static_cast<long long>(size));
+        out += buf;
+        for (const auto& [kind, in_place] : columns) {
+            const auto it = err.find({size, static_cast<int>(kind), in_place});
+            if (it == err.end())
+                std::snprintf(buf, sizeof buf, "%19s", "-");
+            else
+                std::snprintf(buf, sizeof buf, "%18.1f%%", 100 * it->second);
+            out += buf;
+        }
+        out += "\n";
+    }
+    return out;
+}
+
+}  // namespace
+
+CalibrationReport calibration_report(const CalibrationInput& in) {
+    const auto& bench = *in.bench;
+    CalibrationReport r;
+    io::Json j = io::Json::object();
+    j["bench"] = in.bench_path;
+    j["topology"] = in.topology_name;
+    j["backend"] = bench.backend;
+    j["world_size"] = bench.world_size;
+    j["measurements"] = static_cast<std::int64_t>(in.points.size());
+    j["fit_min_bytes"] = in.min_bytes;
+    j["fit_max_bytes"] = in.max_bytes;
+
+    TextTable fits({"level", "points", "latency (us)", "bandwidth (GB/s)", "fit"});
+    TextTable quality({"level", "op", "points", "median error", "max error"});
+    io::Json levels = io::Json::array();
+    for (const auto& f : in.fit.levels) {
+        io::Json l = io::Json::object();
+        const std::string name = sim::link_level_name(f.level);
+        l["level"] = name;
+        l["points"] = static_cast<std::int64_t>(f.points);
+        l["fitted"] = f.fitted;
+        l["latency_us_before"] = latency_us(in.before, f.level);
+        l["bandwidth_gbps_before"] = bandwidth_gbps(in.before, f.level);
+        l["latency_us"] = latency_us(in.after, f.level);
+        l["bandwidth_gbps"] = bandwidth_gbps(in.after, f.level);
+        l["iterations"] = f.iterations;
+        if (!f.note.empty()) l["note"] = f.note;
+        if (f.fitted)
+            fits.add_row({name, std::to_string(f.points),
+                          format_fixed(latency_us(in.before, f.level), 3) + " -> " + format_fixed(latency_us(in.after, f.level), 3),
+                          format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " +
+                              format_fixed(bandwidth_gbps(in.after, f.level), 3),
+                          "least squares, " + std::to_string(f.iterations) + " iteration(s)"});
+        else
+            fits.add_row({name, std::to_string(f.points), "-", "-", "not fitted: " + f.note});
+
+        // Errors per op, with the model read back from the written file.
+        std::vector<plan::CollectiveKind> ops;
+        std::map<int, std::vector<double>> errors;
+        std::vector<double> all;
+        for (std::size_t i = 0; i < in.points.size(); ++i) {
+            const auto& m = in.points[i];
+            if (sim::level_of(m.span) != f.level || m.size_bytes < in.min_bytes || m.size_bytes > in.max_bytes) continue;
+            if (!errors.count(static_cast<int>(m.kind))) ops.push_back(m.kind);
+            const double e = std::abs(sim::relative_error(in.after, m));
+            errors[static_cast<int>(m.kind)].push_back(e);
+            all.push_back(e);
+        }
+        io::Json per_op = io::Json::object();
+        for (auto k : ops) {
+            const Stats s = stats(errors[static_cast<int>(k)]);
+            per_op[plan::collective_name(k)] = stats_json(s);
+            quality.add_row({name, plan::collective_name(k), std::to_string(s.points), percent(s.median), percent(s.max)});
+        }
+        const Stats overall = stats(all);
+        if (overall.points > 0)
+            quality.add_row({name, "all", std::to_string(overall.points), percent(overall.median), percent(overall.max)});
+        l["ops"] = per_op;
+        l["all"] = stats_json(overall);
+        levels.push_back(l);
+    }
+    j["levels"] = levels;
+
+    r.text = "shardsim calibrate: " + in.bench_path + " (" + bench.backend + ", " + std::to_string(bench.world_size) +
+             " ranks on " + std::to_string(bench.nodes) + " node(s), " + std::string(dtype_name(bench.dtype)) + ", " +
+             std::to_string(in.points.size()) + " measurements) -> topology " + in.topology_name + "\n\n" + fits.str() +
+             "\nhow well the fitted model predicts the sweep: |predicted - measured| / measured over every size from " +
+             format_bytes(in.min_bytes) + " to " + format_bytes(in.max_bytes) + " and both placements\n" + quality.str();
+
+    r.preamble = "# Calibrated by shardsim " + version() + ": shardsim calibrate " + in.bench_path + " --topology " +
+                 in.topology_name + "\n# from a sweep with the " + bench.backend + " backend on " + std::to_string(bench.world_size) + " ranks (" +
+                 std::to_string(bench.nodes) + " node(s)), " + std::string(dtype_name(bench.dtype)) + ", hosts " +
+                 join(bench.hosts, ",") + ".\n";
+    for (const auto& f : in.fit.levels) {
+        const std::string name = sim::link_level_name(f.level);
+        if (f.fitted)
+            r.preamble += "# " + name + ": latency_us " + format_fixed(latency_us(in.before, f.level), 3) + " -> " +
+                          format_fixed(latency_us(in.after, f.level), 3) + ", bandwidth_gbps " +
+                          format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " +
+                          format_fixed(bandwidth_gbps(in.after, f.level), 3) + " (least squares on log(predicted / measured), " +
+                          std::to_string(f.points) + " measurements of " + format_bytes(in.min_bytes) + " to " +
+                          format_bytes(in.max_bytes) + ")\n";
+        else
+            r.preamble += "# " + name + ": kept as it was (" + f.note + ")\n";
+    }
+    r.preamble += "# Error of the fitted model per size, (predicted - measured) / measured:\n";
+    for (std::size_t g = 0; g < bench.groups.size(); ++g) r.preamble += group_errors(in, static_cast<int>(g));
+    r.preamble += "#\n";
+    r.json = std::move(j);
+    return r;
+}
+
+}  // namespace shardsim::report

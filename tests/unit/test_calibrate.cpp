@@ -1,0 +1,219 @@
+// calibrate: the fit recovers the link parameters a sweep was generated with; the bench file
+// round-trips; the calibrated topology file keeps the user's text and holds the fitted values.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "shardsim/config/ini_edit.hpp"
+#include "shardsim/config/topology.hpp"
+#include "shardsim/io/bench_file.hpp"
+#include "shardsim/report/bench.hpp"
+#include "shardsim/sim/calibrate.hpp"
+#include "test_util.hpp"
+
+using namespace shardsim;
+using plan::CollectiveKind;
+
+namespace {
+
+constexpr CollectiveKind kOps[] = {CollectiveKind::all_gather, CollectiveKind::reduce_scatter, CollectiveKind::all_reduce};
+
+sim::LinkModel truth() {
+    sim::LinkModel l;
+    l.intra_latency_s = 3e-6;
+    l.intra_bandwidth_Bps = 150e9;
+    l.inter_latency_s = 8e-6;
+    l.inter_bandwidth_Bps = 20e9;
+    l.nics = 4;
+    l.gpus_per_node = 8;
+    return l;
+}
+
+// Every op at every size 8 B .. 1 GiB on the given groups, timed by the model itself.
+std::vector<sim::Measurement> synthetic(const sim::LinkModel& l, const std::vector<sim::GroupSpan>& spans) {
+    std::vector<sim::Measurement> out;
+    for (const auto& span : spans)
+        for (auto k : kOps)
+            for (std::int64_t size = 8; size <= (1LL << 30); size *= 2) {
+                sim::Measurement m{k, size, span, 0};
+                m.time_s = sim::predicted_time(l, m);
+                out.push_back(m);
+            }
+    return out;
+}
+
+const sim::GroupSpan kNode{8, 1, 8}, kWorld{32, 4, 8}, kReplicate{4, 4, 1};
+
+}  // namespace
+
+TEST_CASE("calibrate recovers the latency and bandwidth a synthetic sweep was made with (within 1%)") {
+    const sim::LinkModel real = truth();
+    sim::LinkModel start = real;  // the datasheet guess the fit starts from: far off on purpose
+    start.intra_latency_s = 20e-6;
+    start.intra_bandwidth_Bps = 10e9;
+    start.inter_latency_s = 1e-6;
+    start.inter_bandwidth_Bps = 100e9;
+    const auto points = synthetic(real, {kNode, kWorld, kReplicate});
+    const sim::Calibration c = sim::calibrate_links(start, points);
+    REQUIRE(c.levels.size() == 2);
+    for (const auto& f : c.levels) CHECK_MESSAGE(f.fitted, f.note);
+    CHECK(c.links.intra_latency_s == doctest::Approx(real.intra_latency_s).epsilon(0.01));
+    CHECK(c.links.intra_bandwidth_Bps == doctest::Approx(real.intra_bandwidth_Bps).epsilon(0.01));
+    CHECK(c.links.inter_latency_s == doctest::Approx(real.inter_latency_s).epsilon(0.01));
+    CHECK(c.links.inter_bandwidth_Bps == doctest::Approx(real.inter_bandwidth_Bps).epsilon(0.01));
+    // Then the model predicts its own sweep exactly: predictions are collective_time itself.
+    for (const auto& m : points) CHECK(std::abs(sim::relative_error(c.links, m)) < 0.01);
+}
+
+TEST_CASE("calibrate: a level without measurements keeps its values and says why") {
+    const sim::LinkModel real = truth();
+    const auto points = synthetic(real, {kNode});
+    sim::LinkModel start = real;
+    start.intra_bandwidth_Bps = 1e9;
+    const sim::Calibration c = sim::calibrate_links(start, points);
+    CHECK(c.levels[0].fitted);
+    CHECK(c.links.intra_bandwidth_Bps == doctest::Approx(real.intra_bandwidth_Bps).epsilon(0.01));
+    CHECK_FALSE(c.levels[1].fitted);
+    CHECK(c.levels[1].note == "no measurement on a group spanning nodes");
+    CHECK(c.links.inter_bandwidth_Bps == start.inter_bandwidth_Bps);
+}
+
+TEST_CASE("calibrate: latency and bandwidth stay >= 0 when times do not fit the model") {
+    // Times that fall with size: the best non-negative fit has no bandwidth term.
+    std::vector<sim::Measurement> points;
+    for (std::int64_t size = 8; size <= 8192; size *= 2)
+        points.push_back({CollectiveKind::all_gather, size, kNode, 1e-3 / static_cast<double>(size)});
+    const sim::Calibration c = sim::calibrate_links(truth(), points);
+    CHECK_FALSE(c.levels[0].fitted);
+    CHECK(c.links.intra_latency_s >= 0);
+    CHECK(c.links.intra_bandwidth_Bps > 0);
+}
+
+TEST_CASE("edit_ini_text replaces, inserts and appends keys and keeps the rest of the text") {
+    Problems problems;
+    const auto f = config::parse_ini_text("t.ini", "# head\n[a]\nx = 1  # why\ny = 2\n\n[b]\nz = 3\n", problems);
+    REQUIRE(problems.empty());
+    const std::string out = config::edit_ini_text(
+        f, {{"a", "x", "10", "fitted"}, {"b", "w", "4", ""}, {"c", "v", "5", ""}}, "# pre\n");
+    CHECK(out == "# pre\n# head\n[a]\nx = 10  # fitted\ny = 2\n\n[b]\nz = 3\nw = 4\n\n[c]\nv = 5\n");
+}
+
+TEST_CASE("bench sizes and groups") {
+    CHECK(exec::bench_sizes(8, 64, 2) == std::vector<std::int64_t>{8, 16, 32, 64});
+    CHECK(exec::bench_sizes(8, 100, 4) == std::vector<std::int64_t>{8, 32});
+    CHECK(exec::bench_sizes(1LL << 30, 1LL << 30, 2) == std::vector<std::int64_t>{1LL << 30});
+    const auto one = exec::bench_groups(6, 6);
+    REQUIRE(one.size() == 1);
+    CHECK(one[0].name == "world");
+    const auto two = exec::bench_groups(4, 2);  // 2 nodes x 2: world, node, replicate
+    REQUIRE(two.size() == 3);
+    CHECK(two[0].span.nodes == 2);
+    CHECK(two[0].span.per_node == 2);
+    CHECK(two[1].name == "node");
+    CHECK(two[1].instances == 2);
+    CHECK(two[2].name == "replicate");
+    CHECK(two[2].span.per_node == 1);
+    CHECK(exec::bench_groups(2, 1).size() == 1);  // one rank per node: the world is the replicate group
+}
+
+namespace {
+// A bench file whose times are the model's own, as `shardsim bench` would write it.
+exec::BenchRun synthetic_run(const sim::LinkModel& l) {
+    exec::BenchRun run;
+    run.backend = "mpi";
+    run.raw_library = "MPI";
+    run.world_size = 32;
+    run.nodes = 4;
+    run.ranks_per_node = 8;
+    run.iters = 1;
+    run.hosts.assign(32, "host");
+    run.groups = exec::bench_groups(32, 8);
+    for (std::size_t g = 0; g < run.groups.size(); ++g)
+        for (auto k : kOps)
+            for (std::int64_t size = 64; size <= (256LL << 20); size *= 4)
+                for (bool in_place : {false, true}) {
+                    exec::BenchRow r;
+                    r.group = static_cast<int>(g);
+                    r.kind = k;
+                    r.size_bytes = size;
+                    r.count = size / 4 / (k == CollectiveKind::all_reduce ? 1 : run.groups[g].span.ranks);
+                    r.in_place = in_place;
+                    r.time_s = sim::predicted_time(l, {k, size, run.groups[g].span, 0});
+                    r.raw_time_s = r.time_s * 1.01;
+                    run.rows.push_back(r);
+                }
+    const std::size_t n = run.rows.size() * 32;
+    run.rank_time_s.assign(n, 0);
+    run.rank_raw_time_s.assign(n, 0);
+    run.rank_wrong.assign(n, 0);
+    for (std::size_t i = 0; i < n; ++i) run.rank_time_s[i] = run.rows[i % run.rows.size()].time_s;
+    return run;
+}
+
+const char* kTopology = R"(# A test cluster: 4 nodes x 8.
+[cluster]
+name = test-4x8
+nodes = 4
+gpus_per_node = 8
+[gpu]
+name = test
+memory_gib = 80
+bf16_tflops = 900
+fp16_tflops = 900
+fp32_tflops = 60
+hbm_gbps = 3000
+[intra_node]
+kind = nvlink
+bandwidth_gbps = 400   # datasheet
+[inter_node]
+kind = infiniband
+bandwidth_gbps = 50
+nics = 4
+latency_us = 2
+[host]
+memory_gib = 1024
+)";
+}  // namespace
+
+TEST_CASE("bench file round trip, and the stored busbw is nccl-tests' arithmetic on the stored time") {
+    test::TempDir dir;
+    const exec::BenchRun run = synthetic_run(truth());
+    const std::string path = dir.path("bench.h5");
+    io::write_bench_file(path, run);
+    const exec::BenchRun back = io::read_bench_file(path);
+    REQUIRE(back.rows.size() == run.rows.size());
+    CHECK(back.groups.size() == 3);
+    CHECK(back.rank_time_s == run.rank_time_s);
+    const auto busbw = io::read_bench_column(path, "busbw_GBps");
+    for (std::size_t i = 0; i < back.rows.size(); ++i) {
+        const auto& r = back.rows[i];
+        const double n = static_cast<double>(back.groups[static_cast<std::size_t>(r.group)].span.ranks);
+        const double factor = r.kind == CollectiveKind::all_reduce ? 2 * (n - 1) / n : (n - 1) / n;
+        CHECK(busbw[i] == doctest::Approx(static_cast<double>(r.size_bytes) / r.time_s / 1e9 * factor));
+    }
+    CHECK_THROWS_AS(io::read_bench_file(dir.file("not.h5", "text")), InputError);
+}
+
+TEST_CASE("shardsim calibrate recovers the model's values end to end and writes a loadable topology") {
+    test::TempDir dir;
+    const sim::LinkModel real = truth();
+    io::write_bench_file(dir.path("bench.h5"), synthetic_run(real));
+    const std::string topo = dir.file("test-4x8.ini", kTopology);
+    const std::string out = dir.path("calibrated.ini");
+    const auto r = test::run_command(test::shardsim_binary() + " calibrate " + dir.path("bench.h5") + " --topology " + topo +
+                                     " --out " + out);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.output.find("intra_node") != std::string::npos);
+    const auto t = config::load_topology(out, "", "test", {});
+    CHECK(t.intra.latency_us == doctest::Approx(3).epsilon(0.01));
+    CHECK(t.intra.bandwidth_gbps == doctest::Approx(150).epsilon(0.01));
+    CHECK(t.inter.latency_us == doctest::Approx(8).epsilon(0.01));
+    CHECK(t.inter.bandwidth_gbps == doctest::Approx(20).epsilon(0.01));
+    CHECK(t.gpu.hbm_gbps == 3000);  // everything else as it was
+    CHECK(t.source.text.find("# A test cluster") != std::string::npos);
+
+    const auto bad = test::run_command(test::shardsim_binary() + " calibrate " + topo + " --topology " + topo + " --out " + out);
+    CHECK(bad.exit_code == 2);
+    CHECK(test::lines(bad.output).size() == 1);
+}
