@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "shardsim/cli/options.hpp"
+#include "shardsim/cli/run_setup.hpp"
 #include "shardsim/comm/backends.hpp"
 #include "shardsim/comm/mpi.hpp"
 #include "shardsim/config/topology.hpp"
@@ -219,25 +220,12 @@ int cmd_bench(const Args& args) {
         return kExitBadInput;  // rank 0 says it; the other ranks stop quietly
     }
 
-    // Open MPI's reduction temporaries must not be fresh mmaps on every call (see comm/mpi.hpp).
-    comm::keep_large_allocations_in_heap();
-    int argc = 0;
-    char** argv = nullptr;
-    comm::MpiSession session(&argc, &argv);
-    int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    try {
+    return run_mpi_command("shardsim bench", [&](int rank, int size) {
         Setup s;
         s.options = options;
         if (auto code = prepare(s, a, rank, size)) return *code;
         return bench(s, a, rank);
-    } catch (const std::exception& e) {
-        // Say where, then bring the whole job down: the others may wait in a collective.
-        std::cerr << "[rank " << rank << " on " << comm::host_name() << "] shardsim bench: error: " << e.what() << std::endl;
-        MPI_Abort(MPI_COMM_WORLD, kExitFailure);
-        return kExitFailure;
-    }
+    });
 }
 
 }  // namespace shardsim::cli

@@ -48,7 +48,7 @@ int execute(const RunOptions& o, int world_rank, int world_size) {
     } catch (const std::exception& e) {
         // Abort while this rank's threads and buffers still exist: unwinding them first would
         // wait on a collective the other ranks will never join.
-        abort_job(world_rank, e.what());
+        abort_job(world_rank, std::string("shardsim run: error: ") + e.what());
     }
 }
 
@@ -165,24 +165,7 @@ int cmd_run(const Args& args) {
     if (o.backend != "auto" && o.backend != "nccl" && o.backend != "mpi")
         throw InputError("--backend: bad value '" + o.backend + "' (allowed: auto, nccl, mpi)");
 
-    comm::keep_large_allocations_in_heap();
-    int argc = 0;
-    char** argv = nullptr;
-    comm::MpiSession session(&argc, &argv);
-    int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    try {
-        return execute(o, rank, size);
-    } catch (const QuietExit& q) {
-        return q.code;
-    } catch (const InputError& e) {
-        // prepare_run made every rank agree: only the first failing rank gets here.
-        for (const auto& p : e.problems()) std::cerr << p << "\n";
-        return kExitBadInput;
-    } catch (const std::exception& e) {
-        abort_job(rank, e.what());
-    }
+    return run_mpi_command("shardsim run", [&](int rank, int size) { return execute(o, rank, size); });
 }
 
 }  // namespace shardsim::cli

@@ -119,6 +119,26 @@ void abort_job(int world_rank, const std::string& message) {
     std::_Exit(kExitFailure);
 }
 
+int run_mpi_command(const std::string& what, const std::function<int(int, int)>& body) {
+    comm::keep_large_allocations_in_heap();
+    int argc = 0;
+    char** argv = nullptr;
+    comm::MpiSession session(&argc, &argv);
+    int rank = 0, size = 1;
+    SHARDSIM_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    SHARDSIM_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    try {
+        return body(rank, size);
+    } catch (const QuietExit& q) {
+        return q.code;
+    } catch (const InputError& e) {
+        for (const auto& p : e.problems()) std::cerr << p << "\n";
+        return kExitBadInput;
+    } catch (const std::exception& e) {
+        abort_job(rank, what + ": error: " + e.what());
+    }
+}
+
 RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, const std::string& backend,
                        int threads, bool force, int world_rank, int world_size) {
     RunContext ctx;

@@ -37,28 +37,15 @@ int report_result(const report::Validation& v, const ValidateOptions& o) {
 int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank, int size);
 
 int run_and_compare(const ValidateOptions& o) {
-    comm::keep_large_allocations_in_heap();
-    int argc = 0;
-    char** argv = nullptr;
-    comm::MpiSession session(&argc, &argv);
-    int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    try {
+    return run_mpi_command("shardsim validate", [&](int rank, int size) {
         RunContext ctx = prepare_run(o.job, o.sets, o.backend, 1, o.force, rank, size);
         try {
             return compare_after_run(ctx, o, rank, size);
         } catch (const std::exception& e) {
-            abort_job(rank, e.what());
+            // Abort while the executor's threads still exist (see run.cpp).
+            abort_job(rank, std::string("shardsim validate: error: ") + e.what());
         }
-    } catch (const QuietExit& q) {
-        return q.code;
-    } catch (const InputError& e) {
-        for (const auto& p : e.problems()) std::cerr << p << "\n";
-        return kExitBadInput;
-    } catch (const std::exception& e) {
-        abort_job(rank, e.what());
-    }
+    });
 }
 
 int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank, int size) {

@@ -62,7 +62,7 @@ SHARDSIM_INJECT_FAILURE=1:5 "$MPIEXEC" -np 3 --oversubscribe -x SHARDSIM_INJECT_
 rc=$?
 elapsed=$(($(date +%s) - start))
 ((rc != 0)) || fail "an injected failure exited 0"
-grep -q "^\[rank 1 on .*\] injected failure at op 5" "$tmp/err" || fail "the failing rank did not say who it is: $(head -3 "$tmp/err")"
+grep -q "^\[rank 1 on .*\] shardsim run: error: injected failure at op 5" "$tmp/err" || fail "the failing rank did not say who it is: $(head -3 "$tmp/err")"
 ((elapsed < 60)) || fail "the job took ${elapsed}s to come down"
 echo "ok: an injected failure on rank 1 ended the job in ${elapsed}s (exit $rc)"
 

@@ -1,6 +1,7 @@
 #pragma once
 // What `run` (and `validate`) set up before the first step: the plan, the backend and device
 // this rank uses, its communicators, the executor, and the start-up table.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,13 @@ struct RunContext {
 // A failure on one rank: says which rank on which host, then brings the whole job down
 // (MPI_Abort), so no other rank is left waiting in a collective.
 [[noreturn]] void abort_job(int world_rank, const std::string& message);
+
+// The frame of every MPI subcommand (run, validate, bench): keeps large allocations in the heap
+// (see comm/mpi.hpp), starts MPI, calls `body(world_rank, world_size)` on every rank and turns
+// what it throws into the job's end: QuietExit -> its code, silently; InputError -> its problems,
+// exit 2 (only the rank that found them throws it, the others throw QuietExit); anything else ->
+// abort_job, prefixed with `what` ("shardsim bench: error: ...").
+int run_mpi_command(const std::string& what, const std::function<int(int world_rank, int world_size)>& body);
 
 // Collective over MPI_COMM_WORLD. Refuses (InputError on the first failing rank, QuietExit on
 // the others) a world size that is not the job's, an unavailable backend, or a job predicted
