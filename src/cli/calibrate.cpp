@@ -1,5 +1,6 @@
 // shardsim calibrate: fit a topology's link latency and bandwidth (sim/calibrate.hpp) to a bench
 // sweep, write the calibrated topology, and say how well it predicts the sweep.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -81,12 +82,17 @@ int cmd_calibrate(const Args& args) {
     in.topology_name = topo.name;
     in.bench = &run;
     in.points = points;
-    in.min_bytes = *lo;
-    in.max_bytes = *hi;
     in.before = sim::LinkModel::from(topo);
     std::vector<sim::Measurement> fitted;
     for (const auto& m : points)
         if (m.size_bytes >= *lo && m.size_bytes <= *hi) fitted.push_back(m);
+    // The range the errors are stated over: the sizes actually used, not the option's bounds.
+    in.min_bytes = fitted.empty() ? *lo : *hi;
+    in.max_bytes = fitted.empty() ? *hi : *lo;
+    for (const auto& m : fitted) {
+        in.min_bytes = std::min(in.min_bytes, m.size_bytes);
+        in.max_bytes = std::max(in.max_bytes, m.size_bytes);
+    }
     in.fit = sim::calibrate_links(in.before, fitted);
     for (auto& f : in.fit.levels)
         if (f.fitted && f.level == sim::LinkLevel::inter_node && topo.inter.kind == config::LinkKind::none) {

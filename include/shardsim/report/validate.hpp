@@ -46,6 +46,7 @@ struct RankValidation {
     std::vector<std::string> exact_failures;  // model-state and collective-size mismatches
     std::string divergence;                   // first op whose memory change differs ("" if none)
     bool divergence_fails = false;
+    std::string memory_cause;                 // why peaks differ when every op's change is as planned ("" otherwise)
     std::vector<TimeCheck> times;
     bool passed = true;
 };
