@@ -4,27 +4,11 @@
 
 #include <memory>
 
-#include "shardsim/comm/mpi.hpp"
-
-#define SHARDSIM_NCCL_CHECK(call)                                                                           \
-    do {                                                                                                    \
-        const ncclResult_t shardsim_nccl_rc_ = (call);                                                      \
-        if (shardsim_nccl_rc_ != ncclSuccess)                                                               \
-            ::shardsim::throw_error(__FILE__, __LINE__, std::string(#call) + " failed: " + ncclGetErrorString(shardsim_nccl_rc_)); \
-    } while (0)
+#include "nccl_common.hpp"
 
 namespace shardsim::comm {
 
 namespace {
-
-ncclDataType_t nccl_type(DType t) {
-    switch (t) {
-        case DType::fp32: return ncclFloat32;
-        case DType::bf16: return ncclBfloat16;
-        case DType::fp16: return ncclFloat16;
-    }
-    return ncclFloat32;
-}
 
 class NcclCommunicator final : public Communicator {
 public:
@@ -81,14 +65,7 @@ private:
 }  // namespace
 
 std::unique_ptr<Communicator> make_nccl_communicator_impl(MPI_Comm mpi, void* cuda_stream) {
-    int rank = 0, size = 1;
-    SHARDSIM_MPI_CHECK(MPI_Comm_rank(mpi, &rank));
-    SHARDSIM_MPI_CHECK(MPI_Comm_size(mpi, &size));
-    ncclUniqueId id{};
-    if (rank == 0) SHARDSIM_NCCL_CHECK(ncclGetUniqueId(&id));
-    SHARDSIM_MPI_CHECK(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, mpi));
-    ncclComm_t comm = nullptr;
-    SHARDSIM_NCCL_CHECK(ncclCommInitRank(&comm, size, id, rank));
+    ncclComm_t comm = make_nccl_comm(mpi);
     return std::make_unique<NcclCommunicator>(comm, static_cast<cudaStream_t>(cuda_stream));
 }
 
