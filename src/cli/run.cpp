@@ -82,17 +82,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
         }
     }
 
-    timeline::RunTimeline run = ctx.run_attributes;
-    run.steps = steps;
-    timeline::RankTimeline mine = ctx.executor->timeline();
-    mine.host = comm::host_name();
-    if (!o.out.empty()) {
-        timeline::RunTimeline local = run;
-        local.timelines = {mine};
-        local.class_of_rank = {0};
-        io::write_run_parallel(o.out, local, MPI_COMM_WORLD);
-    }
-    auto all = exec::gather_timelines(mine, MPI_COMM_WORLD);
+    timeline::RunTimeline run = collect_measured(ctx, steps, o.out);
 
     // Checks against the plan, from every rank.
     const auto problems = ctx.executor->check_against_plan();
@@ -106,9 +96,6 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
     if (o.verify) verify = exec::verify_against_reference(*ctx.executor, static_cast<int>(steps), MPI_COMM_WORLD);
 
     if (world_rank == 0) {
-        run.timelines = std::move(all);
-        run.class_of_rank.clear();
-        for (int r = 0; r < world_size; ++r) run.class_of_rank.push_back(r);
         // The figures are those of the last step: the first ones warm up.
         const timeline::RunTimeline last = report::select_step(run, -1);
         if (o.json) {

@@ -1,3 +1,5 @@
+#include "shardsim/io/hdf5.hpp"
+#include "shardsim/exec/gather.hpp"
 #include "shardsim/cli/run_setup.hpp"
 
 #include <cstdlib>
@@ -137,6 +139,23 @@ int run_mpi_command(const std::string& what, const std::function<int(int, int)>&
     } catch (const std::exception& e) {
         abort_job(rank, what + ": error: " + e.what());
     }
+}
+
+timeline::RunTimeline collect_measured(const RunContext& ctx, std::int64_t steps, const std::string& out) {
+    timeline::RunTimeline run = ctx.run_attributes;
+    run.steps = steps;
+    timeline::RankTimeline mine = ctx.executor->timeline();
+    mine.host = comm::host_name();
+    if (!out.empty()) {
+        timeline::RunTimeline local = run;
+        local.timelines = {mine};
+        local.class_of_rank = {0};
+        io::write_run_parallel(out, local, MPI_COMM_WORLD);
+    }
+    run.timelines = exec::gather_timelines(mine, MPI_COMM_WORLD);
+    run.class_of_rank.clear();
+    for (std::size_t r = 0; r < run.timelines.size(); ++r) run.class_of_rank.push_back(static_cast<int>(r));
+    return run;
 }
 
 RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, const std::string& backend,

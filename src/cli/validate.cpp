@@ -34,13 +34,13 @@ int report_result(const report::Validation& v, const ValidateOptions& o) {
     return v.passed ? 0 : kExitCheckFailed;
 }
 
-int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank, int size);
+int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank);
 
 int run_and_compare(const ValidateOptions& o) {
     return run_mpi_command("shardsim validate", [&](int rank, int size) {
         RunContext ctx = prepare_run(o.job, o.sets, o.backend, 1, o.force, rank, size);
         try {
-            return compare_after_run(ctx, o, rank, size);
+            return compare_after_run(ctx, o, rank);
         } catch (const std::exception& e) {
             // Abort while the executor's threads still exist (see run.cpp).
             abort_job(rank, std::string("shardsim validate: error: ") + e.what());
@@ -48,33 +48,19 @@ int run_and_compare(const ValidateOptions& o) {
     });
 }
 
-int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank, int size) {
-    {
-        if (rank == 0 && !o.json) std::cout << ctx.startup_table << std::flush;
-        for (int s = 0; s < o.steps; ++s) ctx.executor->run_step(s);
-        timeline::RankTimeline mine = ctx.executor->timeline();
-        mine.host = comm::host_name();
-        timeline::RunTimeline measured = ctx.run_attributes;
-        measured.steps = o.steps;
-        if (!o.out_run.empty()) {
-            timeline::RunTimeline local = measured;
-            local.timelines = {mine};
-            local.class_of_rank = {0};
-            io::write_run_parallel(o.out_run, local, MPI_COMM_WORLD);
-        }
-        auto all = exec::gather_timelines(mine, MPI_COMM_WORLD);
-        int code = 0;
-        if (rank == 0) {
-            measured.timelines = std::move(all);
-            for (int r = 0; r < size; ++r) measured.class_of_rank.push_back(r);
-            if (!o.out_sim.empty()) io::write_run_file(o.out_sim, ctx.prediction);
-            code = report_result(report::validate_runs(ctx.prediction, measured, o.th), o);
-            if (!o.json && !o.out_sim.empty()) std::cout << "prediction written to " << o.out_sim << "\n";
-            if (!o.json && !o.out_run.empty()) std::cout << "measurement written to " << o.out_run << "\n";
-        }
-        SHARDSIM_MPI_CHECK(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD));
-        return code;
+int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank) {
+    if (rank == 0 && !o.json) std::cout << ctx.startup_table << std::flush;
+    for (int s = 0; s < o.steps; ++s) ctx.executor->run_step(s);
+    const timeline::RunTimeline measured = collect_measured(ctx, o.steps, o.out_run);
+    int code = 0;
+    if (rank == 0) {
+        if (!o.out_sim.empty()) io::write_run_file(o.out_sim, ctx.prediction);
+        code = report_result(report::validate_runs(ctx.prediction, measured, o.th), o);
+        if (!o.json && !o.out_sim.empty()) std::cout << "prediction written to " << o.out_sim << "\n";
+        if (!o.json && !o.out_run.empty()) std::cout << "measurement written to " << o.out_run << "\n";
     }
+    SHARDSIM_MPI_CHECK(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    return code;
 }
 
 }  // namespace

@@ -9,24 +9,16 @@
 #include <cstdio>
 #include <string>
 
+#include "mpi_helpers.hpp"
 #include "shardsim/exec/bench.hpp"
 #include "shardsim/io/bench_file.hpp"
 
 using namespace shardsim;
+using namespace shardsim::test;
 using plan::CollectiveKind;
 
 namespace {
 
-int world_rank() {
-    int r = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &r);
-    return r;
-}
-int world_size() {
-    int n = 1;
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    return n;
-}
 
 exec::BenchOptions small(DType t, std::int64_t ranks_per_node) {
     exec::BenchOptions o;

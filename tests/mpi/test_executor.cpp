@@ -8,23 +8,15 @@
 #include <doctest/doctest.h>
 #include <mpi.h>
 
+#include "mpi_helpers.hpp"
 #include "shardsim/cli/run_setup.hpp"
 #include "shardsim/exec/verify.hpp"
 
 using namespace shardsim;
+using namespace shardsim::test;
 
 namespace {
 
-int world_rank() {
-    int r = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &r);
-    return r;
-}
-int world_size() {
-    int n = 1;
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    return n;
-}
 
 // The topology overrides that make a CPU host look like `n` ranks (hybrid: several "nodes").
 std::vector<std::string> world_sets(const std::string& strategy, int n) {

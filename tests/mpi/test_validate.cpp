@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "mpi_helpers.hpp"
 #include "shardsim/cli/run_setup.hpp"
 #include "shardsim/exec/gather.hpp"
 #include "shardsim/io/hdf5.hpp"
@@ -13,6 +14,7 @@
 #include "shardsim/report/validate.hpp"
 
 using namespace shardsim;
+using namespace shardsim::test;
 
 namespace {
 
@@ -22,26 +24,16 @@ struct Both {
 
 // Simulates and runs `job` on every rank of the world; rank 0 gets both timelines.
 Both simulate_and_run(const std::string& job, std::vector<std::string> sets) {
-    int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    const int rank = world_rank(), size = world_size();
     sets.push_back("topology.cluster.gpus_per_node=" + std::to_string(size));
     auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, "mpi", 1, false, rank, size);
     for (int s = 0; s < 2; ++s) ctx.executor->run_step(s);
     Both b;
     b.predicted = ctx.prediction;
-    b.measured = ctx.run_attributes;
-    b.measured.steps = 2;
-    b.measured.timelines = exec::gather_timelines(ctx.executor->timeline(), MPI_COMM_WORLD);
-    for (int r = 0; r < size && rank == 0; ++r) b.measured.class_of_rank.push_back(r);
+    b.measured = cli::collect_measured(ctx, 2, "");
     return b;
 }
 
-bool is_root() {
-    int r = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &r);
-    return r == 0;
-}
 
 }  // namespace
 

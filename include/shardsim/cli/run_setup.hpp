@@ -49,4 +49,10 @@ int run_mpi_command(const std::string& what, const std::function<int(int world_r
 RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, const std::string& backend,
                        int threads, bool force, int world_rank, int world_size);
 
+// Collective over MPI_COMM_WORLD, after the steps: this rank's measured timeline is written to
+// `out` (parallel HDF5, every rank its own group; skipped when empty) and gathered on rank 0,
+// which gets the whole measured run (`steps` recorded, rank r -> timeline r); the other ranks get
+// the run's attributes without timelines.
+timeline::RunTimeline collect_measured(const RunContext& ctx, std::int64_t steps, const std::string& out);
+
 }  // namespace shardsim::cli
