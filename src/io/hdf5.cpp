@@ -765,13 +765,15 @@ void write_run_parallel(const std::string& path, const RunTimeline& local, MPI_C
 }
 
 RunTimeline read_run_file(const std::string& path) {
+    // The user named the file: whatever is wrong with it is bad input (exit 2), said in one line.
     const std::string prefix = "cannot read timeline file '" + path + "': ";
+    const std::string allowed = " (allowed: a file written by shardsim simulate --out, run --out or validate --out-sim/--out-run)";
     std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) throw Error(prefix + "no such file");
-    if (!std::filesystem::is_regular_file(path, ec)) throw Error(prefix + "not a regular file");
+    if (!std::filesystem::exists(path, ec)) throw InputError(prefix + "no such file" + allowed);
+    if (!std::filesystem::is_regular_file(path, ec)) throw InputError(prefix + "not a regular file" + allowed);
     const h5::QuietErrors quiet;
     const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (id < 0) throw Error(prefix + "not an HDF5 file, or not readable");
+    if (id < 0) throw InputError(prefix + "not an HDF5 file, or not readable" + allowed);
     const h5::File file{id};
     try {
         check_schema(file.id());
@@ -780,7 +782,7 @@ RunTimeline read_run_file(const std::string& path) {
         read_ranks(file.id(), run);
         return run;
     } catch (const Error& e) {
-        throw Error(prefix + e.what());
+        throw InputError(prefix + e.what() + allowed);
     }
 }
 

@@ -336,6 +336,7 @@ TEST_CASE("hdf5: an absent, foreign or newer file is refused in one line naming 
         CHECK(message.find(file.path()) != std::string::npos);
         CHECK(message.find(why) != std::string::npos);
         CHECK(message.find('\n') == std::string::npos);
+        CHECK_THROWS_AS(io::read_run_file(file.path()), InputError);  // bad input: exit 2
     };
     check_refused("no such file");
 
