@@ -47,7 +47,7 @@ void check_inputs(RunContext& ctx, const std::string& backend, bool force, int w
     const auto& plan = *ctx.plan;
     const auto& s = plan.scenario();
     if (plan.groups().world != world_size)
-        throw InputError("mpirun started " + std::to_string(world_size) + " rank(s) but job " + s.job.name + " runs on " +
+        throw InputError("this run has " + std::to_string(world_size) + " rank(s) (mpirun -np / srun -n; without a launcher: 1) but job " + s.job.name + " runs on " +
                          std::to_string(plan.groups().world) + " = " + std::to_string(s.topology.nodes) + " node(s) x " +
                          std::to_string(s.topology.gpus_per_node) + " GPUs of topology " + s.topology.name +
                          " (allowed: mpirun -np " + std::to_string(plan.groups().world) +

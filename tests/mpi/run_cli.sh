@@ -70,7 +70,7 @@ echo "ok: an injected failure on rank 1 ended the job in ${elapsed}s (exit $rc)"
 "$MPIEXEC" -np 3 --oversubscribe "$SHARDSIM" run --job "$job" >/dev/null 2>"$tmp/err"
 rc=$?
 ((rc == 2)) || fail "wrong world size exited $rc"
-[[ $(grep -c "mpirun started 3 rank(s) but job tiny-llama-cpu runs on 2" "$tmp/err") == 1 ]] || fail "world size message: $(cat "$tmp/err")"
+[[ $(grep -c "this run has 3 rank(s) (mpirun -np / srun -n; without a launcher: 1) but job tiny-llama-cpu runs on 2" "$tmp/err") == 1 ]] || fail "world size message: $(cat "$tmp/err")"
 echo "ok: a 3-rank launch of a 2-rank job is refused once, exit 2"
 
 ((failures == 0)) && echo "all passed"
