@@ -48,7 +48,7 @@ int execute(const RunOptions& o, int world_rank, int world_size) {
     } catch (const std::exception& e) {
         // Abort while this rank's threads and buffers still exist: unwinding them first would
         // wait on a collective the other ranks will never join.
-        abort_job(world_rank, std::string("shardsim run: error: ") + e.what());
+        abort_run(ctx, world_rank, "shardsim run", e);
     }
 }
 

@@ -1,16 +1,18 @@
-#include "shardsim/io/hdf5.hpp"
-#include "shardsim/exec/gather.hpp"
 #include "shardsim/cli/run_setup.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <optional>
 
 #include "shardsim/comm/backends.hpp"
-#include "shardsim/config/launch.hpp"
 #include "shardsim/comm/mpi.hpp"
+#include "shardsim/config/launch.hpp"
 #include "shardsim/core/format.hpp"
+#include "shardsim/exec/gather.hpp"
+#include "shardsim/exec/memory.hpp"
+#include "shardsim/io/hdf5.hpp"
 #include "shardsim/report/header.hpp"
 #include "shardsim/report/summary.hpp"
 #include "shardsim/sim/simulator.hpp"
@@ -63,6 +65,12 @@ void check_inputs(RunContext& ctx, const std::string& backend, bool force, int w
     const auto j = report::summary_json(ctx.prediction);
     const std::int64_t peak = j.at("ranks")[0].at("peak_bytes").as_int();
     const std::int64_t host_node = j.at("host_peak_bytes_per_node").as_int();
+    // The device first: on a CPU each rank stands in for one device of the topology and gets its
+    // memory (see set_device_limit in prepare_run).
+    if (peak > s.topology.gpu.memory_bytes && !force)
+        throw InputError("job " + s.job.name + " is predicted to need " + format_bytes(peak) + " per " +
+                         (ctx.backend == "mpi" ? "rank" : "GPU") + " but " + s.topology.gpu.name + " of topology " + s.topology.name +
+                         " has " + format_bytes(s.topology.gpu.memory_bytes) + " (allowed: a plan that fits — see shardsim simulate — or --force to run anyway)");
     if (ctx.backend == "mpi") {
         const std::int64_t local = comm::node_local_size(MPI_COMM_WORLD);
         const std::int64_t need = peak * local + host_node;
@@ -73,11 +81,6 @@ void check_inputs(RunContext& ctx, const std::string& backend, bool force, int w
                              std::to_string(local) + " ranks + " + format_gib(static_cast<double>(host_node), 2) +
                              " GiB offloaded) but " + format_gib(static_cast<double>(have), 2) +
                              " GiB are available (allowed: a smaller job, or --force to run anyway)");
-    } else if (peak > s.topology.gpu.memory_bytes && !force) {
-        throw InputError("job " + s.job.name + " is predicted to need " + format_gib(static_cast<double>(peak), 2) +
-                         " GiB per GPU but " + s.topology.gpu.name + " has " +
-                         format_gib(static_cast<double>(s.topology.gpu.memory_bytes), 2) +
-                         " GiB (allowed: a plan that fits — see shardsim simulate — or --force to run anyway)");
     }
 }
 
@@ -141,6 +144,33 @@ int run_mpi_command(const std::string& what, const std::function<int(int, int)>&
     }
 }
 
+void abort_run(const RunContext& ctx, int world_rank, const std::string& command, const std::exception& e) {
+    const auto* oom = dynamic_cast<const exec::OutOfMemory*>(&e);
+    if (!oom || oom->op < 0 || static_cast<std::size_t>(oom->op) >= ctx.schedule.ops.size())
+        abort_job(world_rank, command + ": error: " + e.what());
+    const plan::Op& op = ctx.schedule.ops[static_cast<std::size_t>(oom->op)];
+    std::string msg = command + ": error: out of memory at op " + std::to_string(op.id) + " (" + plan::op_label(*ctx.plan, op) +
+                      "): it asked for " + format_bytes(oom->bytes) + " of " + std::string(category_name(oom->category)) +
+                      " with " + format_bytes(oom->in_use) + " in use";
+    // The prediction for this rank: its memory after the op, and its peak.
+    const auto& pred = ctx.prediction;
+    const std::size_t r = static_cast<std::size_t>(world_rank);
+    if (r < pred.class_of_rank.size()) {
+        const timeline::RankTimeline& tl = pred.timelines.at(static_cast<std::size_t>(pred.class_of_rank[r]));
+        const bool host = oom->category == MemCategory::offloaded;
+        std::int64_t after = -1, peak = 0;
+        for (const auto& sample : tl.memory) {
+            const std::int64_t total = host ? sample.bytes.host_total() : sample.bytes.device_total();
+            peak = std::max(peak, total);
+            if (sample.op_id == op.id) after = total;
+        }
+        msg += "; the simulator predicted ";
+        if (after >= 0) msg += format_bytes(after) + " after this op and ";
+        msg += "a peak of " + format_bytes(peak) + " (" + (host ? "host" : "device") + ")";
+    }
+    abort_job(world_rank, msg);
+}
+
 timeline::RunTimeline collect_measured(const RunContext& ctx, std::int64_t steps, const std::string& out) {
     timeline::RunTimeline run = ctx.run_attributes;
     run.steps = steps;
@@ -192,6 +222,9 @@ RunContext prepare_run(const std::string& job, const std::vector<std::string>& s
         ctx.world = comm::make_nccl_communicator(MPI_COMM_WORLD, stream);
     } else {
         ctx.device = exec::make_cpu_device(threads);
+        // A CPU rank stands in for one GPU of the topology: it gets that GPU's memory and no more,
+        // so a job forced past the prediction fails where a GPU would (out of memory, at an op).
+        ctx.device->allocator().set_device_limit(p.scenario().topology.gpu.memory_bytes);
         ctx.world = std::make_unique<comm::MpiCommunicator>(MPI_COMM_WORLD, false);
     }
     const auto& g = p.groups();

@@ -43,7 +43,7 @@ int run_and_compare(const ValidateOptions& o) {
             return compare_after_run(ctx, o, rank);
         } catch (const std::exception& e) {
             // Abort while the executor's threads still exist (see run.cpp).
-            abort_job(rank, std::string("shardsim validate: error: ") + e.what());
+            abort_run(ctx, rank, "shardsim validate", e);
         }
     });
 }

@@ -7,12 +7,13 @@ namespace shardsim::exec {
 
 OutOfMemory::OutOfMemory(const std::string& what, std::int64_t b, MemCategory c, int o, const MemoryByCategory& in_use)
     : std::runtime_error("out of memory: " + what + " asked for " + format_bytes(b) + " of " +
-                         std::string(category_name(c)) + " (op " + std::to_string(o) + ") with " +
+                         std::string(category_name(c)) + (o < 0 ? std::string(" (outside any op: the state set up before the first)") : " (op " + std::to_string(o) + ")") + " with " +
                          format_bytes(c == MemCategory::offloaded ? in_use.host_total() : in_use.device_total()) +
                          " already in use"),
       bytes(b),
       category(c),
-      op(o) {}
+      op(o),
+      in_use(c == MemCategory::offloaded ? in_use.host_total() : in_use.device_total()) {}
 
 TrackingAllocator::TrackingAllocator(RawMemory device, RawMemory host) : device_(std::move(device)), host_(std::move(host)) {}
 
@@ -24,6 +25,8 @@ void* TrackingAllocator::allocate(std::int64_t bytes, MemCategory category, cons
     if (bytes <= 0) return nullptr;
     std::lock_guard<std::mutex> lock(mu_);
     RawMemory& raw = category == MemCategory::offloaded ? host_ : device_;
+    if (device_limit_ > 0 && category != MemCategory::offloaded && current_.device_total() + bytes > device_limit_)
+        throw OutOfMemory(what, bytes, category, op(), current_);
     void* p = raw.allocate(bytes);
     if (!p) throw OutOfMemory(what, bytes, category, op(), current_);
     live_[p] = {bytes, category, op(), what};
@@ -32,6 +35,11 @@ void* TrackingAllocator::allocate(std::int64_t bytes, MemCategory category, cons
     // The peak is the device's: host allocations never replace a higher device peak.
     if (current_.device_total() > peak_.device_total()) peak_ = current_;
     return p;
+}
+
+void TrackingAllocator::set_device_limit(std::int64_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    device_limit_ = bytes;
 }
 
 void TrackingAllocator::release(void* p) {

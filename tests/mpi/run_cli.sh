@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `shardsim run` as a user runs it, under mpirun: the JSON keys, a 6-rank HDF5 file readable by
-# h5dump, ZeRO-3 moving 1.5x DDP's bytes, a failing rank bringing the job down, bad world sizes.
+# h5dump, ZeRO-3 moving 1.5x DDP's bytes, a failing rank bringing the job down, bad world sizes,
+# a job that does not fit (refused; forced: out of memory at an op).
 set -uo pipefail
 : "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
 MPIEXEC=${MPIEXEC:-mpirun}
@@ -72,6 +73,22 @@ rc=$?
 ((rc == 2)) || fail "wrong world size exited $rc"
 [[ $(grep -c "this run has 3 rank(s) (mpirun -np / srun -n; without a launcher: 1) but job tiny-llama-cpu runs on 2" "$tmp/err") == 1 ]] || fail "world size message: $(cat "$tmp/err")"
 echo "ok: a 3-rank launch of a 2-rank job is refused once, exit 2"
+
+# 6. Memory: a CPU rank has the topology's device memory. A job predicted not to fit is refused
+#    before anything is allocated; forced, it fails at the op that runs out, with the prediction.
+cap=$("$SHARDSIM" simulate --job "$job" --json | python3 -c 'import json,sys; print(max(r["peak_bytes"] for r in json.load(sys.stdin)["ranks"]))')
+small=$(python3 -c "print($cap * 0.8 / 2**30)")  # 80% of the predicted peak: the persistent state fits
+run 2 --set topology.gpu.memory_gib="$small" >/dev/null 2>"$tmp/err"
+rc=$?
+((rc == 2)) || fail "a job predicted not to fit exited $rc"
+grep -q "^job tiny-llama-cpu is predicted to need .* per rank but x86-64 core of topology cpu-host has .*--force to run anyway)$" "$tmp/err" \
+  || fail "no-fit message: $(head -3 "$tmp/err")"
+run 2 --set topology.gpu.memory_gib="$small" --force >/dev/null 2>"$tmp/err"
+rc=$?
+((rc != 0)) || fail "a forced job past its memory exited 0"
+grep -Eq "\] shardsim run: error: out of memory at op [0-9]+ \([a-z_]+ [^)]*\): it asked for .* of [a-z_]+ with .* in use; the simulator predicted .* a peak of .* \(device\)" "$tmp/err" \
+  || fail "out-of-memory message: $(grep error "$tmp/err" | head -2)"
+echo "ok: refused when predicted not to fit (exit 2); forced, out of memory names the op and the prediction (exit $rc)"
 
 ((failures == 0)) && echo "all passed"
 ((failures == 0))

@@ -86,3 +86,26 @@ TEST_CASE("tracking allocator: current and peak per category are what was alloca
     CHECK(a.current().host_total() == 0);
     CHECK(a.live().empty());
 }
+
+TEST_CASE("tracking allocator: past the device limit an allocation fails, saying who asked for what") {
+    auto dev = exec::make_cpu_device();
+    exec::TrackingAllocator& a = dev->allocator();
+    a.set_device_limit(1000);
+    exec::TrackingAllocator::set_op(7);
+    exec::Buffer p(a, 600, MemCategory::params, "p");
+    exec::Buffer off(a, 5000, MemCategory::offloaded, "host side");  // host bytes do not count
+    try {
+        exec::Buffer g(a, 401, MemCategory::gathered_params, "gathered block.3");
+        FAIL("401 more bytes fitted under a limit of 1000 with 600 in use");
+    } catch (const exec::OutOfMemory& e) {
+        CHECK(e.bytes == 401);
+        CHECK(e.category == MemCategory::gathered_params);
+        CHECK(e.op == 7);
+        CHECK(e.in_use == 600);
+        CHECK(std::string(e.what()).find("gathered block.3 asked for 401 B of gathered_params (op 7)") != std::string::npos);
+    }
+    CHECK(a.current().device_total() == 600);  // the failed allocation left nothing behind
+    exec::Buffer fits(a, 400, MemCategory::gathered_params, "exactly the rest");
+    CHECK(a.current().device_total() == 1000);
+    exec::TrackingAllocator::set_op(-1);
+}

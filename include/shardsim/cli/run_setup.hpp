@@ -49,6 +49,11 @@ int run_mpi_command(const std::string& what, const std::function<int(int world_r
 RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, const std::string& backend,
                        int threads, bool force, int world_rank, int world_size);
 
+// The failure of a prepared run on this rank: as abort_job, with `command` ("shardsim run") in
+// front; out of memory also names the op (kind, unit, micro-batch) and what the simulator
+// predicted this rank would hold after it, and at its peak.
+[[noreturn]] void abort_run(const RunContext& ctx, int world_rank, const std::string& command, const std::exception& e);
+
 // Collective over MPI_COMM_WORLD, after the steps: this rank's measured timeline is written to
 // `out` (parallel HDF5, every rank its own group; skipped when empty) and gathered on rank 0,
 // which gets the whole measured run (`steps` recorded, rank r -> timeline r); the other ranks get

@@ -35,6 +35,7 @@ public:
     std::int64_t bytes;
     MemCategory category;
     int op;
+    std::int64_t in_use;  // device (or, for `offloaded`, host) bytes already allocated
 };
 
 class TrackingAllocator {
@@ -46,6 +47,9 @@ public:
 
     // `offloaded` goes to host memory, every other category to the device.
     void* allocate(std::int64_t bytes, MemCategory category, const std::string& what);
+    // At most this many device bytes at once (0: as much as the raw memory gives). A CPU rank
+    // stands in for a GPU of the topology's memory: past it, allocation fails as it would there.
+    void set_device_limit(std::int64_t bytes);
     void release(void* p);
 
     // Subsequent allocations of the calling code are tagged with this op (-1: outside any op).
@@ -68,6 +72,7 @@ public:
 
 private:
     RawMemory device_, host_;
+    std::int64_t device_limit_ = 0;
     std::unordered_map<void*, Allocation> live_;
     mutable std::mutex mu_;
     MemoryByCategory current_;
