@@ -7,8 +7,8 @@
 #include <climits>
 #include <cstring>
 
+#include "half_sum.hpp"
 #include "shardsim/core/format.hpp"
-#include "shardsim/core/half.hpp"
 
 namespace shardsim::comm {
 
@@ -26,14 +26,10 @@ std::atomic<bool> g_session{false};
 // 16-bit sums: MPI has no bf16/fp16 type, so they travel as 2-byte opaque elements with a
 // user-defined sum that adds in fp32 and rounds back to nearest-even.
 void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
-    auto* a = static_cast<const std::uint16_t*>(in);
-    auto* b = static_cast<std::uint16_t*>(inout);
-    for (int i = 0; i < *len; ++i) b[i] = float_to_bf16(bf16_to_float(a[i]) + bf16_to_float(b[i]));
+    add_bf16(static_cast<const std::uint16_t*>(in), static_cast<std::uint16_t*>(inout), *len);
 }
 void fp16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
-    auto* a = static_cast<const std::uint16_t*>(in);
-    auto* b = static_cast<std::uint16_t*>(inout);
-    for (int i = 0; i < *len; ++i) b[i] = float_to_fp16(fp16_to_float(a[i]) + fp16_to_float(b[i]));
+    add_fp16(static_cast<const std::uint16_t*>(in), static_cast<std::uint16_t*>(inout), *len);
 }
 
 struct Types {
