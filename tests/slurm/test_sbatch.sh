@@ -261,6 +261,9 @@ done
 run_ready=0 bench_ready=0
 [[ -e $WORK/run-ready ]] && run_ready=1
 [[ -e $WORK/bench-ready ]] && bench_ready=1
+# Both are built now: a binary without them is a failure, not a reason to test less.
+((run_ready)) || fail "'shardsim run --help' failed: the real 2- and 6-rank submissions cannot run"
+((bench_ready)) || fail "'shardsim bench --help' failed: the bench sweep runs with the probe instead"
 echo "generated in $(since "$t0") s"
 
 t_jobs=$(now)
@@ -276,7 +279,7 @@ SHARDSIM=$FAKE SHARDSIM_SLURM_PROBE=$PROBE SHARDSIM_OUT_DIR=$OUT FAKE_SHARDSIM_P
 for t in single-node-2gpu cpu-only; do
     SHARDSIM=$FAKE SHARDSIM_SLURM_PROBE=$PROBE SHARDSIM_OUT_DIR=$OUT submit "$t" "$SOURCE/slurm/$t.sbatch"
 done
-# The bench sweep with the real `shardsim bench` once it exists (small sizes), else with the probe.
+# The bench sweep with the real `shardsim bench` (small sizes); the probe only if bench is broken.
 if ((bench_ready)); then
     SHARDSIM=$SHARDSIM SHARDSIM_OUT_DIR=$OUT SHARDSIM_BENCH_RANKS="2" \
         SHARDSIM_ARGS="--max-bytes 64K --iters 2 --warmup 1" submit bench-sweep "$SOURCE/slurm/bench-sweep.sbatch"
@@ -295,14 +298,10 @@ done
     fail "slurm/multi-node.sbatch: sbatch --test-only --nodes=1 refused it"
 
 # --- run mode with the real executor ---------------------------------------------------------------
-# >>> `shardsim run` plugs in here: this part runs as soon as `shardsim run --help` succeeds.
 if ((run_ready)); then
     for n in 2 6; do
         SHARDSIM=$SHARDSIM SHARDSIM_OUT_DIR=$OUT submit "real$n" "$SUBMIT/real$n.sbatch"
     done
-else
-    echo "SKIP (run mode): 'shardsim run --help' fails, so the executor is not built yet; the 2- and"
-    echo "     6-rank run-mode submissions and their HDF5 checks (all ranks, Slurm root attributes) wait for it"
 fi
 
 wait_all 120
