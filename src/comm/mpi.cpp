@@ -7,7 +7,7 @@
 #include <climits>
 #include <cstring>
 
-#include "half_sum.hpp"
+#include "shardsim/comm/half_sum.hpp"
 #include "shardsim/core/format.hpp"
 
 namespace shardsim::comm {
