@@ -28,8 +28,9 @@ echo
 echo "validate exit code: $status (0: every threshold held; 3: see the FAIL lines above)"
 if [[ $status -eq 3 ]]; then
   echo "  On a CPU host each rank's communication thread competes with compute for the cores"
-  echo "  ($(nproc) here), so measured collectives run far slower than the topology's links and more"
-  echo "  gradient buffers overlap: time and those peaks differ, sizes do not (\"model states and"
-  echo "  collective sizes: exact\", \"every op allocates and frees as planned\"). See README, Limits."
+  echo "  ($(nproc) here) and waits for peers still computing, so measured collectives take far longer"
+  echo "  than the topology's links predict: times differ (and, when collectives are slow enough, the"
+  echo "  peaks of buffers that overlap), sizes do not (\"model states and collective sizes: exact\","
+  echo "  \"every op allocates and frees as planned\"). See README, Limits."
 fi
 echo "HTML report (measured vs simulated, open it in a browser): $(pwd)/out/demo-report.html"
