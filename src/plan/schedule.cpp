@@ -434,6 +434,10 @@ private:
             opt.stream = offload ? OpStream::host : OpStream::compute;
             opt.unit = u;
             opt.optimizer_elements = elems;
+            const Precision& prec = p_.precision();
+            opt.optimizer_bytes = elems * (2 * (prec.master ? dtype_size(DType::fp32) : 0) +
+                                           2 * prec.moment_count * dtype_size(prec.moments) + dtype_size(prec.grads) +
+                                           dtype_size(prec.params));
             if (sync >= 0) opt.deps.push_back(sync);
             if (chain_[static_cast<std::size_t>(u)] >= 0) opt.deps.push_back(chain_[static_cast<std::size_t>(u)]);
             // The update kernels read 16-bit gradients as they are (converting per element), so

@@ -96,12 +96,9 @@ double CostModel::op_time(const plan::Op& op) const {
         case plan::OpKind::upload_update:
             return static_cast<double>(op.copy_bytes) / (topo.host.h2d_gbps * 1e9) + 10e-6;
         case plan::OpKind::optimizer_step: {
-            const double n = static_cast<double>(op.optimizer_elements);
-            if (op.stream == plan::OpStream::host) return n / (topo.host.cpu_optimizer_gelems * 1e9);
-            // Reads and writes master and moments, reads the gradient, writes the parameter.
-            const double per_elem = 2.0 * (prec.master ? 4 : 0) + 2.0 * prec.moment_count * dtype_size(prec.moments) +
-                                    static_cast<double>(dtype_size(prec.grads)) + static_cast<double>(dtype_size(prec.params));
-            return n * per_elem / (topo.gpu.hbm_gbps * 1e9);
+            if (op.stream == plan::OpStream::host)
+                return static_cast<double>(op.optimizer_elements) / (topo.host.cpu_optimizer_gelems * 1e9);
+            return static_cast<double>(op.optimizer_bytes) / (topo.gpu.hbm_gbps * 1e9);
         }
         case plan::OpKind::reshard: return 0;
     }

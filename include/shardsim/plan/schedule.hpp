@@ -71,6 +71,8 @@ struct Op {
     double flops = 0;
     std::int64_t copy_bytes = 0;          // host<->device copies
     std::int64_t optimizer_elements = 0;  // elements the optimizer updates
+    std::int64_t optimizer_bytes = 0;     // bytes it reads and writes doing so (master and moments
+                                          // read and written, gradient read, parameter written)
     std::int64_t activation_bytes = 0;    // activations this compute op writes (for the memory-bound term)
 
     // What the HDF5 `bytes` column holds: collective size, copy bytes, or 0.
