@@ -10,6 +10,7 @@
 #include "shardsim/core/format.hpp"
 #include "shardsim/core/version.hpp"
 #include "shardsim/io/h5_handles.hpp"
+#include "shardsim/io/h5_util.hpp"
 
 namespace shardsim::io {
 
@@ -38,28 +39,11 @@ struct RowRecord {
     double raw_time_s, raw_busbw_GBps, ours_over_raw;
 };
 
-void put(char (&dst)[kName], const std::string& s) {
-    SHARDSIM_ASSERT(s.size() < kName, "name '" + s + "' is too long for a bench file column");
-    std::memset(dst, 0, kName);
-    std::memcpy(dst, s.data(), s.size());
-}
-
-std::string get(const char (&src)[kName]) {
-    return std::string(src, static_cast<std::size_t>(std::find(src, src + kName, '\0') - src));
-}
-
-h5::Datatype name_type() {
-    h5::Datatype t{SHARDSIM_H5_CHECK(H5Tcopy(H5T_C_S1))};
-    SHARDSIM_H5_CHECK(H5Tset_size(t.id(), kName));
-    SHARDSIM_H5_CHECK(H5Tset_strpad(t.id(), H5T_STR_NULLTERM));
-    return t;
-}
-
 #define SHARDSIM_BENCH_COLUMN(type, record, member, h5type) \
     SHARDSIM_H5_CHECK(H5Tinsert((type).id(), #member, offsetof(record, member), (h5type)))
 
 h5::Datatype group_type() {
-    const h5::Datatype name = name_type();
+    const h5::Datatype name = h5::string_type(kName, H5T_CSET_ASCII);
     h5::Datatype t{SHARDSIM_H5_CHECK(H5Tcreate(H5T_COMPOUND, sizeof(GroupRecord)))};
     SHARDSIM_BENCH_COLUMN(t, GroupRecord, name, name.id());
     SHARDSIM_BENCH_COLUMN(t, GroupRecord, ranks, H5T_NATIVE_INT64);
@@ -70,7 +54,7 @@ h5::Datatype group_type() {
 }
 
 h5::Datatype row_type() {
-    const h5::Datatype name = name_type();
+    const h5::Datatype name = h5::string_type(kName, H5T_CSET_ASCII);
     h5::Datatype t{SHARDSIM_H5_CHECK(H5Tcreate(H5T_COMPOUND, sizeof(RowRecord)))};
     SHARDSIM_BENCH_COLUMN(t, RowRecord, group, name.id());
     SHARDSIM_BENCH_COLUMN(t, RowRecord, ranks, H5T_NATIVE_INT64);
@@ -92,66 +76,11 @@ h5::Datatype row_type() {
 
 #undef SHARDSIM_BENCH_COLUMN
 
-// The file keeps the in-memory layout without its padding.
-h5::Datatype packed(const h5::Datatype& t) {
-    h5::Datatype p{SHARDSIM_H5_CHECK(H5Tcopy(t.id()))};
-    SHARDSIM_H5_CHECK(H5Tpack(p.id()));
-    return p;
-}
-
-// ---- attributes -----------------------------------------------------------------------------------
-
-void write_text(hid_t loc, const std::string& name, const std::string& value) {
-    h5::Datatype t{SHARDSIM_H5_CHECK(H5Tcopy(H5T_C_S1))};
-    SHARDSIM_H5_CHECK(H5Tset_size(t.id(), value.size() + 1));
-    SHARDSIM_H5_CHECK(H5Tset_strpad(t.id(), H5T_STR_NULLTERM));
-    SHARDSIM_H5_CHECK(H5Tset_cset(t.id(), H5T_CSET_UTF8));
-    const h5::Dataspace scalar{SHARDSIM_H5_CHECK(H5Screate(H5S_SCALAR))};
-    const h5::Attribute a{SHARDSIM_H5_CHECK(H5Acreate2(loc, name.c_str(), t.id(), scalar.id(), H5P_DEFAULT, H5P_DEFAULT))};
-    SHARDSIM_H5_CHECK(H5Awrite(a.id(), t.id(), value.c_str()));
-}
-
-void write_int(hid_t loc, const std::string& name, std::int64_t value) {
-    const h5::Dataspace scalar{SHARDSIM_H5_CHECK(H5Screate(H5S_SCALAR))};
-    const h5::Attribute a{SHARDSIM_H5_CHECK(H5Acreate2(loc, name.c_str(), H5T_STD_I64LE, scalar.id(), H5P_DEFAULT, H5P_DEFAULT))};
-    SHARDSIM_H5_CHECK(H5Awrite(a.id(), H5T_NATIVE_INT64, &value));
-}
-
-h5::Attribute open_attribute(hid_t loc, const std::string& name, H5T_class_t cls) {
-    if (SHARDSIM_H5_CHECK(H5Aexists(loc, name.c_str())) <= 0) throw Error("no attribute '" + name + "' at /");
-    h5::Attribute a{SHARDSIM_H5_CHECK(H5Aopen(loc, name.c_str(), H5P_DEFAULT))};
-    const h5::Datatype t{SHARDSIM_H5_CHECK(H5Aget_type(a.id()))};
-    if (H5Tget_class(t.id()) != cls) throw Error("attribute '" + name + "' at / has the wrong type");
-    return a;
-}
-
-std::string read_text(hid_t loc, const std::string& name) {
-    const h5::Attribute a = open_attribute(loc, name, H5T_STRING);
-    const h5::Datatype t{SHARDSIM_H5_CHECK(H5Aget_type(a.id()))};
-    if (SHARDSIM_H5_CHECK(H5Tis_variable_str(t.id())) > 0) {
-        char* s = nullptr;
-        SHARDSIM_H5_CHECK(H5Aread(a.id(), t.id(), &s));
-        std::string v = s != nullptr ? s : "";
-        H5free_memory(s);
-        return v;
-    }
-    std::string v(SHARDSIM_H5_CHECK(H5Tget_size(t.id())), '\0');
-    SHARDSIM_H5_CHECK(H5Aread(a.id(), t.id(), v.data()));
-    return v.substr(0, v.find('\0'));
-}
-
-std::int64_t read_int(hid_t loc, const std::string& name) {
-    const h5::Attribute a = open_attribute(loc, name, H5T_INTEGER);
-    std::int64_t v = 0;
-    SHARDSIM_H5_CHECK(H5Aread(a.id(), H5T_NATIVE_INT64, &v));
-    return v;
-}
-
 // ---- datasets -------------------------------------------------------------------------------------
 
 template <class T>
 void write_table(hid_t file, const char* name, const h5::Datatype& memory, const std::vector<T>& rows) {
-    const h5::Datatype file_type = packed(memory);
+    const h5::Datatype file_type = h5::packed(memory);
     const hsize_t n = rows.size();
     const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Screate_simple(1, &n, nullptr))};
     const h5::Dataset d{SHARDSIM_H5_CHECK(H5Dcreate2(file, name, file_type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT))};
@@ -167,11 +96,6 @@ void write_matrix(hid_t file, const char* name, hid_t file_type, hid_t memory_ty
     if (!v.empty()) SHARDSIM_H5_CHECK(H5Dwrite(d.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()));
 }
 
-h5::Dataset open_dataset(hid_t file, const std::string& path) {
-    if (SHARDSIM_H5_CHECK(H5Lexists(file, path.c_str(), H5P_DEFAULT)) <= 0) throw Error("no dataset " + path);
-    return h5::Dataset{SHARDSIM_H5_CHECK(H5Dopen2(file, path.c_str(), H5P_DEFAULT))};
-}
-
 std::size_t elements(const h5::Dataset& d) {
     const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Dget_space(d.id()))};
     return static_cast<std::size_t>(SHARDSIM_H5_CHECK(H5Sget_simple_extent_npoints(space.id())));
@@ -179,7 +103,7 @@ std::size_t elements(const h5::Dataset& d) {
 
 template <class T>
 std::vector<T> read_all(hid_t file, const std::string& path, hid_t memory_type) {
-    const h5::Dataset d = open_dataset(file, path);
+    const h5::Dataset d = h5::open_dataset(file, path);
     std::vector<T> v(elements(d));
     if (!v.empty()) SHARDSIM_H5_CHECK(H5Dread(d.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()));
     return v;
@@ -188,11 +112,11 @@ std::vector<T> read_all(hid_t file, const std::string& path, hid_t memory_type) 
 RowRecord to_record(const BenchRun& run, const BenchRow& r) {
     const BenchGroup& g = run.groups.at(static_cast<std::size_t>(r.group));
     RowRecord rec{};
-    put(rec.group, g.name);
+    h5::put_name(rec.group, g.name);
     rec.ranks = g.span.ranks;
     rec.nodes = g.span.nodes;
     rec.per_node = g.span.per_node;
-    put(rec.op, plan::collective_name(r.kind));
+    h5::put_name(rec.op, plan::collective_name(r.kind));
     rec.size_bytes = r.size_bytes;
     rec.count = r.count;
     rec.in_place = r.in_place ? 1 : 0;
@@ -210,10 +134,10 @@ h5::File open_for_reading(const std::string& path) {
     if (!std::filesystem::exists(path)) throw InputError(path + ": no such file (allowed: a file written by shardsim bench --out)");
     if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(path + ": not an HDF5 file (allowed: a file written by shardsim bench --out)");
     h5::File f{SHARDSIM_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT))};
-    if (SHARDSIM_H5_CHECK(H5Aexists(f.id(), "format")) <= 0 || read_text(f.id(), "format") != kFormat)
+    if (!h5::has_attribute(f.id(), "format") || h5::read_text_attribute(f.id(), "/", "format") != kFormat)
         throw InputError(path + ": not a bench file (no format = '" + std::string(kFormat) +
                          "' attribute; allowed: a file written by shardsim bench --out)");
-    const std::int64_t v = read_int(f.id(), "schema_version");
+    const std::int64_t v = h5::read_int_attribute(f.id(), "/", "schema_version");
     if (v != kBenchSchemaVersion)
         throw InputError(path + ": bench file schema_version " + std::to_string(v) + " (allowed: " +
                          std::to_string(kBenchSchemaVersion) + ")");
@@ -227,24 +151,24 @@ void write_bench_file(const std::string& path, const BenchRun& run) {
     try {
         h5::File f{SHARDSIM_H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT))};
         const hid_t root = f.id();
-        write_text(root, "format", kFormat);
-        write_int(root, "schema_version", kBenchSchemaVersion);
-        write_text(root, "shardsim_version", version());
-        write_text(root, "backend", run.backend);
-        write_text(root, "raw_library", run.raw_library);
-        write_text(root, "dtype", std::string(dtype_name(run.dtype)));
-        write_int(root, "world_size", run.world_size);
-        write_int(root, "nodes", run.nodes);
-        write_int(root, "ranks_per_node", run.ranks_per_node);
-        write_int(root, "iters", run.iters);
-        write_int(root, "warmup", run.warmup);
-        write_text(root, "topology", run.topology);
-        write_text(root, "hosts", join(run.hosts, ","));
+        h5::write_attributes(root, {{"format", std::string(kFormat)},
+                                    {"schema_version", std::int64_t{kBenchSchemaVersion}},
+                                    {"shardsim_version", version()},
+                                    {"backend", run.backend},
+                                    {"raw_library", run.raw_library},
+                                    {"dtype", std::string(dtype_name(run.dtype))},
+                                    {"world_size", run.world_size},
+                                    {"nodes", run.nodes},
+                                    {"ranks_per_node", run.ranks_per_node},
+                                    {"iters", std::int64_t{run.iters}},
+                                    {"warmup", std::int64_t{run.warmup}},
+                                    {"topology", run.topology},
+                                    {"hosts", join(run.hosts, ",")}});
 
         std::vector<GroupRecord> groups;
         for (const auto& g : run.groups) {
             GroupRecord rec{};
-            put(rec.name, g.name);
+            h5::put_name(rec.name, g.name);
             rec.ranks = g.span.ranks;
             rec.nodes = g.span.nodes;
             rec.per_node = g.span.per_node;
@@ -271,29 +195,29 @@ BenchRun read_bench_file(const std::string& path) {
         const h5::File f = open_for_reading(path);
         const hid_t root = f.id();
         BenchRun run;
-        run.backend = read_text(root, "backend");
-        run.raw_library = read_text(root, "raw_library");
-        const auto dt = parse_dtype(read_text(root, "dtype"));
-        if (!dt) throw Error("unknown dtype '" + read_text(root, "dtype") + "'");
+        run.backend = h5::read_text_attribute(root, "/", "backend");
+        run.raw_library = h5::read_text_attribute(root, "/", "raw_library");
+        const auto dt = parse_dtype(h5::read_text_attribute(root, "/", "dtype"));
+        if (!dt) throw Error("unknown dtype '" + h5::read_text_attribute(root, "/", "dtype") + "'");
         run.dtype = *dt;
-        run.world_size = read_int(root, "world_size");
-        run.nodes = read_int(root, "nodes");
-        run.ranks_per_node = read_int(root, "ranks_per_node");
-        run.iters = static_cast<int>(read_int(root, "iters"));
-        run.warmup = static_cast<int>(read_int(root, "warmup"));
-        run.topology = read_text(root, "topology");
-        run.hosts = split(read_text(root, "hosts"), ',');
+        run.world_size = h5::read_int_attribute(root, "/", "world_size");
+        run.nodes = h5::read_int_attribute(root, "/", "nodes");
+        run.ranks_per_node = h5::read_int_attribute(root, "/", "ranks_per_node");
+        run.iters = static_cast<int>(h5::read_int_attribute(root, "/", "iters"));
+        run.warmup = static_cast<int>(h5::read_int_attribute(root, "/", "warmup"));
+        run.topology = h5::read_text_attribute(root, "/", "topology");
+        run.hosts = split(h5::read_text_attribute(root, "/", "hosts"), ',');
 
         for (const auto& g : read_all<GroupRecord>(root, "/groups", group_type().id()))
-            run.groups.push_back({get(g.name), {g.ranks, g.nodes, g.per_node}, g.instances});
+            run.groups.push_back({h5::get_name(g.name), {g.ranks, g.nodes, g.per_node}, g.instances});
         for (const auto& rec : read_all<RowRecord>(root, "/rows", row_type().id())) {
             BenchRow r;
-            const std::string group = get(rec.group);
+            const std::string group = h5::get_name(rec.group);
             const auto g = std::find_if(run.groups.begin(), run.groups.end(), [&](const BenchGroup& x) { return x.name == group; });
             if (g == run.groups.end()) throw Error("/rows names group '" + group + "', which /groups lacks");
             r.group = static_cast<int>(g - run.groups.begin());
-            const auto kind = plan::parse_collective(get(rec.op));
-            if (!kind) throw Error("/rows names unknown op '" + get(rec.op) + "'");
+            const auto kind = plan::parse_collective(h5::get_name(rec.op));
+            if (!kind) throw Error("/rows names unknown op '" + h5::get_name(rec.op) + "'");
             r.kind = *kind;
             r.size_bytes = rec.size_bytes;
             r.count = rec.count;
