@@ -62,9 +62,9 @@ void check_inputs(RunContext& ctx, const std::string& backend, bool force, int w
     ctx.backend = backend == "auto" ? (gpu ? "nccl" : "mpi") : backend;
 
     // Before allocating anything: does the simulator think it fits?
-    const auto j = report::summary_json(ctx.prediction);
-    const std::int64_t peak = j.at("ranks")[0].at("peak_bytes").as_int();
-    const std::int64_t host_node = j.at("host_peak_bytes_per_node").as_int();
+    std::int64_t peak = 0;  // the fullest rank's device peak
+    for (const auto& tl : ctx.prediction.timelines) peak = std::max(peak, tl.summarize().peak_bytes);
+    const std::int64_t host_node = report::summary_json(ctx.prediction).at("host_peak_bytes_per_node").as_int();
     // The device first: on a CPU each rank stands in for one device of the topology and gets its
     // memory (see set_device_limit in prepare_run).
     if (peak > s.topology.gpu.memory_bytes && !force)
