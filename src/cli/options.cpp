@@ -57,4 +57,10 @@ void write_text_file(const std::string& path, const std::string& text) {
     if (!out) throw Error(path + ": write failed");
 }
 
+device::BackendRequest parse_backend_option(const std::string& value) {
+    const auto r = device::parse_backend_request(value);
+    if (!r) throw InputError("--backend: bad value '" + value + "' (allowed: " + device::kBackendChoices + ")");
+    return *r;
+}
+
 }  // namespace shardsim::cli

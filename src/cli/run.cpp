@@ -42,7 +42,7 @@ std::string progress_line(int step, int steps, double loss, double tokens_per_s,
 int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int world_size);
 
 int execute(const RunOptions& o, int world_rank, int world_size) {
-    RunContext ctx = prepare_run(o.job, o.sets, o.backend, o.threads, o.force, world_rank, world_size);
+    RunContext ctx = prepare_run(o.job, o.sets, parse_backend_option(o.backend), o.threads, o.force, world_rank, world_size);
     try {
         return steps_and_outputs(ctx, o, world_rank, world_size);
     } catch (const std::exception& e) {
@@ -137,7 +137,7 @@ int cmd_run(const Args& args) {
         ("job", po::value<std::string>(&o.job)->default_value(model::kDefaultJob), "job .ini path or shipped job name")
         ("set", po::value<std::vector<std::string>>(&o.sets)->composing(), "override a key (as simulate); repeatable")
         ("backend", po::value<std::string>(&o.backend)->default_value("auto"),
-         "auto (NCCL when this rank sees a GPU, else MPI), nccl, or mpi")
+         kBackendHelp)
         ("steps", po::value<std::int64_t>(&o.steps)->default_value(0), "optimizer steps (0: the job's job.steps)")
         ("verify", po::bool_switch(&o.verify), "compare with a single-process reference trained on the same batches")
         ("out", po::value<std::string>(&o.out), "write every rank's measured timeline to this HDF5 file (parallel HDF5)")
@@ -149,8 +149,7 @@ int cmd_run(const Args& args) {
     if (!vm) return 0;
     if (o.steps < 0) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 0)");
     if (o.threads < 1) throw InputError("--threads: bad value '" + std::to_string(o.threads) + "' (allowed: integer >= 1)");
-    if (o.backend != "auto" && o.backend != "nccl" && o.backend != "mpi")
-        throw InputError("--backend: bad value '" + o.backend + "' (allowed: auto, nccl, mpi)");
+    parse_backend_option(o.backend);  // refused before MPI starts
 
     return run_mpi_command("shardsim run", [&](int rank, int size) { return execute(o, rank, size); });
 }

@@ -1,5 +1,5 @@
 // shardsim slurm: write an sbatch script for a job (report/slurm.hpp derives and checks it).
-#include "shardsim/report/slurm.hpp"
+#include "shardsim/launch/slurm.hpp"
 
 #include <iostream>
 
@@ -32,7 +32,7 @@ int cmd_slurm(const Args& args) {
          "override a key: section.key=value (job) or topology.section.key=value; repeatable; "
          "written into the script's command too")
         ("mode", po::value<std::string>()->default_value("run"),
-         ("what the job runs: " + join(report::slurm_mode_names(), " | ") +
+         ("what the job runs: " + join(launch::slurm_mode_names(), " | ") +
           " (simulate: one process, no GPU)").c_str())
         ("nodes", po::value<std::int64_t>(), "nodes (default: the topology's; must agree with it)")
         ("gpus-per-node", po::value<std::int64_t>(),
@@ -58,18 +58,18 @@ int cmd_slurm(const Args& args) {
                             desc, args, extra);
     if (!vm) return 0;
 
-    report::SlurmOptions o;
+    launch::SlurmOptions o;
     o.job = (*vm)["job"].as<std::string>();
     if (vm->count("set")) o.sets = (*vm)["set"].as<std::vector<std::string>>();
     const std::string mode = (*vm)["mode"].as<std::string>();
-    const auto parsed_mode = report::parse_slurm_mode(mode);
+    const auto parsed_mode = launch::parse_slurm_mode(mode);
     if (!parsed_mode)
-        throw InputError("--mode: bad value '" + mode + "' (allowed: " + join(report::slurm_mode_names(), ", ") + ")");
+        throw InputError("--mode: bad value '" + mode + "' (allowed: " + join(launch::slurm_mode_names(), ", ") + ")");
     o.mode = *parsed_mode;
     if (vm->count("launcher")) {
         const std::string l = (*vm)["launcher"].as<std::string>();
-        if (l == "srun") o.launcher = report::SlurmLauncher::srun;
-        else if (l == "mpirun") o.launcher = report::SlurmLauncher::mpirun;
+        if (l == "srun") o.launcher = launch::SlurmLauncher::srun;
+        else if (l == "mpirun") o.launcher = launch::SlurmLauncher::mpirun;
         else throw InputError("--launcher: bad value '" + l + "' (allowed: srun, mpirun)");
     }
     o.nodes = optional_value<std::int64_t>(*vm, "nodes");
@@ -81,9 +81,9 @@ int cmd_slurm(const Args& args) {
     o.account = text_value(*vm, "account");
 
     const model::Scenario scenario = model::load_scenario(o.job, o.sets);
-    const report::SlurmResources resources = report::derive_slurm_resources(scenario, o);
+    const launch::SlurmResources resources = launch::derive_slurm_resources(scenario, o);
     for (const auto& w : resources.warnings) std::cerr << "shardsim slurm: warning: " << w << "\n";
-    write_text_file((*vm)["out"].as<std::string>(), report::slurm_script(scenario, o, resources));
+    write_text_file((*vm)["out"].as<std::string>(), launch::slurm_script(scenario, o, resources));
     return 0;
 }
 

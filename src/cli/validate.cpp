@@ -38,7 +38,7 @@ int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank);
 
 int run_and_compare(const ValidateOptions& o) {
     return run_mpi_command("shardsim validate", [&](int rank, int size) {
-        RunContext ctx = prepare_run(o.job, o.sets, o.backend, 1, o.force, rank, size);
+        RunContext ctx = prepare_run(o.job, o.sets, parse_backend_option(o.backend), 1, o.force, rank, size);
         try {
             return compare_after_run(ctx, o, rank);
         } catch (const std::exception& e) {
@@ -71,7 +71,7 @@ int cmd_validate(const Args& args) {
     desc.add_options()
         ("job", po::value<std::string>(&o.job), "simulate and run this job (under mpirun), then compare")
         ("set", po::value<std::vector<std::string>>(&o.sets)->composing(), "override a key (as simulate); repeatable")
-        ("backend", po::value<std::string>(&o.backend)->default_value("auto"), "auto, nccl or mpi (as run)")
+        ("backend", po::value<std::string>(&o.backend)->default_value("auto"), kBackendHelp)
         ("steps", po::value<std::int64_t>(&o.steps)->default_value(2), "steps to run; the last one is compared")
         ("force", po::bool_switch(&o.force), "run even when the plan is predicted not to fit")
         ("out-sim", po::value<std::string>(&o.out_sim), "also write the prediction to this HDF5 file")
@@ -90,6 +90,7 @@ int cmd_validate(const Args& args) {
     if (o.th.memory_pct < 0) throw InputError("--memory-tolerance: bad value (allowed: number >= 0)");
     if (o.th.time_pct < 0) throw InputError("--time-tolerance: bad value (allowed: number >= 0)");
     if (o.steps < 1) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 1)");
+    parse_backend_option(o.backend);  // refused before MPI starts
     o.th.memory_floor_bytes = static_cast<std::int64_t>(o.floor_mib * kMiB);
     if (!o.job.empty() && !o.files.empty())
         throw InputError("shardsim validate: give either --job or two files, not both");

@@ -12,6 +12,11 @@
 
 namespace shardsim::exec {
 
+using device::Device;
+using device::Buffer;
+using device::TrackingAllocator;
+using nn::Transformer;
+
 namespace {
 double wall() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 

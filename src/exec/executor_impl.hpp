@@ -8,6 +8,12 @@
 
 namespace shardsim::exec {
 
+using device::Device;
+using device::Buffer;
+using nn::Transformer;
+using device::CallTensors;
+using device::UnitTensors;
+
 // Buffers of one unit that exist once per micro-batch in flight: the compute stream may start
 // micro-batch m+1's backward of a unit before the communication stream has reduced micro-batch
 // m's gradients of it. Lanes on different threads reach them, hence the lock.

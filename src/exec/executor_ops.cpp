@@ -2,9 +2,19 @@
 #include <cstring>
 
 #include "executor_impl.hpp"
-#include "shardsim/exec/data.hpp"
+#include "shardsim/nn/data.hpp"
 
 namespace shardsim::exec {
+
+using device::Device;
+using device::Tensor;
+using device::Buffer;
+using device::SgdOp;
+using device::AdamWOp;
+using device::Copy2dOp;
+using nn::make_batch;
+using device::CallTensors;
+using nn::first_sample;
 
 namespace {
 

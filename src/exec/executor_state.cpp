@@ -3,9 +3,15 @@
 
 #include "executor_impl.hpp"
 #include "shardsim/core/half.hpp"
-#include "shardsim/exec/init.hpp"
+#include "shardsim/nn/init.hpp"
 
 namespace shardsim::exec {
+
+using device::Device;
+using device::Tensor;
+using device::Buffer;
+using device::TrackingAllocator;
+using nn::initial_values;
 
 namespace {
 

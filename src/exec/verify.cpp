@@ -6,6 +6,8 @@
 
 namespace shardsim::exec {
 
+using device::make_cpu_device;
+
 namespace {
 
 // The same job as a plain single-process run: DDP on one rank, all the micro-batches of the

@@ -16,9 +16,9 @@ namespace shardsim::io {
 
 namespace {
 
-using exec::BenchGroup;
-using exec::BenchRow;
-using exec::BenchRun;
+using bench::BenchGroup;
+using bench::BenchRow;
+using bench::BenchRun;
 
 constexpr std::size_t kName = 16;  // NUL included
 constexpr const char* kFormat = "shardsim-bench";

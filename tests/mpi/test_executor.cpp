@@ -34,7 +34,7 @@ void check_config(const std::string& job, std::vector<std::string> sets, const s
         return std::string("fsdp-full-shard");
     }();
     for (const auto& w : world_sets(strategy, n)) sets.push_back(w);
-    auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, "mpi", 1, false, world_rank(), n);
+    auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, device::BackendRequest::mpi, 1, false, world_rank(), n);
     std::vector<double> losses;
     for (int s = 0; s < 2; ++s) losses.push_back(ctx.executor->run_step(s).loss);
     const auto problems = ctx.executor->check_against_plan();

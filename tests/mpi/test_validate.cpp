@@ -26,7 +26,7 @@ struct Both {
 Both simulate_and_run(const std::string& job, std::vector<std::string> sets) {
     const int rank = world_rank(), size = world_size();
     sets.push_back("topology.cluster.gpus_per_node=" + std::to_string(size));
-    auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, "mpi", 1, false, rank, size);
+    auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, device::BackendRequest::mpi, 1, false, rank, size);
     for (int s = 0; s < 2; ++s) ctx.executor->run_step(s);
     Both b;
     b.predicted = ctx.prediction;

@@ -280,9 +280,11 @@ for t in single-node-2gpu cpu-only; do
     SHARDSIM=$FAKE SHARDSIM_SLURM_PROBE=$PROBE SHARDSIM_OUT_DIR=$OUT submit "$t" "$SOURCE/slurm/$t.sbatch"
 done
 # The bench sweep with the real `shardsim bench` (small sizes); the probe only if bench is broken.
+# The cluster's GPUs are fake (/dev/null), so the CPU is asked for: `auto` refuses a GPU allocation
+# it cannot use rather than falling back to the CPU silently.
 if ((bench_ready)); then
     SHARDSIM=$SHARDSIM SHARDSIM_OUT_DIR=$OUT SHARDSIM_BENCH_RANKS="2" \
-        SHARDSIM_ARGS="--max-bytes 64K --iters 2 --warmup 1" submit bench-sweep "$SOURCE/slurm/bench-sweep.sbatch"
+        SHARDSIM_ARGS="--backend mpi --max-bytes 64K --iters 2 --warmup 1" submit bench-sweep "$SOURCE/slurm/bench-sweep.sbatch"
 else
     SHARDSIM=$FAKE SHARDSIM_SLURM_PROBE=$PROBE SHARDSIM_OUT_DIR=$OUT SHARDSIM_BENCH_RANKS="1 2" \
         submit bench-sweep "$SOURCE/slurm/bench-sweep.sbatch"

@@ -13,13 +13,13 @@
 #include "shardsim/config/launch.hpp"
 #include "shardsim/core/error.hpp"
 #include "shardsim/core/format.hpp"
-#include "shardsim/report/slurm.hpp"
+#include "shardsim/launch/slurm.hpp"
 #include "test_util.hpp"
 
 using namespace shardsim;
-using report::SlurmLauncher;
-using report::SlurmMode;
-using report::SlurmOptions;
+using launch::SlurmLauncher;
+using launch::SlurmMode;
+using launch::SlurmOptions;
 
 namespace {
 
@@ -41,7 +41,7 @@ SlurmOptions options(const std::string& job, const std::vector<std::string>& set
 
 std::vector<std::string> refusal(const model::Scenario& s, const SlurmOptions& o) {
     try {
-        report::derive_slurm_resources(s, o);
+        launch::derive_slurm_resources(s, o);
     } catch (const InputError& e) {
         return e.problems();
     }
@@ -89,17 +89,17 @@ TEST_CASE("slurm: resources derived from shipped jobs and their topologies") {
     };
     for (const auto& c : cases) {
         INFO(c.job << " " << join(c.sets, " "));
-        const auto r = report::derive_slurm_resources(scenario(c.job, c.sets), options(c.job, c.sets));
+        const auto r = launch::derive_slurm_resources(scenario(c.job, c.sets), options(c.job, c.sets));
         CHECK(r.nodes == c.nodes);
         CHECK(r.tasks_per_node == c.tasks);
         CHECK(r.gpus_per_node == c.gpus);
         CHECK(r.cpus_per_task == c.cpus);
-        CHECK(r.time == report::kDefaultTime);
+        CHECK(r.time == launch::kDefaultTime);
         CHECK(r.launcher == SlurmLauncher::srun);
         CHECK(r.warnings.size() == (c.fits ? 0u : 1u));
         // Memory: every rank's process overhead at least, with headroom, never more than the topology's host.
         const auto s = scenario(c.job, c.sets);
-        CHECK(gib_of(r.mem) * kGiB >= c.tasks * report::kGpuRankHostOverhead);
+        CHECK(gib_of(r.mem) * kGiB >= c.tasks * launch::kGpuRankHostOverhead);
         CHECK(gib_of(r.mem) * kGiB <= s.topology.host.memory_bytes);
         CHECK(r.table.size() == 6);
     }
@@ -107,17 +107,17 @@ TEST_CASE("slurm: resources derived from shipped jobs and their topologies") {
 
 TEST_CASE("slurm: memory per node follows the simulated host memory") {
     // No offload: 6 GPU ranks x 2 GiB of process overhead x 1.25 = 15 GiB.
-    const auto plain = report::derive_slurm_resources(scenario("llama-7b-fsdp-6x-a100-40g"), options("llama-7b-fsdp-6x-a100-40g"));
+    const auto plain = launch::derive_slurm_resources(scenario("llama-7b-fsdp-6x-a100-40g"), options("llama-7b-fsdp-6x-a100-40g"));
     CHECK(plain.mem == "15G");
     // Offload: the optimizer states on the host come on top, per rank.
-    const auto off = report::derive_slurm_resources(scenario("flan-t5-xxl-zero3-offload-8x-a100-40g"),
+    const auto off = launch::derive_slurm_resources(scenario("flan-t5-xxl-zero3-offload-8x-a100-40g"),
                                                     options("flan-t5-xxl-zero3-offload-8x-a100-40g"));
     CHECK(gib_of(off.mem) > 8 * 20);
     CHECK(off.table[4].origin.find("predicted on the host") != std::string::npos);
     // A CPU host: the device is host memory too, and a process needs less.
     test::TempDir dir;
     const std::string job = dir.file("tiny.ini", kTinyCpuJob);
-    const auto cpu = report::derive_slurm_resources(scenario(job, {"topology.cluster.gpus_per_node=6"}),
+    const auto cpu = launch::derive_slurm_resources(scenario(job, {"topology.cluster.gpus_per_node=6"}),
                                                     options(job, {"topology.cluster.gpus_per_node=6"}));
     CHECK(cpu.nodes == 1);
     CHECK(cpu.tasks_per_node == 6);
@@ -125,13 +125,13 @@ TEST_CASE("slurm: memory per node follows the simulated host memory") {
     CHECK(cpu.cpus_per_task == 1);
     CHECK(gib_of(cpu.mem) == 4);  // 6 x 0.5 GiB x 1.25 = 3.75 GiB, plus the tiny model
     // Predicted host need above the topology's: requested anyway, with a warning.
-    const auto over = report::derive_slurm_resources(scenario("codet5p-2b-zero3-offload-2x-a100-40g"),
+    const auto over = launch::derive_slurm_resources(scenario("codet5p-2b-zero3-offload-2x-a100-40g"),
                                                      options("codet5p-2b-zero3-offload-2x-a100-40g"));
     REQUIRE(over.warnings.size() == 1);
     CHECK(over.warnings[0].find("has 50.00 GiB (host.memory_gib)") != std::string::npos);
     CHECK(gib_of(over.mem) * kGiB > 50 * kGiB);
     // A plan predicted not to fit its GPUs: a warning, not a refusal.
-    const auto big = report::derive_slurm_resources(scenario("mt0-xxl-full-1x-a100-80g"), options("mt0-xxl-full-1x-a100-80g"));
+    const auto big = launch::derive_slurm_resources(scenario("mt0-xxl-full-1x-a100-80g"), options("mt0-xxl-full-1x-a100-80g"));
     REQUIRE(big.warnings.size() == 1);
     CHECK(big.warnings[0].find("device memory") == 0);
 }
@@ -146,7 +146,7 @@ TEST_CASE("slurm: explicit options that agree with the job are taken") {
     o.partition = "gpu,gpu-long";
     o.account = "proj_42";
     o.launcher = SlurmLauncher::mpirun;
-    const auto r = report::derive_slurm_resources(scenario(o.job), o);
+    const auto r = launch::derive_slurm_resources(scenario(o.job), o);
     CHECK(r.cpus_per_task == 8);
     CHECK(r.mem == "0");
     CHECK(r.time == "1-00:00:00");
@@ -155,16 +155,16 @@ TEST_CASE("slurm: explicit options that agree with the job are taken") {
     for (const char* t : {"5", "30:00", "12:30:00", "2-0", "2-12:00", "INFINITE"}) {
         o.time = t;
         INFO(t);
-        CHECK_NOTHROW(report::derive_slurm_resources(scenario(o.job), o));
+        CHECK_NOTHROW(launch::derive_slurm_resources(scenario(o.job), o));
     }
     // The simulator needs one process and no GPU, whatever the job's topology.
     auto sim = options("llama-7b-fsdp-6x-a100-40g", {"job.topology=4x8-h100-ib"});
     sim.mode = SlurmMode::simulate;
-    const auto rs = report::derive_slurm_resources(scenario(sim.job, sim.sets), sim);
+    const auto rs = launch::derive_slurm_resources(scenario(sim.job, sim.sets), sim);
     CHECK(rs.nodes == 1);
     CHECK(rs.tasks_per_node == 1);
     CHECK(rs.gpus_per_node == 0);
-    CHECK(rs.time == report::kDefaultSimulateTime);
+    CHECK(rs.time == launch::kDefaultSimulateTime);
 }
 
 TEST_CASE("slurm: impossible requests are refused, one line each with the factors") {
@@ -241,7 +241,7 @@ TEST_CASE("slurm: the script carries the resources, the effective configuration 
     o.partition = "gpu";
     o.account = "proj";
     const auto s = scenario(o.job, o.sets);
-    const std::string script = report::slurm_script(s, o);
+    const std::string script = launch::slurm_script(s, o);
     const auto ls = test::lines(script);
     REQUIRE(!ls.empty());
     CHECK(ls[0] == "#!/bin/bash");
@@ -270,7 +270,7 @@ TEST_CASE("slurm: the script carries the resources, the effective configuration 
     CHECK(sbatch_lines == 10);
     // Not even from a value with a newline in it (sbatch reads #SBATCH lines up to the first command).
     auto evil = options("llama-7b-fsdp-6x-a100-40g", {"job.name=x\n#SBATCH --exclusive"});
-    const auto evil_lines = test::lines(report::slurm_script(scenario(evil.job, evil.sets), evil));
+    const auto evil_lines = test::lines(launch::slurm_script(scenario(evil.job, evil.sets), evil));
     const auto evil_body = std::find(evil_lines.begin(), evil_lines.end(), "set -euo pipefail");
     CHECK(std::count_if(evil_lines.begin(), evil_body, [](const std::string& l) { return l.rfind("#SBATCH", 0) == 0; }) == 8);
     // The launch: srun with PMIx that ends the step when a rank fails; mpirun as the alternative.
@@ -297,17 +297,17 @@ TEST_CASE("slurm: each mode runs its subcommand and writes its file") {
           Case{SlurmMode::bench, "bench --out \"$OUT_DIR/bench.h5\" \"${EXTRA_ARGS[@]}\")", true}}) {
         auto o = options("gpt2-xl-fsdp-2x-titan-rtx");
         o.mode = c.mode;
-        const std::string script = report::slurm_script(scenario(o.job), o);
-        INFO(report::slurm_mode_name(c.mode));
+        const std::string script = launch::slurm_script(scenario(o.job), o);
+        INFO(launch::slurm_mode_name(c.mode));
         CHECK(script.find(std::string("CMD=(\"$SHARDSIM\" ") + c.command) != std::string::npos);
         CHECK((script.find("srun --mpi=pmix") != std::string::npos) == c.launched);
         CHECK((script.find("#SBATCH --gpus-per-node=2") != std::string::npos) == c.launched);
     }
-    CHECK(report::parse_slurm_mode("bench") == SlurmMode::bench);
-    CHECK(!report::parse_slurm_mode("train"));
-    CHECK(report::shell_quote("jobs/a-b_c.ini") == "jobs/a-b_c.ini");
-    CHECK(report::shell_quote("a b") == "'a b'");
-    CHECK(report::shell_quote("$HOME") == "'$HOME'");
+    CHECK(launch::parse_slurm_mode("bench") == SlurmMode::bench);
+    CHECK(!launch::parse_slurm_mode("train"));
+    CHECK(launch::shell_quote("jobs/a-b_c.ini") == "jobs/a-b_c.ini");
+    CHECK(launch::shell_quote("a b") == "'a b'");
+    CHECK(launch::shell_quote("$HOME") == "'$HOME'");
 }
 
 TEST_CASE("slurm: the command line writes the script or refuses with exit code 2") {

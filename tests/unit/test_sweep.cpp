@@ -4,22 +4,22 @@
 
 #include "shardsim/core/error.hpp"
 #include "shardsim/io/json.hpp"
-#include "shardsim/report/sweep.hpp"
+#include "shardsim/study/sweep.hpp"
 #include "test_util.hpp"
 
 using namespace shardsim;
 
 TEST_CASE("parse_sweep") {
-    const auto s = report::parse_sweep("batch.micro_batch=1, 2,4");
+    const auto s = study::parse_sweep("batch.micro_batch=1, 2,4");
     CHECK(s.key == "batch.micro_batch");
     CHECK(s.values == std::vector<std::string>{"1", "2", "4"});
-    CHECK_THROWS_AS(report::parse_sweep("batch.micro_batch"), InputError);
-    CHECK_THROWS_AS(report::parse_sweep("micro_batch=1,2"), InputError);
-    CHECK_THROWS_AS(report::parse_sweep("batch.micro_batch=1,,2"), InputError);
+    CHECK_THROWS_AS(study::parse_sweep("batch.micro_batch"), InputError);
+    CHECK_THROWS_AS(study::parse_sweep("micro_batch=1,2"), InputError);
+    CHECK_THROWS_AS(study::parse_sweep("batch.micro_batch=1,,2"), InputError);
 }
 
 TEST_CASE("sweep rows: one per value, each what simulate says for that value") {
-    const auto r = report::run_sweep("llama-7b-fsdp-6x-a100-40g", {}, report::parse_sweep("parallel.prefetch=0,1,2"));
+    const auto r = study::run_sweep("llama-7b-fsdp-6x-a100-40g", {}, study::parse_sweep("parallel.prefetch=0,1,2"));
     const auto& rows = r.json.at("rows").as_array();
     REQUIRE(rows.size() == 3);
     CHECK(rows[0].at("value").as_string() == "0");

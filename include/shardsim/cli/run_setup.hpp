@@ -3,10 +3,13 @@
 // this rank uses, its communicators, the executor, and the start-up table.
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "shardsim/comm/communicator.hpp"
+#include "shardsim/core/error.hpp"
+#include "shardsim/device/backend.hpp"
 #include "shardsim/exec/executor.hpp"
 #include "shardsim/plan/schedule.hpp"
 #include "shardsim/timeline/timeline.hpp"
@@ -23,9 +26,9 @@ struct RunContext {
     plan::PlanPtr plan;
     plan::Schedule schedule;
     timeline::RunTimeline prediction;  // the simulator's view of the same plan
-    std::string backend;               // "mpi" | "nccl"
-    std::unique_ptr<exec::Device> device;
-    std::unique_ptr<exec::Device> host_math;
+    device::Backend backend = device::Backend::mpi;
+    std::unique_ptr<device::Device> device;
+    std::unique_ptr<device::Device> host_math;
     std::unique_ptr<comm::Communicator> world, shard, replicate;
     std::unique_ptr<exec::Executor> executor;
     std::string startup_table;         // rank 0 prints it
@@ -35,6 +38,12 @@ struct RunContext {
 // A failure on one rank: says which rank on which host, then brings the whole job down
 // (MPI_Abort), so no other rank is left waiting in a collective.
 [[noreturn]] void abort_job(int world_rank, const std::string& message);
+
+// Collective over MPI_COMM_WORLD, between two steps of checks that may fail on some ranks only:
+// when any rank holds an error, the lowest such rank throws it (and prints it, through
+// run_mpi_command) and every other rank throws QuietExit{kExitBadInput}, before anyone reaches
+// the next collective.
+void agree_or_stop(const std::optional<InputError>& error, int world_rank, int world_size);
 
 // The frame of every MPI subcommand (run, validate, bench): keeps large allocations in the heap
 // (see comm/mpi.hpp), starts MPI, calls `body(world_rank, world_size)` on every rank and turns
@@ -46,7 +55,7 @@ int run_mpi_command(const std::string& what, const std::function<int(int world_r
 // Collective over MPI_COMM_WORLD. Refuses (InputError on the first failing rank, QuietExit on
 // the others) a world size that is not the job's, an unavailable backend, or a job predicted
 // not to fit (unless `force`).
-RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, const std::string& backend,
+RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, device::BackendRequest backend,
                        int threads, bool force, int world_rank, int world_size);
 
 // The failure of a prepared run on this rank: as abort_job, with `command` ("shardsim run") in

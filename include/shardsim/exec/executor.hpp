@@ -7,13 +7,15 @@
 #include <vector>
 
 #include "shardsim/comm/communicator.hpp"
-#include "shardsim/exec/device.hpp"
+#include "shardsim/device/device.hpp"
 #include "shardsim/exec/lanes.hpp"
-#include "shardsim/exec/transformer.hpp"
+#include "shardsim/nn/transformer.hpp"
 #include "shardsim/plan/schedule.hpp"
 #include "shardsim/timeline/timeline.hpp"
 
 namespace shardsim::exec {
+
+using device::Device;
 
 // The groups the schedule's collectives run on (see plan::GroupKind). `shard` and `replicate`
 // may be the world itself.
