@@ -132,17 +132,11 @@ struct GroupComms {
     }
 };
 
-int color_of(const BenchGroup& g, int rank, std::int64_t ranks_per_node) {
-    if (g.name == "node") return static_cast<int>(rank / ranks_per_node);
-    if (g.name == "replicate") return static_cast<int>(rank % ranks_per_node);
-    return 0;
-}
-
 std::unique_ptr<GroupComms> open_group(const BenchGroup& g, const BenchOptions& o, MPI_Comm world, void* stream) {
     int rank = 0;
     SHARDSIM_MPI_CHECK(MPI_Comm_rank(world, &rank));
     auto gc = std::make_unique<GroupComms>();
-    SHARDSIM_MPI_CHECK(MPI_Comm_split(world, color_of(g, rank, o.ranks_per_node), rank, &gc->mpi));
+    SHARDSIM_MPI_CHECK(MPI_Comm_split(world, static_cast<int>(g.ranks.instance(rank)), rank, &gc->mpi));
     if (o.backend == device::Backend::nccl) {
         gc->ours = comm::make_nccl_communicator(gc->mpi, stream);
         gc->raw = comm::make_raw_nccl(gc->mpi, stream);
@@ -270,9 +264,13 @@ std::vector<BenchGroup> bench_groups(std::int64_t world, std::int64_t ranks_per_
     const std::int64_t per_node = std::min(world, ranks_per_node);
     const std::int64_t nodes = ceil_div(world, per_node);
     std::vector<BenchGroup> groups;
-    if (world > 1) groups.push_back({"world", {world, nodes, world / nodes}, 1});
-    if (nodes > 1 && per_node > 1) groups.push_back({"node", {per_node, 1, per_node}, nodes});
-    if (nodes > 1 && per_node > 1) groups.push_back({"replicate", {nodes, nodes, 1}, per_node});
+    auto add = [&](const std::string& name, std::int64_t size, std::int64_t stride) {
+        const plan::RankGroup g{name, size, stride};
+        groups.push_back({name, g, g.span(per_node), world / size});
+    };
+    if (world > 1) add("world", world, 1);
+    if (nodes > 1 && per_node > 1) add("node", per_node, 1);
+    if (nodes > 1 && per_node > 1) add("replicate", nodes, per_node);
     return groups;
 }
 

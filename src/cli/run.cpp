@@ -59,7 +59,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
 
     std::vector<double> losses;
     const double tokens_per_step = static_cast<double>(plan.scenario().job.micro_batch * plan.scenario().decoder_len() *
-                                                       plan.scenario().job.grad_accum * plan.groups().world);
+                                                       plan.scenario().job.grad_accum * plan.groups().world());
     double elapsed = 0;
     // A progress line that rewrites itself only for a person at a terminal: mpirun and srun give
     // their ranks a pseudo-terminal even when their own output goes to a file.

@@ -30,11 +30,11 @@ std::string env(const char* name) {
 void check_world(const RunContext& ctx, int world_size) {
     const auto& plan = *ctx.plan;
     const auto& s = plan.scenario();
-    if (plan.groups().world != world_size)
+    if (plan.groups().world() != world_size)
         throw InputError("this run has " + std::to_string(world_size) + " rank(s) (mpirun -np / srun -n; without a launcher: 1) but job " + s.job.name + " runs on " +
-                         std::to_string(plan.groups().world) + " = " + std::to_string(s.topology.nodes) + " node(s) x " +
+                         std::to_string(plan.groups().world()) + " = " + std::to_string(s.topology.nodes) + " node(s) x " +
                          std::to_string(s.topology.gpus_per_node) + " GPUs of topology " + s.topology.name +
-                         " (allowed: mpirun -np " + std::to_string(plan.groups().world) +
+                         " (allowed: mpirun -np " + std::to_string(plan.groups().world()) +
                          ", or --set topology.cluster.gpus_per_node=" + std::to_string(world_size) + ")");
 }
 
@@ -215,12 +215,16 @@ RunContext prepare_run(const std::string& job, const std::vector<std::string>& s
         ctx.device->allocator().set_device_limit(p.scenario().topology.gpu.memory_bytes);
         ctx.world = std::make_unique<comm::MpiCommunicator>(MPI_COMM_WORLD, false);
     }
-    const auto& g = p.groups();
-    const int shard_group = static_cast<int>(g.shard_group(world_rank));
-    const int shard_rank = static_cast<int>(g.shard_rank(world_rank));
-    ctx.shard = ctx.world->split(shard_group, world_rank);
-    ctx.replicate = ctx.world->split(shard_rank, world_rank);
-    exec::Communicators comms{ctx.world.get(), g.shard_size == g.world ? ctx.world.get() : ctx.shard.get(), ctx.replicate.get()};
+    // One communicator per group of the plan ([Note: rank groups]); the world group is the world.
+    exec::Communicators comms;
+    for (const auto& g : p.groups().all()) {
+        if (g.size == world_size) {
+            comms.push_back(ctx.world.get());
+            continue;
+        }
+        ctx.group_comms.push_back(ctx.world->split(static_cast<int>(g.instance(world_rank)), static_cast<int>(g.member(world_rank))));
+        comms.push_back(ctx.group_comms.back().get());
+    }
     ctx.executor = std::make_unique<exec::Executor>(ctx.plan, ctx.schedule, *ctx.device,
                                                     ctx.backend == device::Backend::mpi ? *ctx.device : *ctx.host_math, comms, world_rank);
     const std::string bindings = binding_table(ctx, world_rank, world_size);

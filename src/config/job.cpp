@@ -105,6 +105,9 @@ const Schema& job_schema() {
                             "ZeRO-3: most parameter elements gathered at once (DeepSpeed stage3_max_live_parameters)"));
         s.push_back(integer("parallel", "world_size", "ranks", "0", 0,
                             "ranks used (0: every GPU of the topology); several nodes need all their GPUs"));
+        s.push_back(integer("parallel", "shard_size", "ranks", "0", 0,
+                            "fsdp-hybrid-shard: ranks that split one copy of the states, any divisor of the world below it "
+                            "(0: the GPUs of one node); the world is replicate x shard"));
 
         s.push_back(choice("precision", "params", kDTypes, "bf16", "dtype of parameters in compute"));
         KeySpec grads = choice("precision", "grads", kDTypes, kSameAsParams, "dtype of gradients");
@@ -192,6 +195,7 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.bucket_mib = v.number("parallel.bucket_mib");
     job.max_live_params = v.integer("parallel.max_live_params");
     job.world_size = v.integer("parallel.world_size");
+    job.shard_size = v.integer("parallel.shard_size");
     job.params = *parse_dtype(v.text("precision.params"));
     job.grads = v.is_explicit("precision.grads") ? *parse_dtype(v.text("precision.grads")) : job.params;
     job.reduce = v.is_explicit("precision.reduce") ? *parse_dtype(v.text("precision.reduce")) : job.grads;

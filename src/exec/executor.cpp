@@ -23,7 +23,7 @@ double wall() { return std::chrono::duration<double>(std::chrono::steady_clock::
 // The loss is a sum over every token of the step's global batch, scaled to their mean.
 double loss_scale(const plan::ShardingPlan& p) {
     const auto& job = p.scenario().job;
-    return 1.0 / static_cast<double>(job.micro_batch * p.scenario().decoder_len() * job.grad_accum * p.groups().world);
+    return 1.0 / static_cast<double>(job.micro_batch * p.scenario().decoder_len() * job.grad_accum * p.groups().world());
 }
 }  // namespace
 

@@ -105,8 +105,8 @@ struct Executor::Impl {
     // Ops (executor_ops.cpp)
     void run_op(const plan::Op& op);
     // Helpers
-    std::int64_t shard_rank() const { return comms.shard ? comms.shard->rank() : 0; }
-    comm::Communicator& group(plan::GroupKind g) const;
+    std::int64_t shard_rank() const { return group(plan::kShardGroup).rank(); }
+    comm::Communicator& group(int g) const;
     CallTensors call_params(int call);
     CallTensors call_grads(int call, int micro_batch);
 };

@@ -146,7 +146,7 @@ void Executor::Impl::run_op(const plan::Op& op) {
         Buffer reduced = s->reduced.take(mb);
         dev.accumulate(flat(s->grads.data(), gd, up->state.shard.count()), flat(reduced.data(), rd, up->state.shard.count()));
     };
-    const bool chain_ends_at_rs = !(p.traits().hybrid && p.groups().replicate_size > 1) && !p.offload_optimizer();
+    const bool chain_ends_at_rs = !(p.traits().hybrid && p.groups().replicate_size() > 1) && !p.offload_optimizer();
 
     switch (op.kind) {
         case plan::OpKind::upload_params: {
@@ -167,7 +167,7 @@ void Executor::Impl::run_op(const plan::Op& op) {
             if (op.micro_batch >= 0) {  // gather a unit's parameters for use
                 Buffer out(dev.allocator(), p.gather_output_bytes(u).count(), MemCategory::gathered_params, name + " all-gather output");
                 const void* send = p.offload_params() ? s->upload.data() : s->params.data();
-                group(plan::GroupKind::shard).all_gather(send, out.data(), up->params.shard.count(), pd);
+                group(plan::kShardGroup).all_gather(send, out.data(), up->params.shard.count(), pd);
                 measured_size[static_cast<std::size_t>(op.id)] = out.bytes();
                 Buffer unsharded(dev.allocator(), p.unsharded_param_bytes(u).count(), MemCategory::gathered_params, name + " unsharded params");
                 unpack(dev, out.data(), pd, up->params, unsharded.data(), pd, up->full_params);
@@ -196,7 +196,7 @@ void Executor::Impl::run_op(const plan::Op& op) {
                 }
             }
             Buffer out(dev.allocator(), op.collective->size_bytes, MemCategory::comm_buffers, name + " all-gather output");
-            group(plan::GroupKind::shard).all_gather(send.data(), out.data(), up->state.shard.count(), pd);
+            group(plan::kShardGroup).all_gather(send.data(), out.data(), up->state.shard.count(), pd);
             measured_size[static_cast<std::size_t>(op.id)] = out.bytes();
             unpack(dev, out.data(), pd, up->state, s->params.data(), pd, up->full_params);
             return;
@@ -208,7 +208,7 @@ void Executor::Impl::run_op(const plan::Op& op) {
         case plan::OpKind::forward: {
             if (op.call == 0) {
                 const auto& job = p.scenario().job;
-                const std::int64_t world = p.groups().world;
+                const std::int64_t world = p.groups().world();
                 model->start_micro_batch(make_batch(job.seed, first_sample(step, op.micro_batch, rank, world, job.grad_accum, job.micro_batch),
                                                     job.micro_batch, p.batch_shape(), p.scenario().model.vocab));
             }
@@ -235,7 +235,7 @@ void Executor::Impl::run_op(const plan::Op& op) {
                 pack(dev, static_cast<char*>(full_grads.data()) + s->full_grads_offset, gd, up->full_state, in.data(), rd,
                      up->state, 0, n_shards, true);
             }
-            group(plan::GroupKind::shard).reduce_scatter(in.data(), out.data(), up->state.shard.count(), rd);
+            group(plan::kShardGroup).reduce_scatter(in.data(), out.data(), up->state.shard.count(), rd);
             measured_size[static_cast<std::size_t>(op.id)] = in.bytes();
             in.reset();
             if (!p.shards_grads() && !p.offload_optimizer()) {
@@ -255,13 +255,13 @@ void Executor::Impl::run_op(const plan::Op& op) {
             return;
         }
         case plan::OpKind::all_reduce: {
-            if (op.collective->group == plan::GroupKind::replicate) {
+            if (op.collective->group == plan::kReplicateGroup) {
                 // The shard (reduce dtype), or with one rank per shard group the unit's own
                 // gradients (grad dtype, cast through a copy when the dtypes differ).
                 const bool sharded = up->state.shards > 1;
                 void* buf = sharded ? s->reduced.data(mb) : (p.offload_optimizer() ? s->unit_grads.data(mb) : s->grads.data());
                 const std::int64_t count = sharded ? up->state.shard.count() : up->state.real.count();
-                all_reduce_as(group(plan::GroupKind::replicate), buf, sharded ? rd : gd, count, rd, name, dev);
+                all_reduce_as(group(plan::kReplicateGroup), buf, sharded ? rd : gd, count, rd, name, dev);
                 measured_size[static_cast<std::size_t>(op.id)] = count * dtype_size(rd);
                 if (sharded && !p.offload_optimizer()) finish_reduction();
                 return;
@@ -274,7 +274,7 @@ void Executor::Impl::run_op(const plan::Op& op) {
                 bytes += p.grad_shard_bytes(v).count();
             }
             const std::int64_t count = bytes / dtype_size(gd);
-            all_reduce_as(group(plan::GroupKind::world), static_cast<char*>(full_grads.data()) + offset, gd, count, rd, name, dev);
+            all_reduce_as(group(plan::kWorldGroup), static_cast<char*>(full_grads.data()) + offset, gd, count, rd, name, dev);
             measured_size[static_cast<std::size_t>(op.id)] = count * dtype_size(rd);
             return;
         }

@@ -59,14 +59,7 @@ Buffer zeros(Device& dev, std::int64_t bytes, MemCategory c, const std::string& 
 
 }  // namespace
 
-comm::Communicator& Executor::Impl::group(plan::GroupKind g) const {
-    switch (g) {
-        case plan::GroupKind::shard: return *comms.shard;
-        case plan::GroupKind::replicate: return *comms.replicate;
-        case plan::GroupKind::world: return *comms.world;
-    }
-    return *comms.world;
-}
+comm::Communicator& Executor::Impl::group(int g) const { return *comms.at(static_cast<std::size_t>(g)); }
 
 void Executor::Impl::allocate_state() {
     const auto& p = *plan;

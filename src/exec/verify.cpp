@@ -14,9 +14,10 @@ namespace {
 // global batch accumulated, nothing offloaded.
 model::Scenario reference_scenario(const plan::ShardingPlan& p) {
     model::Scenario s = p.scenario();
-    s.job.grad_accum = s.job.grad_accum * p.groups().world;
+    s.job.grad_accum = s.job.grad_accum * p.groups().world();
     s.job.strategy = config::Strategy::ddp;
     s.job.world_size = 1;
+    s.job.shard_size = 0;
     s.job.offload_optimizer = false;
     s.job.offload_params = false;
     s.topology.nodes = 1;
@@ -32,7 +33,7 @@ VerifyResult verify_against_reference(const Executor& sharded, int steps, MPI_Co
     const auto ref_schedule = plan::build_schedule(*ref_plan);
     auto device = make_cpu_device(1);
     comm::MpiCommunicator self(MPI_COMM_SELF, false);
-    Executor reference(ref_plan, ref_schedule, *device, *device, Communicators{&self, &self, &self}, 0);
+    Executor reference(ref_plan, ref_schedule, *device, *device, Communicators(plan::kGroupCount, &self), 0);
     for (int s = 0; s < steps; ++s) reference.run_step(s);
 
     VerifyResult r;

@@ -209,7 +209,12 @@ BenchRun read_bench_file(const std::string& path) {
         run.hosts = split(h5::read_text_attribute(root, "/", "hosts"), ',');
 
         for (const auto& g : read_all<GroupRecord>(root, "/groups", group_type().id()))
-            run.groups.push_back({h5::get_name(g.name), {g.ranks, g.nodes, g.per_node}, g.instances});
+        {
+            // The file keeps sizes and spans; the stride follows from the placement (bench_groups).
+            const std::string name = h5::get_name(g.name);
+            const plan::RankGroup ranks{name, g.ranks, name == "replicate" ? run.ranks_per_node : 1};
+            run.groups.push_back({name, ranks, {g.ranks, g.nodes, g.per_node}, g.instances});
+        }
         for (const auto& rec : read_all<RowRecord>(root, "/rows", row_type().id())) {
             BenchRow r;
             const std::string group = h5::get_name(rec.group);

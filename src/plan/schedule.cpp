@@ -22,15 +22,6 @@ std::optional<OpKind> parse_op_kind(const std::string& s) {
 }
 std::string op_stream_name(OpStream s) { return kStreamNames[static_cast<int>(s)]; }
 
-std::string group_kind_name(GroupKind g) {
-    switch (g) {
-        case GroupKind::world: return "world";
-        case GroupKind::shard: return "shard";
-        case GroupKind::replicate: return "replicate";
-    }
-    return "?";
-}
-
 std::int64_t Op::bytes() const {
     if (collective) return collective->size_bytes;
     return copy_bytes;
@@ -141,7 +132,7 @@ private:
         ag.unit = u;
         ag.micro_batch = mb_;
         ag.deps = deps;
-        ag.collective = CollectiveOp{CollectiveKind::all_gather, GroupKind::shard, p_.param_shards(),
+        ag.collective = CollectiveOp{CollectiveKind::all_gather, kShardGroup, p_.param_shards(),
                                      p_.gather_output_bytes(u).count(), p_.precision().params};
         alloc(ag, MemCategory::gathered_params, p_.gather_output_bytes(u).count());
         // Copy-out: the unsharded tensors are allocated, then the all-gather output is freed.
@@ -293,7 +284,7 @@ private:
         rs.unit = u;
         rs.micro_batch = mb_;
         rs.deps = {after};
-        rs.collective = CollectiveOp{CollectiveKind::reduce_scatter, GroupKind::shard, p_.state_shards(),
+        rs.collective = CollectiveOp{CollectiveKind::reduce_scatter, kShardGroup, p_.state_shards(),
                                      p_.reduce_input_bytes(u).count(), p_.precision().reduce};
         alloc(rs, MemCategory::comm_buffers, p_.reduce_input_bytes(u).count());
         alloc(rs, MemCategory::comm_buffers, p_.reduce_output_bytes(u).count());
@@ -320,9 +311,9 @@ private:
     void reduce(int u, int after, bool last_micro_batch) {
         if (!trainable(u)) return;
         const auto& t = p_.traits();
-        const std::int64_t world = p_.groups().world;
+        const std::int64_t world = p_.groups().world();
         const bool offload = p_.offload_optimizer();
-        const bool replicas = t.hybrid && p_.groups().replicate_size > 1;
+        const bool replicas = t.hybrid && p_.groups().replicate_size() > 1;
         if (p_.shards_grads()) {
             int end = after;
             std::int64_t out = 0;  // the buffer the chain carries and its last op frees
@@ -345,7 +336,7 @@ private:
                 ar.micro_batch = mb_;
                 ar.deps = {end};
                 const std::int64_t size = p_.state_shards() > 1 ? out : p_.reduce_input_bytes(u).count();
-                ar.collective = CollectiveOp{CollectiveKind::all_reduce, GroupKind::replicate, p_.groups().replicate_size, size,
+                ar.collective = CollectiveOp{CollectiveKind::all_reduce, kReplicateGroup, p_.groups().replicate_size(), size,
                                              p_.precision().reduce};
                 // Unsharded gradients reduced in another dtype travel through a cast copy.
                 if (p_.state_shards() == 1 && p_.precision().reduce != p_.precision().grads) {
@@ -397,7 +388,7 @@ private:
         ar.units = units;
         ar.micro_batch = mb_;
         ar.deps = {after};
-        ar.collective = CollectiveOp{CollectiveKind::all_reduce, GroupKind::world, p_.groups().world, bytes,
+        ar.collective = CollectiveOp{CollectiveKind::all_reduce, kWorldGroup, p_.groups().world(), bytes,
                                      p_.precision().reduce};
         // Gradients reduced in another dtype travel through a cast copy.
         if (p_.precision().reduce != p_.precision().grads) {
@@ -461,7 +452,7 @@ private:
                 ag.unit = u;
                 ag.deps = {last};
                 const std::int64_t gathered = bytes_of(p_.unit_plan(u).state.gathered(), p_.precision().params).count();
-                ag.collective = CollectiveOp{CollectiveKind::all_gather, GroupKind::shard, p_.state_shards(), gathered,
+                ag.collective = CollectiveOp{CollectiveKind::all_gather, kShardGroup, p_.state_shards(), gathered,
                                              p_.precision().params};
                 if (!offload) alloc(ag, MemCategory::comm_buffers, update);  // the shard packed for sending
                 alloc(ag, MemCategory::comm_buffers, gathered);

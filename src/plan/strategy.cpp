@@ -35,7 +35,7 @@ const StrategyTraits& traits(config::Strategy s) {
                                          "replicated like DDP; one all-reduce per unit"};
     static const StrategyTraits hybrid{true, true, true, true, false, true, true, false,
                                        GradReduction::reduce_scatter_per_unit,
-                                       "full shard inside a node, replicas across nodes all-reduce the shards"};
+                                       "full shard inside a shard group (parallel.shard_size; default the GPUs of a node), replicas all-reduce the shards"};
     switch (s) {
         case Strategy::ddp: return ddp;
         case Strategy::zero1: return zero1;

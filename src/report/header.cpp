@@ -28,8 +28,7 @@ std::string scenario_header(const plan::ShardingPlan& plan, const std::string& t
                                                           format_fixed(topo.inter.bandwidth_gbps, 0) + " GB/s"
                                                     : std::string())});
     rows.push_back({"strategy", config::strategy_name(job.strategy) + ": " + plan.traits().summary});
-    rows.push_back({"groups", "world " + std::to_string(g.world) + " = shard " + std::to_string(g.shard_size) +
-                                  " x replicate " + std::to_string(g.replicate_size) + "; prefetch " +
+    rows.push_back({"groups", g.dims().factors() + "; prefetch " +
                                   std::to_string(job.prefetch) +
                                   (plan.traits().live_param_limit ? ", max live params " + format_count(job.max_live_params) : std::string())});
     rows.push_back({"precision", "params " + std::string(dtype_name(p.params)) + ", grads " + std::string(dtype_name(p.grads)) +
@@ -39,8 +38,8 @@ std::string scenario_header(const plan::ShardingPlan& plan, const std::string& t
     rows.push_back({"optimizer", std::string(job.optimizer == config::OptimizerKind::adamw ? "adamw" : "sgd") + " lr " +
                                      format_fixed(job.lr, 6) + " (" + std::to_string(p.moment_count) + " state(s) per param)"});
     std::string batch = "micro-batch " + std::to_string(job.micro_batch) + " x grad-accum " + std::to_string(job.grad_accum) +
-                        " x " + std::to_string(g.world) + " ranks = " +
-                        std::to_string(job.micro_batch * job.grad_accum * g.world) + " sequences/step, ";
+                        " x " + std::to_string(g.world()) + " ranks = " +
+                        std::to_string(job.micro_batch * job.grad_accum * g.world()) + " sequences/step, ";
     batch += s.model.encoder_decoder() ? std::to_string(s.encoder_len()) + " enc / " + std::to_string(s.decoder_len()) + " dec tokens"
                                        : std::to_string(s.decoder_len()) + " tokens";
     rows.push_back({"batch", batch});

@@ -6,6 +6,8 @@
 //   - pass the plan checks: persistent bytes per category and every collective's size exactly as
 //     planned, nothing left allocated after a step.
 #include <doctest/doctest.h>
+
+#include <algorithm>
 #include <mpi.h>
 
 #include "mpi_helpers.hpp"
@@ -18,9 +20,10 @@ using namespace shardsim::test;
 namespace {
 
 
-// The topology overrides that make a CPU host look like `n` ranks (hybrid: several "nodes").
-std::vector<std::string> world_sets(const std::string& strategy, int n) {
-    if (strategy != "fsdp-hybrid-shard") return {"topology.cluster.gpus_per_node=" + std::to_string(n)};
+// The topology overrides that make a CPU host look like `n` ranks (hybrid: several "nodes",
+// unless the job sets its shard size, which needs no second node).
+std::vector<std::string> world_sets(const std::string& strategy, int n, bool shard_size_given) {
+    if (strategy != "fsdp-hybrid-shard" || shard_size_given) return {"topology.cluster.gpus_per_node=" + std::to_string(n)};
     const int nodes = n % 2 == 0 ? 2 : n;
     return {"topology.cluster.nodes=" + std::to_string(nodes), "topology.cluster.gpus_per_node=" + std::to_string(n / nodes),
             "topology.inter_node.kind=ethernet", "topology.inter_node.bandwidth_gbps=1"};
@@ -33,7 +36,9 @@ void check_config(const std::string& job, std::vector<std::string> sets, const s
             if (s.rfind("parallel.strategy=", 0) == 0) return s.substr(18);
         return std::string("fsdp-full-shard");
     }();
-    for (const auto& w : world_sets(strategy, n)) sets.push_back(w);
+    const bool shard_size_given =
+        std::any_of(sets.begin(), sets.end(), [](const std::string& s) { return s.rfind("parallel.shard_size=", 0) == 0; });
+    for (const auto& w : world_sets(strategy, n, shard_size_given)) sets.push_back(w);
     auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, device::BackendRequest::mpi, 1, false, world_rank(), n);
     std::vector<double> losses;
     for (int s = 0; s < 2; ++s) losses.push_back(ctx.executor->run_step(s).loss);
@@ -57,6 +62,12 @@ TEST_CASE("executor: every strategy verifies and matches the plan") {
         if (std::string(strategy) == "fsdp-hybrid-shard" && world_size() == 1) continue;  // refused by the plan: see test_config
         check_config("tiny-llama-cpu.ini", {std::string("parallel.strategy=") + strategy}, strategy);
     }
+    // HSDP with a shard size other than the GPUs of a node: 4 ranks as 2 x 2, 6 as 3 x 2 and 2 x 3.
+    const int n = world_size();
+    for (int shard : {2, 3})
+        if (n % shard == 0 && n / shard >= 2)
+            check_config("tiny-llama-cpu.ini", {"parallel.strategy=fsdp-hybrid-shard", "parallel.shard_size=" + std::to_string(shard)},
+                         "fsdp-hybrid-shard, replicate " + std::to_string(n / shard) + " x shard " + std::to_string(shard) + " on one node");
 }
 
 TEST_CASE("executor: precision, accumulation, checkpointing, offload, LoRA, SGD") {

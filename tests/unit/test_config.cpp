@@ -143,9 +143,18 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
         {"world size on several nodes", replace_line(good, "6x-a100-40g", "4x8-h100-ib"), "--set parallel.world_size=16",
          {"--set parallel.world_size=16: parallel.world_size: bad value '16': topology 4x8-h100-ib has 4 node(s) x 8 GPUs = 32 "
           "(allowed: 0 or 32, as several nodes use all their GPUs)"}},
-        {"hybrid shard on one node", replace_line(good, "fsdp-full-shard", "fsdp-hybrid-shard"), "",
-         {"JOB:7: parallel.strategy: bad value 'fsdp-hybrid-shard': topology 6x-a100-40g has 1 node(s) x 6 GPUs, so there "
-          "is nothing to replicate across nodes (allowed: fsdp-full-shard here, or a topology with nodes >= 2)"}},
+        {"hybrid shard over a whole node of one", replace_line(good, "fsdp-full-shard", "fsdp-hybrid-shard"), "",
+         {"JOB:7: parallel.strategy: bad value 'fsdp-hybrid-shard': fsdp-hybrid-shard needs world = replicate x shard with "
+          "replicate >= 2, but shard 6 (the GPUs of one node) and world 6 = 1 node(s) x 6 ranks of topology 6x-a100-40g "
+          "(allowed: parallel.shard_size in 1, 2, 3)"}},
+        {"hybrid shard size that does not divide the world", replace_line(good, "fsdp-full-shard", "fsdp-hybrid-shard"),
+         "--set parallel.shard_size=4",
+         {"--set parallel.shard_size=4: parallel.shard_size: bad value '4': fsdp-hybrid-shard needs world = replicate x shard "
+          "with replicate >= 2, but shard 4 and world 6 = 1 node(s) x 6 ranks of topology 6x-a100-40g (allowed: "
+          "parallel.shard_size in 1, 2, 3)"}},
+        {"a shard size without hybrid sharding", good, "--set parallel.shard_size=3",
+         {"--set parallel.shard_size=3: parallel.shard_size: bad value '3': strategy fsdp-full-shard shards over the whole world "
+          "or not at all (allowed: 0, or strategy fsdp-hybrid-shard)"}},
         {"offload with a replicated optimizer", replace_line(good, "fsdp-full-shard", "ddp") + "[memory]\noffload_optimizer = true\n", "",
          {"JOB:13: memory.offload_optimizer: bad value 'true': strategy ddp keeps a full optimizer on every rank (allowed "
           "with: zero1, zero2, zero3, fsdp-full-shard, fsdp-shard-grad-op, fsdp-hybrid-shard)"}},

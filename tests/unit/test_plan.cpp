@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <set>
 
 #include "shardsim/model/scenario.hpp"
 #include "shardsim/plan/activations.hpp"
@@ -233,4 +234,56 @@ TEST_CASE("activations: Llama block by hand (bf16, eager, no checkpointing)") {
     const auto lora = make_plan("tiny-llama", "ddp", 1, {"lora.rank=4", "lora.targets=q_proj,v_proj"});
     const auto b = plan::call_activations(*lora, 1);
     CHECK(b.saved_bytes() == a.saved_bytes() - 1024 /*context*/ - 1024 /*mlp input*/ - 2816 /*prod*/ + 2 * 128);
+}
+
+TEST_CASE("groups: named dimensions with sizes, instances and spans ([Note: rank groups])") {
+    // 6 ranks on one node of 6, as replicate 3 x shard 2 (HSDP with a shard size of 2).
+    const plan::Groups g(plan::ParallelDims{3, 2, 1, 6});
+    CHECK(g.world() == 6);
+    CHECK(g.dims().factors() == "world 6 = replicate 3 x shard 2");
+    const auto& shard = g[plan::kShardGroup];
+    const auto& rep = g[plan::kReplicateGroup];
+    // Rank 3: second shard group {2, 3}, member 1; replicate group {1, 3, 5}, member 1.
+    CHECK(shard.instance(3) == 1);
+    CHECK(shard.member(3) == 1);
+    CHECK(rep.instance(3) == 1);
+    CHECK(rep.member(3) == 1);
+    CHECK(rep.instance(4) == 0);
+    CHECK(rep.member(4) == 2);
+    // Every rank is in exactly one instance of each group, with a distinct member index.
+    for (const auto& grp : g.all()) {
+        std::set<std::pair<std::int64_t, std::int64_t>> seen;
+        for (std::int64_t r = 0; r < g.world(); ++r) {
+            CHECK(grp.member(r) < grp.size);
+            CHECK(seen.insert({grp.instance(r), grp.member(r)}).second);
+        }
+    }
+    CHECK(g.span(plan::kReplicateGroup).nodes == 1);
+    CHECK(g.span(plan::kReplicateGroup).per_node == 3);
+    // 2 nodes of 4, shard 4: the replicate group has one rank per node; the world spans both.
+    const plan::Groups two(plan::ParallelDims{2, 4, 1, 4});
+    CHECK(two.span(plan::kReplicateGroup).nodes == 2);
+    CHECK(two.span(plan::kReplicateGroup).per_node == 1);
+    CHECK(two.span(plan::kWorldGroup).nodes == 2);
+    CHECK(two.span(plan::kWorldGroup).per_node == 4);
+    CHECK(two.span(plan::kShardGroup).nodes == 1);
+    // A shard group of 4 on nodes of 2 spans 2 nodes, 2 ranks each.
+    const plan::Groups wide(plan::ParallelDims{2, 4, 1, 2});
+    CHECK(wide.span(plan::kShardGroup).nodes == 2);
+    CHECK(wide.span(plan::kShardGroup).per_node == 2);
+}
+
+TEST_CASE("hybrid shard size: any divisor of the world, the replicate all-reduce on its group") {
+    auto p = make_plan("tiny-llama", "fsdp-hybrid-shard", 6, {"parallel.shard_size=2"});
+    CHECK(p->groups().shard_size() == 2);
+    CHECK(p->groups().replicate_size() == 3);
+    const plan::Schedule s = plan::build_schedule(*p);
+    int replicate_all_reduces = 0;
+    for (const auto& op : s.ops)
+        if (op.collective && op.collective->group == plan::kReplicateGroup) {
+            ++replicate_all_reduces;
+            CHECK(op.collective->kind == plan::CollectiveKind::all_reduce);
+            CHECK(op.collective->ranks == 3);
+        }
+    CHECK(replicate_all_reduces > 0);
 }

@@ -30,7 +30,7 @@
 #include "shardsim/device/backend.hpp"
 #include "shardsim/device/device.hpp"
 #include "shardsim/plan/collective.hpp"
-#include "shardsim/sim/cost.hpp"
+#include "shardsim/plan/groups.hpp"
 
 namespace shardsim::bench {
 
@@ -50,7 +50,8 @@ struct BenchOptions {
 
 struct BenchGroup {
     std::string name;              // world | node | replicate
-    sim::GroupSpan span;           // what the collective model needs
+    plan::RankGroup ranks;         // size and stride ([Note: rank groups])
+    plan::GroupSpan span;          // what the collective model needs
     std::int64_t instances = 1;    // how many such groups run at once
 };
 

@@ -29,7 +29,8 @@ struct RunContext {
     device::Backend backend = device::Backend::mpi;
     std::unique_ptr<device::Device> device;
     std::unique_ptr<device::Device> host_math;
-    std::unique_ptr<comm::Communicator> world, shard, replicate;
+    std::unique_ptr<comm::Communicator> world;
+    std::vector<std::unique_ptr<comm::Communicator>> group_comms;  // the plan's groups smaller than the world
     std::unique_ptr<exec::Executor> executor;
     std::string startup_table;         // rank 0 prints it
     timeline::RunTimeline run_attributes;  // root attributes of the measured run (no timelines)

@@ -41,6 +41,8 @@ struct JobConfig {
     double bucket_mib = 25;
     std::int64_t max_live_params = 0;
     std::int64_t world_size = 0;  // 0: every GPU of the topology
+    std::int64_t shard_size = 0;       // hybrid: ranks per shard group (0: GPUs per node)
+    std::int64_t secondary_shard = 0;  // zero3 hpZ: secondary partition size (0: off)
     // [precision]
     DType params = DType::fp32;
     DType grads = DType::fp32;

@@ -17,13 +17,9 @@ namespace shardsim::exec {
 
 using device::Device;
 
-// The groups the schedule's collectives run on (see plan::GroupKind). `shard` and `replicate`
-// may be the world itself.
-struct Communicators {
-    comm::Communicator* world = nullptr;
-    comm::Communicator* shard = nullptr;
-    comm::Communicator* replicate = nullptr;
-};
+// The communicator of each group of the plan, indexed as plan::Groups::all() ([Note: rank
+// groups]); a group as large as the world may be the world's communicator itself.
+using Communicators = std::vector<comm::Communicator*>;
 
 struct StepResult {
     double loss = 0;     // mean over this rank's micro-batches

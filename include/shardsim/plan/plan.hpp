@@ -10,28 +10,11 @@
 #include "shardsim/core/memory.hpp"
 #include "shardsim/model/flops.hpp"
 #include "shardsim/model/scenario.hpp"
+#include "shardsim/plan/groups.hpp"
 #include "shardsim/plan/layout.hpp"
 #include "shardsim/plan/strategy.hpp"
 
 namespace shardsim::plan {
-
-// Rank groups. Ranks are numbered node-major (rank = node * gpus_per_node + local). A shard group
-// is `shard_size` consecutive ranks; a replicate group holds the ranks with the same position in
-// every shard group.
-struct Groups {
-    std::int64_t world = 1;
-    std::int64_t shard_size = 1;      // ranks that split one copy of the sharded states
-    std::int64_t replicate_size = 1;  // copies of the sharded states (world / shard_size)
-    std::int64_t gpus_per_node = 1;
-
-    std::int64_t shard_group(std::int64_t rank) const { return rank / shard_size; }
-    std::int64_t shard_rank(std::int64_t rank) const { return rank % shard_size; }
-    std::int64_t replicate_rank(std::int64_t rank) const { return rank / shard_size; }
-    std::int64_t node_of(std::int64_t rank) const { return rank / gpus_per_node; }
-    // Nodes one group spans, and its ranks per node: what the collective time model needs.
-    std::int64_t shard_nodes() const;
-    std::int64_t replicate_nodes() const { return replicate_size; }
-};
 
 struct Precision {
     DType params = DType::bf16;
@@ -69,8 +52,8 @@ public:
     const std::vector<UnitPlan>& unit_plans() const { return unit_plans_; }
     const UnitPlan& unit_plan(int unit) const { return unit_plans_.at(static_cast<std::size_t>(unit)); }
 
-    std::int64_t param_shards() const { return traits_->shard_params ? groups_.shard_size : 1; }
-    std::int64_t state_shards() const { return traits_->shard_optimizer ? groups_.shard_size : 1; }
+    std::int64_t param_shards() const { return traits_->shard_params ? groups_.shard_size() : 1; }
+    std::int64_t state_shards() const { return traits_->shard_optimizer ? groups_.shard_size() : 1; }
     bool offload_optimizer() const { return scenario_.job.offload_optimizer; }
     bool offload_params() const { return scenario_.job.offload_params; }
     // Parameters are gathered (or uploaded) per unit before use, and freed after.

@@ -46,12 +46,9 @@ struct LedgerEntry {
     Phase phase = Phase::start;
 };
 
-enum class GroupKind { world, shard, replicate };
-std::string group_kind_name(GroupKind g);
-
 struct CollectiveOp {
     CollectiveKind kind = CollectiveKind::all_gather;
-    GroupKind group = GroupKind::world;
+    int group = kWorldGroup;  // in ShardingPlan::groups() ([Note: rank groups])
     std::int64_t ranks = 1;
     std::int64_t size_bytes = 0;  // nccl-tests "size" (see collective.hpp)
     DType dtype = DType::fp32;
