@@ -27,32 +27,43 @@ model::Scenario reference_scenario(const plan::ShardingPlan& p) {
 
 }  // namespace
 
-VerifyResult verify_against_reference(const Executor& sharded, int steps, MPI_Comm world) {
-    const auto& p = sharded.plan();
-    const auto ref_plan = plan::ShardingPlan::build(reference_scenario(p));
-    const auto ref_schedule = plan::build_schedule(*ref_plan);
-    auto device = make_cpu_device(1);
-    comm::MpiCommunicator self(MPI_COMM_SELF, false);
-    Executor reference(ref_plan, ref_schedule, *device, *device, Communicators(plan::kGroupCount, &self), 0);
-    for (int s = 0; s < steps; ++s) reference.run_step(s);
+namespace {
 
-    VerifyResult r;
-    const auto& prec = p.precision();
-    const auto& job = p.scenario().job;
-    const bool fp32_sums = prec.grads == DType::fp32 && prec.reduce == DType::fp32;
-    const bool all_fp32 = fp32_sums && prec.params == DType::fp32;
-    const DType narrow = prec.grads != DType::fp32 ? prec.grads : prec.reduce;
-    const bool adam = job.optimizer == config::OptimizerKind::adamw;
-    const bool loose = adam && !all_fp32;
-    r.rule = loose ? "AdamW with 16-bit values: 2 * lr * steps / max|reference| (loose)"
-                   : fp32_sums ? "fp32 sums: 1e-5" : std::string(dtype_name(narrow)) + " sums under SGD: its epsilon";
-    auto tolerance_for = [&](double scale) {
-        if (loose) return scale > 0 ? 2.0 * job.lr * steps / scale : 1.0;
+// How far a sharded value may be from the reference, for the job's precision and optimizer
+// (verify.hpp says why).
+struct Tolerance {
+    std::string rule;
+    bool loose = false, fp32_sums = false;
+    DType narrow = DType::fp32;
+    double lr = 0;
+    int steps = 0;
+
+    Tolerance(const plan::ShardingPlan& p, int s) : lr(p.scenario().job.lr), steps(s) {
+        const auto& prec = p.precision();
+        fp32_sums = prec.grads == DType::fp32 && prec.reduce == DType::fp32;
+        const bool all_fp32 = fp32_sums && prec.params == DType::fp32;
+        narrow = prec.grads != DType::fp32 ? prec.grads : prec.reduce;
+        loose = p.scenario().job.optimizer == config::OptimizerKind::adamw && !all_fp32;
+        rule = loose ? "AdamW with 16-bit values: 2 * lr * steps / max|reference| (loose)"
+                     : fp32_sums ? "fp32 sums: 1e-5" : std::string(dtype_name(narrow)) + " sums under SGD: its epsilon";
+    }
+    double for_scale(double scale) const {
+        if (loose) return scale > 0 ? 2.0 * lr * steps / scale : 1.0;
         if (fp32_sums) return kToleranceFp32;
         return narrow == DType::bf16 ? 1.0 / 256 : 1.0 / 2048;
-    };
-    double local = 0, local_tol = 0;
-    bool local_ok = true;
+    }
+};
+
+struct LocalWorst {
+    double rel = 0, tolerance = 0;
+    bool ok = true;
+    std::string tensor;
+};
+
+// This rank's rows of every trainable tensor against the reference's.
+LocalWorst compare_tensors(const Executor& sharded, const Executor& reference, const Tolerance& tol) {
+    const auto& p = sharded.plan();
+    LocalWorst w;
     for (const auto& unit : p.units()) {
         const auto& up = p.unit_plan(unit.index);
         for (std::size_t i = 0; i < up.state.chunks.size(); ++i) {
@@ -67,32 +78,50 @@ VerifyResult verify_against_reference(const Executor& sharded, int steps, MPI_Co
                 diff = std::max(diff, static_cast<double>(std::fabs(mine[k] - ref)));
             }
             const double rel = scale > 0 ? diff / scale : diff;
-            const double tol = tolerance_for(scale);
-            local_ok = local_ok && rel <= tol;
-            if (rel > local) {
-                local = rel;
-                local_tol = tol;
-                r.worst_tensor = unit.tensors[static_cast<std::size_t>(c.tensor)].name;
-            }
+            const double t = tol.for_scale(scale);
+            w.ok = w.ok && rel <= t;
+            if (rel > w.rel) w = {rel, t, w.ok, unit.tensors[static_cast<std::size_t>(c.tensor)].name};
         }
     }
-    // The worst tensor over all ranks: its value, and its name from the rank that saw it.
+    return w;
+}
+
+// The worst tensor over all ranks: its value, tolerance and name from the rank that saw it.
+VerifyResult agree_on_worst(const LocalWorst& w, MPI_Comm world) {
+    VerifyResult r;
     struct {
         double value;
         int rank;
-    } in{local, 0}, out{0, 0};
+    } in{w.rel, 0}, out{0, 0};
     SHARDSIM_MPI_CHECK(MPI_Comm_rank(world, &in.rank));
     SHARDSIM_MPI_CHECK(MPI_Allreduce(&in, &out, 1, MPI_DOUBLE_INT, MPI_MAXLOC, world));
     r.max_rel_diff = out.value;
-    r.tolerance = local_tol;
+    r.tolerance = w.tolerance;
+    r.worst_tensor = w.tensor;
     SHARDSIM_MPI_CHECK(MPI_Bcast(&r.tolerance, 1, MPI_DOUBLE, out.rank, world));
-    int ok = local_ok ? 1 : 0, all_ok = 0;
+    int ok = w.ok ? 1 : 0, all_ok = 0;
     SHARDSIM_MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, world));
     int len = static_cast<int>(r.worst_tensor.size());
     SHARDSIM_MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, out.rank, world));
     r.worst_tensor.resize(static_cast<std::size_t>(len));
     SHARDSIM_MPI_CHECK(MPI_Bcast(r.worst_tensor.data(), len, MPI_CHAR, out.rank, world));
     r.passed = all_ok == 1;
+    return r;
+}
+
+}  // namespace
+
+VerifyResult verify_against_reference(const Executor& sharded, int steps, MPI_Comm world) {
+    const auto& p = sharded.plan();
+    const auto ref_plan = plan::ShardingPlan::build(reference_scenario(p));
+    const auto ref_schedule = plan::build_schedule(*ref_plan);
+    auto device = make_cpu_device(1);
+    comm::MpiCommunicator self(MPI_COMM_SELF, false);
+    Executor reference(ref_plan, ref_schedule, *device, *device, Communicators(plan::kGroupCount, &self), 0);
+    for (int s = 0; s < steps; ++s) reference.run_step(s);
+    const Tolerance tol(p, steps);
+    VerifyResult r = agree_on_worst(compare_tensors(sharded, reference, tol), world);
+    r.rule = tol.rule;
     return r;
 }
 

@@ -129,6 +129,7 @@ std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& s
         up.state = make_layout(u, p.state_shards(), true);
         up.full_params = make_layout(u, 1, false);
         up.full_state = make_layout(u, 1, true);
+        if (p.groups_.secondary_size() > 1) up.secondary = make_layout(u, p.groups_.secondary_size(), false);
         p.unit_plans_.push_back(std::move(up));
     }
     for (auto c = static_cast<int>(p.program_.size()) - 1; c >= 0; --c)
@@ -142,6 +143,7 @@ std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& s
     if (p.trainable_count().count() == 0)
         throw InputError(scenario.job.where("lora.targets") + ": no trainable parameter is left (allowed: targets that exist in " +
                          scenario.model.name + ")");
+    p.buffers_ = build_buffer_table(p);
     return plan;
 }
 
@@ -188,26 +190,15 @@ Bytes ShardingPlan::host_grad_bytes(int u) const {
 
 Bytes ShardingPlan::state_update_bytes(int u) const { return bytes_of(unit_plan(u).state.shard, precision_.params); }
 
+Bytes ShardingPlan::optimizer_traffic_bytes(int u) const {
+    const std::int64_t elems = unit_plan(u).state.shard.count();
+    const Precision& p = precision_;
+    return Bytes(elems * (2 * (p.master ? dtype_size(DType::fp32) : 0) + 2 * p.moment_count * dtype_size(p.moments) +
+                          dtype_size(p.grads) + dtype_size(p.params)));
+}
+
 MemoryByCategory ShardingPlan::persistent() const {
-    MemoryByCategory m;
-    for (const auto& u : units_) {
-        const int i = u.index;
-        if (offload_params())
-            m[MemCategory::offloaded] += param_shard_bytes(i).count();
-        else
-            m[MemCategory::params] += param_shard_bytes(i).count();
-        m[MemCategory::grads] += grad_shard_bytes(i).count();
-        if (offload_optimizer()) {
-            // Host: fp32 gradient shard, master weights, optimizer states, and (when the
-            // parameters live on the device) the pinned 16-bit staging copy of the update.
-            m[MemCategory::offloaded] += host_grad_bytes(i).count() + master_bytes(i).count() +
-                                         optimizer_state_bytes(i).count();
-            if (!offload_params()) m[MemCategory::offloaded] += state_update_bytes(i).count();
-        } else {
-            m[MemCategory::master_params] += master_bytes(i).count();
-            m[MemCategory::optimizer_states] += optimizer_state_bytes(i).count();
-        }
-    }
+    MemoryByCategory m = buffers_.persistent_bytes();
     m[MemCategory::runtime_overhead] += scenario_.topology.gpu.runtime_overhead_bytes;
     return m;
 }

@@ -56,8 +56,10 @@ public:
 
     const plan::ShardingPlan& plan() const { return *plan_; }
 
+    struct Impl;  // defined in src/exec/executor_impl.hpp, for src/exec only
+
 private:
-    struct Impl;
+    void record_step(int step, const MemoryByCategory& before);
     std::unique_ptr<Impl> impl_;
     plan::PlanPtr plan_;
     timeline::RankTimeline timeline_;

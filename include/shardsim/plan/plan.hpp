@@ -10,6 +10,7 @@
 #include "shardsim/core/memory.hpp"
 #include "shardsim/model/flops.hpp"
 #include "shardsim/model/scenario.hpp"
+#include "shardsim/plan/buffers.hpp"
 #include "shardsim/plan/groups.hpp"
 #include "shardsim/plan/layout.hpp"
 #include "shardsim/plan/strategy.hpp"
@@ -36,6 +37,8 @@ struct UnitPlan {
     // Unsharded parameters, full gradients and one unit's gradient buffer use them.
     FlatLayout full_params;
     FlatLayout full_state;
+    // ZeRO++ hpZ: every tensor over the secondary group (empty without a secondary partition).
+    FlatLayout secondary;
 };
 
 class ShardingPlan {
@@ -60,6 +63,9 @@ public:
     bool gathers_params() const { return traits_->shard_params && (param_shards() > 1 || offload_params()); }
     // Gradients leave backward as a per-unit buffer that a reduce-scatter consumes.
     bool shards_grads() const { return traits_->shard_grads; }
+    // Backward writes a unit's gradients into a buffer of their own, freed when reduced (or sent
+    // to the host); otherwise into persistent gradient storage.
+    bool transient_grads() const { return shards_grads() && (state_shards() > 1 || offload_optimizer()); }
 
     // Sequences and tokens of one micro-batch on one rank.
     model::BatchShape batch_shape() const;
@@ -83,6 +89,12 @@ public:
     Bytes optimizer_state_bytes(int unit) const;
     Bytes host_grad_bytes(int unit) const;        // offload: fp32 gradient shard on the host
     Bytes state_update_bytes(int unit) const;     // the updated trainable shard in param dtype
+    // What the optimizer step of one unit reads and writes: master and moments read and written,
+    // the gradient read, the parameter written.
+    Bytes optimizer_traffic_bytes(int unit) const;
+
+    // Every buffer of a step ([Note: buffer table]).
+    const BufferTable& buffers() const { return buffers_; }
 
     // The persistent state of one rank before the step (model states, runtime overhead, and on
     // the host the offloaded states): the first memory sample of every timeline.
@@ -98,6 +110,7 @@ private:
     std::vector<model::ProgramStep> program_;
     std::vector<UnitPlan> unit_plans_;
     std::vector<int> grad_order_;
+    BufferTable buffers_;
 };
 
 using PlanPtr = std::shared_ptr<const ShardingPlan>;
