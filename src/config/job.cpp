@@ -108,6 +108,10 @@ const Schema& job_schema() {
         s.push_back(integer("parallel", "shard_size", "ranks", "0", 0,
                             "fsdp-hybrid-shard: ranks that split one copy of the states, any divisor of the world below it "
                             "(0: the GPUs of one node); the world is replicate x shard"));
+        s.push_back(integer("parallel", "secondary_shard", "ranks", "0", 0,
+                            "zero3 only, DeepSpeed ZeRO++ hpZ (zero_hpz_partition_size): a second copy of the parameter "
+                            "shards split over this many consecutive ranks (usually the GPUs of a node), so backward "
+                            "gathers inside them (0: off)"));
 
         s.push_back(choice("precision", "params", kDTypes, "bf16", "dtype of parameters in compute"));
         KeySpec grads = choice("precision", "grads", kDTypes, kSameAsParams, "dtype of gradients");
@@ -196,6 +200,7 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.max_live_params = v.integer("parallel.max_live_params");
     job.world_size = v.integer("parallel.world_size");
     job.shard_size = v.integer("parallel.shard_size");
+    job.secondary_shard = v.integer("parallel.secondary_shard");
     job.params = *parse_dtype(v.text("precision.params"));
     job.grads = v.is_explicit("precision.grads") ? *parse_dtype(v.text("precision.grads")) : job.params;
     job.reduce = v.is_explicit("precision.reduce") ? *parse_dtype(v.text("precision.reduce")) : job.grads;

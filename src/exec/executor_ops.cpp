@@ -179,7 +179,11 @@ void backward(OpRun& r) {
     r.impl().model->backward(r.op().call, call_tensors(r, Role::params, params), call_tensors(r, Role::grads, grads));
 }
 
-void reshard(OpRun&) {}  // its buffer list frees the unsharded parameters
+// Its buffer list frees the unsharded parameters; with ZeRO++ hpZ it first keeps this rank's
+// rows of them as its shard of the secondary copy.
+void reshard(OpRun& r) {
+    if (r.has(Role::output)) pack_shard(r.impl().dev, *r.impl().plan, r.get(Role::input), r.get(Role::output));
+}
 
 // One unit's update, tensor by tensor over this rank's rows; the gradients start from zero after.
 void optimizer_step(OpRun& r) {

@@ -67,6 +67,16 @@ void unpack_all(Device& dev, const plan::ShardingPlan& plan, const Resolved& src
     }
 }
 
+void pack_shard(Device& dev, const plan::ShardingPlan& plan, const Resolved& src, const Resolved& dst) {
+    const plan::FlatLayout& full = plan::layout_of(plan, *src.spec);
+    const plan::FlatLayout& sharded = plan::layout_of(plan, *dst.spec);
+    const DType sdt = src.spec->dtype, ddt = dst.spec->dtype;
+    const std::int64_t k = dst.rank;
+    for (const auto& c : sharded.chunks)
+        copy_elements(dev, at(src.data, chunk_for(full, c.tensor).offset + k * c.rows_per_rank * c.row_elements, sdt), sdt,
+                      at(dst.data, c.offset, ddt), ddt, c.owned_rows(k) * c.row_elements);
+}
+
 std::int64_t own_rows_offset(const plan::ShardingPlan& plan, const plan::BufferSpec& b, std::size_t chunk, std::int64_t rank) {
     const plan::ChunkLayout& c = plan.unit_plan(b.unit).state.chunks.at(chunk);
     const plan::FlatLayout& l = plan::layout_of(plan, b);

@@ -17,6 +17,8 @@ void transfer(Device& dev, void* dst, plan::Side dst_side, const void* src, plan
 void pack_all(Device& dev, const plan::ShardingPlan& plan, const Resolved& src, const Resolved& dst);
 // Gathered -> unsharded (real rows only), converting.
 void unpack_all(Device& dev, const plan::ShardingPlan& plan, const Resolved& src, const Resolved& dst);
+// Unsharded -> dst's own shard of its layout (the rank dst holds), real rows only, converting.
+void pack_shard(Device& dev, const plan::ShardingPlan& plan, const Resolved& src, const Resolved& dst);
 // Where rank `rank`'s rows of the unit's trainable tensor `chunk` (its state layout) sit in a
 // buffer: in the rank's own shard of the state partition, or among all rows of a 1-shard layout.
 std::int64_t own_rows_offset(const plan::ShardingPlan& plan, const plan::BufferSpec& b, std::size_t chunk, std::int64_t rank);

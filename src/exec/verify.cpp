@@ -18,6 +18,7 @@ model::Scenario reference_scenario(const plan::ShardingPlan& p) {
     s.job.strategy = config::Strategy::ddp;
     s.job.world_size = 1;
     s.job.shard_size = 0;
+    s.job.secondary_shard = 0;
     s.job.offload_optimizer = false;
     s.job.offload_params = false;
     s.topology.nodes = 1;

@@ -160,6 +160,17 @@ private:
                                   p_.gather_output_bytes(u).count());
         b.unsharded = add(u, "gathered params", MemCategory::gathered_params, pd_, LayoutRef::full_params, Arrangement::unsharded,
                           p_.unsharded_param_bytes(u).count());
+        if (p_.groups().secondary_size() <= 1) return;
+        // ZeRO++ hpZ: after forward, a second copy of the parameters split over the secondary
+        // group (usually one node) is kept, so that backward gathers inside it.
+        const FlatLayout& sec = p_.unit_plan(u).secondary;
+        BufferSpec second = spec(u, "secondary param shard (hpZ)", MemCategory::params, pd_, LayoutRef::secondary, Arrangement::shard,
+                                bytes_of(sec.shard, pd_).count());
+        second.group = kSecondaryGroup;
+        second.init = Init::zeros;  // its padding goes out with the all-gather
+        b.secondary = put(std::move(second));
+        b.secondary_gather = add(u, "secondary all-gather output (hpZ)", MemCategory::gathered_params, pd_, LayoutRef::secondary,
+                                 Arrangement::gathered, bytes_of(sec.gathered(), pd_).count());
     }
 
     void reduction(int u) {

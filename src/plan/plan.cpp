@@ -93,6 +93,10 @@ ParallelDims parallel_dims(const model::Scenario& s, const StrategyTraits& t) {
         if (job.strategy != config::Strategy::zero3)
             problems.add(job.where("parallel.secondary_shard") + ": bad value '" + std::to_string(job.secondary_shard) +
                          "': hpZ is a ZeRO-3 feature, strategy is " + strategy + " (allowed: 0, or strategy zero3)");
+        else if (job.offload_params)
+            problems.add(job.where("parallel.secondary_shard") + ": bad value '" + std::to_string(job.secondary_shard) +
+                         "': shardsim models hpZ's secondary copy on the device only, and memory.offload_params keeps "
+                         "parameters on the host (allowed: 0 with offload_params)");
         else if (job.secondary_shard < 2 || d.shard % job.secondary_shard != 0 || job.secondary_shard >= d.shard)
             problems.add(job.where("parallel.secondary_shard") + ": bad value '" + std::to_string(job.secondary_shard) +
                          "': the secondary partition splits the shard group of " + std::to_string(d.shard) + " ranks (" +

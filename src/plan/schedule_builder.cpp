@@ -23,6 +23,7 @@ public:
             for (int u : prog_[static_cast<std::size_t>(c)].reads) uses_[static_cast<std::size_t>(u)].push_back(c);
         avail_.assign(n, -1);
         chain_.assign(n, -1);
+        secondary_live_.assign(n, false);
         bucket_of_.assign(n, -1);
         for (std::size_t k = 0; k < t_.buckets().size(); ++k)
             for (int u : t_.buckets()[k].units) bucket_of_[static_cast<std::size_t>(u)] = static_cast<int>(k);
@@ -94,6 +95,7 @@ private:
         const UnitBuffers& b = B(u);
         std::vector<int> deps;
         if (last_reshard_ >= 0) deps.push_back(last_reshard_);
+        if (in_backward_ && secondary_live_[static_cast<std::size_t>(u)]) return gather_secondary(u, deps);
         if (p_.offload_params()) {
             // The host shard goes up first; with one shard the upload is the gather.
             Op up = make(OpKind::upload_params, OpStream::copy, u, deps);
@@ -114,14 +116,39 @@ private:
                                      p_.precision().params};
         made_available(u, add(std::move(ag)));
     }
+    // ZeRO++ hpZ in backward: from the secondary copy, inside the secondary group.
+    void gather_secondary(int u, std::vector<int> deps) {
+        const UnitBuffers& b = B(u);
+        Op ag = make(OpKind::all_gather, OpStream::comm, u, std::move(deps));
+        use(ag, b.secondary, Role::input, kRead);
+        use(ag, b.secondary_gather, Role::output, kWrite | kAlloc | kFree);
+        use(ag, b.unsharded, Role::result, kWrite | kAlloc, 0, Phase::end);
+        ag.collective = CollectiveOp{CollectiveKind::all_gather, kSecondaryGroup, p_.groups().secondary_size(), bytes(b.secondary_gather),
+                                     p_.precision().params};
+        made_available(u, add(std::move(ag)));
+    }
+
     void made_available(int u, int op) {
         avail_[static_cast<std::size_t>(u)] = op;
         live_elements_ += p_.unit_plan(u).params.real.count();
     }
 
     void reshard(int u, int after) {
+        const UnitBuffers& b = B(u);
         Op r = make(OpKind::reshard, OpStream::compute, u, {after});
-        use(r, B(u).unsharded, Role::memory, kFree);
+        // hpZ: the first reshard after forward keeps this rank's rows of the secondary copy.
+        const bool keep_secondary = b.secondary >= 0 && !in_backward_ && !secondary_live_[static_cast<std::size_t>(u)];
+        use(r, b.unsharded, keep_secondary ? Role::input : Role::memory, keep_secondary ? kRead | kFree : kFree);
+        if (keep_secondary) {
+            use(r, b.secondary, Role::output, kWrite | kAlloc);
+            secondary_live_[static_cast<std::size_t>(u)] = true;
+        }
+        // ... and the reshard after the unit's last backward use of the step frees it: the update
+        // makes it stale, and the next step's forward makes a new one.
+        if (in_backward_ && last_micro_batch_ && secondary_live_[static_cast<std::size_t>(u)]) {
+            use(r, b.secondary, Role::memory, kFree);
+            secondary_live_[static_cast<std::size_t>(u)] = false;
+        }
         last_reshard_ = add(std::move(r));
         avail_[static_cast<std::size_t>(u)] = -1;
         live_elements_ -= p_.unit_plan(u).params.real.count();
@@ -165,6 +192,7 @@ private:
 
     void forward_phase(int m) {
         mb_ = m;
+        in_backward_ = false;
         std::vector<int> order;
         for (int c = 0; c < K_; ++c) order.push_back(c);
         for (std::size_t pos = 0; pos < order.size(); ++pos) {
@@ -207,6 +235,8 @@ private:
 
     void backward_phase(int m, bool last_micro_batch) {
         mb_ = m;
+        in_backward_ = true;
+        last_micro_batch_ = last_micro_batch;
         for (int c = K_ - 1; c >= 0; --c) {
             const auto& step = prog_[static_cast<std::size_t>(c)];
             if (gathers_) ensure_window(backward_order_, static_cast<std::size_t>(K_ - 1 - c));
@@ -423,7 +453,10 @@ private:
     std::vector<int> chain_;      // per unit: the last op of its gradient reduction in this step
     std::vector<int> bucket_of_;  // per unit: its bucket (-1: none)
     std::vector<int> backward_order_;
+    std::vector<bool> secondary_live_;  // per unit: hpZ's secondary copy exists (made after a forward)
     bool gathers_ = false;
+    bool in_backward_ = false;
+    bool last_micro_batch_ = false;
     int mb_ = 0;
     int last_reshard_ = -1;
     int last_reduction_ = -1;

@@ -38,7 +38,10 @@ void check_config(const std::string& job, std::vector<std::string> sets, const s
     }();
     const bool shard_size_given =
         std::any_of(sets.begin(), sets.end(), [](const std::string& s) { return s.rfind("parallel.shard_size=", 0) == 0; });
-    for (const auto& w : world_sets(strategy, n, shard_size_given)) sets.push_back(w);
+    const bool topology_given =
+        std::any_of(sets.begin(), sets.end(), [](const std::string& s) { return s.rfind("topology.cluster.", 0) == 0; });
+    if (!topology_given)
+        for (const auto& w : world_sets(strategy, n, shard_size_given)) sets.push_back(w);
     auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, device::BackendRequest::mpi, 1, false, world_rank(), n);
     std::vector<double> losses;
     for (int s = 0; s < 2; ++s) losses.push_back(ctx.executor->run_step(s).loss);
@@ -62,6 +65,15 @@ TEST_CASE("executor: every strategy verifies and matches the plan") {
         if (std::string(strategy) == "fsdp-hybrid-shard" && world_size() == 1) continue;  // refused by the plan: see test_config
         check_config("tiny-llama-cpu.ini", {std::string("parallel.strategy=") + strategy}, strategy);
     }
+    // ZeRO++ hpZ: zero3 with a secondary copy split over each of 2 fake nodes (4 ranks: 2 x 2,
+    // 6 ranks: 2 x 3); forward gathers over all ranks, backward inside a node.
+    const int ranks = world_size();
+    if (ranks >= 4 && ranks % 2 == 0)
+        check_config("tiny-llama-cpu.ini",
+                     {"parallel.strategy=zero3", "parallel.secondary_shard=" + std::to_string(ranks / 2), "topology.cluster.nodes=2",
+                      "topology.cluster.gpus_per_node=" + std::to_string(ranks / 2), "topology.inter_node.kind=ethernet",
+                      "topology.inter_node.bandwidth_gbps=1", "batch.grad_accum=2"},
+                     "zero3 hpZ over 2 nodes of " + std::to_string(ranks / 2));
     // HSDP with a shard size other than the GPUs of a node: 4 ranks as 2 x 2, 6 as 3 x 2 and 2 x 3.
     const int n = world_size();
     for (int shard : {2, 3})

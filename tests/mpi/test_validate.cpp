@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "mpi_helpers.hpp"
@@ -25,7 +26,8 @@ struct Both {
 // Simulates and runs `job` on every rank of the world; rank 0 gets both timelines.
 Both simulate_and_run(const std::string& job, std::vector<std::string> sets) {
     const int rank = world_rank(), size = world_size();
-    sets.push_back("topology.cluster.gpus_per_node=" + std::to_string(size));
+    if (std::none_of(sets.begin(), sets.end(), [](const std::string& s) { return s.rfind("topology.cluster.", 0) == 0; }))
+        sets.push_back("topology.cluster.gpus_per_node=" + std::to_string(size));
     auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, device::BackendRequest::mpi, 1, false, rank, size);
     for (int s = 0; s < 2; ++s) ctx.executor->run_step(s);
     Both b;
@@ -50,9 +52,18 @@ TEST_CASE("validate: every op allocates and frees what the ledger says, for ever
         {"tiny-t5-cpu.ini", {}},
         {"tiny-t5-cpu.ini", {"lora.rank=4", "lora.targets=q", "memory.activation_checkpointing=true"}},
     };
+    auto all = cases;
+    // ZeRO++ hpZ and HSDP with a shard size of its own, where the world splits in two.
+    if (world_size() >= 4 && world_size() % 2 == 0) {
+        const std::string half = std::to_string(world_size() / 2);
+        all.push_back({"tiny-llama-cpu.ini", {"parallel.strategy=zero3", "parallel.secondary_shard=" + half, "topology.cluster.nodes=2",
+                                              "topology.cluster.gpus_per_node=" + half, "topology.inter_node.kind=ethernet",
+                                              "topology.inter_node.bandwidth_gbps=1", "batch.grad_accum=2"}});
+        all.push_back({"tiny-llama-cpu.ini", {"parallel.strategy=fsdp-hybrid-shard", "parallel.shard_size=2"}});
+    }
     report::Thresholds th;
     th.time_pct = 0;  // times on an oversubscribed CPU host are not what this test is about
-    for (const auto& [job, sets] : cases) {
+    for (const auto& [job, sets] : all) {
         const Both b = simulate_and_run(job, sets);
         if (!is_root()) continue;
         const auto v = report::validate_runs(b.predicted, b.measured, th);

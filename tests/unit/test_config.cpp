@@ -155,6 +155,13 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
         {"a shard size without hybrid sharding", good, "--set parallel.shard_size=3",
          {"--set parallel.shard_size=3: parallel.shard_size: bad value '3': strategy fsdp-full-shard shards over the whole world "
           "or not at all (allowed: 0, or strategy fsdp-hybrid-shard)"}},
+        {"hpZ on a strategy other than zero3", good, "--set parallel.secondary_shard=3",
+         {"--set parallel.secondary_shard=3: parallel.secondary_shard: bad value '3': hpZ is a ZeRO-3 feature, strategy is "
+          "fsdp-full-shard (allowed: 0, or strategy zero3)"}},
+        {"hpZ that does not split the shard group", replace_line(good, "fsdp-full-shard", "zero3"), "--set parallel.secondary_shard=4",
+         {"--set parallel.secondary_shard=4: parallel.secondary_shard: bad value '4': the secondary partition splits the shard "
+          "group of 6 ranks (world 6 = 1 node(s) x 6 ranks of topology 6x-a100-40g) into equal parts of 2 or more ranks "
+          "(allowed: 0, or a divisor of 6 in 2..3)"}},
         {"offload with a replicated optimizer", replace_line(good, "fsdp-full-shard", "ddp") + "[memory]\noffload_optimizer = true\n", "",
          {"JOB:13: memory.offload_optimizer: bad value 'true': strategy ddp keeps a full optimizer on every rank (allowed "
           "with: zero1, zero2, zero3, fsdp-full-shard, fsdp-shard-grad-op, fsdp-hybrid-shard)"}},

@@ -287,3 +287,44 @@ TEST_CASE("hybrid shard size: any divisor of the world, the replicate all-reduce
         }
     CHECK(replicate_all_reduces > 0);
 }
+
+TEST_CASE("ZeRO++ hpZ: forward gathers over the shard group, backward inside the secondary group") {
+    // 32 H100s as 4 nodes of 8, zero3 with a secondary copy per node.
+    auto plain = make_plan("llama-7b", "zero3", 32);
+    auto hpz = make_plan("llama-7b", "zero3", 32, {"parallel.secondary_shard=8"});
+    REQUIRE(hpz->groups().secondary_size() == 8);
+    CHECK(hpz->groups().span(plan::kSecondaryGroup).nodes == 1);
+    const plan::Schedule s = plan::build_schedule(*hpz);
+    int forward_gathers = 0, backward_gathers = 0;
+    const int last_call = static_cast<int>(hpz->program().size()) - 1;
+    bool in_backward = false;  // from the last forward call of a micro-batch to its next first one
+    for (const auto& op : s.ops) {
+        if (op.kind == plan::OpKind::forward) in_backward = op.call == last_call;
+        if (op.kind != plan::OpKind::all_gather) continue;
+        if (op.collective->group == plan::kSecondaryGroup) {
+            ++backward_gathers;
+            CHECK(op.collective->ranks == 8);
+            CHECK(in_backward);
+        } else {
+            ++forward_gathers;
+            CHECK(op.collective->ranks == 32);
+        }
+    }
+    CHECK(forward_gathers > 0);
+    CHECK(backward_gathers > 0);
+    // The secondary copy costs one node's share of every unit (the ZeRO++ paper's M / N_node),
+    // held from forward to the end of backward; nothing is left after the step.
+    std::int64_t secondary = 0;
+    for (const auto& u : hpz->units()) secondary += hpz->buffers()[hpz->buffers().unit(u.index).secondary].bytes;
+    const std::int64_t params_bf16 = hpz->param_count().count() * 2;
+    CHECK(secondary >= params_bf16 / 8);
+    CHECK(secondary < params_bf16 / 8 + params_bf16 / 100);  // padding is small
+    for (MemCategory c : kAllMemCategories) {
+        std::int64_t net = 0;
+        for (const auto& op : s.ops) net += op.net(c);
+        CHECK(net == 0);
+    }
+    // Same bytes gathered per step, fewer of them across nodes.
+    CHECK(s.collective_size_bytes(plan::CollectiveKind::all_gather) ==
+          plan::build_schedule(*plain).collective_size_bytes(plan::CollectiveKind::all_gather));
+}

@@ -85,6 +85,8 @@ struct UnitBuffers {
     int update = -1;         // offload: the updated shard uploaded for the post-step all-gather
     int packed_update = -1;  // the updated shard packed for the post-step all-gather
     int post_gather = -1;    // post-step all-gather output
+    int secondary = -1;          // ZeRO++ hpZ: this rank's shard of the secondary copy (secondary group)
+    int secondary_gather = -1;   // hpZ: the backward all-gather's output, over the secondary group
 };
 
 // Model-owned buffers of one call of the forward program (per micro-batch): they hold the terms
