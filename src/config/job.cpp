@@ -113,6 +113,19 @@ const Schema& job_schema() {
                             "shards split over this many consecutive ranks (usually the GPUs of a node), so backward "
                             "gathers inside them (0: off)"));
 
+        s.push_back(choice("fsdp", "backward_prefetch", {"backward_pre", "backward_post", "none"}, "backward_pre",
+                           "FSDP strategies: when backward all-gathers the next unit: before the current unit's gradient "
+                           "(FSDP's default), after its reshard, or when the unit comes, behind its reduce-scatter (what "
+                           "Accelerate and the HF Trainer pass unless set)"));
+        s.push_back(boolean("fsdp", "forward_prefetch", "false",
+                            "FSDP strategies: all-gather the next unit before the current one computes (false: the CPU "
+                            "issues it when it reaches the next unit)"));
+        s.push_back(boolean("fsdp", "limit_all_gathers", "true",
+                            "FSDP strategies: the rate limiter: a new all-gather waits until at most one freed unit is "
+                            "pending (2 in flight)"));
+        s.push_back(boolean("fsdp", "no_sync", "false",
+                            "FSDP strategies: accumulate inside no_sync() (as Accelerate and the current HF Trainer do): "
+                            "every unit's unsharded gradients are kept across micro-batches and reduced on the last"));
         s.push_back(choice("precision", "params", kDTypes, "bf16", "dtype of parameters in compute"));
         KeySpec grads = choice("precision", "grads", kDTypes, kSameAsParams, "dtype of gradients");
         s.push_back(grads);
@@ -201,6 +214,13 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.world_size = v.integer("parallel.world_size");
     job.shard_size = v.integer("parallel.shard_size");
     job.secondary_shard = v.integer("parallel.secondary_shard");
+    const std::string bp = v.text("fsdp.backward_prefetch");
+    job.fsdp.backward_prefetch = bp == "backward_post" ? BackwardPrefetch::backward_post
+                                 : bp == "none"        ? BackwardPrefetch::none
+                                                       : BackwardPrefetch::backward_pre;
+    job.fsdp.forward_prefetch = v.boolean("fsdp.forward_prefetch");
+    job.fsdp.limit_all_gathers = v.boolean("fsdp.limit_all_gathers");
+    job.fsdp.no_sync = v.boolean("fsdp.no_sync");
     job.params = *parse_dtype(v.text("precision.params"));
     job.grads = v.is_explicit("precision.grads") ? *parse_dtype(v.text("precision.grads")) : job.params;
     job.reduce = v.is_explicit("precision.reduce") ? *parse_dtype(v.text("precision.reduce")) : job.grads;
@@ -235,6 +255,16 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
                      " but no target modules are given (allowed: module names such as q,v)");
     if (job.lora_rank == 0 && !job.lora_targets.empty())
         problems.add(job.where("lora.rank") + ": bad value '0': lora.targets is set but rank 0 turns LoRA off (allowed: integer >= 1)");
+    // Engine keys set for a strategy of another engine would be silently ignored: refused instead.
+    const bool fsdp = strategy_name(job.strategy).rfind("fsdp-", 0) == 0;
+    for (const char* key : {"fsdp.backward_prefetch", "fsdp.forward_prefetch", "fsdp.limit_all_gathers", "fsdp.no_sync"})
+        if (!fsdp && v.is_explicit(key))
+            problems.add(job.where(key) + ": bad value '" + v.raw(key) + "': strategy " + strategy_name(job.strategy) +
+                         " is not FSDP's (allowed: the fsdp-* strategies)");
+    if (fsdp && v.is_explicit("parallel.prefetch") && job.prefetch != 1)
+        problems.add(job.where("parallel.prefetch") + ": bad value '" + v.raw("parallel.prefetch") + "': FSDP prefetches as "
+                     "fsdp.backward_prefetch and fsdp.forward_prefetch say (allowed: those keys with strategy " +
+                     strategy_name(job.strategy) + ")");
     if (job.offload_params && !job.offload_optimizer)
         problems.add(job.where("memory.offload_params") +
                      ": bad value 'true': parameter offload needs memory.offload_optimizer = true (the CPU updates what it holds)");

@@ -51,10 +51,9 @@ public:
     const plan::Op& op() const { return op_; }
     Executor::Impl& impl() const { return m_; }
     comm::Communicator& group() const { return m_.group(op_.collective->group); }
-    // This rank's index in the state partition of the op's unit.
-    std::int64_t state_rank() const {
-        return m_.arena->rank_in(m_.plan->unit_plan(op_.unit).state, plan::kShardGroup);
-    }
+    // This rank's index in the state partition of the op's unit (or of `unit`).
+    std::int64_t state_rank() const { return state_rank_of(op_.unit); }
+    std::int64_t state_rank_of(int unit) const { return m_.arena->rank_in(m_.plan->unit_plan(unit).state, plan::kShardGroup); }
 
 private:
     bool owned(const plan::BufferUse& u) const {
@@ -229,11 +228,18 @@ void optimizer_step(OpRun& r) {
     }
 }
 
+// The end of a micro-batch's backward: its dependencies are the wait; what it names it lands.
+void backward_end(OpRun& r) {
+    for (const auto& in : r.all(Role::input))
+        for (const auto& res : r.all(Role::result))
+            if (res.spec->unit == in.spec->unit) land(r.impl().dev, *r.impl().plan, in, res, r.state_rank_of(in.spec->unit));
+}
+
 using OpFunction = void (*)(OpRun&);
 // By plan::OpKind.
 constexpr std::array<OpFunction, plan::kOpKindCount> kOps = {
     all_gather, upload_params, reshard,       forward,        recompute,    backward,
-    reduce_scatter, all_reduce, offload_grads, optimizer_step, upload_update};
+    reduce_scatter, all_reduce, offload_grads, optimizer_step, upload_update, backward_end};
 
 }  // namespace
 

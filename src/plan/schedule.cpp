@@ -10,7 +10,7 @@ namespace shardsim::plan {
 namespace {
 constexpr std::array<const char*, kOpKindCount> kOpKindNames = {
     "all_gather", "upload_params", "reshard",       "forward",        "recompute",    "backward",
-    "reduce_scatter", "all_reduce", "offload_grads", "optimizer_step", "upload_update"};
+    "reduce_scatter", "all_reduce", "offload_grads", "optimizer_step", "upload_update", "backward_end"};
 constexpr std::array<const char*, kOpStreamCount> kStreamNames = {"compute", "comm", "copy", "host"};
 }  // namespace
 

@@ -1,5 +1,7 @@
 #include "shardsim/report/charts.hpp"
 
+#include <array>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -144,9 +146,10 @@ std::string category_colour(MemCategory c) {
 }
 
 std::string op_colour(plan::OpKind k) {
-    static const char* colours[plan::kOpKindCount] = {"#4e79a7", "#9c755f", "#bab0ac", "#59a14f", "#8cd17d", "#f28e2b",
-                                                      "#e15759", "#b07aa1", "#ff9da7", "#edc948", "#76b7b2"};
-    return colours[static_cast<int>(k)];
+    static const std::array<const char*, plan::kOpKindCount> colours = {
+        "#4e79a7", "#9c755f", "#bab0ac", "#59a14f", "#8cd17d", "#f28e2b",
+        "#e15759", "#b07aa1", "#ff9da7", "#edc948", "#76b7b2", "#d4a6c8"};
+    return colours[static_cast<std::size_t>(k)];
 }
 
 std::vector<MemorySample> thin_samples(const std::vector<MemorySample>& samples, double t_max, std::size_t max_samples) {

@@ -87,7 +87,8 @@ double CostModel::op_time(const plan::Op& op) const {
                 return static_cast<double>(op.optimizer_elements) / (topo.host.cpu_optimizer_gelems * 1e9);
             return static_cast<double>(op.optimizer_bytes) / (topo.gpu.hbm_gbps * 1e9);
         }
-        case plan::OpKind::reshard: return 0;
+        case plan::OpKind::reshard:
+        case plan::OpKind::backward_end: return 0;
     }
     return 0;
 }

@@ -103,7 +103,14 @@ TEST_CASE("executor: precision, accumulation, checkpointing, offload, LoRA, SGD"
     check_config("tiny-llama-cpu.ini", with({"parallel.strategy=zero3", "memory.offload_optimizer=true", "memory.offload_params=true",
                                              "precision.params=bf16", "precision.grads=fp32"}, sgd),
                  "zero3 params and optimizer offloaded");
-    check_config("tiny-llama-cpu.ini", {"parallel.strategy=fsdp-full-shard", "parallel.prefetch=0"}, "no prefetch");
+    check_config("tiny-llama-cpu.ini", {"parallel.strategy=zero3", "parallel.prefetch=0"}, "zero3 without prefetch");
+    check_config("tiny-llama-cpu.ini", {"parallel.strategy=fsdp-full-shard", "fsdp.backward_prefetch=none", "fsdp.limit_all_gathers=false"},
+                 "FSDP without prefetch or rate limiter");
+    check_config("tiny-llama-cpu.ini", {"parallel.strategy=fsdp-shard-grad-op", "fsdp.no_sync=true", "batch.grad_accum=3"},
+                 "FSDP SHARD_GRAD_OP accumulating inside no_sync");
+    check_config("tiny-llama-cpu.ini", {"parallel.strategy=fsdp-full-shard", "fsdp.no_sync=true", "batch.grad_accum=2",
+                                        "fsdp.forward_prefetch=true", "fsdp.backward_prefetch=backward_post"},
+                 "FSDP FULL_SHARD inside no_sync, forward prefetch, BACKWARD_POST");
 }
 
 TEST_CASE("executor: every tiny family") {

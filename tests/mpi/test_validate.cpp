@@ -51,6 +51,8 @@ TEST_CASE("validate: every op allocates and frees what the ledger says, for ever
         {"tiny-bloom-cpu.ini", {"parallel.strategy=fsdp-no-shard"}},
         {"tiny-t5-cpu.ini", {}},
         {"tiny-t5-cpu.ini", {"lora.rank=4", "lora.targets=q", "memory.activation_checkpointing=true"}},
+        {"tiny-llama-cpu.ini", {"fsdp.no_sync=true", "batch.grad_accum=2", "fsdp.backward_prefetch=backward_post"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=zero2", "batch.grad_accum=3"}},
     };
     auto all = cases;
     // ZeRO++ hpZ and HSDP with a shard size of its own, where the world splits in two.

@@ -55,9 +55,9 @@ TEST_CASE("every shipped job parses into a scenario and a plan") {
 
 TEST_CASE("overrides: --set reaches job and topology keys, and the origin is remembered") {
     const auto s = model::load_scenario("llama-7b-fsdp-6x-a100-40g",
-                                        {"batch.micro_batch=4", "topology.cluster.gpus_per_node=4", "parallel.prefetch=2"});
+                                        {"batch.micro_batch=4", "topology.cluster.gpus_per_node=4", "fsdp.backward_prefetch=none"});
     CHECK(s.job.micro_batch == 4);
-    CHECK(s.job.prefetch == 2);
+    CHECK(s.job.fsdp.backward_prefetch == config::BackwardPrefetch::none);
     CHECK(s.topology.gpus_per_node == 4);
     CHECK(s.world_size() == 4);
     CHECK(s.job.where("batch.micro_batch") == "--set batch.micro_batch=4: batch.micro_batch");
@@ -105,7 +105,7 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
     const std::string good = kGoodJob;
     const std::vector<BadCase> cases = {
         {"unknown section", good + "[batchh]\nmicro_batch = 2\n", "",
-         {"JOB:12: [batchh]: unknown section (allowed: job, parallel, precision, optimizer, batch, memory, lora)"}},
+         {"JOB:12: [batchh]: unknown section (allowed: job, parallel, fsdp, precision, optimizer, batch, memory, lora)"}},
         {"misspelled key", replace_line(good, "micro_batch = 1", "micro_bach = 1"), "",
          {"JOB:10: batch.micro_bach: unknown key (allowed in [batch]: micro_batch, grad_accum, seq_len, decoder_seq_len)"}},
         {"bad number", replace_line(good, "seq_len = 16", "seq_len = 16x"), "",

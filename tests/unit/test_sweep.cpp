@@ -19,20 +19,20 @@ TEST_CASE("parse_sweep") {
 }
 
 TEST_CASE("sweep rows: one per value, each what simulate says for that value") {
-    const auto r = study::run_sweep("llama-7b-fsdp-6x-a100-40g", {}, study::parse_sweep("parallel.prefetch=0,1,2"));
+    const auto r = study::run_sweep("llama-7b-fsdp-6x-a100-40g", {}, study::parse_sweep("fsdp.backward_prefetch=none,backward_post,backward_pre"));
     const auto& rows = r.json.at("rows").as_array();
     REQUIRE(rows.size() == 3);
-    CHECK(rows[0].at("value").as_string() == "0");
+    CHECK(rows[0].at("value").as_string() == "none");
     for (const auto& row : rows) {
         CHECK(row.at("world_size").as_int() == 6);
         CHECK(row.at("exposed_comm_fraction").as_number() ==
               doctest::Approx(row.at("exposed_comm_s").as_number() / row.at("step_time_s").as_number()));
     }
     // No prefetch leaves more communication exposed than prefetching one unit ahead.
-    CHECK(rows[0].at("exposed_comm_s").as_number() > rows[1].at("exposed_comm_s").as_number());
-    CHECK(r.text.find("parallel.prefetch") != std::string::npos);
+    CHECK(rows[0].at("exposed_comm_s").as_number() > rows[2].at("exposed_comm_s").as_number());
+    CHECK(r.text.find("fsdp.backward_prefetch") != std::string::npos);
 
-    const auto one = test::run_command(test::shardsim_binary() + " simulate --json --set parallel.prefetch=2");
+    const auto one = test::run_command(test::shardsim_binary() + " simulate --json --set fsdp.backward_prefetch=backward_pre");
     REQUIRE(one.exit_code == 0);
     const auto plain = io::Json::parse(one.output);
     CHECK(plain.at("step_time_s").as_number() == doctest::Approx(rows[2].at("step_time_s").as_number()));

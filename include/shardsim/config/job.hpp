@@ -26,6 +26,15 @@ std::string strategy_name(Strategy s);
 std::optional<Strategy> parse_strategy(const std::string& s);
 
 enum class OptimizerKind { adamw, sgd };
+enum class BackwardPrefetch { backward_pre, backward_post, none };
+
+// PyTorch FSDP's knobs, named as FSDP names them (ENGINES.md §4).
+struct FsdpOptions {
+    BackwardPrefetch backward_prefetch = BackwardPrefetch::backward_pre;
+    bool forward_prefetch = false;
+    bool limit_all_gathers = true;
+    bool no_sync = false;  // gradient accumulation inside no_sync(): reduce on the last micro-batch only
+};
 enum class AttentionKind { eager, flash };
 
 struct JobConfig {
@@ -43,6 +52,7 @@ struct JobConfig {
     std::int64_t world_size = 0;  // 0: every GPU of the topology
     std::int64_t shard_size = 0;       // hybrid: ranks per shard group (0: GPUs per node)
     std::int64_t secondary_shard = 0;  // zero3 hpZ: secondary partition size (0: off)
+    FsdpOptions fsdp;  // [fsdp]
     // [precision]
     DType params = DType::fp32;
     DType grads = DType::fp32;

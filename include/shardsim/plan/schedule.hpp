@@ -30,8 +30,9 @@ enum class OpKind {
     offload_grads,   // gradient shard device -> host (copy)
     optimizer_step,  // update of one unit's shard (compute, or host when offloaded)
     upload_update,   // updated 16-bit shard host -> device (copy)
+    backward_end,    // the end of a micro-batch's backward: waits for its reductions (compute)
 };
-inline constexpr int kOpKindCount = 11;
+inline constexpr int kOpKindCount = 12;
 std::string op_kind_name(OpKind k);
 std::optional<OpKind> parse_op_kind(const std::string& s);
 
