@@ -99,8 +99,16 @@ const Schema& job_schema() {
         s.push_back(choice("parallel", "strategy", strategy_names(), "", "sharding strategy"));
         s.push_back(integer("parallel", "prefetch", "units", "1", 0,
                             "all-gathers issued ahead of the unit being computed", 16));
-        s.push_back(number("parallel", "bucket_mib", "MiB", "25", 0, true,
-                           "gradient bucket size for bucketed all-reduce / reduce-scatter"));
+        KeySpec bucket = number("parallel", "bucket_mib", "MiB", "auto", 0, true,
+                                "gradient bucket size: DDP's bucket_cap_mb (auto: 25 MiB), DeepSpeed's reduce_bucket_size "
+                                "(auto: 5e8 elements); a bucket closes once it reaches this size, and a larger tensor is a "
+                                "bucket of its own");
+        bucket.allows_auto = true;
+        s.push_back(bucket);
+        KeySpec first = number("parallel", "first_bucket_mib", "MiB", "auto", 0, true,
+                               "DDP: the first bucket's size (auto: 1 MiB, PyTorch's first_bucket_bytes_cap)");
+        first.allows_auto = true;
+        s.push_back(first);
         s.push_back(integer("parallel", "max_live_params", "elements", "1e9", 1,
                             "ZeRO-3: most parameter elements gathered at once (DeepSpeed stage3_max_live_parameters)"));
         s.push_back(integer("parallel", "world_size", "ranks", "0", 0,
@@ -113,6 +121,9 @@ const Schema& job_schema() {
                             "shards split over this many consecutive ranks (usually the GPUs of a node), so backward "
                             "gathers inside them (0: off)"));
 
+        s.push_back(boolean("ddp", "gradient_as_bucket_view", "false",
+                            "DDP: gradients are views of the bucket storage (false, PyTorch's default: the buckets are "
+                            "a second copy of the gradients, for the model's life)"));
         s.push_back(choice("fsdp", "backward_prefetch", {"backward_pre", "backward_post", "none"}, "backward_pre",
                            "FSDP strategies: when backward all-gathers the next unit: before the current unit's gradient "
                            "(FSDP's default), after its reshard, or when the unit comes, behind its reduce-scatter (what "
@@ -209,7 +220,9 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.seed = static_cast<std::uint64_t>(v.integer("job.seed"));
     job.strategy = *parse_strategy(v.text("parallel.strategy"));
     job.prefetch = v.integer("parallel.prefetch");
-    job.bucket_mib = v.number("parallel.bucket_mib");
+    job.bucket_mib = v.is_auto("parallel.bucket_mib") ? 0 : v.number("parallel.bucket_mib");
+    job.first_bucket_mib = v.is_auto("parallel.first_bucket_mib") ? 0 : v.number("parallel.first_bucket_mib");
+    job.gradient_as_bucket_view = v.boolean("ddp.gradient_as_bucket_view");
     job.max_live_params = v.integer("parallel.max_live_params");
     job.world_size = v.integer("parallel.world_size");
     job.shard_size = v.integer("parallel.shard_size");
@@ -255,16 +268,30 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
                      " but no target modules are given (allowed: module names such as q,v)");
     if (job.lora_rank == 0 && !job.lora_targets.empty())
         problems.add(job.where("lora.rank") + ": bad value '0': lora.targets is set but rank 0 turns LoRA off (allowed: integer >= 1)");
-    // Engine keys set for a strategy of another engine would be silently ignored: refused instead.
+    // Engine keys given a value for a strategy of another engine would be silently ignored:
+    // refused instead. (A key written with its default, as the effective job lists every key, is
+    // no request.)
+    auto requested = [&](const std::string& key) {
+        for (const auto& spec : job_schema())
+            if (spec.name() == key) return v.is_explicit(key) && v.raw(key) != spec.default_value;
+        return false;
+    };
+    auto refuse = [&](const std::string& key, const std::string& why, const std::string& allowed) {
+        if (requested(key)) problems.add(job.where(key) + ": bad value '" + v.raw(key) + "': " + why + " (allowed: " + allowed + ")");
+    };
     const bool fsdp = strategy_name(job.strategy).rfind("fsdp-", 0) == 0;
-    for (const char* key : {"fsdp.backward_prefetch", "fsdp.forward_prefetch", "fsdp.limit_all_gathers", "fsdp.no_sync"})
-        if (!fsdp && v.is_explicit(key))
-            problems.add(job.where(key) + ": bad value '" + v.raw(key) + "': strategy " + strategy_name(job.strategy) +
-                         " is not FSDP's (allowed: the fsdp-* strategies)");
-    if (fsdp && v.is_explicit("parallel.prefetch") && job.prefetch != 1)
-        problems.add(job.where("parallel.prefetch") + ": bad value '" + v.raw("parallel.prefetch") + "': FSDP prefetches as "
-                     "fsdp.backward_prefetch and fsdp.forward_prefetch say (allowed: those keys with strategy " +
-                     strategy_name(job.strategy) + ")");
+    const std::string strategy = strategy_name(job.strategy);
+    if (!fsdp)
+        for (const char* key : {"fsdp.backward_prefetch", "fsdp.forward_prefetch", "fsdp.limit_all_gathers", "fsdp.no_sync"})
+            refuse(key, "strategy " + strategy + " is not FSDP's", "the fsdp-* strategies");
+    if (job.strategy != Strategy::ddp)
+        for (const char* key : {"ddp.gradient_as_bucket_view", "parallel.first_bucket_mib"})
+            refuse(key, "strategy " + strategy + " is not DDP", "strategy ddp");
+    if (fsdp) {
+        refuse("parallel.bucket_mib", "FSDP reduces one unit at a time, with no buckets", "auto with strategy " + strategy);
+        refuse("parallel.prefetch", "FSDP prefetches as fsdp.backward_prefetch and fsdp.forward_prefetch say",
+               "those keys with strategy " + strategy);
+    }
     if (job.offload_params && !job.offload_optimizer)
         problems.add(job.where("memory.offload_params") +
                      ": bad value 'true': parameter offload needs memory.offload_optimizer = true (the CPU updates what it holds)");

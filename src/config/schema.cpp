@@ -29,6 +29,11 @@ std::string KeySpec::allowed() const {
         if (hi) return s + " <= " + number_text(max);
         return s;
     };
+    if (allows_auto) {
+        KeySpec plain = *this;
+        plain.allows_auto = false;
+        return "auto, or " + plain.allowed();
+    }
     switch (type) {
         case ValueType::integer: return range("integer");
         case ValueType::number: return range("number");
@@ -153,6 +158,7 @@ std::vector<std::string> keys_of(const Schema& schema, const std::string& sectio
 }
 
 bool value_ok(const KeySpec& spec, const std::string& raw) {
+    if (spec.allows_auto && raw == "auto") return true;
     auto in_range = [&](double v) {
         if (v < spec.min || v > spec.max) return false;
         if (spec.min_exclusive && v == spec.min) return false;

@@ -2,6 +2,7 @@
 
 #include "shardsim/core/error.hpp"
 #include "shardsim/plan/activations.hpp"
+#include "shardsim/plan/engine.hpp"
 #include "shardsim/plan/plan.hpp"
 
 namespace shardsim::plan {
@@ -228,44 +229,73 @@ private:
                             bytes_of(p_.unit_plan(u).state.gathered(), pd_).count());
     }
 
-    // DDP's buckets: consecutive units of the gradient arena until the bucket reaches bucket_mib.
+    // DDP's buckets (ENGINES.md §6): the gradients in the order backward produces them (units in
+    // grad_order, a unit's tensors in its layout's order), a bucket closing once it holds at
+    // least its cap — the first bucket's cap is smaller — so a tensor larger than the cap is a
+    // bucket of its own. Each bucket is a contiguous range of the gradient arena. Without
+    // gradient_as_bucket_view the buckets have storage of their own, for the model's life.
     void buckets() {
-        const auto cap = static_cast<std::int64_t>(p_.scenario().job.bucket_mib * kMiB);
+        const EngineSettings& e = p_.engine_settings();
+        std::vector<Bucket> out;
         Bucket cur;
-        std::int64_t reduce_bytes = 0, offset = 0, start = 0;
+        std::int64_t offset = 0, start = 0;
         auto close = [&] {
-            if (cur.units.empty()) return;
-            const int k = static_cast<int>(t_.buckets_.size());
-            BufferSpec v;
-            v.name = "grad bucket " + std::to_string(k) + " [" + p_.units()[static_cast<std::size_t>(cur.units.front())].name + ".." +
-                     p_.units()[static_cast<std::size_t>(cur.units.back())].name + "]";
-            v.category = MemCategory::grads;
-            v.dtype = gd_;
-            v.bytes = offset - start;
-            v.parent = t_.grad_arena_;
-            v.offset = start;
-            cur.grads = t_.add(v);
-            if (rd_ != gd_) {
-                BufferSpec c;
-                c.name = "grad bucket " + std::to_string(k) + " in the reduce dtype";
-                c.category = MemCategory::comm_buffers;
-                c.dtype = rd_;
-                c.bytes = reduce_bytes;
-                cur.cast = t_.add(c);
-            }
-            t_.buckets_.push_back(cur);
+            if (offset == start) return;
+            cur.bytes = offset - start;
+            cur.offset = start;
+            out.push_back(cur);
             cur = Bucket{};
-            reduce_bytes = 0;
             start = offset;
         };
         for (int u : p_.grad_order()) {
             if (!trainable(u)) continue;
-            cur.units.push_back(u);
-            reduce_bytes += p_.reduce_input_bytes(u).count();
-            offset += p_.grad_shard_bytes(u).count();
-            if (reduce_bytes >= cap) close();
+            for (const auto& c : p_.unit_plan(u).full_state.chunks) {
+                if (cur.units.empty() || cur.units.back() != u) cur.units.push_back(u);
+                offset += c.rows * c.row_elements * dtype_size(gd_);
+                if (offset - start >= (out.empty() ? e.first_bucket_bytes : e.bucket_bytes)) close();
+            }
         }
         close();
+        const int storage = e.gradient_as_bucket_view ? -1 : bucket_storage(offset);
+        for (std::size_t k = 0; k < out.size(); ++k) bucket_views(out[k], static_cast<int>(k), storage);
+        t_.buckets_ = std::move(out);
+    }
+
+    int bucket_storage(std::int64_t grad_bytes) {
+        BufferSpec b;
+        b.name = "DDP bucket storage (every bucket)";
+        b.category = MemCategory::comm_buffers;
+        b.dtype = rd_;
+        b.bytes = grad_bytes / dtype_size(gd_) * dtype_size(rd_);
+        b.persistent = true;
+        b.init = Init::zeros;
+        return t_.add(std::move(b));
+    }
+
+    // The bucket's range of the gradient arena, and what it is all-reduced in: its range of the
+    // bucket storage, or a reduce-dtype copy for the all-reduce alone.
+    void bucket_views(Bucket& k, int index, int storage) {
+        const std::string name = "grad bucket " + std::to_string(index) + " [" + p_.units()[static_cast<std::size_t>(k.units.front())].name +
+                                 (k.units.size() > 1 ? ".." + p_.units()[static_cast<std::size_t>(k.units.back())].name : std::string()) + "]";
+        BufferSpec v;
+        v.name = name;
+        v.category = MemCategory::grads;
+        v.dtype = gd_;
+        v.bytes = k.bytes;
+        v.parent = t_.grad_arena_;
+        v.offset = k.offset;
+        k.grads = t_.add(v);
+        if (storage < 0 && rd_ == gd_) return;
+        BufferSpec c;
+        c.name = name + (storage >= 0 ? " storage" : " in the reduce dtype");
+        c.category = MemCategory::comm_buffers;
+        c.dtype = rd_;
+        c.bytes = k.bytes / dtype_size(gd_) * dtype_size(rd_);
+        if (storage >= 0) {
+            c.parent = storage;
+            c.offset = k.offset / dtype_size(gd_) * dtype_size(rd_);
+        }
+        k.cast = t_.add(c);
     }
 
     int model_buffer(const std::string& what, MemCategory c, std::int64_t bytes, int unit) {

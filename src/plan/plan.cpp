@@ -147,6 +147,7 @@ std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& s
     if (p.trainable_count().count() == 0)
         throw InputError(scenario.job.where("lora.targets") + ": no trainable parameter is left (allowed: targets that exist in " +
                          scenario.model.name + ")");
+    p.engine_ = resolve_engine(scenario, *p.traits_);
     p.buffers_ = build_buffer_table(p);
     return plan;
 }

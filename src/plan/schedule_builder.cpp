@@ -14,9 +14,9 @@ ScheduleBuilder::ScheduleBuilder(const ShardingPlan& plan)
     avail_.assign(n, -1);
     chain_.assign(n, -1);
     secondary_live_.assign(n, false);
-    bucket_of_.assign(n, -1);
+    buckets_ending_.resize(n);
     for (std::size_t k = 0; k < t_.buckets().size(); ++k)
-        for (int u : t_.buckets()[k].units) bucket_of_[static_cast<std::size_t>(u)] = static_cast<int>(k);
+        buckets_ending_[static_cast<std::size_t>(t_.buckets()[k].units.back())].push_back(static_cast<int>(k));
     gathers_ = plan.gathers_params();
     for (int c = 0; c < K_; ++c) forward_order_.push_back(c);
     for (int c = K_ - 1; c >= 0; --c) backward_order_.push_back(c);

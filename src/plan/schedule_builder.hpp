@@ -92,7 +92,7 @@ private:
     std::vector<model::CallFlops> flops_;
     std::vector<int> avail_;      // per unit: the op that made its unsharded parameters available (-1: not gathered)
     std::vector<int> chain_;      // per unit: the last op of its gradient reduction in this step
-    std::vector<int> bucket_of_;  // per unit: its bucket (-1: none)
+    std::vector<std::vector<int>> buckets_ending_;  // per unit: the buckets its backward completes
     std::vector<bool> secondary_live_;  // per unit: hpZ's secondary copy exists (made after a forward)
     std::vector<int> forward_order_, backward_order_;
     std::vector<int> pending_;    // reductions issued in this backward that its end waits for

@@ -116,14 +116,16 @@ void ScheduleBuilder::reduce(int u, int after, bool last_micro_batch) {
     if (p_.groups().world() == 1) return;
     if (t.reduction == GradReduction::all_reduce_per_unit)
         return finish(u, all_reduce(u, {u}, kWorldGroup, p_.groups().world(), b.grads, b.cast, after), after);
-    // Buckets close at their last unit (plan/buffers.cpp).
-    const int k = bucket_of_[static_cast<std::size_t>(u)];
-    const Bucket& bucket = t_.buckets()[static_cast<std::size_t>(k)];
-    if (bucket.units.back() != u) return;
-    const int unit = bucket.units.size() == 1 ? bucket.units.front() : -1;
-    const int id = all_reduce(unit, bucket.units, kWorldGroup, p_.groups().world(), bucket.grads, bucket.cast, after);
-    for (int v : bucket.units) chain_[static_cast<std::size_t>(v)] = id;
-    pending_.push_back(id);
+    // A bucket is all-reduced once its last gradient is ready (plan/buffers.cpp): the backward of
+    // this unit completes every bucket whose last tensor it holds; there is no cap on how many are
+    // in flight (DDP's reducer launches each as soon as it is ready).
+    for (int k : buckets_ending_[static_cast<std::size_t>(u)]) {
+        const Bucket& bucket = t_.buckets()[static_cast<std::size_t>(k)];
+        const int unit = bucket.units.size() == 1 ? bucket.units.front() : -1;
+        const int id = all_reduce(unit, bucket.units, kWorldGroup, p_.groups().world(), bucket.grads, bucket.cast, after);
+        for (int v : bucket.units) chain_[static_cast<std::size_t>(v)] = id;
+        pending_.push_back(id);
+    }
 }
 
 void ScheduleBuilder::finish(int u, int end, int after) {

@@ -104,6 +104,12 @@ TEST_CASE("executor: precision, accumulation, checkpointing, offload, LoRA, SGD"
                                              "precision.params=bf16", "precision.grads=fp32"}, sgd),
                  "zero3 params and optimizer offloaded");
     check_config("tiny-llama-cpu.ini", {"parallel.strategy=zero3", "parallel.prefetch=0"}, "zero3 without prefetch");
+    // DDP buckets that split units (1 KiB: about a tensor each), with bucket storage and as views.
+    check_config("tiny-llama-cpu.ini", {"parallel.strategy=ddp", "parallel.bucket_mib=0.001", "parallel.first_bucket_mib=0.0005"},
+                 "DDP with small buckets and bucket storage");
+    check_config("tiny-llama-cpu.ini", {"parallel.strategy=ddp", "parallel.bucket_mib=0.002", "ddp.gradient_as_bucket_view=true",
+                                        "precision.params=bf16", "precision.reduce=fp32", "optimizer.name=sgd", "optimizer.lr=0.05"},
+                 "DDP, gradients as bucket views, reduced in fp32");
     check_config("tiny-llama-cpu.ini", {"parallel.strategy=fsdp-full-shard", "fsdp.backward_prefetch=none", "fsdp.limit_all_gathers=false"},
                  "FSDP without prefetch or rate limiter");
     check_config("tiny-llama-cpu.ini", {"parallel.strategy=fsdp-shard-grad-op", "fsdp.no_sync=true", "batch.grad_accum=3"},

@@ -53,6 +53,7 @@ TEST_CASE("validate: every op allocates and frees what the ledger says, for ever
         {"tiny-t5-cpu.ini", {"lora.rank=4", "lora.targets=q", "memory.activation_checkpointing=true"}},
         {"tiny-llama-cpu.ini", {"fsdp.no_sync=true", "batch.grad_accum=2", "fsdp.backward_prefetch=backward_post"}},
         {"tiny-llama-cpu.ini", {"parallel.strategy=zero2", "batch.grad_accum=3"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=ddp", "parallel.bucket_mib=0.001", "precision.params=bf16", "precision.reduce=fp32"}},
     };
     auto all = cases;
     // ZeRO++ hpZ and HSDP with a shard size of its own, where the world splits in two.

@@ -342,3 +342,42 @@ TEST_CASE("ZeRO++ hpZ: forward gathers over the shard group, backward inside the
     CHECK(s.collective_size_bytes(plan::CollectiveKind::all_gather) ==
           plan::build_schedule(*plain).collective_size_bytes(plan::CollectiveKind::all_gather));
 }
+
+TEST_CASE("DDP buckets: whole tensors in backward order, a smaller first bucket, storage unless gradients are its views") {
+    // llama-7b in bf16: a block has 7 projections of 32-90 MiB and two 8 KiB norms.
+    auto count_all_reduces = [](const plan::Schedule& s) {
+        int n = 0;
+        for (const auto& op : s.ops) n += op.kind == plan::OpKind::all_reduce;
+        return n;
+    };
+    const auto big = make_plan("llama-7b", "ddp", 8, {"parallel.bucket_mib=1000"});
+    const auto dflt = make_plan("llama-7b", "ddp", 8);
+    const auto small = make_plan("llama-7b", "ddp", 8, {"parallel.bucket_mib=0.004"});
+    const auto& bk = dflt->buffers().buckets();
+    REQUIRE(bk.size() > 2);
+    // The first bucket closes at the first tensor that reaches 1 MiB: the head alone (250 MiB).
+    CHECK(bk.front().units.size() == 1);
+    CHECK(dflt->units()[static_cast<std::size_t>(bk.front().units.front())].kind == model::UnitKind::head);
+    std::int64_t covered = 0;
+    for (std::size_t k = 0; k < bk.size(); ++k) {
+        CHECK(bk[k].offset == covered);  // contiguous ranges of the gradient arena
+        covered += bk[k].bytes;
+    }
+    CHECK(covered == dflt->buffers()[dflt->buffers().grad_arena()].bytes);
+    // Units split into buckets: 25 MiB buckets split every block (each projection closes one, a norm
+    // rides with the next); 4 KiB ones hold one tensor each.
+    const int n_big = count_all_reduces(plan::build_schedule(*big)), n_default = count_all_reduces(plan::build_schedule(*dflt)),
+              n_small = count_all_reduces(plan::build_schedule(*small));
+    CHECK(n_big < n_default);
+    CHECK(n_default < n_small);
+    CHECK(n_default > static_cast<int>(dflt->units().size()));
+    // The same bytes are reduced whatever the bucket size.
+    CHECK(plan::build_schedule(*big).collective_size_bytes(plan::CollectiveKind::all_reduce) ==
+          plan::build_schedule(*small).collective_size_bytes(plan::CollectiveKind::all_reduce));
+    // PyTorch's default keeps bucket storage beside the gradients; gradient_as_bucket_view does not.
+    const auto view = make_plan("llama-7b", "ddp", 8, {"ddp.gradient_as_bucket_view=true"});
+    const std::int64_t grads = dflt->persistent()[MemCategory::grads];
+    CHECK(dflt->persistent()[MemCategory::comm_buffers] == grads);
+    CHECK(view->persistent()[MemCategory::comm_buffers] == 0);
+    CHECK(view->persistent()[MemCategory::grads] == grads);
+}

@@ -47,12 +47,14 @@ struct JobConfig {
     // [parallel]
     Strategy strategy = Strategy::ddp;
     std::int64_t prefetch = 1;
-    double bucket_mib = 25;
+    double bucket_mib = 0;        // 0: auto (the engine's default)
+    double first_bucket_mib = 0;  // 0: auto (DDP's first bucket)
     std::int64_t max_live_params = 0;
     std::int64_t world_size = 0;  // 0: every GPU of the topology
     std::int64_t shard_size = 0;       // hybrid: ranks per shard group (0: GPUs per node)
     std::int64_t secondary_shard = 0;  // zero3 hpZ: secondary partition size (0: off)
     FsdpOptions fsdp;  // [fsdp]
+    bool gradient_as_bucket_view = false;  // [ddp]
     // [precision]
     DType params = DType::fp32;
     DType grads = DType::fp32;

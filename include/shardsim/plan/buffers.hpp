@@ -109,12 +109,14 @@ struct CrossCallUse {
     bool free_in_backward = false;
 };
 
-// Replicated gradients reduced together by one all-reduce: consecutive units of the gradient
-// arena (grad_order), closed once they reach the bucket size.
+// Replicated gradients reduced together by one all-reduce (DDP): a contiguous range of the
+// gradient arena, whole tensors in the order backward produces them (plan/buffers.cpp).
 struct Bucket {
-    std::vector<int> units;
-    int grads = -1;  // view of the gradient arena over the bucket's units
-    int cast = -1;   // the bucket in the reduce dtype, when it differs from the gradient dtype
+    std::vector<int> units;   // units with tensors in the bucket, in grad order; the last one completes it
+    std::int64_t offset = 0;  // bytes into the gradient arena
+    std::int64_t bytes = 0;
+    int grads = -1;  // view of the gradient arena over the bucket
+    int cast = -1;   // what the all-reduce runs on: the bucket's storage, or a reduce-dtype copy (-1: in place)
 };
 
 class BufferTable {

@@ -11,6 +11,7 @@
 #include "shardsim/model/flops.hpp"
 #include "shardsim/model/scenario.hpp"
 #include "shardsim/plan/buffers.hpp"
+#include "shardsim/plan/engine.hpp"
 #include "shardsim/plan/groups.hpp"
 #include "shardsim/plan/layout.hpp"
 #include "shardsim/plan/strategy.hpp"
@@ -95,6 +96,8 @@ public:
 
     // Every buffer of a step ([Note: buffer table]).
     const BufferTable& buffers() const { return buffers_; }
+    // The engine's knobs with their "auto" values resolved (plan/engine.hpp).
+    const EngineSettings& engine_settings() const { return engine_; }
 
     // The persistent state of one rank before the step (model states, runtime overhead, and on
     // the host the offloaded states): the first memory sample of every timeline.
@@ -110,6 +113,7 @@ private:
     std::vector<model::ProgramStep> program_;
     std::vector<UnitPlan> unit_plans_;
     std::vector<int> grad_order_;
+    EngineSettings engine_;
     BufferTable buffers_;
 };
 
