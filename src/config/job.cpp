@@ -124,6 +124,13 @@ const Schema& job_schema() {
         s.push_back(boolean("ddp", "gradient_as_bucket_view", "false",
                             "DDP: gradients are views of the bucket storage (false, PyTorch's default: the buckets are "
                             "a second copy of the gradients, for the model's life)"));
+        s.push_back(choice("deepspeed", "overlap_comm", {"auto", "true", "false"}, "auto",
+                           "zero1/2/3: reduce gradient buckets on a side stream while backward goes on, one bucket in "
+                           "flight (zero3: two) (auto: DeepSpeed's default, true for stage 3, false for stages 1 and 2: "
+                           "the reduction runs on the compute stream)"));
+        s.push_back(boolean("deepspeed", "hf_auto", "false",
+                            "zero1/2/3: resolve 'auto' values as the Hugging Face Trainer and Accelerate fill a ds_config's "
+                            "\"auto\" keys (reduce_bucket_size = hidden^2) instead of DeepSpeed's own defaults"));
         s.push_back(choice("fsdp", "backward_prefetch", {"backward_pre", "backward_post", "none"}, "backward_pre",
                            "FSDP strategies: when backward all-gathers the next unit: before the current unit's gradient "
                            "(FSDP's default), after its reshard, or when the unit comes, behind its reduce-scatter (what "
@@ -232,6 +239,8 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
                                  : bp == "none"        ? BackwardPrefetch::none
                                                        : BackwardPrefetch::backward_pre;
     job.fsdp.forward_prefetch = v.boolean("fsdp.forward_prefetch");
+    job.overlap_comm = v.text("deepspeed.overlap_comm") == "auto" ? -1 : v.text("deepspeed.overlap_comm") == "true" ? 1 : 0;
+    job.hf_auto = v.boolean("deepspeed.hf_auto");
     job.fsdp.limit_all_gathers = v.boolean("fsdp.limit_all_gathers");
     job.fsdp.no_sync = v.boolean("fsdp.no_sync");
     job.params = *parse_dtype(v.text("precision.params"));
@@ -284,6 +293,10 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     if (!fsdp)
         for (const char* key : {"fsdp.backward_prefetch", "fsdp.forward_prefetch", "fsdp.limit_all_gathers", "fsdp.no_sync"})
             refuse(key, "strategy " + strategy + " is not FSDP's", "the fsdp-* strategies");
+    const bool deepspeed = job.strategy == Strategy::zero1 || job.strategy == Strategy::zero2 || job.strategy == Strategy::zero3;
+    if (!deepspeed)
+        for (const char* key : {"deepspeed.overlap_comm", "deepspeed.hf_auto"})
+            refuse(key, "strategy " + strategy + " is not DeepSpeed's", "zero1, zero2, zero3");
     if (job.strategy != Strategy::ddp)
         for (const char* key : {"ddp.gradient_as_bucket_view", "parallel.first_bucket_mib"})
             refuse(key, "strategy " + strategy + " is not DDP", "strategy ddp");

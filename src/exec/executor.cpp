@@ -189,17 +189,16 @@ std::vector<float> decode(Device& dev, const Resolved& buf, std::int64_t offset,
 }
 }  // namespace
 
-std::vector<float> Executor::owned_values(int unit, int chunk, std::int64_t* first_row) const {
+std::vector<float> Executor::owned_values(int unit, int chunk, std::int64_t* first_row, bool moment) const {
     const Impl& m = *impl_;
-    const Resolved values = m.arena->get(plan_->buffers().trained_values(unit), 0);
+    const Resolved values = m.arena->get(moment ? plan_->buffers().unit(unit).moments[0] : plan_->buffers().trained_values(unit), 0);
     const auto& c = plan_->unit_plan(unit).state.chunks.at(static_cast<std::size_t>(chunk));
     const std::int64_t r = m.arena->rank_in(plan_->unit_plan(unit).state, plan::kShardGroup);
     *first_row = r * c.rows_per_rank;
-    return decode(m.dev, values, own_rows_offset(*plan_, *values.spec, static_cast<std::size_t>(chunk), r),
-                  c.owned_rows(r) * c.row_elements);
+    return decode(m.dev, values, own_rows_offset(*plan_, *values.spec, unit, c.tensor, r), c.owned_rows(r) * c.row_elements);
 }
 
-std::vector<float> Executor::full_values(int unit, int tensor) const {
+std::vector<float> Executor::full_values(int unit, int tensor, bool moment) const {
     const Impl& m = *impl_;
     const auto& up = plan_->unit_plan(unit);
     // Trained values at full precision (the master copy, when there is one) for trainable tensors;
@@ -208,8 +207,8 @@ std::vector<float> Executor::full_values(int unit, int tensor) const {
         const auto& c = up.state.chunks[i];
         if (c.tensor != tensor) continue;
         SHARDSIM_ASSERT(up.state.shards == 1, "full_values needs unsharded states");
-        const Resolved values = m.arena->get(plan_->buffers().trained_values(unit), 0);
-        return decode(m.dev, values, own_rows_offset(*plan_, *values.spec, i, 0), c.rows * c.row_elements);
+        const Resolved values = m.arena->get(moment ? plan_->buffers().unit(unit).moments[0] : plan_->buffers().trained_values(unit), 0);
+        return decode(m.dev, values, own_rows_offset(*plan_, *values.spec, unit, c.tensor, 0), c.rows * c.row_elements);
     }
     const Resolved params = m.arena->get(plan_->buffers().unit(unit).params, 0);
     SHARDSIM_ASSERT(up.params.shards == 1, "full_values needs unsharded parameters");

@@ -88,38 +88,55 @@ void all_gather(OpRun& r) {
     unpack_all(m.dev, *m.plan, out, r.get(Role::result));
 }
 
+// Every input packed into the stages in turn (a bucket's gradients into its buffer, then
+// rank-major for a reduce-scatter); returns what the collective runs on.
+Resolved pack_stages(OpRun& r) {
+    Executor::Impl& m = r.impl();
+    std::vector<Resolved> cur = r.all(Role::input);
+    for (const Resolved& stage : r.all(Role::stage)) {
+        pack_into(m.dev, *m.plan, cur, stage);
+        cur = {stage};
+    }
+    return cur.front();
+}
+
 void reduce_scatter(OpRun& r) {
     Executor::Impl& m = r.impl();
-    const Resolved stage = r.get(Role::stage);
-    pack_all(m.dev, *m.plan, r.get(Role::input), stage);
+    const Resolved send = pack_stages(r);
     r.end_phase();
     const Resolved out = r.get(Role::output);
-    r.group().reduce_scatter(stage.data, out.data, out.spec->elements(), out.spec->dtype);
-    if (r.has(Role::result)) land(m.dev, *m.plan, out, r.get(Role::result), r.state_rank());
+    r.group().reduce_scatter(send.data, out.data, out.spec->elements(), out.spec->dtype);
+    const auto results = r.all(Role::result);
+    if (!results.empty()) land(m.dev, *m.plan, out, results, r.state_rank_of(results.front().spec->unit));
 }
 
-// In place; through the reduce-dtype copy when the op names one.
+// In place, on the last stage (or the input itself, or the output that carries it on); the sum
+// lands in the results, or goes back into the input when a stage only held it for the collective.
 void all_reduce(OpRun& r) {
     Executor::Impl& m = r.impl();
-    const Resolved buf = r.get(Role::input);
-    if (r.has(Role::stage)) {
-        const Resolved cast = r.get(Role::stage);
-        copy_elements(m.dev, buf.data, buf.spec->dtype, cast.data, cast.spec->dtype, buf.spec->elements());
-        r.group().all_reduce(cast.data, cast.data, cast.spec->elements(), cast.spec->dtype);
-        copy_elements(m.dev, cast.data, cast.spec->dtype, buf.data, buf.spec->dtype, buf.spec->elements());
-    } else {
-        r.group().all_reduce(buf.data, buf.data, buf.spec->elements(), buf.spec->dtype);
+    Resolved target = pack_stages(r);
+    const bool staged = r.has(Role::stage);
+    if (r.has(Role::output)) {
+        const Resolved out = r.get(Role::output);
+        pack_into(m.dev, *m.plan, {target}, out);
+        target = out;
     }
-    if (r.has(Role::result)) land(m.dev, *m.plan, buf, r.get(Role::result), r.state_rank());
+    r.end_phase();
+    r.group().all_reduce(target.data, target.data, target.spec->elements(), target.spec->dtype);
+    const auto results = r.all(Role::result);
+    if (!results.empty())
+        land(m.dev, *m.plan, target, results, r.state_rank_of(results.front().spec->unit));
+    else if (staged && !r.has(Role::output))
+        pack_into(m.dev, *m.plan, {target}, r.get(Role::input));
 }
 
-// Device -> pinned host copy, added into the host's fp32 gradient shard.
+// Device -> pinned host copy, whose rows are added into the host's fp32 gradient shards.
 void offload_grads(OpRun& r) {
     Executor::Impl& m = r.impl();
-    const Resolved in = r.get(Role::input), bounce = r.get(Role::stage), result = r.get(Role::result);
+    const Resolved in = r.get(Role::input), bounce = r.get(Role::stage);
     transfer(m.dev, bounce.data, bounce.spec->side, in.data, in.spec->side, in.spec->bytes);
-    m.host.accumulate(flat(result.data, result.spec->dtype, result.spec->elements()),
-                      flat(bounce.data, bounce.spec->dtype, result.spec->elements()));
+    const auto results = r.all(Role::result);
+    land(m.host, *m.plan, bounce, results, r.state_rank_of(results.front().spec->unit));
 }
 
 void upload_update(OpRun& r) {
@@ -193,8 +210,10 @@ void optimizer_step(OpRun& r) {
     const std::array<Resolved, 2> moments = {r.get(Role::moment0), r.get(Role::moment1)};
     const std::int64_t rank = r.state_rank();
     const auto& chunks = p.unit_plan(r.op().unit).state.chunks;
+    const int unit = r.op().unit;
     auto view = [&](const Resolved& b, std::size_t i, std::int64_t n) {
-        return b ? flat(static_cast<char*>(b.data) + own_rows_offset(p, *b.spec, i, rank) * dtype_size(b.spec->dtype), b.spec->dtype, n)
+        return b ? flat(static_cast<char*>(b.data) + own_rows_offset(p, *b.spec, unit, chunks[i].tensor, rank) * dtype_size(b.spec->dtype),
+                        b.spec->dtype, n)
                  : Tensor{};
     };
     const auto& job = p.scenario().job;
@@ -230,9 +249,8 @@ void optimizer_step(OpRun& r) {
 
 // The end of a micro-batch's backward: its dependencies are the wait; what it names it lands.
 void backward_end(OpRun& r) {
-    for (const auto& in : r.all(Role::input))
-        for (const auto& res : r.all(Role::result))
-            if (res.spec->unit == in.spec->unit) land(r.impl().dev, *r.impl().plan, in, res, r.state_rank_of(in.spec->unit));
+    const auto results = r.all(Role::result);
+    for (const auto& in : r.all(Role::input)) land(r.impl().dev, *r.impl().plan, in, results, r.state_rank_of(in.spec->unit));
 }
 
 using OpFunction = void (*)(OpRun&);

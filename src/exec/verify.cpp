@@ -34,7 +34,7 @@ namespace {
 // (verify.hpp says why).
 struct Tolerance {
     std::string rule;
-    bool loose = false, fp32_sums = false;
+    bool adam = false, fp32_sums = false, all_fp32 = false;
     DType narrow = DType::fp32;
     double lr = 0;
     int steps = 0;
@@ -42,17 +42,25 @@ struct Tolerance {
     Tolerance(const plan::ShardingPlan& p, int s) : lr(p.scenario().job.lr), steps(s) {
         const auto& prec = p.precision();
         fp32_sums = prec.grads == DType::fp32 && prec.reduce == DType::fp32;
-        const bool all_fp32 = fp32_sums && prec.params == DType::fp32;
+        all_fp32 = fp32_sums && prec.params == DType::fp32;
         narrow = prec.grads != DType::fp32 ? prec.grads : prec.reduce;
-        loose = p.scenario().job.optimizer == config::OptimizerKind::adamw && !all_fp32;
-        rule = loose ? "AdamW with 16-bit values: 2 * lr * steps / max|reference| (loose)"
-                     : fp32_sums ? "fp32 sums: 1e-5" : std::string(dtype_name(narrow)) + " sums under SGD: its epsilon";
+        adam = p.scenario().job.optimizer == config::OptimizerKind::adamw;
+        rule = adam ? (all_fp32 ? "AdamW in fp32: first moments to 1e-5, parameters within AdamW's step (2 * lr * steps)"
+                                : "AdamW with 16-bit values: parameters within AdamW's step, 2 * lr * steps / max|reference| (loose)")
+                    : fp32_sums ? "fp32 sums: 1e-5" : std::string(dtype_name(narrow)) + " sums under SGD: its epsilon";
     }
-    double for_scale(double scale) const {
-        if (loose) return scale > 0 ? 2.0 * lr * steps / scale : 1.0;
+    // What sums of gradients agree to: the first moments, and SGD's parameters.
+    double sums() const {
         if (fp32_sums) return kToleranceFp32;
         return narrow == DType::bf16 ? 1.0 / 256 : 1.0 / 2048;
     }
+    double params(double scale) const {
+        if (!adam) return sums();
+        return std::max(all_fp32 ? kToleranceFp32 : 0.0, scale > 0 ? 2.0 * lr * steps / scale : 1.0);
+    }
+    // AdamW's first moment is linear in the gradients: it checks every reduction exactly, as long
+    // as the two runs computed their gradients from the same parameters (fp32 throughout).
+    bool checks_moments() const { return adam && all_fp32; }
 };
 
 struct LocalWorst {
@@ -61,8 +69,8 @@ struct LocalWorst {
     std::string tensor;
 };
 
-// This rank's rows of every trainable tensor against the reference's.
-LocalWorst compare_tensors(const Executor& sharded, const Executor& reference, const Tolerance& tol) {
+// This rank's rows of every trainable tensor (or of its first moment) against the reference's.
+LocalWorst compare_tensors(const Executor& sharded, const Executor& reference, const Tolerance& tol, bool moment) {
     const auto& p = sharded.plan();
     LocalWorst w;
     for (const auto& unit : p.units()) {
@@ -70,8 +78,8 @@ LocalWorst compare_tensors(const Executor& sharded, const Executor& reference, c
         for (std::size_t i = 0; i < up.state.chunks.size(); ++i) {
             const auto& c = up.state.chunks[i];
             std::int64_t first_row = 0;
-            const auto mine = sharded.owned_values(unit.index, static_cast<int>(i), &first_row);
-            const auto full = reference.full_values(unit.index, c.tensor);
+            const auto mine = sharded.owned_values(unit.index, static_cast<int>(i), &first_row, moment);
+            const auto full = reference.full_values(unit.index, c.tensor, moment);
             double scale = 0, diff = 0;
             for (float v : full) scale = std::max(scale, static_cast<double>(std::fabs(v)));
             for (std::size_t k = 0; k < mine.size(); ++k) {
@@ -79,27 +87,30 @@ LocalWorst compare_tensors(const Executor& sharded, const Executor& reference, c
                 diff = std::max(diff, static_cast<double>(std::fabs(mine[k] - ref)));
             }
             const double rel = scale > 0 ? diff / scale : diff;
-            const double t = tol.for_scale(scale);
+            const double t = moment ? tol.sums() : tol.params(scale);
             w.ok = w.ok && rel <= t;
-            if (rel > w.rel) w = {rel, t, w.ok, unit.tensors[static_cast<std::size_t>(c.tensor)].name};
+            const std::string name = unit.tensors[static_cast<std::size_t>(c.tensor)].name + (moment ? " (exp_avg)" : "");
+            if (rel / t > (w.tolerance > 0 ? w.rel / w.tolerance : 0)) w = {rel, t, w.ok, name};
         }
     }
     return w;
 }
 
-// The worst tensor over all ranks: its value, tolerance and name from the rank that saw it.
+// The worst tensor over all ranks (by its difference over its tolerance): its difference,
+// tolerance and name from the rank that saw it.
 VerifyResult agree_on_worst(const LocalWorst& w, MPI_Comm world) {
     VerifyResult r;
     struct {
         double value;
         int rank;
-    } in{w.rel, 0}, out{0, 0};
+    } in{w.tolerance > 0 ? w.rel / w.tolerance : w.rel, 0}, out{0, 0};
     SHARDSIM_MPI_CHECK(MPI_Comm_rank(world, &in.rank));
     SHARDSIM_MPI_CHECK(MPI_Allreduce(&in, &out, 1, MPI_DOUBLE_INT, MPI_MAXLOC, world));
-    r.max_rel_diff = out.value;
-    r.tolerance = w.tolerance;
+    double figures[2] = {w.rel, w.tolerance};
+    SHARDSIM_MPI_CHECK(MPI_Bcast(figures, 2, MPI_DOUBLE, out.rank, world));
+    r.max_rel_diff = figures[0];
+    r.tolerance = figures[1];
     r.worst_tensor = w.tensor;
-    SHARDSIM_MPI_CHECK(MPI_Bcast(&r.tolerance, 1, MPI_DOUBLE, out.rank, world));
     int ok = w.ok ? 1 : 0, all_ok = 0;
     SHARDSIM_MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, world));
     int len = static_cast<int>(r.worst_tensor.size());
@@ -121,7 +132,14 @@ VerifyResult verify_against_reference(const Executor& sharded, int steps, MPI_Co
     Executor reference(ref_plan, ref_schedule, *device, *device, Communicators(plan::kGroupCount, &self), 0);
     for (int s = 0; s < steps; ++s) reference.run_step(s);
     const Tolerance tol(p, steps);
-    VerifyResult r = agree_on_worst(compare_tensors(sharded, reference, tol), world);
+    LocalWorst w = compare_tensors(sharded, reference, tol, false);
+    if (tol.checks_moments()) {
+        const LocalWorst m = compare_tensors(sharded, reference, tol, true);
+        const bool ok = w.ok && m.ok;
+        if (m.rel / m.tolerance > w.rel / w.tolerance) w = m;
+        w.ok = ok;
+    }
+    VerifyResult r = agree_on_worst(w, world);
     r.rule = tol.rule;
     return r;
 }

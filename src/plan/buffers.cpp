@@ -28,6 +28,7 @@ MemoryByCategory BufferTable::persistent_bytes() const {
 }
 
 const FlatLayout& layout_of(const ShardingPlan& plan, const BufferSpec& b) {
+    if (b.layout == LayoutRef::table) return plan.buffers().layouts().at(static_cast<std::size_t>(b.layout_index));
     SHARDSIM_ASSERT(b.unit >= 0 && b.layout != LayoutRef::none, "buffer " + b.name + " has no layout");
     const UnitPlan& up = plan.unit_plan(b.unit);
     switch (b.layout) {
@@ -36,6 +37,7 @@ const FlatLayout& layout_of(const ShardingPlan& plan, const BufferSpec& b) {
         case LayoutRef::full_params: return up.full_params;
         case LayoutRef::full_state: return up.full_state;
         case LayoutRef::secondary: return up.secondary;
+        case LayoutRef::table: break;
         case LayoutRef::none: break;
     }
     throw Error("internal: buffer " + b.name + " has no layout");
@@ -59,6 +61,7 @@ public:
             after_step(u.index);
         }
         if (p_.traits().reduction == GradReduction::all_reduce_buckets && p_.groups().world() > 1) buckets();
+        if (p_.traits().engine == Engine::deepspeed) zero_buckets();
         for (int c = 0; c < static_cast<int>(p_.program().size()); ++c) call(c);
         cross_calls();
         return std::move(t_);
@@ -186,6 +189,7 @@ private:
             g.init = Init::zeros;
             b.unit_grads = put(std::move(g));
         }
+        if (p_.traits().engine == Engine::deepspeed) return zero_unit_buffers(u);
         const bool reduce_scatters = sharded_states && (p_.shards_grads() || p_.traits().reduction == GradReduction::reduce_scatter_per_unit);
         if (reduce_scatters) {
             b.rs_input = add(u, "reduce-scatter input", MemCategory::comm_buffers, rd_, LayoutRef::state, Arrangement::gathered,
@@ -296,6 +300,133 @@ private:
             c.offset = k.offset / dtype_size(gd_) * dtype_size(rd_);
         }
         k.cast = t_.add(c);
+    }
+
+    // --- DeepSpeed ZeRO's gradient buckets (ENGINES.md §1-2) -------------------------------------
+    // Per unit: its gradients as backward leaves them (zero2/3), and zero2's later micro-batches'
+    // gradient partitions, which the end of each backward adds into the first.
+    void zero_unit_buffers(int u) {
+        UnitBuffers& b = t_.units_[static_cast<std::size_t>(u)];
+        if (p_.shards_grads()) {
+            BufferSpec g = spec(u, "unsharded gradients", MemCategory::grads, gd_, LayoutRef::full_state, Arrangement::unsharded,
+                                p_.unsharded_grad_bytes(u).count());
+            g.init = Init::zeros;
+            b.unit_grads = put(std::move(g));
+        }
+        if (p_.engine_settings().zero_stage == 2 && !p_.offload_optimizer() && p_.scenario().job.grad_accum > 1) {
+            BufferSpec g = spec(u, "gradient partition (a later micro-batch)", MemCategory::grads, gd_, LayoutRef::state,
+                                Arrangement::shard, bytes_of(p_.unit_plan(u).state.shard, gd_).count());
+            g.init = Init::zeros;
+            b.partition = put(std::move(g));
+        }
+    }
+
+    std::vector<std::vector<TensorRef>> zero_bucket_tensors() const {
+        const std::int64_t cap = p_.engine_settings().reduce_bucket_elements;
+        std::vector<std::vector<TensorRef>> out(1);
+        std::int64_t filled = 0;
+        for (int u : p_.grad_order()) {
+            if (!trainable(u)) continue;
+            for (const auto& c : p_.unit_plan(u).full_state.chunks) {
+                const std::int64_t n = c.rows * c.row_elements;
+                if (!out.back().empty() && (filled + n > cap || n > cap)) out.emplace_back(), filled = 0;
+                out.back().push_back({u, c.tensor});
+                filled += n;
+            }
+        }
+        if (out.back().empty()) out.pop_back();
+        return out;
+    }
+
+    // The IPG buffers: stage 3 keeps one for the run; stages 1 and 2 allocate one (two with
+    // overlap_comm) at the first gradient of each backward and drop them at its end.
+    void ipg_buffers() {
+        const EngineSettings& e = p_.engine_settings();
+        const int slots = e.zero_stage == 3 || !e.overlap_comm ? 1 : 2;
+        for (int k = 0; k < slots; ++k) {
+            BufferSpec b;
+            b.name = "IPG bucket buffer" + (slots > 1 ? " " + std::to_string(k) : std::string());
+            b.category = MemCategory::comm_buffers;
+            b.dtype = e.zero_stage == 3 ? rd_ : gd_;
+            b.bytes = e.reduce_bucket_elements * dtype_size(b.dtype);
+            b.persistent = e.zero_stage == 3;
+            t_.ipg_[k] = t_.add(std::move(b));
+        }
+    }
+
+    int table_buffer(const std::string& name, MemCategory c, DType dt, int layout, Arrangement a, std::int64_t bytes) {
+        BufferSpec b;
+        b.name = name;
+        b.category = c;
+        b.dtype = dt;
+        b.layout = LayoutRef::table;
+        b.layout_index = layout;
+        b.arrangement = a;
+        b.bytes = bytes;
+        b.side = c == MemCategory::offloaded ? Side::host : Side::device;
+        b.pinned = b.side == Side::host;
+        return t_.add(std::move(b));
+    }
+
+    void zero_buckets() {
+        const EngineSettings& e = p_.engine_settings();
+        ipg_buffers();
+        std::vector<bool> seen(p_.units().size());
+        const auto groups = zero_bucket_tensors();
+        for (std::size_t k = 0; k < groups.size(); ++k) {
+            ZeroBucket z;
+            z.tensors = groups[k];
+            for (const auto& t : z.tensors)
+                if (z.units.empty() || z.units.back() != t.unit) z.units.push_back(t.unit);
+            for (std::size_t i = 0; i < z.tensors.size(); ++i)
+                if (i + 1 == z.tensors.size() || z.tensors[i + 1].unit != z.tensors[i].unit) {
+                    // The unit's last tensor is here when no later bucket holds one of its tensors.
+                    const bool later = k + 1 < groups.size() && groups[k + 1].front().unit == z.tensors[i].unit;
+                    if (!later) z.last_of.push_back(z.tensors[i].unit);
+                }
+            zero_bucket_buffers(z, static_cast<int>(k), e);
+            t_.zero_buckets_.push_back(std::move(z));
+        }
+    }
+
+    void zero_bucket_buffers(ZeroBucket& z, int k, const EngineSettings& e) {
+        const std::string name = "zero bucket " + std::to_string(k) + " [" + p_.units()[static_cast<std::size_t>(z.units.front())].name +
+                                 (z.units.size() > 1 ? ".." + p_.units()[static_cast<std::size_t>(z.units.back())].name : std::string()) + "]";
+        t_.layouts_.push_back(make_layout(p_.units(), z.tensors, 1));
+        z.layout = static_cast<int>(t_.layouts_.size()) - 1;
+        z.elements = t_.layouts_.back().shard.count();
+        z.direct = z.tensors.size() == 1 && z.elements > e.reduce_bucket_elements;
+        if (!z.direct) {
+            BufferSpec v = t_[t_.ipg_[k % (t_.ipg_[1] >= 0 ? 2 : 1)]];
+            v.id = -1;
+            v.name = name + " in the IPG buffer";
+            v.parent = t_.ipg_[k % (t_.ipg_[1] >= 0 ? 2 : 1)];
+            v.offset = 0;
+            v.bytes = z.elements * dtype_size(v.dtype);
+            v.persistent = false;
+            v.layout = LayoutRef::table;
+            v.layout_index = z.layout;
+            v.arrangement = Arrangement::unsharded;
+            z.ipg = t_.add(std::move(v));
+        }
+        const MemCategory off = p_.offload_optimizer() ? MemCategory::offloaded : MemCategory::comm_buffers;
+        if (e.zero_stage < 3) {
+            // allreduce_bucket: the bucket flattened into a new tensor, all-reduced, this rank's
+            // slices copied out.
+            z.flat = table_buffer(name + " flattened", MemCategory::comm_buffers, rd_, z.layout, Arrangement::unsharded, z.elements * dtype_size(rd_));
+            if (p_.offload_optimizer())
+                z.bounce = table_buffer(name + " pinned host copy", off, rd_, z.layout, Arrangement::unsharded, z.elements * dtype_size(rd_));
+            return;
+        }
+        // reduce_scatter_coalesced: an interleaved, padded, rank-major copy, one reduce-scatter.
+        t_.layouts_.push_back(make_layout(p_.units(), z.tensors, p_.state_shards()));
+        const int sharded = static_cast<int>(t_.layouts_.size()) - 1;
+        const FlatLayout& sl = t_.layouts_.back();
+        z.flat = table_buffer(name + " rank-major", MemCategory::comm_buffers, rd_, sharded, Arrangement::gathered, sl.gathered().count() * dtype_size(rd_));
+        z.rs_output = table_buffer(name + " reduce-scatter output", MemCategory::comm_buffers, rd_, sharded, Arrangement::shard,
+                                   sl.shard.count() * dtype_size(rd_));
+        if (p_.offload_optimizer())
+            z.bounce = table_buffer(name + " pinned host copy", off, rd_, sharded, Arrangement::shard, sl.shard.count() * dtype_size(rd_));
     }
 
     int model_buffer(const std::string& what, MemCategory c, std::int64_t bytes, int unit) {

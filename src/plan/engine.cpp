@@ -1,5 +1,7 @@
 #include "shardsim/plan/engine.hpp"
 
+#include <algorithm>
+
 #include "shardsim/core/format.hpp"
 
 namespace shardsim::plan {
@@ -21,11 +23,42 @@ void resolve_ddp(const config::JobConfig& job, EngineSettings& e) {
     e.gradient_as_bucket_view = job.gradient_as_bucket_view;
 }
 
+// DeepSpeed's defaults (deepspeed/runtime/zero/config.py): reduce_bucket_size 5e8 elements;
+// overlap_comm true for stage 3, false for stages 1 and 2.
+constexpr std::int64_t kReduceBucketElements = 500'000'000;
+
+// The model's hidden size as the HF integration takes it: config.hidden_size, or the largest.
+std::int64_t hidden_size(const model::ModelSpec& m) { return std::max(m.decoder.hidden, m.encoder.hidden); }
+
+void resolve_deepspeed(const model::Scenario& s, EngineSettings& e) {
+    const config::JobConfig& job = s.job;
+    const DType grads = job.grads;
+    e.zero_stage = job.strategy == config::Strategy::zero1 ? 1 : job.strategy == config::Strategy::zero2 ? 2 : 3;
+    const std::int64_t h = hidden_size(s.model);
+    if (job.bucket_mib > 0) {
+        e.reduce_bucket_elements = std::max<std::int64_t>(1, mib_bytes(job.bucket_mib) / dtype_size(grads));
+    } else if (job.hf_auto) {
+        // transformers' HfTrainerDeepSpeedConfig: reduce_bucket_size "auto" = hidden_size^2.
+        e.reduce_bucket_elements = h * h;
+        e.resolved.push_back("parallel.bucket_mib = auto -> reduce_bucket_size " + std::to_string(h * h) + " elements (hidden " +
+                             std::to_string(h) + "^2, as Hugging Face fills \"auto\")");
+    } else {
+        e.reduce_bucket_elements = kReduceBucketElements;
+        e.resolved.push_back("parallel.bucket_mib = auto -> reduce_bucket_size 5e8 elements (DeepSpeed's default)");
+    }
+    e.bucket_bytes = e.reduce_bucket_elements * dtype_size(grads);
+    e.overlap_comm = job.overlap_comm < 0 ? e.zero_stage == 3 : job.overlap_comm == 1;
+    if (job.overlap_comm < 0)
+        e.resolved.push_back(std::string("deepspeed.overlap_comm = auto -> ") + (e.overlap_comm ? "true" : "false") +
+                             " (DeepSpeed's default for stage " + std::to_string(e.zero_stage) + ")");
+}
+
 }  // namespace
 
 EngineSettings resolve_engine(const model::Scenario& scenario, const StrategyTraits& traits) {
     EngineSettings e;
     if (traits.engine == Engine::ddp) resolve_ddp(scenario.job, e);
+    if (traits.engine == Engine::deepspeed) resolve_deepspeed(scenario, e);
     return e;
 }
 

@@ -14,6 +14,7 @@ ScheduleBuilder::ScheduleBuilder(const ShardingPlan& plan)
     avail_.assign(n, -1);
     chain_.assign(n, -1);
     secondary_live_.assign(n, false);
+    partition_live_.assign(n, false);
     buckets_ending_.resize(n);
     for (std::size_t k = 0; k < t_.buckets().size(); ++k)
         buckets_ending_[static_cast<std::size_t>(t_.buckets()[k].units.back())].push_back(static_cast<int>(k));
@@ -77,9 +78,10 @@ void ScheduleBuilder::use(Op& op, int buffer, Role role, unsigned access, int in
 // --- compute -----------------------------------------------------------------------------------
 
 // A compute op reads the parameters of every unit its call reads, gathered or resident.
-Op ScheduleBuilder::compute(OpKind kind, int c) const {
+Op ScheduleBuilder::compute(OpKind kind, int c) {
     const auto& step = prog_[static_cast<std::size_t>(c)];
-    std::vector<int> deps;
+    std::vector<int> deps = std::move(compute_waits_);
+    compute_waits_.clear();
     for (int u : step.reads)
         if (gathers_) deps.push_back(avail_[static_cast<std::size_t>(u)]);
     Op op = make(kind, OpStream::compute, step.unit, deps);

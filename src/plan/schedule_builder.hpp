@@ -42,7 +42,7 @@ private:
     Engine engine() const { return p_.traits().engine; }
 
     // --- compute (schedule_builder.cpp) ---------------------------------------------------------
-    Op compute(OpKind kind, int c) const;
+    Op compute(OpKind kind, int c);
     void cross_calls(Op& op, int c, bool backward) const;
     void forward_phase(int m);
     void forward_call(int c);
@@ -76,6 +76,12 @@ private:
     void reduce(int u, int after, bool last_micro_batch);
     void finish(int u, int end, int after);
     void end_backward(bool last_micro_batch);
+    // DeepSpeed ZeRO's buckets
+    void zero_reduce(int u, int after);
+    int zero_bucket(int k, int after);
+    void zero_inputs(Op& op, const ZeroBucket& z) const;
+    void zero_results(Op& op, const ZeroBucket& z);
+    int zero_offload(int k, int after);
 
     // --- the step (schedule_step.cpp) ------------------------------------------------------------
     int optimizer_step(int u, int sync);
@@ -96,6 +102,10 @@ private:
     std::vector<bool> secondary_live_;  // per unit: hpZ's secondary copy exists (made after a forward)
     std::vector<int> forward_order_, backward_order_;
     std::vector<int> pending_;    // reductions issued in this backward that its end waits for
+    std::vector<int> compute_waits_;  // what the next compute op waits for (DeepSpeed's stream waits)
+    std::vector<int> zero_issued_;    // DeepSpeed bucket reductions issued in this backward, in order
+    std::vector<bool> partition_live_;  // per unit: zero2's partition of this micro-batch is allocated
+    bool ipg_live_ = false;           // zero1/2's IPG buffers are allocated (this backward)
     std::deque<int> free_events_;  // FSDP's rate limiter: reshards not yet waited for
     bool gathers_ = false;
     bool in_backward_ = false;

@@ -83,7 +83,9 @@ RankSummary RankTimeline::summarize() const {
         first = false;
         const std::pair<double, double> iv{op.t_start, op.t_end};
         s.flops += op.flops;
-        switch (op.stream) {
+        // A collective is communication on whichever stream it runs (DeepSpeed without
+        // overlap_comm reduces on the compute stream, where nothing hides it).
+        switch (op.collective >= 0 ? plan::OpStream::comm : op.stream) {
             case plan::OpStream::compute: compute.push_back(iv); break;
             case plan::OpStream::comm: comm.push_back(iv); break;
             case plan::OpStream::copy: s.copy_time += op.duration(); break;

@@ -25,7 +25,7 @@ namespace {
 
 // A tiny job on CPU ranks, as the Slurm tests run it.
 const char* kTinyCpuJob =
-    "[job]\nmodel = tiny-llama\ntopology = cpu-host\n[parallel]\nstrategy = zero3\n"
+    "[job]\nmodel = tiny-llama\ntopology = cpu-host\n[parallel]\nstrategy = zero3\n[deepspeed]\nhf_auto = true\n"
     "[precision]\nparams = fp32\n[batch]\nmicro_batch = 2\nseq_len = 32\n";
 
 model::Scenario scenario(const std::string& job, const std::vector<std::string>& sets = {}) {

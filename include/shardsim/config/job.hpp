@@ -54,6 +54,9 @@ struct JobConfig {
     std::int64_t shard_size = 0;       // hybrid: ranks per shard group (0: GPUs per node)
     std::int64_t secondary_shard = 0;  // zero3 hpZ: secondary partition size (0: off)
     FsdpOptions fsdp;  // [fsdp]
+    // [deepspeed] (names as in a ds_config's zero_optimization section; -1: auto)
+    int overlap_comm = -1;
+    bool hf_auto = false;  // resolve "auto" values as the Hugging Face integration does
     bool gradient_as_bucket_view = false;  // [ddp]
     // [precision]
     DType params = DType::fp32;

@@ -50,9 +50,10 @@ public:
 
     // This rank's trained values of the trainable tensor `chunk` of `unit` (its owned rows, in
     // fp32: master weights when there are some), and the first row they start at.
-    std::vector<float> owned_values(int unit, int chunk, std::int64_t* first_row) const;
+    // `moment` picks the optimizer's first state instead (AdamW's exp_avg, SGD's momentum buffer).
+    std::vector<float> owned_values(int unit, int chunk, std::int64_t* first_row, bool moment = false) const;
     // The full values of any tensor, when parameters are unsharded (a world-1 reference run).
-    std::vector<float> full_values(int unit, int tensor) const;
+    std::vector<float> full_values(int unit, int tensor, bool moment = false) const;
 
     const plan::ShardingPlan& plan() const { return *plan_; }
 

@@ -31,7 +31,7 @@ namespace shardsim::plan {
 
 class ShardingPlan;
 
-enum class LayoutRef { none, params, state, full_params, full_state, secondary };
+enum class LayoutRef { none, params, state, full_params, full_state, secondary, table };
 enum class Arrangement { shard, gathered, unsharded, opaque };
 enum class Side { device, host };
 enum class Owner {
@@ -48,6 +48,7 @@ struct BufferSpec {
     DType dtype = DType::fp32;
     int unit = -1;  // -1: not one unit's (an arena, a bucket)
     LayoutRef layout = LayoutRef::none;
+    int layout_index = -1;  // LayoutRef::table: which of BufferTable::layouts()
     Arrangement arrangement = Arrangement::opaque;
     int group = kShardGroup;  // a shard's group ([Note: rank groups])
     std::int64_t bytes = 0;
@@ -85,6 +86,7 @@ struct UnitBuffers {
     int update = -1;         // offload: the updated shard uploaded for the post-step all-gather
     int packed_update = -1;  // the updated shard packed for the post-step all-gather
     int post_gather = -1;    // post-step all-gather output
+    int partition = -1;      // DeepSpeed ZeRO-2: a later micro-batch's gradient partition, added into the first
     int secondary = -1;          // ZeRO++ hpZ: this rank's shard of the secondary copy (secondary group)
     int secondary_gather = -1;   // hpZ: the backward all-gather's output, over the secondary group
 };
@@ -119,6 +121,22 @@ struct Bucket {
     int cast = -1;   // what the all-reduce runs on: the bucket's storage, or a reduce-dtype copy (-1: in place)
 };
 
+// DeepSpeed's gradient buckets (ZeRO-1/2/3, ENGINES.md §1-2): whole tensors in the order backward
+// produces them; a bucket is reduced before a tensor that would overflow it, and a tensor larger
+// than reduce_bucket_size is reduced alone, from where it is.
+struct ZeroBucket {
+    std::vector<TensorRef> tensors;
+    std::vector<int> units;    // with tensors in the bucket, in order; the last one completes it
+    std::vector<int> last_of;  // units whose last tensor is in this bucket: their gradients can go after it
+    std::int64_t elements = 0;
+    bool direct = false;     // a tensor larger than the bucket: no copy into the bucket buffer
+    int layout = -1;         // in BufferTable::layouts(): the tensors back to back
+    int ipg = -1;            // view of the IPG bucket buffer the gradients are copied into (-1: direct)
+    int flat = -1;           // the flattened bucket: what the all-reduce sums, or the reduce-scatter's rank-major input
+    int rs_output = -1;      // zero3: this rank's shard of the bucket
+    int bounce = -1;         // offload: pinned host copy of what was reduced
+};
+
 class BufferTable {
 public:
     const std::vector<BufferSpec>& all() const { return specs_; }
@@ -127,6 +145,10 @@ public:
     const CallBuffers& call(int c) const { return calls_.at(static_cast<std::size_t>(c)); }
     const std::vector<CrossCallUse>& cross_calls() const { return cross_; }
     const std::vector<Bucket>& buckets() const { return buckets_; }
+    const std::vector<ZeroBucket>& zero_buckets() const { return zero_buckets_; }
+    const std::vector<FlatLayout>& layouts() const { return layouts_; }
+    // DeepSpeed's IPG bucket buffers (two with overlap_comm); -1: none.
+    int ipg(int slot) const { return ipg_[slot]; }
     int grad_arena() const { return grad_arena_; }
     // Where the trained values of a unit's trainable tensors live after a step, at full precision
     // when there is a master copy: master, else the host staging copy, else the parameters.
@@ -141,6 +163,9 @@ public:
     std::vector<CallBuffers> calls_;
     std::vector<CrossCallUse> cross_;
     std::vector<Bucket> buckets_;
+    std::vector<ZeroBucket> zero_buckets_;
+    std::vector<FlatLayout> layouts_;
+    int ipg_[2] = {-1, -1};
     int grad_arena_ = -1;
 
 private:

@@ -16,6 +16,10 @@ struct EngineSettings {
     std::int64_t bucket_bytes = 0;
     std::int64_t first_bucket_bytes = 0;
     bool gradient_as_bucket_view = false;  // DDP
+    // DeepSpeed ZeRO (ENGINES.md §1-2).
+    int zero_stage = 0;                      // 1, 2, 3; 0: not DeepSpeed
+    std::int64_t reduce_bucket_elements = 0;  // reduce_bucket_size
+    bool overlap_comm = false;
     std::vector<std::string> resolved;     // "parallel.bucket_mib = auto -> 25 MiB (PyTorch DDP's bucket_cap_mb)"
 };
 
