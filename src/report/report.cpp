@@ -291,7 +291,7 @@ std::string side_by_side(const io::Json& a, const io::Json& b) {
     }
     TextTable t({"side by side", la, lb, "difference"});
     auto add = [&](const std::string& name, double x, double y, auto fmt) {
-        t.add_row({name, fmt(x), fmt(y), y != 0 ? format_fixed(100 * (x - y) / y, 1) + "%" : std::string("-")});
+        t.add_row({name, fmt(x), fmt(y), format_change(x, y)});
     };
     auto bytes = [](double v) { return format_bytes(static_cast<std::int64_t>(v)); };
     add("peak memory (fullest rank)", static_cast<double>(max_peak(a)), static_cast<double>(max_peak(b)), bytes);
