@@ -185,6 +185,8 @@ RunContext prepare_run(const std::string& job, const std::vector<std::string>& s
         ctx.plan = pred.plan;
         ctx.schedule = std::move(pred.schedule);
         ctx.prediction = std::move(pred.run);
+        // The files describe the model in full, so that they still do once moved away from its .ini.
+        ctx.prediction.attributes["effective_model"] = ctx.plan->scenario().model.effective_ini;
         check_world(ctx, world_size);
     } catch (const InputError& e) {
         error = e;
