@@ -188,16 +188,6 @@ void check_parallel_input(const RunTimeline& local, MPI_Comm comm, int size) {
     throw Error(why);
 }
 
-// Files are written beside their final name and renamed onto it once whole, so that a reader
-// (or a run killed half-way through a write) never sees half a file at that name.
-std::string partial_path(const std::string& path) { return path + ".partial"; }
-
-void publish(const std::string& partial, const std::string& path) {
-    std::error_code ec;
-    std::filesystem::rename(partial, path, ec);
-    if (ec) throw Error("cannot rename '" + partial + "' to '" + path + "': " + ec.message());
-}
-
 }  // namespace
 
 void check_output_path(const std::string& option, const std::string& path) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <optional>
 
@@ -280,6 +281,12 @@ void write_units(hid_t file, const std::vector<std::string>& names, bool with_da
     std::vector<char> packed_names(names.size() * width, '\0');
     for (std::size_t i = 0; i < names.size(); ++i) std::memcpy(&packed_names[i * width], names[i].data(), names[i].size());
     SHARDSIM_H5_CHECK(H5Dwrite(units.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, packed_names.data()));
+}
+
+void publish(const std::string& partial, const std::string& path) {
+    std::error_code ec;
+    std::filesystem::rename(partial, path, ec);
+    if (ec) throw Error("cannot rename '" + partial + "' to '" + path + "': " + ec.message());
 }
 
 // Earliest format 1.8: an attribute over 64 KiB (a long INI text) then moves to dense storage

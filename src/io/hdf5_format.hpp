@@ -138,6 +138,11 @@ void write_rows(const h5::Dataset& dataset, const RowType& type, const std::vect
     SHARDSIM_H5_CHECK(H5Dwrite(dataset.id(), type.memory.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()));
 }
 
+// Files are written beside their final name and renamed onto it once whole, so that a reader
+// never sees half a file at that name.
+inline std::string partial_path(const std::string& path) { return path + ".partial"; }
+void publish(const std::string& partial, const std::string& path);
+
 // /units: one fixed-length string per unit, as wide as the longest name.
 void write_units(hid_t file, const std::vector<std::string>& names, bool with_data);
 h5::PropList file_access();

@@ -42,6 +42,7 @@
 
 #include <mpi.h>
 
+#include "shardsim/io/h5_handles.hpp"
 #include "shardsim/timeline/timeline.hpp"
 
 namespace shardsim::io {
@@ -66,6 +67,32 @@ void write_run_file(const std::string& path, const timeline::RunTimeline& run);
 // An HDF5 failure later is thrown on the rank that hit it only: the caller aborts the job.
 // Published by rename as write_run_file is (rank 0 renames once every rank has written).
 void write_run_parallel(const std::string& path, const timeline::RunTimeline& local, MPI_Comm comm);
+
+// The file of a run that is still going, written as its steps finish (one process writes it: the
+// measured run's rank 0). It lives at `path` + ".partial" while the run goes, with complete = 0,
+// and is flushed after every append, so a process that dies between appends leaves a readable
+// file with every step appended so far. finish() sets complete and completion, closes it and
+// renames it to `path`. Every rank is its own class (no hard links).
+class RunFileAppender {
+public:
+    // `header`: the run's attributes and unit names (its timelines are ignored).
+    RunFileAppender(std::string path, const timeline::RunTimeline& header);
+    ~RunFileAppender();  // without finish(): the file stays at path + ".partial"
+    RunFileAppender(const RunFileAppender&) = delete;
+    RunFileAppender& operator=(const RunFileAppender&) = delete;
+
+    // One or more finished steps of every rank (ranks[r]: rank r's ops and samples of them), and
+    // what the file says of itself until the next append ("running: ...").
+    void append(const std::vector<timeline::RankTimeline>& ranks, const std::string& completion);
+    void finish(bool complete, const std::string& completion);
+
+private:
+    struct Tables;
+    std::string path_;
+    timeline::RunTimeline header_;
+    h5::File file_;
+    std::vector<Tables> tables_;
+};
 
 // Reads a file written by either writer; ranks that share datasets share one timeline.
 timeline::RunTimeline read_run_file(const std::string& path);
