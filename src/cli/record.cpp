@@ -1,5 +1,8 @@
 #include "shardsim/cli/record.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstring>
 
@@ -20,11 +23,18 @@ extern "C" void on_stop_signal(int signal) {
         return;
     }
     g_stop_signal = signal;
-    // Whoever reads our output may be going too (mpirun does not wait for its ranks): a write
-    // to it must not end the process before its file is closed.
+    // Whoever reads our output may be going too: mpirun, signalled, stops reading its ranks'
+    // output and kills them a second later. A write to that output must neither end the process
+    // (SIGPIPE) nor block it (a full pipe) before its file is closed: from now on output is best
+    // effort. A write blocked right now is restarted after this handler and finds the pipe
+    // non-blocking. (sigaction and fcntl are async-signal-safe.)
     struct sigaction ignore {};
     ignore.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &ignore, nullptr);
+    for (int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+        const int flags = fcntl(fd, F_GETFL);
+        if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    }
 }
 
 }  // namespace
