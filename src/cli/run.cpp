@@ -101,6 +101,9 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
         const std::string why = "stopped by " + signal_name(stopped_by) + " after step " +
                                 std::to_string(record.steps_recorded()) + " of " + std::to_string(steps);
         record.finish(false, why);
+        // Every rank waits for rank 0's file: a launcher that ends the job when a rank exits
+        // non-zero (srun --kill-on-bad-exit, mpirun) must not take rank 0 before it is closed.
+        SHARDSIM_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
         if (world_rank == 0)
             std::cout << (o.json ? std::string() : (tty ? "\r" : "") + last_line + "\n") << "shardsim run: " << why
                       << (o.out.empty() ? std::string()
