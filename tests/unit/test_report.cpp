@@ -289,6 +289,34 @@ TEST_CASE("HTML: self-contained, charts per rank panel, overlay, configuration, 
     CHECK(seed.find("capacity 40.00 GiB") != std::string::npos);
 }
 
+TEST_CASE("HTML: the peak dot sits on the total's outline; steps of very different lengths get an axis each") {
+    const LoadedRun sim = loaded(simulated(), "sim.h5");
+    const std::string one = report::render_html(sim);
+    std::smatch dot, total;
+    REQUIRE(std::regex_search(one, dot, std::regex("<circle class=\"peak\" cx=\"([0-9.]+)\" cy=\"([0-9.]+)\"")));
+    REQUIRE(std::regex_search(one, total, std::regex("<path class=\"mem-total\" d=\"([^\"]+)\"")));
+    // The outline passes through the dot, and the dot is drawn after everything else of its chart.
+    CHECK(total[1].str().find("L" + dot[1].str() + " " + dot[2].str()) != std::string::npos);
+    CHECK(one.find("</circle></svg>") != std::string::npos);
+    CHECK(one.find("data-axis=\"compare\"") == std::string::npos);
+
+    // The same file 1.1x slower (measured, last step): one shared axis.
+    const LoadedRun near = loaded(measured(3), "run.h5");
+    CHECK(report::render_html(near, &sim).find("data-axis=\"compare\"") == std::string::npos);
+    // 14x slower: the compared file gets its own axis, and the page says why.
+    RunTimeline slow = simulated("tiny-gpt2-cpu", {"topology.gpu.compute_efficiency=0.02"});
+    const LoadedRun far = loaded(slow, "slow.h5");
+    const std::string two = report::render_html(far, &sim);
+    CHECK(count(two, "data-axis=\"compare\"") == 2);  // memory and ops chart
+    CHECK(two.find("on its own time axis (labels along the top of each chart)") != std::string::npos);
+    // Both span the chart: the compared ops reach past 90% of its width.
+    double cmp_end = 0;
+    const std::regex cmp_op("<rect class=\"op cmp\" x=\"([0-9.]+)\" y=\"[0-9.]+\" width=\"([0-9.]+)\"");
+    for (std::sregex_iterator it(two.begin(), two.end(), cmp_op), end; it != end; ++it)
+        cmp_end = std::max(cmp_end, std::stod((*it)[1]) + std::stod((*it)[2]));
+    CHECK((cmp_end - 96) / (report::kChartWidth - 96 - 24) > 0.9);
+}
+
 TEST_CASE("HTML: many distinct ranks are folded, then capped, and the page says so") {
     RunTimeline run = measured(1);
     // 40 ranks with their own timelines, two memory figures among them.
