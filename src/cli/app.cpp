@@ -22,7 +22,8 @@ const std::vector<Command>& commands() {
           {"shardsim simulate --sweep topology.cluster.gpus_per_node=2,4,6", "one row per value: peak, fit, exposed comm"}}},
         {"run", "execute a job across MPI ranks: real sharding, collectives, updates", cmd_run,
          {{"mpirun -np 2 shardsim run --job tiny-gpt2-cpu --verify", "2 CPU ranks, checked against an unsharded reference"},
-          {"mpirun -np 2 shardsim run --job mini-llama-fsdp-2cpu --steps 5 --out run.h5", "measure 5 steps into a timeline file"},
+          {"mpirun -np 2 shardsim run --job mini-llama-fsdp-2cpu --steps 5 --out run.h5",
+           "measure 5 steps into a timeline file (written step by step; SIGTERM stops it after a step, exit 143)"},
           {"srun --mpi=pmix shardsim run --job llama-7b-fsdp-6x-a100-40g --out run.h5",
            "inside a Slurm allocation with 6 GPUs (shardsim slurm writes the script)"}}},
         {"validate", "simulate and run the same plan (or compare two files): predicted vs measured", cmd_validate,
@@ -42,6 +43,9 @@ const std::vector<Command>& commands() {
         {"slurm", "write an sbatch script for a job (nodes, GPUs, binding from the job and topology)", cmd_slurm,
          {{"shardsim slurm --job llama-7b-fsdp-6x-a100-40g --partition gpu --time 01:00:00 --out job.sbatch",
            "then: sbatch job.sbatch (output in ./shardsim-out/<job id>/)"},
+          {"shardsim slurm --job llama-7b-fsdp-6x-a100-40g --set job.topology=4x8-h100-ib --nodes 2 --exclusive --requeue "
+           "--setup 'module load cuda/12.4' --out big.sbatch",
+           "2 of the topology's nodes, whole; stopped before the time limit and requeued; the site set-up first"},
           {"shardsim slurm --job tiny-llama-cpu --mode validate --launcher mpirun --out v.sbatch",
            "predicted vs measured on a CPU node, ranks started by mpirun"}}},
     };
