@@ -104,8 +104,20 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
         // Every rank waits for rank 0's file: a launcher that ends the job when a rank exits
         // non-zero (srun --kill-on-bad-exit, mpirun) must not take rank 0 before it is closed.
         SHARDSIM_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
-        if (world_rank == 0)
-            std::cout << (o.json ? std::string() : (tty ? "\r" : "") + last_line + "\n") << "shardsim run: " << why
+        if (world_rank == 0 && o.json) {
+            io::Json j = io::Json::object();
+            j["complete"] = false;
+            j["completion"] = why;
+            j["stopped_by"] = signal_name(stopped_by);
+            j["steps_recorded"] = record.steps_recorded();
+            io::Json l = io::Json::array();
+            for (double x : losses) l.push_back(x);
+            j["loss"] = l;
+            if (!o.out.empty()) j["out"] = o.out;
+            j["exit_status"] = static_cast<std::int64_t>(stop_exit_code(stopped_by));
+            std::cout << j.dump() << "\n" << std::flush;
+        } else if (world_rank == 0)
+            std::cout << (tty ? "\r" : "") + last_line + "\n" << "shardsim run: " << why
                       << (o.out.empty() ? std::string()
                                         : "; the " + std::to_string(record.steps_recorded()) + " finished step(s) are in " + o.out +
                                               " (complete = 0; report and validate read it with --allow-incomplete)")

@@ -56,14 +56,19 @@ rank_pid() {
   return 1
 }
 
-# Starts a long run in the background ($1: output file, $2: log); sets $mp and $rank_pids.
+# Starts a long run in the background ($1: output file, $2: its stdout, $2.err its stderr, then
+# more arguments); sets $mp and $rank_pids once it is well into the run: step 20 printed, or with
+# --json (nothing printed before the end) 20 steps' worth of FILE.partial.
 start_run() {
-  "$MPIEXEC" -np 2 --oversubscribe "$SHARDSIM" run --job "$job" --steps 1000000 --out "$1" >"$2" 2>&1 &
+  local out=$1 log=$2 i json=0
+  shift 2
+  [[ " $* " == *" --json "* ]] && json=1
+  "$MPIEXEC" -np 2 --oversubscribe "$SHARDSIM" run --job "$job" --steps 1000000 --out "$out" "$@" >"$log" 2>"$log.err" &
   mp=$!
   pids+=("$mp")
-  local i
-  for ((i = 0; i < 300; i++)); do  # until step 20 is printed: well into the run
-    grep -q '^step 20/' "$2" 2>/dev/null && break
+  for ((i = 0; i < 300; i++)); do
+    ((json == 0)) && grep -q '^step 20/' "$log" 2>/dev/null && break
+    ((json == 1)) && (($(stat -c %s "$out.partial" 2>/dev/null || echo 0) > 2000000)) && break
     sleep 0.1
   done
   rank_pids="$(rank_pid "$mp" 0) $(rank_pid "$mp" 1)"
@@ -96,27 +101,33 @@ print(int(j["complete"]), len(j["steps_in_file"]), j["steps_in_file"][-1] + 1)'
 
 last_printed() { grep -o '^step [0-9]*/' "$1" | tail -1 | tr -dc '0-9'; }
 
-# 2. SIGTERM to rank 1, then to mpirun.
+# 2. SIGTERM to rank 1 (with --json: the stop is a JSON object), then to mpirun.
 for target in rank1 mpirun; do
   out=$tmp/term-$target.h5
-  start_run "$out" "$tmp/term-$target.log"
-  if [[ $target == rank1 ]]; then kill -TERM "${rank_pids#* }"; else kill -TERM "$mp"; fi
-  finish_run "SIGTERM to $target"
   log=$tmp/term-$target.log
+  if [[ $target == rank1 ]]; then start_run "$out" "$log" --json; kill -TERM "${rank_pids#* }"; else start_run "$out" "$log"; kill -TERM "$mp"; fi
+  finish_run "SIGTERM to $target"
   printed=$(last_printed "$log")
-  [[ -s $out && ! -e $out.partial ]] || { fail "SIGTERM to $target: $out not published: $(tail -3 "$log")"; continue; }
+  [[ -s $out && ! -e $out.partial ]] || { fail "SIGTERM to $target: $out not published: $(tail -3 "$log" "$log.err")"; continue; }
   read -r complete n last < <(file_state "$out")
   completion=$(h5dump -a /completion "$out" | sed -n 's/.*(0): "\(.*\)"$/\1/p')
   [[ $complete == 0 && $n == "$last" && $completion == "stopped by SIGTERM after step $n of 1000000" ]] ||
     fail "SIGTERM to $target: file says complete=$complete, $n steps (last $last), '$completion'"
   if [[ $target == rank1 ]]; then
-    # mpirun waits for ranks that exit on their own: everything rank 0 printed is in the log.
-    grep -q "^shardsim run: stopped by SIGTERM after step $n of 1000000; .* exit status 143$" "$log" && ((printed == n)) ||
-      fail "SIGTERM to rank 1: the log does not end with step $n and its stop line: $(tail -3 "$log")"
-    grep -q "Exit code: *143" "$log" || fail "SIGTERM to rank 1: no rank exited 143: $(tail -5 "$log")"
+    # mpirun waits for ranks that exit on their own: rank 0's JSON is all there.
+    python3 - "$log" "$n" "$out" <<'PY' || fail "SIGTERM to rank 1: the JSON on stdout: $(head -c 300 "$log")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+n = int(sys.argv[2])
+assert j["complete"] is False and j["stopped_by"] == "SIGTERM" and j["exit_status"] == 143, j
+assert j["steps_recorded"] == n and len(j["loss"]) == n and j["out"] == sys.argv[3], (j["steps_recorded"], n)
+assert j["completion"] == f"stopped by SIGTERM after step {n} of 1000000", j["completion"]
+PY
+    grep -q "Exit code: *143" "$log.err" || fail "SIGTERM to rank 1: no rank exited 143: $(tail -5 "$log.err")"
+    printed=$n
   else
     # mpirun, signalled itself, may return before its ranks' last lines reach it: the file says it.
-    ((n >= printed)) || fail "SIGTERM to mpirun: $n steps in the file, $printed printed"
+    ((n >= ${printed:-0})) || fail "SIGTERM to mpirun: $n steps in the file, $printed printed"
   fi
   "$SHARDSIM" report "$out" >/dev/null 2>"$tmp/err"
   r=$?
@@ -125,7 +136,7 @@ for target in rank1 mpirun; do
   "$SHARDSIM" validate "$out" "$out" >/dev/null 2>"$tmp/err"
   r=$?
   ((r == 2)) || fail "validate of an incomplete file: exit $r: $(cat "$tmp/err")"
-  echo "ok: SIGTERM to $target: stopped after step $n ($printed printed), file complete = 0 with its $n steps (mpirun exit $rc)"
+  echo "ok: SIGTERM to $target: stopped after step $n ($printed reported), file complete = 0 with its $n steps (mpirun exit $rc)"
 done
 
 # 3. kill -9 of rank 1: nothing can be written any more; FILE.partial holds what was.
