@@ -1,9 +1,9 @@
 #include "shardsim/io/hdf5.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -205,12 +205,13 @@ void check_output_path(const std::string& option, const std::string& path) {
     const fs::file_status fst = fs::status(folder, ec);
     if (!fs::exists(fst)) throw bad("folder '" + folder.string() + "' does not exist");
     if (!fs::is_directory(fst)) throw bad("'" + folder.string() + "' is not a folder");
-    // The file is written beside its final name and renamed: that is the file to try.
-    const std::string partial = partial_path(path);
-    const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    // The file is written beside its final name and renamed: a new file there is what to try, under
+    // a name of its own (another run may be writing path + ".partial" right now).
+    std::string probe = (folder / ".shardsim-write-test-XXXXXX").string();
+    const int fd = ::mkstemp(probe.data());
     if (fd < 0) throw bad("cannot create a file in folder '" + folder.string() + "' (" + std::strerror(errno) + ")");
     ::close(fd);
-    fs::remove(partial, ec);
+    fs::remove(probe, ec);
 }
 
 void write_run_file(const std::string& path, const RunTimeline& run) {
