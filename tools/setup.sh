@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Everything the build and the tests use (slurm-wlm and munge: the private Slurm cluster of the
-# slurm tests; chromium: the HTML report's rendering test). CUDA and NCCL are optional and not Debian packages:
+# slurm tests; chromium: the HTML report's rendering test; python3-h5py and python3-matplotlib:
+# the h5py example of docs/hdf5.md, run by tests/e2e/hdf5_h5py.sh). CUDA and NCCL are optional and not Debian packages:
 # when /usr/local/cuda (or CUDAToolkit_ROOT / NCCL_ROOT) holds them, the GPU backends are built too.
 SHARDSIM_PACKAGES=(
   cmake g++ make python3
@@ -14,6 +15,7 @@ SHARDSIM_PACKAGES=(
   libboost-program-options-dev doctest-dev libopenblas-dev
   slurm-wlm munge
   chromium
+  python3-h5py python3-matplotlib
 )
 
 missing=()

@@ -159,21 +159,16 @@ void abort_run(const RunContext& ctx, int world_rank, const std::string& command
     abort_job(world_rank, msg);
 }
 
-timeline::RunTimeline collect_measured(const RunContext& ctx, std::int64_t steps, const std::string& out) {
-    timeline::RunTimeline run = ctx.run_attributes;
-    run.steps = steps;
-    timeline::RankTimeline mine = ctx.executor->timeline();
-    mine.host = comm::host_name();
-    if (!out.empty()) {
-        timeline::RunTimeline local = run;
-        local.timelines = {mine};
-        local.class_of_rank = {0};
-        io::write_run_parallel(out, local, MPI_COMM_WORLD);
+void check_output_paths(const std::vector<std::pair<std::string, std::string>>& outputs, int world_rank, int world_size) {
+    std::optional<InputError> error;
+    if (world_rank == 0) {
+        try {
+            for (const auto& [option, path] : outputs) io::check_output_path(option, path);
+        } catch (const InputError& e) {
+            error = e;
+        }
     }
-    run.timelines = exec::gather_timelines(mine, MPI_COMM_WORLD);
-    run.class_of_rank.clear();
-    for (std::size_t r = 0; r < run.timelines.size(); ++r) run.class_of_rank.push_back(static_cast<int>(r));
-    return run;
+    agree_or_stop(error, world_rank, world_size);
 }
 
 RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, device::BackendRequest backend,
@@ -185,6 +180,8 @@ RunContext prepare_run(const std::string& job, const std::vector<std::string>& s
         ctx.plan = pred.plan;
         ctx.schedule = std::move(pred.schedule);
         ctx.prediction = std::move(pred.run);
+        // The files describe the model in full, so that they still do once moved away from its .ini.
+        ctx.prediction.attributes["effective_model"] = ctx.plan->scenario().model.effective_ini;
         check_world(ctx, world_size);
     } catch (const InputError& e) {
         error = e;

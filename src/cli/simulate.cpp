@@ -43,9 +43,12 @@ int cmd_simulate(const Args& args) {
         std::cout << (vm->count("json") ? r.json.dump() + "\n" : r.text);
         return 0;
     }
-    const sim::Prediction pred = sim::predict(model::load_scenario((*vm)["job"].as<std::string>(), sets));
-    const timeline::RunTimeline& run = pred.run;
+    if (vm->count("out")) io::check_output_path("--out", (*vm)["out"].as<std::string>());
+    sim::Prediction pred = sim::predict(model::load_scenario((*vm)["job"].as<std::string>(), sets));
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The file describes the model in full, so that it still does once moved away from its .ini.
+    pred.run.attributes["effective_model"] = pred.plan->scenario().model.effective_ini;
+    const timeline::RunTimeline& run = pred.run;
     if (vm->count("out")) io::write_run_file((*vm)["out"].as<std::string>(), run);
     if (vm->count("json")) {
         io::Json j = report::summary_json(run);

@@ -38,20 +38,26 @@ std::vector<std::string> attribute_names(hid_t loc) {
     return names;
 }
 
-void check_schema(hid_t file) {
+std::int64_t check_schema(hid_t file) {
     if (!has_attribute(file, "schema_version"))
         throw Error("no schema_version attribute: not a shardsim timeline file");
     const std::int64_t version = read_int_attribute(file, "/", "schema_version");
-    if (version != kSchemaVersion)
+    if (version < kOldestReadableSchema || version > kSchemaVersion)
         throw Error("schema_version is " + std::to_string(version) + ", this shardsim reads " +
-                    std::to_string(kSchemaVersion));
+                    std::to_string(kOldestReadableSchema) + " to " + std::to_string(kSchemaVersion));
+    return version;
 }
 
 // Further string attributes become RunTimeline::attributes; other extra attributes are skipped.
-RunTimeline read_root(hid_t file) {
+// Schema 1 had no completeness attributes: its files were written whole, at the end.
+RunTimeline read_root(hid_t file, std::int64_t schema) {
     RunTimeline run;
     for (const auto& t : kRootTexts) run.*t.member = read_text_attribute(file, "/", t.name);
     for (const auto& c : kRootCounts) run.*c.member = read_int_attribute(file, "/", c.name);
+    if (schema >= 2) {
+        run.complete = read_int_attribute(file, "/", "complete") != 0;
+        run.completion = read_text_attribute(file, "/", "completion");
+    }
     for (const auto& name : attribute_names(file)) {
         if (is_standard_root(name)) continue;
         const h5::Attribute attr{SHARDSIM_H5_CHECK(H5Aopen(file, name.c_str(), H5P_DEFAULT))};
@@ -128,10 +134,10 @@ RankTimeline read_rank(hid_t group, std::int64_t rank, const h5::Dataset& ops, c
     tl.rank = static_cast<int>(rank);
     tl.device = read_text_attribute(group, where, "device");
     tl.host = read_text_attribute(group, where, "host");
-    const auto op_rows = read_rows<OpRow>(ops, types.op_memory, where + "/ops");
+    const auto op_rows = read_rows<OpRow>(ops, types.op.memory, where + "/ops");
     for (std::size_t i = 0; i < op_rows.size(); ++i)
         tl.ops.push_back(from_row(op_rows[i], where + "/ops row " + std::to_string(i)));
-    for (const auto& row : read_rows<MemoryRow>(memory, types.sample_memory, where + "/memory"))
+    for (const auto& row : read_rows<MemoryRow>(memory, types.sample.memory, where + "/memory"))
         tl.memory.push_back(from_row(row));
     return tl;
 }
@@ -168,8 +174,7 @@ RunTimeline read_run_file(const std::string& path) {
     if (id < 0) throw InputError(prefix + "not an HDF5 file, or not readable" + allowed);
     const h5::File file{id};
     try {
-        check_schema(file.id());
-        RunTimeline run = read_root(file.id());
+        RunTimeline run = read_root(file.id(), check_schema(file.id()));
         run.unit_names = read_units(file.id());
         read_ranks(file.id(), run);
         return run;

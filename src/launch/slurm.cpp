@@ -4,6 +4,7 @@
 #include <cmath>
 #include <regex>
 
+#include "shardsim/config/embedded.hpp"
 #include "shardsim/core/error.hpp"
 #include "shardsim/core/format.hpp"
 #include "shardsim/core/version.hpp"
@@ -249,6 +250,42 @@ Derived memory_per_node(const model::Scenario& s, const SlurmOptions& o, const M
                 (capped < wanted ? ", capped at the topology's " + gib(host) : std::string())};
 }
 
+// The options that shape the launch rather than the allocation.
+void check_launch_options(const model::Scenario& s, const SlurmOptions& o, Problems& problems) {
+    const bool parallel = o.mode != SlurmMode::simulate;
+    const bool srun = o.launcher.value_or(SlurmLauncher::srun) == SlurmLauncher::srun;
+    const std::pair<const char*, const std::string*> binds[] = {{"--gpu-bind", &o.gpu_bind}, {"--cpu-bind", &o.cpu_bind}};
+    for (const auto& [option, value] : binds) {
+        if (value->empty()) continue;
+        if (!std::regex_match(*value, std::regex("[A-Za-z0-9_:,.=+-]+")))
+            problems.add(bad(option, *value, "not an srun binding", std::string("srun's spelling, e.g. ") +
+                                                                    (option[2] == 'g' ? "closest, none, single:1" : "cores, none, rank")));
+        else if (!parallel || !srun)
+            problems.add(bad(option, *value, std::string("srun binds the ranks it starts; this script ") +
+                                                 (!parallel ? "runs one process" : "starts them with mpirun"),
+                             std::string("--launcher srun, or mpirun's own binding in SHARDSIM_MPIRUN_ARGS")));
+    }
+    if (o.gpu_bind.size() && s.topology.gpu.is_cpu)
+        problems.add(bad("--gpu-bind", o.gpu_bind, "topology " + s.topology.name + " is a CPU host: no GPU to bind", "leave it out"));
+    if (!o.nccl_debug.empty()) {
+        static const std::vector<std::string> levels = {"VERSION", "WARN", "INFO", "TRACE"};
+        if (std::find(levels.begin(), levels.end(), o.nccl_debug) == levels.end())
+            problems.add(bad("--nccl-debug", o.nccl_debug, "not an NCCL_DEBUG level", join(levels, ", ")));
+        else if (s.topology.gpu.is_cpu || !parallel)
+            problems.add(bad("--nccl-debug", o.nccl_debug,
+                             s.topology.gpu.is_cpu ? "topology " + s.topology.name + " is a CPU host: its ranks use MPI, not NCCL"
+                                                   : "--mode simulate uses no NCCL",
+                             "leave it out"));
+    }
+    if (o.requeue && o.mode != SlurmMode::run)
+        problems.add(bad("--requeue", slurm_mode_name(o.mode),
+                         "only shardsim run stops at a step boundary and keeps what it measured when signalled",
+                         "--mode run"));
+    if (o.signal_grace_s < 1 || o.signal_grace_s > 65535)
+        problems.add(bad("--signal-grace", std::to_string(o.signal_grace_s), "Slurm's --signal takes 1 to 65535 seconds",
+                         "seconds from 1 to 65535"));
+}
+
 void check_time_and_names(const SlurmOptions& o, const std::string& time, Problems& problems) {
     if (!valid_slurm_time(time))
         problems.add(bad("--time", o.time, "not a Slurm time limit",
@@ -276,6 +313,7 @@ SlurmResources derive_slurm_resources(const model::Scenario& s, const SlurmOptio
     r.mem = mem.value;
     r.time = o.time.empty() ? std::string(simulate_only ? kDefaultSimulateTime : kDefaultTime) : o.time;
     check_time_and_names(o, r.time, problems);
+    check_launch_options(s, o, problems);
     problems.throw_if_any();
 
     r.table.push_back({"nodes", std::to_string(r.nodes), o.nodes ? "--nodes; " + shape.origin : shape.origin});
@@ -297,6 +335,79 @@ SlurmResources derive_slurm_resources(const model::Scenario& s, const SlurmOptio
     if (p.host_peak > 0) r.predictions.push_back("host memory per rank (offloaded) " + gib(p.host_peak));
     r.predictions.push_back("step time " + format_seconds(p.step_time) + " x " + plural(s.job.steps, "step"));
     return r;
+}
+
+namespace {
+
+// Shipped topologies with several nodes: what to suggest when a single-node one is asked for more.
+std::vector<std::string> multi_node_topologies() {
+    std::vector<std::string> names;
+    for (const auto& name : config::embedded_names("topologies")) {
+        try {
+            if (config::load_topology(name, "", "shipped", {}).nodes > 1) names.push_back(name);
+        } catch (const InputError&) {
+        }
+    }
+    return names;
+}
+
+bool overridden(const config::Values& v, const std::string& key) { return v.where(key).rfind("--set", 0) == 0; }
+
+}  // namespace
+
+std::vector<std::string> shape_overrides(const model::Scenario& s, const SlurmOptions& o) {
+    const auto& t = s.topology;
+    if (o.mode == SlurmMode::simulate || (!o.nodes && !o.gpus_per_node)) return {};
+    if ((o.nodes && *o.nodes < 1) || (o.gpus_per_node && (t.gpu.is_cpu ? *o.gpus_per_node != 0 : *o.gpus_per_node < 1)))
+        return {};  // derive_slurm_resources says why
+    Problems ignored;
+    const Shape now = parallel_shape(s, SlurmOptions{}, ignored);
+    const std::int64_t nodes = o.nodes.value_or(now.nodes);
+    // Ranks per node: one per GPU asked for; on a CPU host the topology's "GPUs" are its ranks.
+    const std::int64_t per_node = t.gpu.is_cpu ? now.tasks_per_node : o.gpus_per_node.value_or(now.gpus_per_node);
+    if (nodes == now.nodes && per_node == now.tasks_per_node) return {};
+    std::vector<std::string> sets;
+    if (nodes != t.nodes) sets.push_back("topology.cluster.nodes=" + std::to_string(nodes));
+    if (per_node != t.gpus_per_node) sets.push_back("topology.cluster.gpus_per_node=" + std::to_string(per_node));
+    if (s.job.world_size != 0 && s.job.world_size != nodes * per_node) sets.push_back("parallel.world_size=0");
+    if (nodes > 1 && (t.inter.kind == config::LinkKind::none || t.inter.bandwidth_gbps <= 0)) {
+        // Everything the next try needs, in one line: the network's kind and bandwidth (whichever
+        // the topology lacks), or a topology that has nodes.
+        std::vector<std::string> add;
+        if (t.inter.kind == config::LinkKind::none) add.push_back("--set topology.inter_node.kind=infiniband|ethernet");
+        if (t.inter.bandwidth_gbps <= 0) add.push_back("--set topology.inter_node.bandwidth_gbps=<GB/s per NIC>");
+        const auto multi = multi_node_topologies();
+        const std::string asked = o.nodes ? "--nodes" : "--gpus-per-node";
+        throw InputError(bad(
+            asked, std::to_string(o.nodes ? *o.nodes : *o.gpus_per_node),
+            std::to_string(nodes) + " nodes of topology " + t.name + ", which has no network between nodes (inter_node.kind = " +
+                config::link_kind_name(t.inter.kind) + ", inter_node.bandwidth_gbps = " + format_fixed(t.inter.bandwidth_gbps, 1) +
+                "): the simulator and the plan need one",
+            "in the same command, " + join(add, " ") + " (and topology.inter_node.nics, NICs per node, default 1)" +
+                (multi.empty() ? std::string() : ", or a topology with nodes: --set job.topology=" + join(multi, " | "))));
+    }
+    return sets;
+}
+
+std::string slurm_job_name(const model::Scenario& s) {
+    const auto& jv = s.job.values;
+    const auto& tv = s.topology.values;
+    const bool changed = overridden(jv, "job.model") || overridden(jv, "job.topology") || overridden(jv, "parallel.strategy") ||
+                         overridden(tv, "cluster.nodes") || overridden(tv, "cluster.gpus_per_node");
+    std::string n = "shardsim-" + s.job.name;
+    if (changed && !overridden(jv, "job.name")) {
+        // Nodes x GPUs of the device when the cluster's shape was changed (the topology's own name
+        // would state the old one), else the topology's name.
+        const bool shape = overridden(tv, "cluster.nodes") || overridden(tv, "cluster.gpus_per_node");
+        std::string device = s.topology.gpu.name;
+        for (char& c : device) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        n = "shardsim-" + s.model.name + "-" + config::strategy_name(s.job.strategy) + "-" +
+            (shape ? std::to_string(s.topology.nodes) + "x" + std::to_string(s.topology.gpus_per_node) + "-" + device
+                   : s.topology.name);
+    }
+    for (char& c : n)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+    return n;
 }
 
 namespace {
@@ -341,13 +452,6 @@ std::string commented(std::string text, const std::string& indent = "   ") {
     return out;
 }
 
-std::string slurm_job_name(const std::string& job_name) {
-    std::string n = "shardsim-" + job_name;
-    for (char& c : n)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
-    return n;
-}
-
 std::string generator_command(const SlurmOptions& o) {
     std::string cmd = "shardsim slurm --job " + shell_quote(o.job);
     for (const auto& s : o.sets) cmd += " --set " + shell_quote(s);
@@ -360,7 +464,21 @@ std::string generator_command(const SlurmOptions& o) {
     if (!o.time.empty()) cmd += " --time " + o.time;
     if (!o.partition.empty()) cmd += " --partition " + o.partition;
     if (!o.account.empty()) cmd += " --account " + o.account;
+    if (o.exclusive) cmd += " --exclusive";
+    if (!o.gpu_bind.empty()) cmd += " --gpu-bind " + o.gpu_bind;
+    if (!o.cpu_bind.empty()) cmd += " --cpu-bind " + o.cpu_bind;
+    if (!o.nccl_debug.empty()) cmd += " --nccl-debug " + o.nccl_debug;
+    for (const auto& line : o.setup) cmd += " --setup " + shell_quote(line);
+    if (o.requeue) cmd += " --requeue --signal-grace " + std::to_string(o.signal_grace_s);
     return cmd;
+}
+
+// The job's --set arguments as the ranks get them: the user's, then those --nodes and
+// --gpus-per-node imply.
+std::vector<std::string> all_sets(const SlurmOptions& o) {
+    std::vector<std::string> sets = o.sets;
+    sets.insert(sets.end(), o.shape_sets.begin(), o.shape_sets.end());
+    return sets;
 }
 
 std::string launcher_name(SlurmLauncher l) { return l == SlurmLauncher::srun ? "srun" : "mpirun"; }
@@ -373,7 +491,7 @@ std::string script_header(const model::Scenario& s, const SlurmOptions& o, const
     std::string out = "#!/bin/bash\n";
     out += commented("shardsim " + slurm_mode_name(o.mode) + " of job " + s.job.name + ", written by shardsim " +
                          version() + ". Submit: sbatch THIS_FILE\nMade with: " + generator_command(o), " ");
-    out += "#SBATCH --job-name=" + slurm_job_name(s.job.name) + "\n";
+    out += "#SBATCH --job-name=" + slurm_job_name(s) + "\n";
     out += "#SBATCH --nodes=" + std::to_string(r.nodes) + "\n";
     out += "#SBATCH --ntasks-per-node=" + std::to_string(r.tasks_per_node) + "\n";
     if (r.gpus_per_node > 0) out += "#SBATCH --gpus-per-node=" + std::to_string(r.gpus_per_node) + "\n";
@@ -382,9 +500,17 @@ std::string script_header(const model::Scenario& s, const SlurmOptions& o, const
     out += "#SBATCH --time=" + r.time + "\n";
     if (!o.partition.empty()) out += "#SBATCH --partition=" + o.partition + "\n";
     if (!o.account.empty()) out += "#SBATCH --account=" + o.account + "\n";
+    if (o.exclusive) out += "#SBATCH --exclusive\n";
+    if (o.requeue) {
+        out += "#SBATCH --requeue\n";
+        out += "#SBATCH --signal=TERM@" + std::to_string(o.signal_grace_s) + "\n";
+        out += "#SBATCH --open-mode=append\n";
+    }
     out += "#SBATCH --output=%x-%j.out\n";
     out += "#\n# Options given to sbatch override the #SBATCH lines (sbatch --partition=gpu THIS_FILE).\n";
 
+    if (!o.shape_sets.empty())
+        out += commented("From --nodes / --gpus-per-node, the job runs with: --set " + join(o.shape_sets, " --set "), " ");
     out += "#\n# Resources, derived from the job and its topology:\n";
     TextTable table({"resource", "value", "from"});
     table.align_left(1);
@@ -408,7 +534,15 @@ std::string script_header(const model::Scenario& s, const SlurmOptions& o, const
         "SHARDSIM_OUT_DIR   output base folder (default: $SLURM_SUBMIT_DIR/shardsim-out); this job\n"
         "                   writes " + output_files(mc) + "\n"
         "SHARDSIM_ARGS      more arguments for shardsim " + std::string(mc.subcommand) +
-        (mc.takes_job ? " (e.g. \"--set job.steps=3\")\n" : " (e.g. \"--op all_gather --max-bytes 1G\")\n");
+        (mc.takes_job ? " (e.g. \"--set job.steps=3\")\n" : " (e.g. \"--op all_gather --max-bytes 1G\")\n") +
+        "SHARDSIM_SETUP     a file to source first (site set-up: module load, conda or venv activation),\n"
+        "                   after the script's own set-up lines; it may set the variables above\n";
+    if (r.gpus_per_node > 0)
+        env += "NCCL_DEBUG         passed to the ranks (" +
+               (o.nccl_debug.empty() ? std::string("unset by default; e.g. INFO") : "default here: " + o.nccl_debug) + ")\n";
+    if (o.requeue)
+        env += "SHARDSIM_MAX_RESTARTS  times this script requeues the job itself (default " + std::to_string(kDefaultMaxRestarts) +
+               ")\n";
     if (mc.parallel)
         env += "SHARDSIM_LAUNCHER  srun (PMIx) or mpirun (Open MPI's, inside this allocation); default: " +
                launcher_name(r.launcher) + "\n"
@@ -423,13 +557,30 @@ std::string script_header(const model::Scenario& s, const SlurmOptions& o, const
     return out;
 }
 
-// The commands: variables with their defaults, the output folder, then the mode's command,
-// launched on every rank (srun or mpirun) or run once in the batch step.
-std::string script_body(const SlurmOptions& o, const SlurmResources& r, const ModeCommand& mc) {
-    std::string out = "\nset -euo pipefail\n\n";
-    out += "SHARDSIM=${SHARDSIM:-shardsim}\n";
+// The site set-up first (it may put shardsim on PATH or set the variables below).
+std::string setup_section(const SlurmOptions& o) {
+    std::string out =
+        "\n# Site set-up: the lines given to shardsim slurm --setup, then the file $SHARDSIM_SETUP names.\n"
+        "# nounset is off while they run (module and conda scripts read unset variables); a failing\n"
+        "# line ends the job here.\n"
+        "set +u\n";
+    for (const auto& line : o.setup) out += line + "\n";
+    out += "if [ -n \"${SHARDSIM_SETUP:-}\" ]; then\n"
+           "    source \"$SHARDSIM_SETUP\"\n"
+           "fi\n"
+           "set -u\n";
+    return out;
+}
+
+// Variables with their defaults and the output folder. Arrays are expanded as ${A[@]+"${A[@]}"}:
+// bash before 4.4 (RHEL 7's 4.2) calls an empty "${A[@]}" unbound under set -u.
+std::string variables_section(const SlurmOptions& o, const SlurmResources& r, const ModeCommand& mc) {
+    std::string out = "\nSHARDSIM=${SHARDSIM:-shardsim}\n";
     if (mc.takes_job) out += "SHARDSIM_JOB=${SHARDSIM_JOB:-" + shell_quote(o.job) + "}\n";
     out += "OUT_DIR=${SHARDSIM_OUT_DIR:-${SLURM_SUBMIT_DIR:-$PWD}/shardsim-out}/${SLURM_JOB_ID:-local}\n";
+    if (o.requeue)
+        out += "# A requeued job keeps its id: each restart writes beside the earlier attempts' files.\n"
+               "if [ \"${SLURM_RESTART_COUNT:-0}\" != 0 ]; then OUT_DIR=$OUT_DIR/restart-$SLURM_RESTART_COUNT; fi\n";
     out += "read -r -a EXTRA_ARGS <<<\"${SHARDSIM_ARGS:-}\"\n";
     if (mc.parallel) {
         out += "SHARDSIM_LAUNCHER=${SHARDSIM_LAUNCHER:-" + launcher_name(r.launcher) + "}\n";
@@ -437,54 +588,101 @@ std::string script_body(const SlurmOptions& o, const SlurmResources& r, const Mo
         out += "read -r -a MPIRUN_ARGS <<<\"${SHARDSIM_MPIRUN_ARGS:-}\"\n";
     }
     out += "\nif ! command -v \"$SHARDSIM\" >/dev/null; then\n"
-           "    echo \"shardsim: binary '$SHARDSIM' not found: put it on PATH or set SHARDSIM=/path/to/shardsim\" >&2\n"
+           "    echo \"shardsim: binary '$SHARDSIM' not found: put it on PATH (--setup, SHARDSIM_SETUP) or set SHARDSIM=/path/to/shardsim\" >&2\n"
            "    exit 2\n"
            "fi\n"
            "mkdir -p \"$OUT_DIR\"\n";
-    if (mc.parallel)
+    if (mc.parallel && r.gpus_per_node == 0)
         out += "\n# Open MPI allocates reduction buffers with malloc on every call; with glibc's default mmap\n"
                "# threshold each call page-faults them again (reduce-scatter 20-100x slower). Keep them on the heap.\n"
+               "# (CPU ranks only: on GPUs NCCL reduces, in device memory.)\n"
                "export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-1073741824}\n"
                "export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-4294967295}\n";
-    out += "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}\n\n";
+    if (!o.nccl_debug.empty()) out += "export NCCL_DEBUG=${NCCL_DEBUG:-" + o.nccl_debug + "}\n";
+    out += "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}\n";
+    return out;
+}
 
-    out += "CMD=(\"$SHARDSIM\" " + std::string(mc.subcommand);
+// With --requeue: who stopped the run decides whether this script requeues the job.
+std::string requeue_trap(const SlurmOptions& o) {
+    if (!o.requeue) return "";
+    return "\n# Requeue. Slurm sends SIGTERM to the ranks " + std::to_string(o.signal_grace_s) +
+           " s before the time limit (#SBATCH --signal); they finish\n"
+           "# their step, close the timeline file (complete = 0) and exit 143, and this script, which that\n"
+           "# signal does not reach and whose job is still RUNNING, requeues the job. When Slurm ends the\n"
+           "# job itself (preemption, scontrol requeue, scancel) the job is no longer RUNNING by then and\n"
+           "# this script is signalled too: it leaves the job to Slurm, which requeues a --requeue job after\n"
+           "# preemption or scontrol requeue and not after scancel.\n"
+           "signalled=0\n"
+           "trap 'signalled=1' TERM\n";
+}
+
+std::string requeue_after(const SlurmOptions& o) {
+    if (!o.requeue) return "";
+    return "if [ \"$status\" = 143 ] && [ \"$signalled\" = 0 ] && [ -n \"${SLURM_JOB_ID:-}\" ]; then\n"
+           "    restarts=${SLURM_RESTART_COUNT:-0}\n"
+           "    state=$(squeue -h -j \"$SLURM_JOB_ID\" -o %T 2>/dev/null || true)\n"
+           "    if [ \"$state\" != RUNNING ]; then\n"
+           "        echo \"shardsim: the run stopped; job $SLURM_JOB_ID is ${state:-gone}: Slurm decides whether it runs again\"\n"
+           "    elif [ \"$restarts\" -lt \"${SHARDSIM_MAX_RESTARTS:-" + std::to_string(kDefaultMaxRestarts) + "}\" ]; then\n"
+           "        echo \"shardsim: the run stopped before the time limit; requeueing job $SLURM_JOB_ID (restart $((restarts + 1)))\"\n"
+           "        scontrol requeue \"$SLURM_JOB_ID\" || echo \"shardsim: scontrol requeue $SLURM_JOB_ID failed\" >&2\n"
+           "    else\n"
+           "        echo \"shardsim: the run stopped before the time limit; not requeued: $restarts restart(s) already (SHARDSIM_MAX_RESTARTS)\"\n"
+           "    fi\n"
+           "fi\n";
+}
+
+std::string launch_section(const SlurmOptions& o, const SlurmResources& r, const ModeCommand& mc) {
+    std::string out = "\nCMD=(\"$SHARDSIM\" " + std::string(mc.subcommand);
     if (mc.takes_job) {
         out += " --job \"$SHARDSIM_JOB\"";
-        for (const auto& set : o.sets) out += " --set " + shell_quote(set);
+        for (const auto& set : all_sets(o)) out += " --set " + shell_quote(set);
     }
     for (const auto& f : mc.outputs) out += " " + std::string(f.option) + " \"$OUT_DIR/" + f.file + "\"";
-    out += " \"${EXTRA_ARGS[@]}\")\n";
+    out += " ${EXTRA_ARGS[@]+\"${EXTRA_ARGS[@]}\"})\n";
     out += "echo \"shardsim: Slurm job ${SLURM_JOB_ID:-none} on ${SLURM_JOB_NODELIST:-$(hostname)}: ${CMD[*]}\"\n";
     out += "status=0\n";
-    if (!mc.parallel) {
-        out += "\"${CMD[@]}\" || status=$?\n";
-    } else {
-        const std::string t = std::to_string(r.tasks_per_node);
-        out += "case \"$SHARDSIM_LAUNCHER\" in\n"
-               "    srun)\n"
-               "        # PMIx: Open MPI builds such as Debian's have no Slurm PMI-1/2. --kill-on-bad-exit ends the\n"
-               "        # step as soon as one rank fails, instead of leaving the others in a collective until the\n"
-               "        # time limit. Each rank binds GPU SLURM_LOCALID of the CUDA_VISIBLE_DEVICES Slurm sets.\n"
-               "        srun --mpi=pmix --kill-on-bad-exit=1 --nodes=" + std::to_string(r.nodes) + " --ntasks-per-node=" + t +
-               " --cpus-per-task=" + std::to_string(r.cpus_per_task) + " \\\n"
-               "            \"${SRUN_ARGS[@]}\" \"${CMD[@]}\" || status=$?\n"
-               "        ;;\n"
-               "    mpirun)\n"
-               "        # Open MPI's mpirun reads the allocation from Slurm (and starts its daemons on the other\n"
-               "        # nodes with srun); a rank that fails ends the job. Ranks bind GPU\n"
-               "        # OMPI_COMM_WORLD_LOCAL_RANK: SLURM_LOCALID is the daemon's there, 0 on every rank.\n"
-               "        mpirun -np " + std::to_string(r.nodes * r.tasks_per_node) + " --map-by ppr:" + t +
-               ":node --bind-to none \\\n"
-               "            \"${MPIRUN_ARGS[@]}\" \"${CMD[@]}\" || status=$?\n"
-               "        ;;\n"
-               "    *)\n"
-               "        echo \"SHARDSIM_LAUNCHER: bad value '$SHARDSIM_LAUNCHER' (allowed: srun, mpirun)\" >&2\n"
-               "        exit 2\n"
-               "        ;;\n"
-               "esac\n";
-    }
+    if (!mc.parallel) return out + "\"${CMD[@]}\" || status=$?\n";
+    const std::string t = std::to_string(r.tasks_per_node);
+    std::string binds;
+    if (!o.gpu_bind.empty()) binds += " --gpu-bind=" + o.gpu_bind;
+    if (!o.cpu_bind.empty()) binds += " --cpu-bind=" + o.cpu_bind;
+    out += "case \"$SHARDSIM_LAUNCHER\" in\n"
+           "    srun)\n"
+           "        # PMIx: Open MPI builds such as Debian's have no Slurm PMI-1/2. --kill-on-bad-exit ends the\n"
+           "        # step as soon as one rank fails, instead of leaving the others in a collective until the\n"
+           "        # time limit. Each rank binds GPU SLURM_LOCALID of the CUDA_VISIBLE_DEVICES Slurm sets.\n"
+           "        srun --mpi=pmix --kill-on-bad-exit=1 --nodes=" + std::to_string(r.nodes) + " --ntasks-per-node=" + t +
+           " --cpus-per-task=" + std::to_string(r.cpus_per_task) + binds + " \\\n"
+           "            ${SRUN_ARGS[@]+\"${SRUN_ARGS[@]}\"} \"${CMD[@]}\" || status=$?\n"
+           "        ;;\n"
+           "    mpirun)\n"
+           "        # Open MPI's mpirun reads the allocation from Slurm (and starts its daemons on the other\n"
+           "        # nodes with srun); a rank that fails ends the job. Ranks bind GPU\n"
+           "        # OMPI_COMM_WORLD_LOCAL_RANK: SLURM_LOCALID is the daemon's there, 0 on every rank.\n"
+           "        mpirun -np " + std::to_string(r.nodes * r.tasks_per_node) + " --map-by ppr:" + t +
+           ":node --bind-to none \\\n"
+           "            ${MPIRUN_ARGS[@]+\"${MPIRUN_ARGS[@]}\"} \"${CMD[@]}\" || status=$?\n"
+           "        ;;\n"
+           "    *)\n"
+           "        echo \"SHARDSIM_LAUNCHER: bad value '$SHARDSIM_LAUNCHER' (allowed: srun, mpirun)\" >&2\n"
+           "        exit 2\n"
+           "        ;;\n"
+           "esac\n";
+    return out;
+}
+
+// The commands: the site set-up, the variables and the output folder, then the mode's command,
+// launched on every rank (srun or mpirun) or run once in the batch step. Bash 4.2 (RHEL 7) runs it.
+std::string script_body(const SlurmOptions& o, const SlurmResources& r, const ModeCommand& mc) {
+    std::string out = "\nset -euo pipefail\n";
+    out += setup_section(o);
+    out += variables_section(o, r, mc);
+    out += requeue_trap(o);
+    out += launch_section(o, r, mc);
     out += "echo \"shardsim: exit status $status; output in $OUT_DIR\"\n";
+    out += requeue_after(o);
     out += "exit \"$status\"\n";
     return out;
 }

@@ -43,7 +43,7 @@ Scenario load_scenario(const std::string& job_ref, const std::vector<std::string
     const bool is_path = job_ref.find('/') != std::string::npos || fs::path(job_ref).extension() == ".ini";
     if (is_path) return complete(config::load_job(job_ref, ov.job), ov);
     if (auto text = config::embedded_text("jobs", job_ref))
-        return complete(config::load_job_text("<jobs/" + job_ref + ".ini>", *text, "", ov.job), ov);
+        return complete(config::load_job_text("<jobs/" + job_ref + ".ini>", *text, config::embedded_dir("jobs"), ov.job), ov);
     throw InputError("--job: bad value '" + job_ref + "' (allowed: a path to a job .ini, or a shipped job: " +
                      join(config::embedded_names("jobs"), ", ") + ")");
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "shardsim/config/embedded.hpp"
+#include "shardsim/config/job.hpp"
 #include "shardsim/core/format.hpp"
 
 namespace shardsim::model {
@@ -157,6 +158,7 @@ ModelSpec load_model_text(const std::string& path, const std::string& text) {
     ModelSpec m;
     m.name = v.text("model.name");
     m.source = v.text("model.source");
+    m.effective_ini = config::effective_text(model_schema(), v);
     m.arch = static_cast<Arch>(std::find(kArchs.begin(), kArchs.end(), v.text("model.arch")) - kArchs.begin());
     m.vocab = v.integer("model.vocab");
     m.ffn_kind = static_cast<FfnKind>(

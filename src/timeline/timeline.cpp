@@ -58,6 +58,27 @@ OpRecord planned_record(const plan::Op& op, double t_start, double t_end, int st
     return r;
 }
 
+std::vector<int> RankTimeline::steps() const {
+    std::vector<int> out;
+    for (const auto& op : ops) out.push_back(op.step);
+    for (const auto& m : memory) out.push_back(m.step);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+RankTimeline RankTimeline::only_step(int step) const {
+    RankTimeline out;
+    out.rank = rank;
+    out.device = device;
+    out.host = host;
+    for (const auto& op : ops)
+        if (op.step == step) out.ops.push_back(op);
+    for (const auto& m : memory)
+        if (m.step == step) out.memory.push_back(m);
+    return out;
+}
+
 RankSummary RankTimeline::summarize() const {
     RankSummary s;
     if (!memory.empty()) s.model_state = memory.front().bytes;

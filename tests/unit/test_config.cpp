@@ -53,6 +53,32 @@ TEST_CASE("every shipped job parses into a scenario and a plan") {
     CHECK(n >= 18);
 }
 
+TEST_CASE("every shipped job loads by its catalogue name too, relative paths inside it included") {
+    // jobs/mini-llama-fsdp-2cpu.ini names its model as ../models/mini-llama.ini: by name, from the
+    // binary, that path resolves among the shipped files, from any working folder.
+    int n = 0;
+    for (const auto& name : config::embedded_names("jobs")) {
+        INFO(name);
+        const auto by_name = model::load_scenario(name, {});
+        const auto by_path = model::load_scenario(test::source_dir() + "/jobs/" + name + ".ini", {});
+        CHECK(by_name.model.name == by_path.model.name);
+        CHECK(by_name.topology.name == by_path.topology.name);
+        ++n;
+    }
+    CHECK(n >= 18);
+    const auto mini = model::load_scenario("mini-llama-fsdp-2cpu", {});
+    CHECK(mini.model.name == "mini-llama");
+    // A relative path from a shipped job that names no shipped file is the usual one-line error.
+    CHECK_THROWS_WITH_AS(model::load_scenario("mini-llama-fsdp-2cpu", {"job.model=../models/nope.ini"}),
+                         doctest::Contains("job.model: bad value '../models/nope.ini'"), InputError);
+    CHECK_THROWS_AS(model::load_scenario("mini-llama-fsdp-2cpu", {"job.model=../../etc/passwd"}), InputError);
+    // From another folder, as the issue found it: the binary run by name.
+    const TempDir dir;
+    const auto r = run_command("cd " + dir.path() + " && " + test::shardsim_binary() + " simulate --job mini-llama-fsdp-2cpu");
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.find("mini-llama") != std::string::npos);
+}
+
 TEST_CASE("overrides: --set reaches job and topology keys, and the origin is remembered") {
     const auto s = model::load_scenario("llama-7b-fsdp-6x-a100-40g",
                                         {"batch.micro_batch=4", "topology.cluster.gpus_per_node=4", "fsdp.backward_prefetch=none"});

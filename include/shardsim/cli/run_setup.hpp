@@ -53,6 +53,11 @@ void agree_or_stop(const std::optional<InputError>& error, int world_rank, int w
 // abort_job, prefixed with `what` ("shardsim bench: error: ...").
 int run_mpi_command(const std::string& what, const std::function<int(int world_rank, int world_size)>& body);
 
+// Collective over MPI_COMM_WORLD, before anything is measured: rank 0 checks that each
+// {option, path} can be written (io::check_output_path) and says in one line which cannot; every
+// rank then stops with exit 2 (InputError on rank 0, QuietExit on the others).
+void check_output_paths(const std::vector<std::pair<std::string, std::string>>& outputs, int world_rank, int world_size);
+
 // Collective over MPI_COMM_WORLD. Refuses (InputError on the first failing rank, QuietExit on
 // the others) a world size that is not the job's, an unavailable backend, or a job predicted
 // not to fit (unless `force`).
@@ -64,10 +69,10 @@ RunContext prepare_run(const std::string& job, const std::vector<std::string>& s
 // predicted this rank would hold after it, and at its peak.
 [[noreturn]] void abort_run(const RunContext& ctx, int world_rank, const std::string& command, const std::exception& e);
 
-// Collective over MPI_COMM_WORLD, after the steps: this rank's measured timeline is written to
-// `out` (parallel HDF5, every rank its own group; skipped when empty) and gathered on rank 0,
-// which gets the whole measured run (`steps` recorded, rank r -> timeline r); the other ranks get
-// the run's attributes without timelines.
+// Collective over MPI_COMM_WORLD, after the steps: every rank's measured timeline is gathered on
+// rank 0, which writes `out` (skipped when empty; see MeasuredRecord in cli/record.hpp) and gets
+// the whole measured run (`steps` recorded, rank r -> timeline r); the other ranks get the run's
+// attributes without timelines.
 timeline::RunTimeline collect_measured(const RunContext& ctx, std::int64_t steps, const std::string& out);
 
 }  // namespace shardsim::cli

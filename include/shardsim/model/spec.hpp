@@ -54,6 +54,7 @@ struct ModelSpec {
     std::int64_t max_positions = 0;      // learned position table size (GPT-2), or nominal context
     std::int64_t relative_buckets = 0;   // T5 relative position buckets
     std::int64_t published_params = 0;  // the total the model's authors report (0: none published)
+    std::string effective_ini;          // every key with its effective value: the model, described in full
 
     bool encoder_decoder() const { return encoder.layers > 0; }
     std::string family() const { return encoder_decoder() ? "encoder-decoder" : "decoder"; }
