@@ -358,6 +358,13 @@ TEST_CASE("activation and FLOP contracts hold on CUDA") {
             CAPTURE(ckpt);
             auto gpu = device::make_cuda_device(0);
             test::check_contract(*gpu, model, ckpt, ckpt, DType::bf16);
+            // Eager attention with the fp32 softmax kept, dropout masks and the fused loss; sdpa
+            // with its dropout drawn again in backward where the family has it.
+            const std::string hidden = model == "tiny-llama" ? "dropout.hidden=0" : "dropout.hidden=0.2";
+            test::check_contract(*gpu, model, ckpt, false, DType::bf16,
+                                 {"memory.attention=eager", "dropout.attention=0.2", hidden, "memory.loss=fused"});
+            if (model == "tiny-llama" || model == "tiny-gpt2")
+                test::check_contract(*gpu, model, ckpt, false, DType::bf16, {"memory.attention=sdpa", "dropout.attention=0.2", hidden});
         }
 }
 

@@ -51,6 +51,14 @@ TEST_CASE("validate: every op allocates and frees what the ledger says, for ever
         {"tiny-bloom-cpu.ini", {"parallel.strategy=fsdp-no-shard"}},
         {"tiny-t5-cpu.ini", {}},
         {"tiny-t5-cpu.ini", {"lora.rank=4", "lora.targets=q", "memory.activation_checkpointing=true"}},
+        // Hugging Face's activations: T5's fp32 softmax next to its bf16 probabilities with
+        // dropout 0.1 (masks in the probabilities, sublayers, FFN, stack ends), recomputed; Llama's
+        // fp32 softmax with attention dropout and its sdpa; GPT-2's dropout with the fused loss.
+        {"tiny-t5-cpu.ini", {"precision.params=bf16", "parallel.strategy=zero3"}},
+        {"tiny-t5-cpu.ini", {"precision.params=bf16", "memory.activation_checkpointing=true"}},
+        {"tiny-llama-cpu.ini", {"precision.params=bf16", "dropout.attention=0.1", "parallel.strategy=zero2"}},
+        {"tiny-llama-cpu.ini", {"memory.attention=sdpa", "dropout.attention=0.1"}},
+        {"tiny-gpt2-cpu.ini", {"memory.loss=fused", "precision.params=bf16"}},
     };
     auto all = cases;
     // ZeRO++ hpZ and HSDP with a shard size of its own, where the world splits in two.
