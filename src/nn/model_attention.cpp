@@ -30,8 +30,9 @@ AttnDims attn_dims(const Ctx& c, const model::AttentionShape& a, float scale) {
 AttnTerms attention_terms(Ctx& c, Terms& terms, const std::string& p, const AttnDims& d) {
     AttnTerms t;
     t.prefix = p;
-    t.q = terms.add(c, p + ".q", c.dt, {d.batch * d.sq, d.heads * d.head_dim});
-    t.k = terms.add(c, p + ".k", c.dt, {d.batch * d.sk, d.kv_heads * d.head_dim});
+    const DType qk = d.qk_fp32 && !c.rules.fused_attention ? DType::fp32 : c.dt;
+    t.q = terms.add(c, p + ".q", qk, {d.batch * d.sq, d.heads * d.head_dim});
+    t.k = terms.add(c, p + ".k", qk, {d.batch * d.sk, d.kv_heads * d.head_dim});
     t.v = terms.add(c, p + ".v", c.dt, {d.batch * d.sk, d.kv_heads * d.head_dim});
     t.key = dropout_key(c, p + ".probs");
     if (c.rules.fused_attention) {

@@ -193,6 +193,7 @@ struct AttnDims {
     std::int64_t batch = 1, sq = 0, sk = 0, heads = 0, kv_heads = 0, head_dim = 0;
     float scale = 1;
     bool causal = false;
+    bool qk_fp32 = false;  // eager: q and k kept in fp32 (CodeGen's _attn upcasts them)
 };
 AttnDims attn_dims(const Ctx& c, const model::AttentionShape& a, float scale);
 

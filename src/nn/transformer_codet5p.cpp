@@ -76,7 +76,7 @@ public:
         }
         const Tensor h = keep_or_temp(c, terms, s, qkv_.keeps_input || fc_in_.keeps_input, "attn.input", {T, d_});
         norm_forward(c, terms, "ln_1", n1_, p, h);
-        const AttnDims dims = attn_dims(c, sa_, scale_);
+        const AttnDims dims = self_dims(c);
         const AttnTerms at = attention_terms(c, terms, "attn", dims);
         const Tensor fused = s.make(c.dt, {T, 3 * d_}, "fused qkv");
         linear_forward(c, terms, bind(c, qkv_, p, nullptr), h, fused);
@@ -146,7 +146,7 @@ public:
         linear_backward(c, terms, bind(c, out_, p, &g), attention_context_get(terms, "attn"), dattn, dctx, false);
         s.release(dattn);
         const Tensor dq = s.make(c.dt, {T, d_}, "dq"), dk = s.make(c.dt, {T, d_}, "dk"), dv = s.make(c.dt, {T, d_}, "dv");
-        attention_backward(c, attn_dims(c, sa_, scale_), attention_get(c, terms, "attn"), dctx, dq, dk, dv, Tensor{});
+        attention_backward(c, self_dims(c), attention_get(c, terms, "attn"), dctx, dq, dk, dv, Tensor{});
         s.release(dctx);
         rotate(c, dq, true);
         rotate(c, dk, true);
@@ -162,6 +162,13 @@ public:
     }
 
 private:
+    // CodeGen's _attn upcasts q and k to fp32 (after the rotary) before the score matmul.
+    AttnDims self_dims(const Ctx& c) const {
+        AttnDims d = attn_dims(c, sa_, scale_);
+        d.qk_fp32 = true;
+        return d;
+    }
+
     // y += dropout(fc_out(gelu(fc_in(h)))); h is released once read.
     void mlp(Ctx& c, const CallTensors& p, Scratch& s, const Tensor& h, const Tensor& y) {
         const std::int64_t T = c.tokens(st_);

@@ -82,11 +82,14 @@ public:
                 t.out_features);
         }
     }
-    void attention(const std::string& p, const model::AttentionShape& a) {
+    // `qk_fp32`: eager attention upcasts q and k before the score matmul, which keeps the fp32
+    // copies (CodeGen's _attn).
+    void attention(const std::string& p, const model::AttentionShape& a, bool qk_fp32 = false) {
         const std::int64_t sq = shape_.len(a.q_stream), sk = shape_.len(a.kv_stream);
         const std::int64_t elems = shape_.batch * a.heads * sq * sk;
-        act(p + ".q", a.q_stream, a.heads * a.head_dim);
-        act(p + ".k", a.kv_stream, a.kv_heads * a.head_dim);
+        const std::int64_t qk = qk_fp32 && !rules_.fused_attention ? kStat : dt_;
+        add(p + ".q", shape_.tokens(a.q_stream) * a.heads * a.head_dim * qk);
+        add(p + ".k", shape_.tokens(a.kv_stream) * a.kv_heads * a.head_dim * qk);
         act(p + ".v", a.kv_stream, a.kv_heads * a.head_dim);
         if (rules_.fused_attention) {
             act(p + ".out", a.q_stream, a.heads * a.head_dim);
@@ -263,7 +266,7 @@ void codet5p_block(Builder& b, const ShardingPlan& plan, const Unit& u, const st
     b.input_if("attn.input", st, s.hidden, {"attn.qkv_proj", "mlp.fc_in"});
     b.lora_middles(".attn.");
     b.lora_middles(".mlp.");
-    b.attention("attn", attn[0]);
+    b.attention("attn", attn[0], true);
     b.context_if("attn", attn[0], {".attn.out_proj"});
     b.mask("attn.out", st, s.hidden);
     b.act("mlp.fc_out", st, s.ffn);

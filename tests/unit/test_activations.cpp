@@ -160,3 +160,18 @@ TEST_CASE("the loss: eager keeps bf16 logits and the fp32 log-softmax, fused onl
     CHECK(g.forward_workspace == 0);
     CHECK(g.backward_workspace == n * 4);
 }
+
+TEST_CASE("CodeT5+ (CodeGen's _attn): q and k kept in fp32, the fp32 softmax beside its bf16 cast") {
+    // tiny-codet5p decoder block 0: hidden 32, 4 heads of 8, no cross-attention, 16 tokens.
+    const auto p = make_plan("tiny-codet5p");
+    const auto t = terms(*p, call_of(*p, "decoder.block.0"));
+    CHECK(t.at("attn.q") == 16 * 32 * 4);  // query.to(torch.float32), kept by the score matmul
+    CHECK(t.at("attn.k") == 16 * 32 * 4);
+    CHECK(t.at("attn.v") == 16 * 32 * 2);
+    CHECK(t.at("attn.softmax") == 1024 * 4);
+    CHECK(t.at("attn.probs") == 1024 * 2);
+    // The cross-attention (CodeT5+'s own code, not CodeGen's) keeps q and k in bf16.
+    const auto x = terms(*p, call_of(*p, "decoder.block.1"));
+    CHECK(x.at("ca.q") == 16 * 32 * 2);
+    CHECK(x.at("attn.q") == 16 * 32 * 4);
+}

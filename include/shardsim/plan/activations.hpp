@@ -18,6 +18,8 @@
 //     (softmax saves its output, dropout its 1-byte mask `probs.mask`, the matmul the dropped
 //     probabilities): T5 in bf16 with dropout 7 B, Llama in bf16 6 B, GPT-2 in bf16 with dropout
 //     5 B (softmax in the input dtype; the executor uses no autocast, under which it would be 7 B);
+//   - CodeGen's eager _attn (CodeT5+'s self-attention) upcasts q and k to fp32 before the score
+//     matmul, which keeps those copies: q and k at 4 B;
 //   - sdpa and flash attention keep Q, K, V, the output and the fp32 log-sum-exp (b * heads * s_q)
 //     and no score matrix and no mask (the kernel draws its dropout again in backward);
 //   - hidden dropout (p > 0) keeps a 1-byte mask per element where the family applies it (GPT-2:
