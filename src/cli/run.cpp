@@ -74,6 +74,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
     MeasuredRecord record(ctx, steps, o.out, world_rank);
     int stopped_by = 0;
     std::string last_line;
+    if (o.verify) ctx.executor->remember_first_step();
     for (int s = 0; s < steps && stopped_by == 0; ++s) {
         const exec::StepResult r = ctx.executor->run_step(s);
         double loss = 0, seconds = 0;

@@ -1,5 +1,6 @@
 #include "shardsim/config/job.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -23,6 +24,22 @@ std::optional<Strategy> parse_strategy(const std::string& s) {
         if (n[i] == s) return static_cast<Strategy>(i);
     return std::nullopt;
 }
+
+const std::vector<std::string>& attention_names() {
+    static const std::vector<std::string> names = {"auto", "eager", "sdpa", "flash"};
+    return names;
+}
+
+std::string attention_name(AttentionKind a) { return attention_names()[static_cast<std::size_t>(a)]; }
+
+namespace {
+
+AttentionKind parse_attention(const std::string& s) {  // the schema has checked it is one of the names
+    const auto& n = attention_names();
+    return static_cast<AttentionKind>(std::find(n.begin(), n.end(), s) - n.begin());
+}
+
+}  // namespace
 
 namespace {
 
@@ -169,8 +186,24 @@ const Schema& job_schema() {
         s.push_back(boolean("memory", "activation_checkpointing", "false", "keep only unit inputs, recompute in backward"));
         s.push_back(boolean("memory", "offload_optimizer", "false", "optimizer states and step on the host (ZeRO-Offload)"));
         s.push_back(boolean("memory", "offload_params", "false", "sharded parameters live on the host (ZeRO-3 only)"));
-        s.push_back(choice("memory", "attention", {"eager", "flash"}, "eager",
-                           "eager materialises attention scores; flash does not"));
+        s.push_back(choice("memory", "attention", attention_names(), "auto",
+                           "attention implementation, as Hugging Face's attn_implementation: eager keeps the softmax "
+                           "probabilities (fp32 where the family computes them in fp32) and dropout masks; sdpa "
+                           "(torch scaled_dot_product_attention) and flash (flash_attention_2) keep only q, k, v, the "
+                           "output and an fp32 log-sum-exp. auto = what transformers picks when none is asked for: "
+                           "sdpa for llama and gpt2, eager for t5, bloom and codet5p (they have no SDPA path; asking "
+                           "them for sdpa or flash is refused, as transformers refuses it)"));
+        s.push_back(choice("memory", "loss", {"eager", "fused"}, "eager",
+                           "eager: Hugging Face's loss (logits.float(), the fp32 log-softmax kept for backward); fused: "
+                           "a fused cross-entropy kernel (Liger style) that reads the model-dtype logits and writes their "
+                           "gradient in place in forward: no fp32 logits, no log-softmax"));
+
+        s.push_back(number("dropout", "attention", "probability", "model", 0, false,
+                           "dropout on the attention probabilities (the model file's attention_dropout unless given; "
+                           "0 turns it off)", 0.99));
+        s.push_back(number("dropout", "hidden", "probability", "model", 0, false,
+                           "dropout on hidden states: residual branches, embeddings, T5's FFN and stack ends (the "
+                           "model file's hidden_dropout unless given)", 0.99));
 
         s.push_back(integer("lora", "rank", "", "0", 0, "LoRA rank (0: LoRA off, full fine-tuning)"));
         s.push_back(number("lora", "alpha", "", "16", 0, true, "LoRA scaling numerator (scale = alpha / rank)"));
@@ -265,7 +298,10 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.activation_checkpointing = v.boolean("memory.activation_checkpointing");
     job.offload_optimizer = v.boolean("memory.offload_optimizer");
     job.offload_params = v.boolean("memory.offload_params");
-    job.attention = v.text("memory.attention") == "flash" ? AttentionKind::flash : AttentionKind::eager;
+    job.attention = parse_attention(v.text("memory.attention"));
+    job.loss = v.text("memory.loss") == "fused" ? LossKind::fused : LossKind::eager;
+    if (v.is_explicit("dropout.attention")) job.attention_dropout = v.number("dropout.attention");
+    if (v.is_explicit("dropout.hidden")) job.hidden_dropout = v.number("dropout.hidden");
     job.lora_rank = v.integer("lora.rank");
     job.lora_alpha = v.number("lora.alpha");
     job.lora_targets = v.list("lora.targets");

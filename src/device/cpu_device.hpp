@@ -46,6 +46,8 @@ public:
     void embedding_backward(const EmbeddingOp& op) override;
     void cross_entropy_forward(const CrossEntropyOp& op) override;
     void cross_entropy_backward(const CrossEntropyOp& op, float scale, const Tensor& dlogits) override;
+    void cross_entropy_fused(const CrossEntropyOp& op, float scale) override;
+    void dropout(const DropoutOp& op) override;
     void copy2d(const Copy2dOp& op) override;
     void adamw(const AdamWOp& op) override;
     void sgd(const SgdOp& op) override;

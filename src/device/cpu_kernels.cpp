@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "cpu_device.hpp"
+#include "dropout_bits.hpp"
 #include "shardsim/core/error.hpp"
 #include "shardsim/core/half.hpp"
 
@@ -172,10 +173,12 @@ void CpuDevice::bias_grad(const Tensor& dy, const Tensor& dbias) {
 
 void CpuDevice::softmax_forward(const SoftmaxOp& op) {
     SHARDSIM_ASSERT(op.scores.shape.size() == 4 && op.scores.dtype == DType::fp32, "softmax: fp32 [b, h, sq, sk] scores");
+    SHARDSIM_ASSERT(!op.use_lse || !op.lse.empty(), "softmax: use_lse without an lse");
     const std::int64_t heads = op.scores.shape[1], sq = op.scores.shape[2], sk = op.scores.shape[3];
     const std::int64_t rows = op.scores.numel() / sk;
     const auto* s = static_cast<const float*>(op.scores.data);
     const auto* slopes = static_cast<const float*>(op.alibi.data);
+    auto* lse = static_cast<float*>(op.lse.data);
     std::vector<float> v(static_cast<std::size_t>(sk));
     for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t i = r % sq, h = (r / sq) % heads;
@@ -190,6 +193,11 @@ void CpuDevice::softmax_forward(const SoftmaxOp& op) {
             v[static_cast<std::size_t>(j)] = x;
             mx = std::max(mx, x);
         }
+        if (op.use_lse) {
+            for (std::int64_t j = 0; j < sk; ++j)
+                store_value(op.probs.data, op.probs.dtype, r * sk + j, std::exp(v[static_cast<std::size_t>(j)] - lse[r]));
+            continue;
+        }
         double sum = 0;
         for (auto& x : v) {
             x = std::exp(x - mx);
@@ -197,6 +205,7 @@ void CpuDevice::softmax_forward(const SoftmaxOp& op) {
         }
         const auto inv = static_cast<float>(1.0 / sum);
         for (std::int64_t j = 0; j < sk; ++j) store_value(op.probs.data, op.probs.dtype, r * sk + j, v[static_cast<std::size_t>(j)] * inv);
+        if (lse) lse[r] = mx + static_cast<float>(std::log(sum));
     }
 }
 
@@ -295,6 +304,43 @@ void CpuDevice::cross_entropy_backward(const CrossEntropyOp& op, float scale, co
         for (std::int64_t j = 0; j < vocab; ++j) {
             const float onehot = j == op.targets[r] ? 1.0f : 0.0f;
             store_value(dlogits.data, dlogits.dtype, r * vocab + j, scale * (std::exp(lp[r * vocab + j]) - onehot));
+        }
+}
+
+void CpuDevice::cross_entropy_fused(const CrossEntropyOp& op, float scale) {
+    const std::int64_t vocab = last_dim(op.logits), rows = op.logits.numel() / vocab;
+    auto* loss = static_cast<float*>(op.losses.data);
+    std::vector<float> x(static_cast<std::size_t>(vocab));
+    for (std::int64_t r = 0; r < rows; ++r) {
+        for (std::int64_t j = 0; j < vocab; ++j) x[static_cast<std::size_t>(j)] = load_value(op.logits.data, op.logits.dtype, r * vocab + j);
+        const float mx = *std::max_element(x.begin(), x.end());
+        double sum = 0;
+        for (float v : x) sum += std::exp(static_cast<double>(v - mx));
+        const float lse = mx + static_cast<float>(std::log(sum));
+        const std::int64_t t = op.targets[r];
+        SHARDSIM_ASSERT(t >= 0 && t < vocab, "cross-entropy: target outside the vocabulary");
+        loss[r] = lse - x[static_cast<std::size_t>(t)];
+        for (std::int64_t j = 0; j < vocab; ++j)
+            store_value(op.logits.data, op.logits.dtype, r * vocab + j,
+                        scale * (std::exp(x[static_cast<std::size_t>(j)] - lse) - (j == t ? 1.0f : 0.0f)));
+    }
+}
+
+void CpuDevice::dropout(const DropoutOp& op) {
+    SHARDSIM_ASSERT(op.p >= 0 && op.p < 1 && op.cols <= op.width && op.rows_per_sample > 0, "dropout: bad arguments");
+    SHARDSIM_ASSERT(op.x.numel() == op.rows * op.cols && op.out.numel() == op.rows * op.cols, "dropout: tensors of another size");
+    const std::uint32_t threshold = dropout_bits::threshold(op.p);
+    const float scale = 1.0f / (1.0f - op.p);
+    for (std::int64_t r = 0; r < op.rows; ++r)
+        for (std::int64_t c = 0; c < op.cols; ++c) {
+            const std::int64_t i = r * op.cols + c;
+            const bool keep = op.mask_in ? op.mask_in[i] != 0
+                                         : dropout_bits::keep_at(op.key, op.first_sample, op.row0, op.rows_per_sample, op.width, r, c,
+                                                                 threshold);
+            if (op.mask_out) op.mask_out[i] = keep ? 1 : 0;
+            float v = keep ? load_value(op.x.data, op.x.dtype, i) * scale : 0.0f;
+            if (op.accumulate) v += load_value(op.out.data, op.out.dtype, i);
+            store_value(op.out.data, op.out.dtype, i, v);
         }
 }
 

@@ -212,6 +212,9 @@ public:
         a.alibi = static_cast<const float*>(op.alibi.data);
         a.scale = op.scale;
         a.causal = op.causal;
+        a.lse = static_cast<float*>(op.lse.data);
+        a.use_lse = op.use_lse;
+        SHARDSIM_ASSERT(!op.use_lse || a.lse, "softmax: use_lse without an lse");
         cuda::softmax_forward(a, cur());
         launched();
     }
@@ -255,6 +258,32 @@ public:
         const std::int64_t vocab = last_dim(op.log_probs);
         cuda::cross_entropy_backward(static_cast<const float*>(op.log_probs.data), op.targets, scale, arr(dlogits),
                                      op.log_probs.numel() / vocab, vocab, cur());
+        launched();
+    }
+    void cross_entropy_fused(const CrossEntropyOp& op, float scale) override {
+        const std::int64_t vocab = last_dim(op.logits);
+        cuda::cross_entropy_fused(arr(op.logits), op.targets, static_cast<float*>(op.losses.data), scale,
+                                  op.logits.numel() / vocab, vocab, cur());
+        launched();
+    }
+    void dropout(const DropoutOp& op) override {
+        SHARDSIM_ASSERT(op.p >= 0 && op.p < 1 && op.cols <= op.width && op.rows_per_sample > 0, "dropout: bad arguments");
+        SHARDSIM_ASSERT(op.x.numel() == op.rows * op.cols && op.out.numel() == op.rows * op.cols, "dropout: tensors of another size");
+        cuda::DropoutArgs a;
+        a.x = arr(op.x);
+        a.out = arr(op.out);
+        a.mask_in = op.mask_in;
+        a.mask_out = op.mask_out;
+        a.p = op.p;
+        a.key = op.key;
+        a.rows = op.rows;
+        a.cols = op.cols;
+        a.first_sample = op.first_sample;
+        a.row0 = op.row0;
+        a.rows_per_sample = op.rows_per_sample;
+        a.width = op.width;
+        a.accumulate = op.accumulate;
+        cuda::dropout(a, cur());
         launched();
     }
     void copy2d(const Copy2dOp& op) override {

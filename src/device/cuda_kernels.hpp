@@ -42,6 +42,8 @@ struct SoftmaxArgs {
     Arr probs, dprobs, dscores, bias;
     const float* alibi = nullptr;
     float* dbias = nullptr;
+    float* lse = nullptr;  // forward: written when given, read instead of the reductions with use_lse
+    bool use_lse = false;
     float scale = 1;
     bool causal = false;
     std::int64_t rows = 0, heads = 0, sq = 0, sk = 0;
@@ -67,6 +69,22 @@ void cross_entropy_forward(const float* logits, const std::int32_t* targets, flo
                            std::int64_t rows, std::int64_t vocab, cudaStream_t s);
 void cross_entropy_backward(const float* log_probs, const std::int32_t* targets, float scale, Arr dlogits,
                             std::int64_t rows, std::int64_t vocab, cudaStream_t s);
+
+// logits (any dtype) := scale * (softmax - onehot), losses[r] = lse - logits[r, target].
+void cross_entropy_fused(Arr logits, const std::int32_t* targets, float* losses, float scale, std::int64_t rows,
+                         std::int64_t vocab, cudaStream_t s);
+
+// device::DropoutOp, the keep bits from dropout_bits.hpp.
+struct DropoutArgs {
+    Arr x, out;
+    const std::uint8_t* mask_in = nullptr;
+    std::uint8_t* mask_out = nullptr;
+    float p = 0;
+    std::uint64_t key = 0;
+    std::int64_t rows = 0, cols = 0, first_sample = 0, row0 = 0, rows_per_sample = 1, width = 0;
+    bool accumulate = false;
+};
+void dropout(const DropoutArgs& a, cudaStream_t s);
 
 struct Copy2dArgs {
     Arr src, dst;

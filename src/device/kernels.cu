@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "cuda_kernels.hpp"
+#include "dropout_bits.hpp"
 
 namespace shardsim::device::cuda {
 
@@ -206,14 +207,21 @@ __device__ __forceinline__ float score(const SoftmaxArgs& a, std::int64_t r, std
 
 __global__ void k_softmax_forward(SoftmaxArgs a) {
     const std::int64_t r = blockIdx.x, i = r % a.sq, h = (r / a.sq) % a.heads;
+    if (a.use_lse) {  // an sdpa / flash backward: the probabilities from the kept log-sum-exp
+        for (std::int64_t j = threadIdx.x; j < a.sk; j += blockDim.x)
+            st(a.probs.p, a.probs.dt, r * a.sk + j, expf(score(a, r, h, i, j) - a.lse[r]));
+        return;
+    }
     float mx = -INFINITY;
     for (std::int64_t j = threadIdx.x; j < a.sk; j += blockDim.x) mx = fmaxf(mx, score(a, r, h, i, j));
     mx = block_reduce(mx, true);
     float sum = 0;
     for (std::int64_t j = threadIdx.x; j < a.sk; j += blockDim.x) sum += expf(score(a, r, h, i, j) - mx);
-    const float inv = 1.0f / block_reduce(sum, false);
+    sum = block_reduce(sum, false);
+    const float inv = 1.0f / sum;
     for (std::int64_t j = threadIdx.x; j < a.sk; j += blockDim.x)
         st(a.probs.p, a.probs.dt, r * a.sk + j, expf(score(a, r, h, i, j) - mx) * inv);
+    if (a.lse && threadIdx.x == 0) a.lse[r] = mx + logf(sum);
 }
 
 __global__ void k_softmax_backward(SoftmaxArgs a) {
@@ -285,6 +293,34 @@ __global__ void k_cross_entropy_backward(const float* lp, const std::int32_t* ta
     GRID_STRIDE(idx, rows * vocab) {
         const std::int64_t r = idx / vocab, j = idx % vocab;
         st(dlogits.p, dlogits.dt, idx, scale * (expf(lp[idx]) - (j == targets[r] ? 1.0f : 0.0f)));
+    }
+}
+
+// One block per row; the target's logit is read before the reductions' barriers, so no thread has
+// overwritten it yet.
+__global__ void k_cross_entropy_fused(Arr x, const std::int32_t* targets, float* losses, float scale, std::int64_t vocab) {
+    const std::int64_t r = blockIdx.x, base = r * vocab, t = targets[r];
+    const float target_logit = threadIdx.x == 0 ? ld(x.p, x.dt, base + t) : 0.0f;
+    float mx = -INFINITY;
+    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) mx = fmaxf(mx, ld(x.p, x.dt, base + j));
+    mx = block_reduce(mx, true);
+    float sum = 0;
+    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) sum += expf(ld(x.p, x.dt, base + j) - mx);
+    const float lse = mx + logf(block_reduce(sum, false));
+    if (threadIdx.x == 0) losses[r] = lse - target_logit;
+    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+        st(x.p, x.dt, base + j, scale * (expf(ld(x.p, x.dt, base + j) - lse) - (j == t ? 1.0f : 0.0f)));
+}
+
+__global__ void k_dropout(DropoutArgs a, std::uint32_t threshold, float scale) {
+    GRID_STRIDE(i, a.rows * a.cols) {
+        const std::int64_t r = i / a.cols, c = i % a.cols;
+        const bool keep = a.mask_in ? a.mask_in[i] != 0
+                                    : dropout_bits::keep_at(a.key, a.first_sample, a.row0, a.rows_per_sample, a.width, r, c, threshold);
+        if (a.mask_out) a.mask_out[i] = keep ? 1 : 0;
+        float v = keep ? ld(a.x.p, a.x.dt, i) * scale : 0.0f;
+        if (a.accumulate) v += ld(a.out.p, a.out.dt, i);
+        st(a.out.p, a.out.dt, i, v);
     }
 }
 
@@ -382,6 +418,14 @@ void cross_entropy_backward(const float* log_probs, const std::int32_t* targets,
                             std::int64_t rows, std::int64_t vocab, cudaStream_t s) {
     if (rows * vocab > 0)
         k_cross_entropy_backward<<<blocks_for(rows * vocab), kThreads, 0, s>>>(log_probs, targets, scale, dlogits, rows, vocab);
+}
+void cross_entropy_fused(Arr logits, const std::int32_t* targets, float* losses, float scale, std::int64_t rows,
+                         std::int64_t vocab, cudaStream_t s) {
+    if (rows > 0) k_cross_entropy_fused<<<row_grid(rows), kThreads, 0, s>>>(logits, targets, losses, scale, vocab);
+}
+void dropout(const DropoutArgs& a, cudaStream_t s) {
+    const std::int64_t n = a.rows * a.cols;
+    if (n > 0) k_dropout<<<blocks_for(n), kThreads, 0, s>>>(a, dropout_bits::threshold(a.p), 1.0f / (1.0f - a.p));
 }
 void copy2d(const Copy2dArgs& a, cudaStream_t s) {
     const std::int64_t n = a.batch * a.rows * a.cols;

@@ -93,6 +93,12 @@ StepResult Executor::run_step(int step) {
     const MemoryByCategory after = m.dev.allocator().current();
     for (MemCategory c : kAllMemCategories) m.leftover[c] = after[c] - before[c];
     record_step(step, before);
+    if (remember_first_step_ && first_moments_.empty() && plan_->precision().moment_count > 0)
+        for (const auto& u : plan_->units())
+            for (std::size_t i = 0; i < plan_->unit_plan(u.index).state.chunks.size(); ++i) {
+                std::int64_t first_row = 0;
+                first_moments_[{u.index, static_cast<int>(i)}] = owned_values(u.index, static_cast<int>(i), &first_row, true);
+            }
 
     StepResult r;
     for (double l : m.micro_losses) r.loss += l;

@@ -28,6 +28,7 @@ Batch make_batch(std::uint64_t seed, std::int64_t first_sample, std::int64_t cou
     SHARDSIM_ASSERT(vocab > kMaxStride && count >= 0, "make_batch: vocabulary too small");
     Batch b;
     b.batch = count;
+    b.first = first_sample;
     const bool enc_dec = shape.enc_len > 0;
     for (std::int64_t i = 0; i < count; ++i) {
         const std::uint64_t r = splitmix64(splitmix64(seed) ^ static_cast<std::uint64_t>(first_sample + i));

@@ -14,9 +14,21 @@ using device::NormGradOp;
 using device::CallTensors;
 using device::MatrixRef;
 
+namespace {
+
+std::uint64_t mix64(std::uint64_t x) {  // SplitMix64's finaliser
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+}  // namespace
+
 Ctx::Ctx(Device& d, const plan::ShardingPlan& p)
-    : dev(d), plan(p), spec(p.scenario().model), shape(p.batch_shape()), dt(p.precision().params) {
+    : dev(d), plan(p), spec(p.scenario().model), shape(p.batch_shape()), dt(p.precision().params), rules(plan::model_behaviour(p)) {
     const auto& job = p.scenario().job;
+    dropout_seed = mix64(job.seed ^ 0x64726f706f7574ull);  // "dropout": other bits than the data's
     if (job.lora_rank > 0) lora_scale = static_cast<float>(job.lora_alpha / static_cast<double>(job.lora_rank));
 }
 
@@ -49,6 +61,21 @@ void* Terms::add_ids(Ctx& c, const std::string& name, const std::vector<std::int
     t.t = Tensor{t.buf.data(), DType::fp32, {static_cast<std::int64_t>(ids.size())}};  // 4-byte slots
     terms_.push_back(std::move(t));
     return terms_.back().buf.data();
+}
+
+std::uint8_t* Terms::add_mask(Ctx& c, const std::string& name, std::int64_t elements) {
+    Term t;
+    t.name = name;
+    t.buf = c.buffer(elements, MemCategory::activations, name);
+    t.t = Tensor{t.buf.data(), DType::fp32, {0}};  // bytes, not values: reached through mask()
+    terms_.push_back(std::move(t));
+    return static_cast<std::uint8_t*>(terms_.back().buf.data());
+}
+
+std::uint8_t* Terms::mask(const std::string& name) const {
+    for (const auto& t : terms_)
+        if (t.name == name) return static_cast<std::uint8_t*>(t.buf.data());
+    return nullptr;
 }
 
 Tensor Terms::adopt(const std::string& name, Buffer&& b, DType dt, std::vector<std::int64_t> shape, bool kept) {
@@ -96,6 +123,66 @@ void Scratch::release(const Tensor& t) {
 Tensor keep_or_temp(Ctx& c, Terms& terms, Scratch& s, bool keep, const std::string& name, std::vector<std::int64_t> shape) {
     if (keep) return terms.add(c, name, c.dt, std::move(shape));
     return s.make(c.dt, std::move(shape), "unsaved activation");
+}
+
+// --- dropout -----------------------------------------------------------------------------------
+
+std::uint64_t dropout_key(const Ctx& c, const std::string& name) {
+    std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a of the name
+    for (const char ch : name) h = (h ^ static_cast<unsigned char>(ch)) * 0x100000001b3ull;
+    return mix64(c.dropout_seed ^ mix64(static_cast<std::uint64_t>(c.call)) ^ h);
+}
+
+namespace {
+
+// The op for a token-indexed tensor of the stream: a sample is seq rows.
+device::DropoutOp token_dropout(const Ctx& c, const Dropped& at, const Tensor& x, const Tensor& out) {
+    device::DropoutOp op;
+    op.x = x;
+    op.out = out;
+    op.p = static_cast<float>(c.rules.hidden_dropout);
+    op.key = dropout_key(c, at.name);
+    op.rows = c.tokens(at.stream);
+    op.cols = x.numel() / op.rows;
+    op.width = op.cols;
+    op.rows_per_sample = c.len(at.stream);
+    op.first_sample = c.batch.first;
+    return op;
+}
+
+}  // namespace
+
+void drop_forward(Ctx& c, Terms& terms, const Dropped& at, const Tensor& x, const Tensor& out) {
+    if (c.rules.hidden_dropout <= 0) {
+        if (out.data != x.data) c.dev.convert(x, out);
+        return;
+    }
+    device::DropoutOp op = token_dropout(c, at, x, out);
+    op.mask_out = terms.add_mask(c, at.name + ".mask", x.numel());
+    c.dev.dropout(op);
+}
+
+void drop_backward(Ctx& c, const Terms& terms, const Dropped& at, const Tensor& dy, const Tensor& dx) {
+    if (c.rules.hidden_dropout <= 0) {
+        if (dx.data != dy.data) c.dev.convert(dy, dx);
+        return;
+    }
+    device::DropoutOp op = token_dropout(c, at, dy, dx);
+    op.mask_in = terms.mask(at.name + ".mask");
+    SHARDSIM_ASSERT(op.mask_in != nullptr, "dropout mask not kept: " + at.name);
+    c.dev.dropout(op);
+}
+
+void add_dropped(Ctx& c, Terms& terms, const Dropped& at, const Residual& r) {
+    drop_forward(c, terms, at, r.branch, r.branch);
+    c.dev.axpby(1.0f, r.branch, 1.0f, r.residual, r.out);
+}
+
+Tensor branch_grad(Ctx& c, const Terms& terms, Scratch& scratch, const Dropped& at, const Tensor& dy) {
+    if (c.rules.hidden_dropout <= 0) return dy;
+    const Tensor g = scratch.make(dy.dtype, dy.shape, "dropped branch gradient");
+    drop_backward(c, terms, at, dy, g);
+    return g;
 }
 
 // --- parameters --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 
 #include "shardsim/nn/data.hpp"
 #include "shardsim/device/device.hpp"
+#include "shardsim/plan/activations.hpp"
 #include "shardsim/plan/plan.hpp"
 
 namespace shardsim::nn::detail {
@@ -38,6 +39,9 @@ struct Ctx {
     const model::ModelSpec& spec;
     model::BatchShape shape;
     DType dt;              // compute dtype = params dtype
+    plan::ModelBehaviour rules;  // attention kind, softmax dtype, dropout, loss: as the plan lists the terms
+    std::uint64_t dropout_seed = 0;  // from the job's seed
+    int call = -1;                   // the call of the forward program running now
     float lora_scale = 1;  // alpha / rank
     double loss_scale = 1;
     Batch batch;
@@ -72,6 +76,8 @@ public:
     // A new term; when it exists already (a kept term, met again in recompute) the existing one.
     Tensor add(Ctx& c, const std::string& name, DType dt, std::vector<std::int64_t> shape, bool kept = false);
     void* add_ids(Ctx& c, const std::string& name, const std::vector<std::int32_t>& ids);
+    std::uint8_t* add_mask(Ctx& c, const std::string& name, std::int64_t elements);  // 1 byte each
+    std::uint8_t* mask(const std::string& name) const;                               // nullptr when absent
     Tensor adopt(const std::string& name, Buffer&& b, DType dt, std::vector<std::int64_t> shape, bool kept);
     Tensor get(const std::string& name) const;  // empty when absent
     void drop_transient();                      // keep only the `kept` terms (checkpointing)
@@ -102,6 +108,29 @@ private:
 
 // A term when `keep`, else a scratch buffer: projection inputs are kept only for trainable weights.
 Tensor keep_or_temp(Ctx& c, Terms& terms, Scratch& s, bool keep, const std::string& name, std::vector<std::int64_t> shape);
+
+// --- dropout -----------------------------------------------------------------------------------
+// The key of one dropout site: the job's seed, the call and the dropped tensor's name, so every
+// rank, world size and recompute draws the same mask for the same global sample.
+std::uint64_t dropout_key(const Ctx& c, const std::string& name);
+// A tensor hidden dropout applies to: its name (the mask term is `<name>.mask`) and its stream
+// (the tensor is token-indexed, [tokens of the stream, width]).
+struct Dropped {
+    std::string name;
+    model::Stream stream = model::Stream::decoder;
+};
+// out (may be x) = dropout(x), keeping the mask term; a plain copy (or nothing, when out is x)
+// without hidden dropout.
+void drop_forward(Ctx& c, Terms& terms, const Dropped& at, const Tensor& x, const Tensor& out);
+// dx (may be dy) = dy through the kept mask (a plain copy without hidden dropout).
+void drop_backward(Ctx& c, const Terms& terms, const Dropped& at, const Tensor& dy, const Tensor& dx);
+// out = residual + dropout(branch), the branch dropped in place.
+struct Residual {
+    Tensor branch, residual, out;
+};
+void add_dropped(Ctx& c, Terms& terms, const Dropped& at, const Residual& r);
+// The gradient a dropped branch receives from dy: dy itself without hidden dropout, else a scratch.
+Tensor branch_grad(Ctx& c, const Terms& terms, Scratch& scratch, const Dropped& at, const Tensor& dy);
 
 // --- parameters --------------------------------------------------------------------------------
 // Indices of a unit's tensors by name, resolved once; bound to a call's tensors per call.
@@ -164,19 +193,33 @@ struct AttnDims {
     std::int64_t batch = 1, sq = 0, sk = 0, heads = 0, kv_heads = 0, head_dim = 0;
     float scale = 1;
     bool causal = false;
+    bool qk_fp32 = false;  // eager: q and k kept in fp32 (CodeGen's _attn upcasts them)
 };
 AttnDims attn_dims(const Ctx& c, const model::AttentionShape& a, float scale);
 
-// The kept q, k, v and probabilities <prefix>.q/.k/.v/.probs.
+// What one attention keeps, as plan::call_activations lists it: q, k, v and, eager, the probabilities
+// the matmul with v reads (`probs`, dropped when attention dropout is on), the softmax output when
+// it is another tensor (`softmax`: fp32 in the families that compute it so, or before dropout) and
+// the dropout mask; sdpa / flash keep the output (`out`) and the fp32 log-sum-exp (`lse`) instead.
 struct AttnTerms {
-    Tensor q, k, v, probs;
+    std::string prefix;  // "attn", "sa", "ca"
+    Tensor q, k, v, softmax, probs, out, lse;
+    std::uint8_t* mask = nullptr;
+    std::uint64_t key = 0;  // dropout site of the probabilities
 };
 AttnTerms attention_terms(Ctx& c, Terms& terms, const std::string& prefix, const AttnDims& d);
-AttnTerms attention_get(const Terms& terms, const std::string& prefix);
+AttnTerms attention_get(const Ctx& c, const Terms& terms, const std::string& prefix);
+// The attention output the output projection reads (q's shape): the kept `out` of sdpa / flash,
+// else `<prefix>.context` as a term when the projection is trainable (keep), a scratch otherwise.
+Tensor attention_context(Ctx& c, Terms& terms, Scratch& s, const AttnTerms& t, bool keep);
+Tensor attention_context_get(const Terms& terms, const std::string& prefix);
 
-// Eager attention: probs = softmax(scale q k^T + bias + alibi), out = probs v, per query head;
+// Attention: probs = softmax(scale q k^T + bias + alibi), dropped, out = probs v, per query head;
 // query head h reads key/value head h / (heads / kv_heads) (grouped-query attention without
-// copies of K and V).
+// copies of K and V). Eager materialises the scores of all heads; sdpa / flash (the job's
+// memory.attention) computes head by head and, causal, query row by query row over the keys it
+// sees (the GEMM FLOPs model::call_flops counts), keeping only the log-sum-exp, and computes the
+// scores again in backward.
 void attention_forward(Ctx& c, const AttnDims& d, const AttnTerms& t, const Tensor& bias, const Tensor& alibi,
                        const Tensor& out);
 // dq, dk, dv (=) from dout; dbias (fp32 [heads, sq, sk]) += when not empty.

@@ -52,9 +52,6 @@ std::unique_ptr<CallModule> make_call(const Ctx& c, const model::Unit& u, const 
 Transformer::Transformer(const plan::ShardingPlan& plan, Device& device, double loss_scale)
     : impl_(std::make_unique<Impl>(plan, device)) {
     const auto& job = plan.scenario().job;
-    if (job.attention == config::AttentionKind::flash)
-        throw InputError(job.where("memory.attention") +
-                         ": bad value 'flash': the executor's model runs eager attention only (allowed: eager)");
     impl_->ctx.loss_scale = loss_scale;
     impl_->checkpointing = job.activation_checkpointing;
     impl_->flops_at_start = device.gemm_flops();
@@ -87,6 +84,7 @@ void Transformer::start_micro_batch(const Batch& batch) {
 void Transformer::forward(int call, const CallTensors& params) {
     CallModule& m = impl_->call(call);
     m.terms.clear();
+    impl_->ctx.call = call;
     m.forward(impl_->ctx, params, false);
     if (impl_->checkpointing && m.is_block()) m.terms.drop_transient();
     impl_->saved[static_cast<std::size_t>(call)] = m.terms.list();
@@ -95,12 +93,14 @@ void Transformer::forward(int call, const CallTensors& params) {
 void Transformer::recompute(int call, const CallTensors& params) {
     CallModule& m = impl_->call(call);
     if (!impl_->checkpointing || !m.is_block()) return;
+    impl_->ctx.call = call;
     m.forward(impl_->ctx, params, true);
     impl_->saved[static_cast<std::size_t>(call)] = m.terms.list();
 }
 
 void Transformer::backward(int call, const CallTensors& params, const CallTensors& grads) {
     CallModule& m = impl_->call(call);
+    impl_->ctx.call = call;
     m.backward(impl_->ctx, params, grads);
     m.terms.clear();
 }

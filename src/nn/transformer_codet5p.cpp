@@ -4,7 +4,8 @@
 // (the top cross_attention_layers) first run x + out_proj(attn(q(LN_cross(x)), k(enc), v(enc))),
 // the order plan::call_activations assumes (ln_cross takes the block input). The last encoder
 // block ends with encoder.ln_f and enc_to_dec_proj: its output, at the decoder's width, is the
-// encoder output.
+// encoder output. Dropout as CodeGen applies it (resid_dropout after out_proj, mlp.dropout after
+// fc_out), the cross-attention's output dropped alike.
 #include <cmath>
 #include <numeric>
 
@@ -70,12 +71,12 @@ public:
         if (cross_) {
             x1 = terms.add(c, "ln_1.input", c.dt, {T, d_});
             cross_attention(c, p, s, x1);
-            c.dev.axpby(1.0f, x1, 1.0f, x, x1);
+            add_dropped(c, terms, {"ca.out", st_}, {x1, x, x1});
             if (!recompute) cross_attention_done(c);
         }
         const Tensor h = keep_or_temp(c, terms, s, qkv_.keeps_input || fc_in_.keeps_input, "attn.input", {T, d_});
         norm_forward(c, terms, "ln_1", n1_, p, h);
-        const AttnDims dims = attn_dims(c, sa_, scale_);
+        const AttnDims dims = self_dims(c);
         const AttnTerms at = attention_terms(c, terms, "attn", dims);
         const Tensor fused = s.make(c.dt, {T, 3 * d_}, "fused qkv");
         linear_forward(c, terms, bind(c, qkv_, p, nullptr), h, fused);
@@ -83,7 +84,7 @@ public:
         s.release(fused);
         rotate(c, at.q, false);
         rotate(c, at.k, false);
-        const Tensor ctx = keep_or_temp(c, terms, s, out_.keeps_input, "attn.context", {T, d_});
+        const Tensor ctx = attention_context(c, terms, s, at, out_.keeps_input);
         attention_forward(c, dims, at, Tensor{}, Tensor{}, ctx);
         BlockOutput out;
         Tensor y;
@@ -94,13 +95,9 @@ public:
             y = out.t;
         }
         linear_forward(c, terms, bind(c, out_, p, nullptr), ctx, y);
+        drop_forward(c, terms, {"attn.out", st_}, y, y);
         s.release(ctx);
-        const Tensor fc = terms.add(c, "mlp.fc_out", c.dt, {T, f_});
-        linear_forward(c, terms, bind(c, fc_in_, p, nullptr), h, fc);
-        s.release(h);
-        const Tensor act = keep_or_temp(c, terms, s, fc_out_.keeps_input, "mlp.act", {T, f_});
-        c.dev.activation_forward(Activation::gelu_tanh, fc, act);
-        linear_forward(c, terms, bind(c, fc_out_, p, nullptr), act, y, true);
+        mlp(c, p, s, h, y);
         c.dev.axpby(1.0f, y, 1.0f, x1, y);
         if (!last_encoder_) {
             publish(c, st_, std::move(out), recompute);
@@ -137,15 +134,19 @@ public:
         const Tensor h = terms.get("attn.input");
         // MLP branch
         const Tensor da = s.make(c.dt, {T, f_}, "MLP gradient");
-        linear_backward(c, terms, bind(c, fc_out_, p, &g), terms.get("mlp.act"), dy, da, false);
+        const Tensor dmlp = branch_grad(c, terms, s, {"mlp.out", st_}, dy);
+        linear_backward(c, terms, bind(c, fc_out_, p, &g), terms.get("mlp.act"), dmlp, da, false);
+        s.release(dmlp);
         c.dev.activation_backward(Activation::gelu_tanh, terms.get("mlp.fc_out"), da, da, false);
         linear_backward(c, terms, bind(c, fc_in_, p, &g), h, da, dh, false);
         s.release(da);
         // attention branch
         const Tensor dctx = s.make(c.dt, {T, d_}, "context gradient");
-        linear_backward(c, terms, bind(c, out_, p, &g), terms.get("attn.context"), dy, dctx, false);
+        const Tensor dattn = branch_grad(c, terms, s, {"attn.out", st_}, dy);
+        linear_backward(c, terms, bind(c, out_, p, &g), attention_context_get(terms, "attn"), dattn, dctx, false);
+        s.release(dattn);
         const Tensor dq = s.make(c.dt, {T, d_}, "dq"), dk = s.make(c.dt, {T, d_}, "dk"), dv = s.make(c.dt, {T, d_}, "dv");
-        attention_backward(c, attn_dims(c, sa_, scale_), attention_get(terms, "attn"), dctx, dq, dk, dv, Tensor{});
+        attention_backward(c, self_dims(c), attention_get(c, terms, "attn"), dctx, dq, dk, dv, Tensor{});
         s.release(dctx);
         rotate(c, dq, true);
         rotate(c, dk, true);
@@ -161,6 +162,30 @@ public:
     }
 
 private:
+    // CodeGen's _attn upcasts q and k to fp32 (after the rotary) before the score matmul.
+    AttnDims self_dims(const Ctx& c) const {
+        AttnDims d = attn_dims(c, sa_, scale_);
+        d.qk_fp32 = true;
+        return d;
+    }
+
+    // y += dropout(fc_out(gelu(fc_in(h)))); h is released once read.
+    void mlp(Ctx& c, const CallTensors& p, Scratch& s, const Tensor& h, const Tensor& y) {
+        const std::int64_t T = c.tokens(st_);
+        const Tensor fc = terms.add(c, "mlp.fc_out", c.dt, {T, f_});
+        linear_forward(c, terms, bind(c, fc_in_, p, nullptr), h, fc);
+        s.release(h);
+        const Tensor act = keep_or_temp(c, terms, s, fc_out_.keeps_input, "mlp.act", {T, f_});
+        c.dev.activation_forward(Activation::gelu_tanh, fc, act);
+        if (c.rules.hidden_dropout > 0) {  // the MLP branch on its own, dropped, then added
+            const Tensor m = s.make(c.dt, {T, d_}, "MLP output");
+            linear_forward(c, terms, bind(c, fc_out_, p, nullptr), act, m);
+            add_dropped(c, terms, {"mlp.out", st_}, {m, y, y});
+        } else {
+            linear_forward(c, terms, bind(c, fc_out_, p, nullptr), act, y, true);
+        }
+    }
+
     void rotate(Ctx& c, const Tensor& x, bool inverse) const {
         RotaryOp op;
         op.x = x;
@@ -185,7 +210,7 @@ private:
         linear_forward(c, terms, bind(c, ca_lin_[1], p, nullptr), c.encoder_out, at.k);
         linear_forward(c, terms, bind(c, ca_lin_[2], p, nullptr), c.encoder_out, at.v);
         s.release(h);
-        const Tensor ctx = keep_or_temp(c, terms, s, ca_lin_[3].keeps_input, "ca.context", {T, d_});
+        const Tensor ctx = attention_context(c, terms, s, at, ca_lin_[3].keeps_input);
         attention_forward(c, dims, at, Tensor{}, Tensor{}, ctx);
         linear_forward(c, terms, bind(c, ca_lin_[3], p, nullptr), ctx, out);
         s.release(ctx);
@@ -195,9 +220,11 @@ private:
                                   const Tensor& dh) {
         const std::int64_t T = c.tokens(st_), Tk = c.tokens(ca_.kv_stream);
         const Tensor dctx = s.make(c.dt, {T, d_}, "context gradient");
-        linear_backward(c, terms, bind(c, ca_lin_[3], p, &g), terms.get("ca.context"), dy, dctx, false);
+        const Tensor dca = branch_grad(c, terms, s, {"ca.out", st_}, dy);
+        linear_backward(c, terms, bind(c, ca_lin_[3], p, &g), attention_context_get(terms, "ca"), dca, dctx, false);
+        s.release(dca);
         const Tensor dq = s.make(c.dt, {T, d_}, "dq"), dk = s.make(c.dt, {Tk, d_}, "dk"), dv = s.make(c.dt, {Tk, d_}, "dv");
-        attention_backward(c, attn_dims(c, ca_, scale_), attention_get(terms, "ca"), dctx, dq, dk, dv, Tensor{});
+        attention_backward(c, attn_dims(c, ca_, scale_), attention_get(c, terms, "ca"), dctx, dq, dk, dv, Tensor{});
         s.release(dctx);
         linear_backward(c, terms, bind(c, ca_lin_[0], p, &g), terms.get("ca.input"), dq, dh, false);
         if (!c.dencoder_out) {

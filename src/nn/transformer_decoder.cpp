@@ -1,6 +1,7 @@
 // Decoder-only blocks, pre-norm with two residual branches:
-//   GPT-2 / BLOOM: x + proj(attn(qkv(LN(x)))), then + fc2(gelu(fc1(LN(.)))); fused QKV; GPT-2's
-//                  Conv1D weights are [in, out]; BLOOM adds ALiBi to the scores.
+//   GPT-2 / BLOOM: x + drop(proj(attn(qkv(LN(x))))), then + drop(fc2(gelu(fc1(LN(.))))); fused
+//                  QKV; GPT-2's Conv1D weights are [in, out]; BLOOM adds ALiBi to the scores. The
+//                  dropouts are GPT-2's resid_dropout / mlp.dropout and BLOOM's dropout_add.
 //   Llama:         RMSNorm, separate q/k/v with rotary (rotate_half), grouped KV heads, SwiGLU.
 #include <cmath>
 
@@ -62,11 +63,11 @@ public:
             c.dev.copy_from_host(slopes.data(), slopes_.data(), slopes.bytes());
             alibi = Tensor{slopes.data(), DType::fp32, {attn_.heads}};
         }
-        const Tensor ctx = keep_or_temp(c, terms, s, proj_.keeps_input, "attn.context", {T, d_});
+        const Tensor ctx = attention_context(c, terms, s, at, proj_.keeps_input);
         attention_forward(c, dims, at, Tensor{}, alibi, ctx);
         const Tensor r = terms.add(c, n2_name_ + ".input", c.dt, {T, d_});
         linear_forward(c, terms, bind(c, proj_, p, nullptr), ctx, r);
-        c.dev.axpby(1.0f, r, 1.0f, x, r);
+        add_dropped(c, terms, {"attn.out", st}, {r, x, r});
         s.release(ctx);
         const Tensor h2 = keep_or_temp(c, terms, s, fc1_.keeps_input, "mlp.input", {T, d_});
         norm_forward(c, terms, n2_name_, n2_, p, h2);
@@ -77,7 +78,7 @@ public:
         c.dev.activation_forward(Activation::gelu_tanh, fc, act);
         BlockOutput out = block_output(c, st, d_, recompute);
         linear_forward(c, terms, bind(c, fc2_, p, nullptr), act, out.t);
-        c.dev.axpby(1.0f, out.t, 1.0f, r, out.t);
+        add_dropped(c, terms, {"mlp.out", st}, {out.t, r, out.t});
         publish(c, st, std::move(out), recompute);
     }
 
@@ -88,7 +89,9 @@ public:
         const Tensor dy = take_grad(c, st);
         // MLP branch
         const Tensor da = s.make(c.dt, {T, f_}, "MLP gradient");
-        linear_backward(c, terms, bind(c, fc2_, p, &g), terms.get("mlp.act"), dy, da, false);
+        const Tensor dmlp = branch_grad(c, terms, s, {"mlp.out", st}, dy);
+        linear_backward(c, terms, bind(c, fc2_, p, &g), terms.get("mlp.act"), dmlp, da, false);
+        s.release(dmlp);
         c.dev.activation_backward(Activation::gelu_tanh, terms.get("mlp.fc_out"), da, da, false);
         const Tensor dh2 = s.make(c.dt, {T, d_}, "norm output gradient");
         linear_backward(c, terms, bind(c, fc1_, p, &g), terms.get("mlp.input"), da, dh2, false);
@@ -96,10 +99,12 @@ public:
         norm_backward(c, terms, n2_name_, n2_, p, g, dh2, dy, true);
         // attention branch
         const Tensor dctx = s.make(c.dt, {T, d_}, "context gradient");
-        linear_backward(c, terms, bind(c, proj_, p, &g), terms.get("attn.context"), dy, dctx, false);
+        const Tensor dattn = branch_grad(c, terms, s, {"attn.out", st}, dy);
+        linear_backward(c, terms, bind(c, proj_, p, &g), attention_context_get(terms, "attn"), dattn, dctx, false);
+        s.release(dattn);
         const AttnDims dims = attn_dims(c, attn_, scale_);
         const Tensor dq = s.make(c.dt, {T, d_}, "dq"), dk = s.make(c.dt, {T, d_}, "dk"), dv = s.make(c.dt, {T, d_}, "dv");
-        attention_backward(c, dims, attention_get(terms, "attn"), dctx, dq, dk, dv, Tensor{});
+        attention_backward(c, dims, attention_get(c, terms, "attn"), dctx, dq, dk, dv, Tensor{});
         s.release(dctx);
         const Tensor dfused = s.make(c.dt, {T, 3 * d_}, "fused qkv gradient");
         merge_fused(c, fused_, dq, dk, dv, dfused);
@@ -161,7 +166,7 @@ public:
         s.release(h1);
         rotate(c, at.q, attn_.heads, false);
         rotate(c, at.k, attn_.kv_heads, false);
-        const Tensor ctx = keep_or_temp(c, terms, s, o_.keeps_input, "attn.context", {T, attn_.heads * attn_.head_dim});
+        const Tensor ctx = attention_context(c, terms, s, at, o_.keeps_input);
         attention_forward(c, dims, at, Tensor{}, Tensor{}, ctx);
         const Tensor r = terms.add(c, "post_attention_layernorm.input", c.dt, {T, d_});
         linear_forward(c, terms, bind(c, o_, p, nullptr), ctx, r);
@@ -206,9 +211,9 @@ public:
         norm_backward(c, terms, "post_attention_layernorm", n2_, p, g, dh, dy, true);
         // attention branch
         const Tensor dctx = s.make(c.dt, {T, qd}, "context gradient");
-        linear_backward(c, terms, bind(c, o_, p, &g), terms.get("attn.context"), dy, dctx, false);
+        linear_backward(c, terms, bind(c, o_, p, &g), attention_context_get(terms, "attn"), dy, dctx, false);
         const Tensor dq = s.make(c.dt, {T, qd}, "dq"), dk = s.make(c.dt, {T, kvd}, "dk"), dv = s.make(c.dt, {T, kvd}, "dv");
-        attention_backward(c, attn_dims(c, attn_, scale_), attention_get(terms, "attn"), dctx, dq, dk, dv, Tensor{});
+        attention_backward(c, attn_dims(c, attn_, scale_), attention_get(c, terms, "attn"), dctx, dq, dk, dv, Tensor{});
         s.release(dctx);
         rotate(c, dq, attn_.heads, true);
         rotate(c, dk, attn_.kv_heads, true);

@@ -1,5 +1,6 @@
-// The embedding calls (token table, GPT-2's learned positions, BLOOM's embedding LayerNorm) and
-// the head (final norm, lm_head or the tied embedding, fp32 logits, cross-entropy).
+// The embedding calls (token table, GPT-2's learned positions, BLOOM's embedding LayerNorm, the
+// embedding dropout of GPT-2, T5 and CodeGen) and the head (final norm, T5's stack dropout,
+// lm_head or the tied embedding, the loss as memory.loss says).
 #include <cmath>
 
 #include "model_parts.hpp"
@@ -38,6 +39,8 @@ public:
         const auto& t = u.tensors[static_cast<std::size_t>(table_)];
         vocab_ = t.shape[0];
         d_ = t.shape[1];
+        const auto arch = c.spec.arch;
+        dropped_ = arch == model::Arch::gpt2 || arch == model::Arch::t5 || arch == model::Arch::codet5p;
         if (pos_ >= 0) max_pos_ = u.tensors[static_cast<std::size_t>(pos_)].shape[0];
         trainable_ = t.trainable;
         const int nw = find_role(u, model::TensorRole::norm_weight);
@@ -62,7 +65,11 @@ public:
         }
         Buffer out = c.buffer(tokens * d_ * dtype_size(c.dt), MemCategory::activations, "hidden states");
         const Tensor o{out.data(), c.dt, {tokens, d_}};
-        const Tensor raw = has_norm_ ? terms.add(c, "word_embeddings_layernorm.input", c.dt, {tokens, d_}) : o;
+        Scratch s(c);
+        const bool drop = dropped_ && c.rules.hidden_dropout > 0;
+        const Tensor raw = has_norm_ ? terms.add(c, "word_embeddings_layernorm.input", c.dt, {tokens, d_})
+                           : drop    ? s.make(c.dt, {tokens, d_}, "embeddings before dropout")
+                                     : o;
         EmbeddingOp op;
         op.table = param_of(p, 0, table_, {vocab_, d_});
         op.out = raw;
@@ -76,6 +83,7 @@ public:
             c.dev.embedding_forward(op);
         }
         if (has_norm_) norm_forward(c, terms, "word_embeddings_layernorm", norm_, p, o);
+        if (drop) drop_forward(c, terms, {"hidden", s_}, raw, o);
         c.hidden[stream_index(s_)] = std::move(out);
     }
 
@@ -90,6 +98,7 @@ public:
         if (gtable.empty() && gpos.empty() && !norm_trainable) return;  // a frozen embedding (LoRA)
         Scratch s(c);
         Tensor draw = dy;
+        if (dropped_ && c.rules.hidden_dropout > 0) drop_backward(c, terms, {"hidden", s_}, dy, dy);
         if (has_norm_) {
             draw = s.make(c.dt, {tokens, d_}, "embedding gradient");
             norm_backward(c, terms, "word_embeddings_layernorm", norm_, p, g, dy, draw, false);
@@ -115,7 +124,7 @@ private:
     UnitIndex ix_;
     int table_ = -1, pos_ = -1;
     std::int64_t vocab_ = 0, d_ = 0, max_pos_ = 0;
-    bool trainable_ = false, has_norm_ = false;
+    bool trainable_ = false, has_norm_ = false, dropped_ = false;
     NormRef norm_;
 };
 
@@ -126,6 +135,8 @@ public:
         norm_ = norm_ref(ix_, strip_weight(u.tensors[static_cast<std::size_t>(nw)].name), c.spec.norm, norm_eps(c.spec.arch));
         d_ = c.spec.decoder.hidden;
         vocab_ = c.spec.vocab;
+        t5_ = c.spec.arch == model::Arch::t5;
+        hidden_dropout_ = c.rules.hidden_dropout;
         if (c.spec.tied_embeddings) {
             // The tied head multiplies by the embedding table, the second unit this call reads.
             const model::Unit& embed = c.plan.units().at(static_cast<std::size_t>(step.reads.at(1)));
@@ -150,24 +161,30 @@ public:
         Scratch s(c);
         block_input(c, terms, model::Stream::decoder, "final_norm", d_, false);
         const Tensor h = keep_or_temp(c, terms, s, head_.keeps_input, "head.input", {tokens, d_});
-        norm_forward(c, terms, "final_norm", norm_, p, h);
+        const Tensor normed = dropped() ? s.make(c.dt, {tokens, d_}, "final norm output") : h;
+        norm_forward(c, terms, "final_norm", norm_, p, normed);
+        if (dropped()) {
+            drop_forward(c, terms, {"head.input", model::Stream::decoder}, normed, h);
+            s.release(normed);
+        }
         Linear l = bind(c, head_, p, nullptr);
         l.scale = scale_;
-        const Tensor logits = terms.add(c, "logits.fp32", DType::fp32, {tokens, vocab_});
-        if (c.dt == DType::fp32) {
-            linear_forward(c, terms, l, h, logits);
-        } else {  // the model's own dtype first, then .float(), as a PyTorch training loop does
-            const Tensor low = s.make(c.dt, {tokens, vocab_}, "16-bit logits");
-            linear_forward(c, terms, l, h, low);
-            c.dev.convert(low, logits);
-            s.release(low);
-        }
+        const Tensor logits = terms.add(c, "logits", c.dt, {tokens, vocab_});
+        linear_forward(c, terms, l, h, logits);
         CrossEntropyOp ce;
-        ce.logits = logits;
         ce.targets = static_cast<const std::int32_t*>(terms.add_ids(c, "targets", c.batch.targets));
-        ce.log_probs = terms.add(c, "log_softmax", DType::fp32, {tokens, vocab_});
         ce.losses = s.make(DType::fp32, {tokens}, "token losses");
-        c.dev.cross_entropy_forward(ce);
+        if (c.rules.fused_loss) {
+            ce.logits = logits;  // overwritten with their gradient
+            c.dev.cross_entropy_fused(ce, static_cast<float>(c.loss_scale));
+        } else {
+            // logits.float(): a copy next to the logits in a 16-bit model, the tensor itself in fp32
+            ce.logits = c.dt == DType::fp32 ? logits : s.make(DType::fp32, {tokens, vocab_}, "fp32 logits");
+            if (ce.logits.data != logits.data) c.dev.convert(logits, ce.logits);
+            ce.log_probs = terms.add(c, "log_softmax", DType::fp32, {tokens, vocab_});
+            c.dev.cross_entropy_forward(ce);
+            s.release(ce.logits);
+        }
         std::vector<float> losses(static_cast<std::size_t>(tokens));
         c.dev.copy_to_host(losses.data(), ce.losses.data, tokens * 4);
         double sum = 0;
@@ -178,25 +195,41 @@ public:
     void backward(Ctx& c, const CallTensors& p, const CallTensors& g) override {
         const std::int64_t tokens = c.tokens(model::Stream::decoder);
         Scratch s(c);
-        CrossEntropyOp ce;
-        ce.log_probs = terms.get("log_softmax");
-        ce.targets = static_cast<const std::int32_t*>(terms.get("targets").data);
-        const Tensor dlogits = s.make(c.dt, {tokens, vocab_}, "logit gradient");
-        c.dev.cross_entropy_backward(ce, static_cast<float>(c.loss_scale), dlogits);
+        Tensor dlogits = terms.get("logits");  // fused: the kernel left the gradient there
+        if (!c.rules.fused_loss) {
+            // The fp32 gradient of the fp32 logits, then (16-bit model) its cast to the model dtype.
+            CrossEntropyOp ce;
+            ce.log_probs = terms.get("log_softmax");
+            ce.targets = static_cast<const std::int32_t*>(terms.get("targets").data);
+            const Tensor d32 = s.make(DType::fp32, {tokens, vocab_}, "fp32 logit gradient");
+            c.dev.cross_entropy_backward(ce, static_cast<float>(c.loss_scale), d32);
+            dlogits = d32;
+            if (c.dt != DType::fp32) {
+                dlogits = s.make(c.dt, {tokens, vocab_}, "logit gradient");
+                c.dev.convert(d32, dlogits);
+                s.release(d32);
+            }
+        }
         Linear l = bind(c, head_, p, &g);
         l.scale = scale_;
         const Tensor dh = s.make(c.dt, {tokens, d_}, "head input gradient");
         linear_backward(c, terms, l, terms.get("head.input"), dlogits, dh, false);
         s.release(dlogits);
+        if (dropped()) drop_backward(c, terms, {"head.input", model::Stream::decoder}, dh, dh);
         Buffer grad = c.buffer(tokens * d_ * dtype_size(c.dt), MemCategory::temporaries, "hidden-state gradient");
         norm_backward(c, terms, "final_norm", norm_, p, g, dh, Tensor{grad.data(), c.dt, {tokens, d_}}, false);
         c.grad[stream_index(model::Stream::decoder)] = std::move(grad);
     }
 
 private:
+    // T5Stack drops the decoder's final-norm output before lm_head.
+    bool dropped() const { return t5_ && hidden_dropout_ > 0; }
+
     UnitIndex ix_;
     NormRef norm_;
     LinearRef head_;
+    bool t5_ = false;
+    double hidden_dropout_ = 0;
     std::int64_t d_ = 0, vocab_ = 0;
     float scale_ = 1;
 };

@@ -4,6 +4,9 @@
 //   layer 1  cross-attention on the encoder output (decoder blocks that have it), no bias;
 //   last     the FFN: wo(gelu_new(wi_0 x) * wi_1 x) (v1.1, gated-GELU) or wo(relu(wi x)).
 // The last encoder block also applies encoder.final_layer_norm: its output is the encoder output.
+// Dropout (dropout_rate) as HF applies it: on the attention probabilities, on every sublayer's
+// output before the residual add, on the FFN's inner activation before wo, and on the encoder's
+// final-norm output (T5Stack.dropout).
 #include "model_parts.hpp"
 #include "shardsim/core/error.hpp"
 
@@ -70,12 +73,12 @@ public:
         const Tensor r1 = terms.add(c, after_sa, c.dt, {T, d_});
         recompute_ = recompute;
         attention_layer(c, p, s, "sa", "layer0", n_sa_, sa_lin_, sa_, c.position_bias[stream_index(st_)], r1);
-        c.dev.axpby(1.0f, r1, 1.0f, x, r1);
+        add_dropped(c, terms, {"sa.out", st_}, {r1, x, r1});
         Tensor r = r1;
         if (cross_) {
             r = terms.add(c, ffn_name_ + ".input", c.dt, {T, d_});
             attention_layer(c, p, s, "ca", "layer1", n_ca_, ca_lin_, ca_, Tensor{}, r);
-            c.dev.axpby(1.0f, r, 1.0f, r1, r);
+            add_dropped(c, terms, {"ca.out", st_}, {r, r1, r});
         }
         const Tensor h = keep_or_temp(c, terms, s, wi0_.keeps_input || wi1_.keeps_input, "ffn.input", {T, d_});
         norm_forward(c, terms, ffn_name_, n_ffn_, p, h);
@@ -89,48 +92,44 @@ public:
             c.dev.activation_forward(Activation::gelu_tanh, gate, act);
             mid = keep_or_temp(c, terms, s, wo_.keeps_input, "ffn.prod", {T, f_});
             c.dev.mul(act, up, mid, false);
+            drop_forward(c, terms, {"ffn.prod", st_}, mid, mid);
         } else {
             linear_forward(c, terms, bind(c, wi0_, p, nullptr), h, act);
             c.dev.activation_forward(Activation::relu, act, act);  // kept as ReLU's output
+            if (c.rules.hidden_dropout > 0) {  // wo reads the dropped copy; ReLU's backward its output
+                mid = keep_or_temp(c, terms, s, wo_.keeps_input, "ffn.dropped", {T, f_});
+                drop_forward(c, terms, {"ffn.act", st_}, act, mid);
+            }
         }
         s.release(h);
         if (!last_encoder_) {
             BlockOutput out = block_output(c, st_, d_, recompute);
             linear_forward(c, terms, bind(c, wo_, p, nullptr), mid, out.t);
-            c.dev.axpby(1.0f, out.t, 1.0f, r, out.t);
+            add_dropped(c, terms, {"ffn.out", st_}, {out.t, r, out.t});
             publish(c, st_, std::move(out), recompute);
             return;
         }
         const Tensor y = terms.add(c, "final_layer_norm.input", c.dt, {T, d_});
         linear_forward(c, terms, bind(c, wo_, p, nullptr), mid, y);
-        c.dev.axpby(1.0f, y, 1.0f, r, y);
-        Tensor enc = keep_output_ ? terms.add(c, "encoder.output", c.dt, {T, d_}, true) : Tensor{};
-        if (!keep_output_) {
-            Buffer& b = recompute ? scratch_out_ : c.encoder_in_flight;
-            b = c.buffer(T * d_ * dtype_size(c.dt), MemCategory::activations, "encoder output");
-            enc = Tensor{b.data(), c.dt, {T, d_}};
-        }
-        norm_forward(c, terms, "final_layer_norm", n_final_, p, enc);
-        scratch_out_.reset();
-        if (!recompute) c.encoder_out = enc;
+        add_dropped(c, terms, {"ffn.out", st_}, {y, r, y});
+        s.release(mid);
+        encoder_output(c, p, s, recompute);
     }
 
     void backward(Ctx& c, const CallTensors& p, const CallTensors& g) override {
         const std::int64_t T = c.tokens(st_);
         Scratch s(c);
-        if (last_encoder_) {  // the encoder output's gradient comes from the cross-attentions
-            SHARDSIM_ASSERT(static_cast<bool>(c.dencoder_out), "encoder backward before any cross-attention backward");
-            Buffer gb = c.buffer(T * d_ * dtype_size(c.dt), MemCategory::temporaries, "hidden-state gradient");
-            norm_backward(c, terms, "final_layer_norm", n_final_, p, g, Tensor{c.dencoder_out.data(), c.dt, {T, d_}},
-                          Tensor{gb.data(), c.dt, {T, d_}}, false);
-            c.dencoder_out.reset();
-            c.grad[stream_index(st_)] = std::move(gb);
-        }
+        if (last_encoder_) encoder_output_backward(c, p, g);
         const Tensor dy = take_grad(c, st_);
         const Tensor dh = s.make(c.dt, {T, d_}, "norm output gradient");
         // FFN
         const Tensor dmid = s.make(c.dt, {T, f_}, "FFN gradient");
-        linear_backward(c, terms, bind(c, wo_, p, &g), terms.get(gated_ ? "ffn.prod" : "ffn.act"), dy, dmid, false);
+        const Tensor dffn = branch_grad(c, terms, s, {"ffn.out", st_}, dy);
+        const bool dropped = c.rules.hidden_dropout > 0;
+        linear_backward(c, terms, bind(c, wo_, p, &g), terms.get(gated_ ? "ffn.prod" : dropped ? "ffn.dropped" : "ffn.act"), dffn, dmid,
+                        false);
+        s.release(dffn);
+        drop_backward(c, terms, {gated_ ? "ffn.prod" : "ffn.act", st_}, dmid, dmid);
         const Tensor h = terms.get("ffn.input");
         if (gated_) {
             const Tensor dup = s.make(c.dt, {T, f_}, "up gradient");
@@ -165,6 +164,36 @@ public:
     }
 
 private:
+    // encoder.final_layer_norm, then T5Stack's dropout: the encoder output (kept as a term, or in
+    // flight until the last cross-attention).
+    void encoder_output(Ctx& c, const CallTensors& p, Scratch& s, bool recompute) {
+        const std::int64_t T = c.tokens(st_);
+        Tensor enc = keep_output_ ? terms.add(c, "encoder.output", c.dt, {T, d_}, true) : Tensor{};
+        if (!keep_output_) {
+            Buffer& b = recompute ? scratch_out_ : c.encoder_in_flight;
+            b = c.buffer(T * d_ * dtype_size(c.dt), MemCategory::activations, "encoder output");
+            enc = Tensor{b.data(), c.dt, {T, d_}};
+        }
+        const Tensor normed = c.rules.hidden_dropout > 0 ? s.make(c.dt, {T, d_}, "final norm output") : enc;
+        norm_forward(c, terms, "final_layer_norm", n_final_, p, normed);
+        drop_forward(c, terms, {"encoder.output", st_}, normed, enc);
+        if (normed.data != enc.data) s.release(normed);
+        scratch_out_.reset();
+        if (!recompute) c.encoder_out = enc;
+    }
+
+    // The encoder output's gradient comes from the cross-attentions; it becomes the stream's.
+    void encoder_output_backward(Ctx& c, const CallTensors& p, const CallTensors& g) {
+        const std::int64_t T = c.tokens(st_);
+        SHARDSIM_ASSERT(static_cast<bool>(c.dencoder_out), "encoder backward before any cross-attention backward");
+        const Tensor denc{c.dencoder_out.data(), c.dt, {T, d_}};
+        drop_backward(c, terms, {"encoder.output", st_}, denc, denc);
+        Buffer gb = c.buffer(T * d_ * dtype_size(c.dt), MemCategory::temporaries, "hidden-state gradient");
+        norm_backward(c, terms, "final_layer_norm", n_final_, p, g, denc, Tensor{gb.data(), c.dt, {T, d_}}, false);
+        c.dencoder_out.reset();
+        c.grad[stream_index(st_)] = std::move(gb);
+    }
+
     bool bias_trainable_in_stack(const Ctx& c) const {
         for (const auto& u : c.plan.units())
             if (u.stream == st_ && u.layer == 0 && u.kind != model::UnitKind::embedding && u.kind != model::UnitKind::head)
@@ -241,7 +270,7 @@ private:
         linear_forward(c, terms, bind(c, lin[1], p, nullptr), kv, at.k);
         linear_forward(c, terms, bind(c, lin[2], p, nullptr), kv, at.v);
         s.release(h);
-        const Tensor ctx = keep_or_temp(c, terms, s, lin[3].keeps_input, name + ".context", {T, a.heads * a.head_dim});
+        const Tensor ctx = attention_context(c, terms, s, at, lin[3].keeps_input);
         attention_forward(c, dims, at, bias, Tensor{}, ctx);
         linear_forward(c, terms, bind(c, lin[3], p, nullptr), ctx, out);
         s.release(ctx);
@@ -257,9 +286,11 @@ private:
         const std::int64_t Tq = c.tokens(a.q_stream), Tk = c.tokens(a.kv_stream);
         const std::int64_t qd = a.heads * a.head_dim, kvd = a.kv_heads * a.head_dim;
         const Tensor dctx = s.make(c.dt, {Tq, qd}, "context gradient");
-        linear_backward(c, terms, bind(c, lin[3], p, &g), terms.get(name + ".context"), dy, dctx, false);
+        const Tensor dbranch = branch_grad(c, terms, s, {name + ".out", st_}, dy);
+        linear_backward(c, terms, bind(c, lin[3], p, &g), attention_context_get(terms, name), dbranch, dctx, false);
+        s.release(dbranch);
         const Tensor dq = s.make(c.dt, {Tq, qd}, "dq"), dk = s.make(c.dt, {Tk, kvd}, "dk"), dv = s.make(c.dt, {Tk, kvd}, "dv");
-        attention_backward(c, dims, attention_get(terms, name), dctx, dq, dk, dv, dbias);
+        attention_backward(c, dims, attention_get(c, terms, name), dctx, dq, dk, dv, dbias);
         s.release(dctx);
         const Tensor h = terms.get(name + ".input");
         linear_backward(c, terms, bind(c, lin[0], p, &g), h, dq, dh, false);

@@ -157,7 +157,7 @@ model::BatchShape ShardingPlan::batch_shape() const {
     b.batch = scenario_.job.micro_batch;
     b.enc_len = scenario_.encoder_len();
     b.dec_len = scenario_.decoder_len();
-    b.flash = scenario_.job.attention == config::AttentionKind::flash;
+    b.fused_attention = scenario_.job.attention == config::AttentionKind::sdpa || scenario_.job.attention == config::AttentionKind::flash;
     return b;
 }
 

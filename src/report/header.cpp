@@ -6,6 +6,25 @@
 
 namespace shardsim::report {
 
+namespace {
+
+std::string memory_line(const config::JobConfig& job) {
+    std::vector<std::string> mem;
+    mem.push_back(job.activation_checkpointing ? "activation checkpointing" : "no checkpointing");
+    mem.push_back(config::attention_name(job.attention) + " attention");
+    mem.push_back(std::string(job.loss == config::LossKind::fused ? "fused" : "eager") + " loss");
+    if (job.attention_dropout > 0 || job.hidden_dropout > 0)
+        mem.push_back("dropout " + format_fixed(job.attention_dropout, 2) + " attention / " + format_fixed(job.hidden_dropout, 2) +
+                      " hidden");
+    else
+        mem.push_back("no dropout");
+    if (job.offload_optimizer) mem.push_back("optimizer offloaded to host");
+    if (job.offload_params) mem.push_back("params offloaded to host");
+    return join(mem, ", ");
+}
+
+}  // namespace
+
 std::string scenario_header(const plan::ShardingPlan& plan, const std::string& title) {
     const auto& s = plan.scenario();
     const auto& job = s.job;
@@ -43,12 +62,7 @@ std::string scenario_header(const plan::ShardingPlan& plan, const std::string& t
     batch += s.model.encoder_decoder() ? std::to_string(s.encoder_len()) + " enc / " + std::to_string(s.decoder_len()) + " dec tokens"
                                        : std::to_string(s.decoder_len()) + " tokens";
     rows.push_back({"batch", batch});
-    std::vector<std::string> mem;
-    mem.push_back(job.activation_checkpointing ? "activation checkpointing" : "no checkpointing");
-    mem.push_back(std::string(job.attention == config::AttentionKind::flash ? "flash" : "eager") + " attention");
-    if (job.offload_optimizer) mem.push_back("optimizer offloaded to host");
-    if (job.offload_params) mem.push_back("params offloaded to host");
-    rows.push_back({"memory", join(mem, ", ")});
+    rows.push_back({"memory", memory_line(job)});
     if (job.lora_rank > 0)
         rows.push_back({"lora", "rank " + std::to_string(job.lora_rank) + ", alpha " + format_fixed(job.lora_alpha, 1) +
                                     ", targets " + join(job.lora_targets, ",")});

@@ -166,6 +166,72 @@ std::vector<std::pair<std::string, KernelRun>> kernel_runs() {
         d.cross_entropy_backward(ce, 0.5f, dl.t);
         return std::vector<V>{download(d, out.t), download(d, gt.t), download(d, lp.t), download(d, loss.t), download(d, dl.t)};
     });
+    runs.emplace_back("softmax log-sum-exp, and probabilities from it (sdpa backward)", [](device::Device& d, DType dt) {
+        const std::int64_t b = 2, h = 3, sq = 5, sk = 300;
+        auto s = upload(d, random_values(b * h * sq * sk, 40, 3.0), DType::fp32, {b, h, sq, sk});
+        auto p = zeros(d, dt, {b, h, sq, sk}), again = zeros(d, dt, {b, h, sq, sk}), lse = zeros(d, DType::fp32, {b * h * sq});
+        device::SoftmaxOp op;
+        op.scores = s.t;
+        op.probs = p.t;
+        op.scale = 0.3f;
+        op.causal = true;
+        op.lse = lse.t;
+        d.softmax_forward(op);
+        op.probs = again.t;
+        op.use_lse = true;
+        d.softmax_forward(op);
+        return std::vector<V>{download(d, p.t), download(d, lse.t), download(d, again.t)};
+    });
+    runs.emplace_back("fused cross-entropy (gradient over the logits)", [](device::Device& d, DType dt) {
+        const std::vector<std::int32_t> ids = {4, 299, 4, 0, 7, 150, 1, 2};
+        device::Buffer dids(d.allocator(), 32, MemCategory::temporaries, "targets");
+        d.copy_from_host(dids.data(), ids.data(), 32);
+        auto logits = upload(d, random_values(8 * 300, 41, 2.0), dt, {8, 300}), loss = zeros(d, DType::fp32, {8});
+        device::CrossEntropyOp ce;
+        ce.logits = logits.t;
+        ce.losses = loss.t;
+        ce.targets = dids.as<std::int32_t>();
+        d.cross_entropy_fused(ce, 0.5f);
+        return std::vector<V>{download(d, loss.t), download(d, logits.t)};
+    });
+    runs.emplace_back("dropout: drawn mask, stored mask, redrawn block, accumulated backward", [](device::Device& d, DType dt) {
+        const std::int64_t rows = 40, cols = 300, n = rows * cols;
+        auto x = upload(d, random_values(n, 42), dt, {n}), out = zeros(d, dt, {n});
+        device::Buffer mask(d.allocator(), n, MemCategory::activations, "mask");
+        device::DropoutOp op;
+        op.x = x.t;
+        op.out = out.t;
+        op.mask_out = mask.as<std::uint8_t>();
+        op.p = 0.1f;
+        op.key = 777;
+        op.rows = rows;
+        op.cols = cols;
+        op.first_sample = 9;
+        op.rows_per_sample = 8;
+        op.width = 320;  // a block of 300 of each row's 320 keys
+        d.dropout(op);
+        std::vector<std::uint8_t> bits(static_cast<std::size_t>(n));
+        d.copy_to_host(bits.data(), mask.data(), n);
+        V mask_values(bits.begin(), bits.end());
+        // Rows 10.. again, drawn without a mask as a block of their own.
+        auto redrawn = zeros(d, dt, {(rows - 10) * cols});
+        device::DropoutOp part = op;
+        part.x = device::Tensor{static_cast<char*>(x.t.data) + 10 * cols * dtype_size(dt), dt, {(rows - 10) * cols}};
+        part.out = redrawn.t;
+        part.mask_out = nullptr;
+        part.rows = rows - 10;
+        part.row0 = 10;
+        d.dropout(part);
+        auto dy = upload(d, random_values(n, 43), dt, {n}), dx = upload(d, V(static_cast<std::size_t>(n), 0.5), dt, {n});
+        device::DropoutOp back = op;
+        back.x = dy.t;
+        back.out = dx.t;
+        back.mask_in = mask.as<std::uint8_t>();
+        back.mask_out = nullptr;
+        back.accumulate = true;
+        d.dropout(back);
+        return std::vector<V>{download(d, out.t), mask_values, download(d, redrawn.t), download(d, dx.t)};
+    });
     runs.emplace_back("copy2d and the optimizers", [](device::Device& d, DType dt) {
         auto src = upload(d, random_values(4 * 6, 23), DType::fp32, {24}), dst = zeros(d, dt, {12});
         device::Copy2dOp c;
@@ -292,6 +358,13 @@ TEST_CASE("activation and FLOP contracts hold on CUDA") {
             CAPTURE(ckpt);
             auto gpu = device::make_cuda_device(0);
             test::check_contract(*gpu, model, ckpt, ckpt, DType::bf16);
+            // Eager attention with the fp32 softmax kept, dropout masks and the fused loss; sdpa
+            // with its dropout drawn again in backward where the family has it.
+            const std::string hidden = model == "tiny-llama" ? "dropout.hidden=0" : "dropout.hidden=0.2";
+            test::check_contract(*gpu, model, ckpt, false, DType::bf16,
+                                 {"memory.attention=eager", "dropout.attention=0.2", hidden, "memory.loss=fused"});
+            if (model == "tiny-llama" || model == "tiny-gpt2")
+                test::check_contract(*gpu, model, ckpt, false, DType::bf16, {"memory.attention=sdpa", "dropout.attention=0.2", hidden});
         }
 }
 

@@ -54,6 +54,14 @@ TEST_CASE("validate: every op allocates and frees what the ledger says, for ever
         {"tiny-llama-cpu.ini", {"fsdp.no_sync=true", "batch.grad_accum=2", "fsdp.backward_prefetch=backward_post"}},
         {"tiny-llama-cpu.ini", {"parallel.strategy=zero2", "batch.grad_accum=3"}},
         {"tiny-llama-cpu.ini", {"parallel.strategy=ddp", "parallel.bucket_mib=0.001", "precision.params=bf16", "precision.reduce=fp32"}},
+        // Hugging Face's activations: T5's fp32 softmax next to its bf16 probabilities with
+        // dropout 0.1 (masks in the probabilities, sublayers, FFN, stack ends), recomputed; Llama's
+        // fp32 softmax with attention dropout and its sdpa; GPT-2's dropout with the fused loss.
+        {"tiny-t5-cpu.ini", {"precision.params=bf16", "parallel.strategy=zero3"}},
+        {"tiny-t5-cpu.ini", {"precision.params=bf16", "memory.activation_checkpointing=true"}},
+        {"tiny-llama-cpu.ini", {"precision.params=bf16", "dropout.attention=0.1", "parallel.strategy=zero2"}},
+        {"tiny-llama-cpu.ini", {"memory.attention=sdpa", "dropout.attention=0.1"}},
+        {"tiny-gpt2-cpu.ini", {"memory.loss=fused", "precision.params=bf16"}},
     };
     auto all = cases;
     // ZeRO++ hpZ and HSDP with a shard size of its own, where the world splits in two.

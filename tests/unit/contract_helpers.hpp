@@ -41,8 +41,10 @@ struct Measured {
     std::int64_t fwd_transient = 0, fwd_estimate = 0, bwd_transient = 0, bwd_estimate = 0;
 };
 
-inline Measured check_contract(device::Device& dev_ref, const std::string& model, bool checkpointing, bool lora, DType dtype) {
+inline Measured check_contract(device::Device& dev_ref, const std::string& model, bool checkpointing, bool lora, DType dtype,
+                               const std::vector<std::string>& extra = {}) {
     std::vector<std::string> sets = lora ? test::lora_all(model) : std::vector<std::string>{};
+    sets.insert(sets.end(), extra.begin(), extra.end());
     sets.push_back(std::string("memory.activation_checkpointing=") + (checkpointing ? "true" : "false"));
     sets.push_back(std::string("precision.params=") + std::string(dtype_name(dtype)));
     sets.push_back(std::string("precision.grads=") + std::string(dtype_name(dtype)));

@@ -131,7 +131,7 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
     const std::string good = kGoodJob;
     const std::vector<BadCase> cases = {
         {"unknown section", good + "[batchh]\nmicro_batch = 2\n", "",
-         {"JOB:12: [batchh]: unknown section (allowed: job, parallel, ddp, deepspeed, fsdp, precision, optimizer, batch, memory, lora)"}},
+         {"JOB:12: [batchh]: unknown section (allowed: job, parallel, ddp, deepspeed, fsdp, precision, optimizer, batch, memory, dropout, lora)"}},
         {"misspelled key", replace_line(good, "micro_batch = 1", "micro_bach = 1"), "",
          {"JOB:10: batch.micro_bach: unknown key (allowed in [batch]: micro_batch, grad_accum, seq_len, decoder_seq_len)"}},
         {"bad number", replace_line(good, "seq_len = 16", "seq_len = 16x"), "",

@@ -54,10 +54,55 @@ TEST_CASE("the encoder output lives only until the last cross-attention when no 
     CHECK(dev->allocator().current()[MemCategory::activations] == 0);
 }
 
-TEST_CASE("the transformer refuses flash attention rather than silently running eager") {
-    auto dev = device::make_cpu_device();
-    auto plan = test::tiny_plan("tiny-gpt2", {"memory.attention=flash"});
-    CHECK_THROWS_AS(nn::Transformer(*plan, *dev, 1.0), InputError);
+// Every attention implementation a family has, attention and hidden dropout on, and the fused
+// loss: the model keeps exactly the plan's terms (the fp32 softmax and the 1-byte masks included)
+// and performs exactly the plan's GEMM FLOPs (sdpa / flash: the causal half, backward 2.5x).
+TEST_CASE("activation and FLOP contracts: eager, sdpa and flash, dropout on, eager and fused loss") {
+    for (const auto& model : test::tiny_models()) {
+        const bool sdpa = model == "tiny-gpt2" || model == "tiny-llama";
+        std::vector<std::vector<std::string>> variants = {{"memory.attention=eager"}, {"memory.loss=fused"}};
+        if (sdpa) variants.push_back({"memory.attention=flash"});
+        // Llama has attention dropout only (HF LlamaModel drops nothing else).
+        const std::string hidden = model == "tiny-llama" ? "0" : "0.2";
+        for (const char* attention : {"eager", "sdpa"}) {
+            if (!sdpa && std::string(attention) == "sdpa") continue;
+            variants.push_back({std::string("memory.attention=") + attention, "dropout.attention=0.2", "dropout.hidden=" + hidden});
+            variants.push_back({std::string("memory.attention=") + attention, "dropout.attention=0.2", "dropout.hidden=" + hidden,
+                                "memory.loss=fused"});
+        }
+        for (const auto& v : variants)
+            for (const DType dt : {DType::fp32, DType::bf16})
+                for (const bool ckpt : {false, true}) {
+                    std::string what = model + " " + std::string(dtype_name(dt)) + (ckpt ? " checkpointed" : "");
+                    for (const auto& s : v) what += " " + s;
+                    CAPTURE(what);
+                    auto dev = device::make_cpu_device();
+                    test::check_contract(*dev, model, ckpt, false, dt, v);
+                }
+    }
+}
+
+TEST_CASE("a family without an SDPA path refuses sdpa and flash, naming the family and what is allowed") {
+    for (const char* model : {"tiny-t5", "tiny-bloom", "tiny-codet5p"})
+        for (const char* kind : {"sdpa", "flash"}) {
+            CAPTURE(model);
+            CAPTURE(kind);
+            try {
+                test::tiny_plan(model, {std::string("memory.attention=") + kind});
+                FAIL("accepted");
+            } catch (const InputError& e) {
+                const std::string what = e.what();
+                CHECK(what.find("--set memory.attention=" + std::string(kind) + ": memory.attention: bad value '" + kind + "'") !=
+                      std::string::npos);
+                CHECK(what.find("(allowed: auto, eager)") != std::string::npos);
+            }
+        }
+    // auto is what transformers picks: sdpa where the family has it, eager elsewhere.
+    CHECK(test::tiny_plan("tiny-llama")->scenario().job.attention == config::AttentionKind::sdpa);
+    CHECK(test::tiny_plan("tiny-gpt2")->scenario().job.attention == config::AttentionKind::sdpa);
+    CHECK(test::tiny_plan("tiny-t5")->scenario().job.attention == config::AttentionKind::eager);
+    CHECK(test::tiny_plan("tiny-bloom")->scenario().job.attention == config::AttentionKind::eager);
+    CHECK_THROWS_AS(test::tiny_plan("tiny-llama", {"dropout.hidden=0.1"}), InputError);
 }
 
 TEST_CASE("tracking allocator: current and peak per category are what was allocated") {

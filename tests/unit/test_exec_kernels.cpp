@@ -305,6 +305,153 @@ TEST_CASE("cross-entropy: log-softmax and token losses; the backward is scale * 
     dev->allocator().release(dtg);
 }
 
+TEST_CASE("fused cross-entropy: the eager kernels' loss, and their gradient written over the logits") {
+    auto dev = device::make_cpu_device();
+    const std::size_t rows = 3, vocab = 7;
+    const V logits = random_values(rows * vocab, 21, 3.0);
+    const std::vector<std::int32_t> targets = {2, 6, 0};
+    const std::vector<int> t_int(targets.begin(), targets.end());
+    const auto dtg = dev->allocator().allocate(12, MemCategory::temporaries, "targets");
+    dev->copy_from_host(dtg, targets.data(), 12);
+    auto x = upload(*dev, logits, DType::fp32, {3, 7}), loss = zeros(*dev, DType::fp32, {3});
+    device::CrossEntropyOp op;
+    op.logits = x.t;
+    op.losses = loss.t;
+    op.targets = static_cast<const std::int32_t*>(dtg);
+    dev->cross_entropy_fused(op, 0.25f);
+    CHECK(err(download(*dev, loss.t), test::ref::cross_entropy(logits, t_int, vocab)) < kFwd);
+    const V fd = test::ref::fd_grad(
+        [&](const V& xx) {
+            double s = 0;
+            for (double l : test::ref::cross_entropy(xx, t_int, vocab)) s += 0.25 * l;
+            return s;
+        },
+        logits);
+    CHECK(err(download(*dev, x.t), fd) < kBwd);
+    // bf16 logits: the loss from the stored 16-bit values, the gradient rounded once into them.
+    V rounded = logits;
+    for (auto& v : rounded) v = shardsim::round_to(DType::bf16, static_cast<float>(v));
+    auto xb = upload(*dev, rounded, DType::bf16, {3, 7});
+    op.logits = xb.t;
+    dev->cross_entropy_fused(op, 0.25f);
+    CHECK(err(download(*dev, loss.t), test::ref::cross_entropy(rounded, t_int, vocab)) < kFwd);
+    CHECK(err(download(*dev, xb.t), download(*dev, x.t)) < 2.0 / 256);
+    dev->allocator().release(dtg);
+}
+
+TEST_CASE("softmax log-sum-exp: written in forward, and probabilities rebuilt from it as an sdpa backward does") {
+    auto dev = device::make_cpu_device();
+    test::ref::SoftmaxShape m{2, 2, 3, 4, 0.7, true};
+    const std::size_t n = m.batch * m.heads * m.sq * m.sk;
+    const V s = random_values(n, 13);
+    auto ds = upload(*dev, s, DType::fp32, {2, 2, 3, 4}), probs = zeros(*dev, DType::fp32, {2, 2, 3, 4});
+    auto lse = zeros(*dev, DType::fp32, {12}), again = zeros(*dev, DType::fp32, {2, 2, 3, 4});
+    device::SoftmaxOp op;
+    op.scores = ds.t;
+    op.probs = probs.t;
+    op.scale = static_cast<float>(m.scale);
+    op.causal = true;
+    op.lse = lse.t;
+    dev->softmax_forward(op);
+    const V want = test::ref::softmax(s, {}, {}, m);
+    CHECK(err(download(*dev, probs.t), want) < kFwd);
+    const V l = download(*dev, lse.t);
+    for (std::size_t r = 0; r < 12; ++r) {  // lse = log sum over the keys row r sees
+        const std::size_t i = r % m.sq;
+        double sum = 0;
+        for (std::size_t j = 0; j <= i + (m.sk - m.sq); ++j) sum += std::exp(m.scale * s[r * m.sk + j]);
+        CHECK(std::abs(l[r] - std::log(sum)) < 1e-5);
+    }
+    op.probs = again.t;
+    op.use_lse = true;
+    dev->softmax_forward(op);
+    CHECK(err(download(*dev, again.t), want) < kFwd);
+}
+
+TEST_CASE("dropout: PyTorch's rule, a mask drawn per global sample and element, the same whatever the blocks") {
+    auto dev = device::make_cpu_device();
+    const std::int64_t samples = 4, rows_per_sample = 50, width = 500, n = samples * rows_per_sample * width;
+    const float p = 0.1f;
+    const V x = random_values(static_cast<std::size_t>(n), 30);
+    auto dx = upload(*dev, x, DType::fp32, {n}), out = zeros(*dev, DType::fp32, {n});
+    device::Buffer mask(dev->allocator(), n, MemCategory::activations, "mask");
+    device::DropoutOp op;
+    op.x = dx.t;
+    op.out = out.t;
+    op.mask_out = mask.as<std::uint8_t>();
+    op.p = p;
+    op.key = 12345;
+    op.rows = samples * rows_per_sample;
+    op.cols = width;
+    op.first_sample = 3;
+    op.rows_per_sample = rows_per_sample;
+    op.width = width;
+    dev->dropout(op);
+    const V y = download(*dev, out.t);
+    std::vector<std::uint8_t> bits(static_cast<std::size_t>(n));
+    dev->copy_to_host(bits.data(), mask.data(), n);
+    std::int64_t dropped = 0, wrong = 0;
+    for (std::size_t i = 0; i < bits.size(); ++i) {
+        dropped += bits[i] == 0;
+        const double want = bits[i] ? x[i] / (1.0 - p) : 0.0;
+        wrong += bits[i] > 1 || std::abs(y[i] - want) > 1e-6 * (1.0 + std::abs(want));
+    }
+    CHECK(wrong == 0);
+    // 100,000 Bernoulli(0.1) draws: the dropped fraction within 4 standard deviations (0.0038).
+    CHECK(std::abs(static_cast<double>(dropped) / static_cast<double>(n) - p) < 0.004);
+
+    // The same samples in another micro-batch (samples 4 and 5 of one starting at 4), one row at a
+    // time, without storing a mask (how sdpa / flash draw it again): the same bits.
+    const std::int64_t half = 2 * rows_per_sample * width;
+    auto part = zeros(*dev, DType::fp32, {width});
+    for (std::int64_t r = 0; r < 2 * rows_per_sample; ++r) {
+        auto row = upload(*dev, V(x.begin() + half / 2 + r * width, x.begin() + half / 2 + (r + 1) * width), DType::fp32, {width});
+        device::DropoutOp one = op;
+        one.x = row.t;
+        one.out = part.t;
+        one.mask_out = nullptr;
+        one.first_sample = 4;
+        one.rows = 1;
+        one.row0 = r;
+        dev->dropout(one);
+        const V got = download(*dev, part.t);
+        for (std::int64_t c = 0; c < width; ++c) wrong += got[static_cast<std::size_t>(c)] != y[static_cast<std::size_t>(half / 2 + r * width + c)];
+    }
+    CHECK(wrong == 0);
+    // Another key (another site or call) draws other bits.
+    device::DropoutOp other = op;
+    other.key = 54321;
+    other.mask_out = nullptr;
+    auto out2 = zeros(*dev, DType::fp32, {n});
+    other.out = out2.t;
+    dev->dropout(other);
+    const V y2 = download(*dev, out2.t);
+    std::int64_t differ = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) differ += (y[i] == 0) != (y2[i] == 0);
+    CHECK(differ > n / 10);
+
+    // Backward: the kept mask applied to a gradient, accumulated.
+    const V g = random_values(static_cast<std::size_t>(n), 31);
+    auto dg = upload(*dev, g, DType::fp32, {n}), acc = upload(*dev, V(static_cast<std::size_t>(n), 1.0), DType::fp32, {n});
+    device::DropoutOp back;
+    back.x = dg.t;
+    back.out = acc.t;
+    back.mask_in = mask.as<std::uint8_t>();
+    back.p = p;
+    back.rows = op.rows;
+    back.cols = width;
+    back.width = width;
+    back.rows_per_sample = rows_per_sample;
+    back.accumulate = true;
+    dev->dropout(back);
+    const V a = download(*dev, acc.t);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double want = 1.0 + (bits[i] ? g[i] / (1.0 - p) : 0.0);
+        wrong += std::abs(a[i] - want) > 1e-6 * (1.0 + std::abs(want));
+    }
+    CHECK(wrong == 0);
+}
+
 TEST_CASE("copy2d: strided batches with dtype conversion") {
     auto dev = device::make_cpu_device();
     const V src = random_values(2 * 3 * 5, 22);

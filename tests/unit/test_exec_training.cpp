@@ -64,10 +64,12 @@ TEST_CASE("SGD with momentum and fp16 storage also make the loss fall") {
 }
 
 // On a random frozen base the loss cannot fall far (the frozen head's small weights bound the
-// logits), so this checks that LoRA trains the adapters and nothing else.
+// logits), so this checks that LoRA trains the adapters and nothing else. Without dropout: on
+// that base tiny-t5's published 0.1 moves the loss by more per step than the adapters do in 30.
 TEST_CASE("LoRA trains only the adapters, and the loss falls") {
     auto sets = test::lora_all("tiny-t5");
-    sets.insert(sets.end(), {"batch.micro_batch=8", "batch.seq_len=32", "batch.decoder_seq_len=24", "optimizer.lr=0.05"});
+    sets.insert(sets.end(), {"batch.micro_batch=8", "batch.seq_len=32", "batch.decoder_seq_len=24", "optimizer.lr=0.05",
+                             "dropout.attention=0", "dropout.hidden=0"});
     auto dev = device::make_cpu_device();
     test::Trainer tr(test::tiny_plan("tiny-t5", sets), *dev);
     std::vector<std::vector<double>> before;

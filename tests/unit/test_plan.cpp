@@ -166,9 +166,17 @@ TEST_CASE("golden: tiny-llama, fp32, AdamW, by hand") {
         // micro-batch 1 x 16 tokens. Projections per block: q 32x32 + k,v 16x32 + o 32x32 +
         // 3 x 88x32 = 11520 weights, two blocks, plus lm_head 96x32: 26112 -> 2 * 16 * 26112 =
         // 835,584. Attention per block: 4 * 1 * 4 heads * 16 * 16 * 8 = 32,768, two blocks: 65,536.
-        const auto p = make_plan("tiny-llama", "ddp", 1, {}, "fp32");
+        const auto p = make_plan("tiny-llama", "ddp", 1, {"memory.attention=eager"}, "fp32");
         const double forward = 835584 + 65536;
         CHECK(plan::build_schedule(*p).total_flops() == doctest::Approx(3 * forward));
+    }
+    SUBCASE("FLOPs with sdpa (Llama's default): causal scores for the unmasked half, backward 2.5x") {
+        // Query i of 16 reads keys 0..i: 16 * 17 / 2 = 136 pairs per head instead of 256, so the
+        // attention forward per block is 4 * 4 heads * 136 * 8 = 17,408 (two blocks: 34,816) and
+        // its backward 2.5 times that (the scores computed again: five GEMMs for two).
+        const auto p = make_plan("tiny-llama", "ddp", 1, {}, "fp32");
+        CHECK(p->scenario().job.attention == config::AttentionKind::sdpa);
+        CHECK(plan::build_schedule(*p).total_flops() == doctest::Approx(3 * 835584 + 3.5 * 34816));
     }
 }
 
@@ -243,15 +251,15 @@ TEST_CASE("offload moves the optimizer's bytes from device to host categories, s
 TEST_CASE("activations: Llama block by hand (bf16, eager, no checkpointing)") {
     // b=1, s=16, h=32, 4 heads of 8, 2 KV heads, ffn 88, 2 bytes:
     // input_layernorm input 16*32*2 + rstd 16*4; attn input 1024; q 1024, k 512, v 512;
-    // probs 1*4*16*16*2 = 2048; context 1024; post norm 1024 + 64; mlp input 1024;
-    // gate, act, up, prod 4 * 16*88*2 = 11264.
-    const auto p = make_plan("tiny-llama", "ddp", 1);
+    // softmax(dtype=float32) 1*4*16*16*4 = 4096 and its .to(bf16) 1*4*16*16*2 = 2048; context
+    // 1024; post norm 1024 + 64; mlp input 1024; gate, act, up, prod 4 * 16*88*2 = 11264.
+    const auto p = make_plan("tiny-llama", "ddp", 1, {"memory.attention=eager"});
     const auto a = plan::call_activations(*p, 1);
-    CHECK(a.saved_bytes() == 1024 + 64 + 1024 + 1024 + 512 + 512 + 2048 + 1024 + 1024 + 64 + 1024 + 11264);
+    CHECK(a.saved_bytes() == 1024 + 64 + 1024 + 1024 + 512 + 512 + 4096 + 2048 + 1024 + 1024 + 64 + 1024 + 11264);
     CHECK(a.kept_bytes() == 1024);  // only the block input is kept when checkpointing
     // LoRA on q_proj, v_proj: the frozen o_proj, down_proj, gate/up no longer need their inputs,
     // the adapters keep their rank-4 middles (16*4*2 each).
-    const auto lora = make_plan("tiny-llama", "ddp", 1, {"lora.rank=4", "lora.targets=q_proj,v_proj"});
+    const auto lora = make_plan("tiny-llama", "ddp", 1, {"memory.attention=eager", "lora.rank=4", "lora.targets=q_proj,v_proj"});
     const auto b = plan::call_activations(*lora, 1);
     CHECK(b.saved_bytes() == a.saved_bytes() - 1024 /*context*/ - 1024 /*mlp input*/ - 2816 /*prod*/ + 2 * 128);
 }

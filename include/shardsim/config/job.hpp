@@ -35,7 +35,14 @@ struct FsdpOptions {
     bool limit_all_gathers = true;
     bool no_sync = false;  // gradient accumulation inside no_sync(): reduce on the last micro-batch only
 };
-enum class AttentionKind { eager, flash };
+// What memory.attention names; `automatic` (the key's `auto`) resolves per model family when the
+// scenario is completed (model/scenario.cpp): after that only eager, sdpa and flash remain.
+enum class AttentionKind { automatic, eager, sdpa, flash };
+const std::vector<std::string>& attention_names();  // in the enum's order, as users spell them
+std::string attention_name(AttentionKind a);
+// memory.loss: Hugging Face's cross-entropy (fp32 logits copy, fp32 log-softmax kept) or a fused
+// kernel that never materialises fp32 logits (plan/activations.hpp says what each keeps).
+enum class LossKind { eager, fused };
 
 struct JobConfig {
     // [job]
@@ -76,6 +83,10 @@ struct JobConfig {
     bool offload_optimizer = false;
     bool offload_params = false;
     AttentionKind attention = AttentionKind::eager;
+    LossKind loss = LossKind::eager;
+    // [dropout]: the model file's probabilities unless given (< 0 here: not given).
+    double attention_dropout = -1;
+    double hidden_dropout = -1;
     // [lora]
     std::int64_t lora_rank = 0;
     double lora_alpha = 16;

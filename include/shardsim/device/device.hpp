@@ -63,6 +63,9 @@ enum class Activation {
 
 // Softmax over the last dim of fp32 scores [batch, heads, sq, sk]:
 //   probs = softmax(scale * scores + bias + alibi, masked) in probs' dtype.
+// `lse` (fp32, one per row), when given, receives each row's log-sum-exp of the scaled, masked
+// scores; with `use_lse` it is read instead and probs = exp(x - lse) (no reductions): how an sdpa
+// / flash backward rebuilds the probabilities from what its forward kept.
 struct SoftmaxOp {
     Tensor scores;       // fp32
     Tensor probs;
@@ -70,6 +73,8 @@ struct SoftmaxOp {
     bool causal = false;  // key j is masked for query i when j > i + (sk - sq)
     Tensor bias;          // [heads, sq, sk], shared by the batch (T5 relative position bias), or empty
     Tensor alibi;         // fp32 [heads]: slope * key position is added (BLOOM), or empty
+    Tensor lse;           // fp32 [batch * heads * sq], or empty
+    bool use_lse = false;
 };
 
 // dscores = probs * (dprobs - sum(probs * dprobs)); dscores may be dprobs itself. dbias (fp32,
@@ -101,9 +106,30 @@ struct EmbeddingOp {
 
 // Cross-entropy of fp32 logits [tokens, vocab] against int32 targets: log_probs (fp32, same
 // shape) and the per-token loss (fp32 [tokens]). Backward: dlogits = scale * (softmax - onehot).
+// The fused form (a Liger-style kernel) reads logits of any dtype, writes the per-token loss and
+// overwrites the logits with scale * (softmax - onehot) in their dtype: no log_probs.
 struct CrossEntropyOp {
     Tensor logits, log_probs, losses;
     const std::int32_t* targets = nullptr;
+};
+
+// Dropout, PyTorch's rule: out (= or +=) x * keep / (1 - p), keep = 1 with probability 1 - p.
+// The keep bits are read from `mask_in` when given (backward: the same op on the gradient);
+// otherwise drawn from a counter-based hash of (key, global sample, element within the sample),
+// the same on every device, rank and recompute (so a sharded run draws what a single process
+// draws for the same sample), and stored in `mask_out` (1 byte per element) when given. x and out
+// are [rows, cols] row-major (out may be x); physical row r is logical row row0 + r of a tensor
+// whose samples have rows_per_sample rows of `width` logical columns (cols <= width: a block of
+// an attention row).
+struct DropoutOp {
+    Tensor x, out;
+    const std::uint8_t* mask_in = nullptr;
+    std::uint8_t* mask_out = nullptr;
+    float p = 0;
+    std::uint64_t key = 0;
+    std::int64_t rows = 0, cols = 0;
+    std::int64_t first_sample = 0, row0 = 0, rows_per_sample = 1, width = 0;
+    bool accumulate = false;
 };
 
 // A strided copy with dtype conversion: for b < batch, i < rows, j < cols
@@ -189,6 +215,8 @@ public:
     virtual void embedding_backward(const EmbeddingOp& op) = 0;  // table: the gradient, out: dout
     virtual void cross_entropy_forward(const CrossEntropyOp& op) = 0;
     virtual void cross_entropy_backward(const CrossEntropyOp& op, float scale, const Tensor& dlogits) = 0;
+    virtual void cross_entropy_fused(const CrossEntropyOp& op, float scale) = 0;
+    virtual void dropout(const DropoutOp& op) = 0;
     virtual void copy2d(const Copy2dOp& op) = 0;
     virtual void adamw(const AdamWOp& op) = 0;
     virtual void sgd(const SgdOp& op) = 0;

@@ -2,6 +2,7 @@
 // The executor: performs the plan's schedule op by op on one rank — real parameter shards,
 // real collectives, real updates — and measures every op and every memory category.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,13 @@ public:
     // One optimizer step (collective over the communicators).
     StepResult run_step(int step);
 
+    // Keep this rank's optimizer first moments as the first step leaves them (--verify compares
+    // them: they are a linear function of the first step's reduced gradients). Call before it.
+    void remember_first_step() { remember_first_step_ = true; }
+    // What the first step left: per trainable tensor (unit, state chunk), this rank's rows; empty
+    // when not asked for, or when the optimizer keeps no first moment.
+    const std::map<std::pair<int, int>, std::vector<float>>& first_step_moments() const { return first_moments_; }
+
     // Every recorded op and memory sample so far (steps back to back on one time axis).
     const timeline::RankTimeline& timeline() const { return timeline_; }
     // Seconds spent recording ops and memory, over the steps' wall time.
@@ -61,6 +69,8 @@ public:
 
 private:
     void record_step(int step, const MemoryByCategory& before);
+    bool remember_first_step_ = false;
+    std::map<std::pair<int, int>, std::vector<float>> first_moments_;
     std::unique_ptr<Impl> impl_;
     plan::PlanPtr plan_;
     timeline::RankTimeline timeline_;

@@ -12,7 +12,9 @@
 //     floating-point sums differs (measured: below 3e-6 on the tiny models);
 //   SGD with 16-bit gradient sums: the dtype's epsilon (bf16 2^-8, fp16 2^-11): sums rounded to
 //     16 bits in another order differ by about one unit in the last place;
-//   AdamW in fp32: the first moments (exp_avg, linear in every reduced gradient) to 1e-5, and the
+//   AdamW in fp32: the first moments after the first step (exp_avg = (1 - beta1) x the step's
+//     reduced gradients, computed from the same parameters on both sides; the sharded executor
+//     keeps them when asked before its first step: Executor::remember_first_step) to 1e-5, and the
 //     parameters within AdamW's step: max(1e-5, 2 * lr * steps / max|reference|). AdamW divides
 //     each gradient by its own running magnitude, so a gradient that is rounding noise (GPT-2's
 //     and BLOOM's key bias, whose true gradient is exactly zero: softmax ignores a constant added
@@ -23,6 +25,8 @@
 //     parameter's sign of update, and the gradients of later steps follow other parameters. Only
 //     the most the optimizer can move a parameter bounds the difference: a loose check, reported
 //     as such.
+// Dropout makes near-zero gradients by chance too (masks zeroing a tenth of every branch: some
+// elements' gradients sum to within a few eps of zero); the first-moment check covers them.
 #include <mpi.h>
 
 #include <string>
@@ -41,7 +45,9 @@ struct VerifyResult {
     bool passed = false;       // every tensor within its tolerance
 };
 
-// Collective over `world` (an MPI communicator: the comparison itself runs on the host).
+// Collective over `world` (an MPI communicator: the comparison itself runs on the host). Without
+// the first step's moments (remember_first_step not called), AdamW in fp32 is checked on its
+// parameters only, and the rule says so.
 VerifyResult verify_against_reference(const Executor& sharded, int steps, MPI_Comm world);
 
 }  // namespace shardsim::exec

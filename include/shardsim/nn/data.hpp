@@ -10,6 +10,7 @@ namespace shardsim::nn {
 
 struct Batch {
     std::int64_t batch = 0;
+    std::int64_t first = 0;                 // global id of the first sample (dropout masks follow it)
     std::vector<std::int32_t> encoder_ids;  // [batch, enc_len] (encoder-decoder only)
     std::vector<std::int32_t> input_ids;    // [batch, dec_len] decoder input
     std::vector<std::int32_t> targets;      // [batch, dec_len] next tokens the loss predicts
