@@ -17,6 +17,7 @@
 #include "shardsim/bench/collectives.hpp"
 #include "shardsim/io/bench_file.hpp"
 #include "shardsim/report/bench.hpp"
+#include "shardsim/report/bench_predict.hpp"
 
 namespace shardsim::cli {
 
@@ -29,6 +30,7 @@ struct BenchArgs {
     std::string backend = "auto", dtype = "fp32", out, topology;
     int iters = 20, warmup = 5;
     bool json = false;
+    bool predict = false;
 };
 
 // Every problem of the command line at once (before MPI starts: no rank has done anything yet).
@@ -44,8 +46,9 @@ bench::BenchOptions check_args(const BenchArgs& a) {
     }
     const auto lo = parse_byte_count(a.min_bytes), hi = parse_byte_count(a.max_bytes);
     if (!lo || *lo < 1) p.add("--min-bytes: bad value '" + a.min_bytes + "' (allowed: " + kByteCountAllowed + ", >= 1)");
-    if (!hi || *hi < 1 || *hi > 4 * kGiB)
-        p.add("--max-bytes: bad value '" + a.max_bytes + "' (allowed: " + kByteCountAllowed + ", at most 4G)");
+    const std::int64_t most = a.predict ? 1024 * kGiB : 4 * kGiB;  // measuring needs the buffers; predicting does not
+    if (!hi || *hi < 1 || *hi > most)
+        p.add("--max-bytes: bad value '" + a.max_bytes + "' (allowed: " + kByteCountAllowed + ", at most " + (a.predict ? "1024G" : "4G") + ")");
     if (lo && hi && *lo > *hi)
         p.add("--max-bytes: bad value '" + a.max_bytes + "': below --min-bytes " + a.min_bytes + " (allowed: >= --min-bytes)");
     if (a.factor < 2) p.add("--factor: bad value '" + std::to_string(a.factor) + "' (allowed: integer >= 2)");
@@ -167,6 +170,22 @@ int bench(const Setup& s, const BenchArgs& a, int rank) {
     return code;
 }
 
+// --predict: the model's table for a topology; no MPI, nothing run.
+int predict(const BenchArgs& a, const bench::BenchOptions& o) {
+    if (a.topology.empty())
+        throw InputError("--predict: needs --topology (allowed: a shipped topology name or a path to a .ini file)");
+    const config::TopologyConfig t = config::load_topology(a.topology, "", "--topology", {});
+    report::PredictOptions p;
+    p.ops = o.ops;
+    p.min_bytes = o.min_bytes;
+    p.max_bytes = o.max_bytes;
+    p.factor = o.factor;
+    p.element_bytes = static_cast<std::int64_t>(dtype_size(o.dtype));
+    const report::PredictReport r = report::predicted_bench(t, p);
+    std::cout << (a.json ? r.json.dump() + "\n" : r.text);
+    return 0;
+}
+
 }  // namespace
 
 int cmd_bench(const Args& args) {
@@ -184,8 +203,11 @@ int cmd_bench(const Args& args) {
         ("topology", po::value<std::string>(&a.topology),
          "place ranks as this topology's nodes (shipped name or .ini path); with several nodes the node and replicate groups are measured too")
         ("out", po::value<std::string>(&a.out), "write every rank's timings to this HDF5 file (input of shardsim calibrate)")
-        ("json", po::bool_switch(&a.json), "print JSON instead of the table (same figures)");
+        ("json", po::bool_switch(&a.json), "print JSON instead of the table (same figures)")
+        ("predict", po::bool_switch(&a.predict),
+         "print the collective model's table for --topology (with the nccl-tests figures it cites) instead of measuring; no MPI needed");
     const std::string usage =
+        "shardsim bench --predict --topology T [--op ...] [--min-bytes 8M] [--max-bytes 8G]\n"
         "mpirun -np N shardsim bench [--op all_gather,reduce_scatter,all_reduce] [--min-bytes 8] [--max-bytes 64M] [--factor 2]\n"
         "       [--backend auto|nccl|mpi] [--dtype fp32|bf16|fp16] [--iters 20 --warmup 5] [--topology T] [--out bench.h5] [--json]";
     std::optional<po::variables_map> vm;
@@ -194,6 +216,7 @@ int cmd_bench(const Args& args) {
         vm = parse_options("bench", usage, desc, args);
         if (!vm) return 0;
         options = check_args(a);
+        if (a.predict) return predict(a, options);
     } catch (const InputError&) {
         if (launcher_rank_zero()) throw;
         return kExitBadInput;  // rank 0 says it; the other ranks stop quietly

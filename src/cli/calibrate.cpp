@@ -4,10 +4,14 @@
 #include <cstdio>
 #include <iostream>
 
+#include "shardsim/bench/compute.hpp"
 #include "shardsim/cli/options.hpp"
 #include "shardsim/config/ini_edit.hpp"
+#include "shardsim/comm/mpi.hpp"
 #include "shardsim/config/topology.hpp"
+#include "shardsim/core/version.hpp"
 #include "shardsim/core/format.hpp"
+#include "shardsim/device/device.hpp"
 #include "shardsim/io/bench_file.hpp"
 #include "shardsim/report/calibration.hpp"
 #include "shardsim/sim/calibrate.hpp"
@@ -22,18 +26,26 @@ std::string significant(double v) {
     return buf;
 }
 
-// The level's keys with their fitted values (as the topology spells them: us, decimal GB/s).
+// The level's keys with their fitted values (as the topology spells them: us, decimal GB/s). The
+// achieved bus bandwidth is written as an efficiency of the datasheet bandwidth, unless it is
+// above it (a CPU host's shared memory): then as the bandwidth, at efficiency 1.
 std::vector<config::IniEdit> edits(const sim::Calibration& c, const config::TopologyConfig& t) {
     std::vector<config::IniEdit> out;
     for (const auto& f : c.levels) {
         if (!f.fitted) continue;
         const std::string section = sim::link_level_name(f.level);
         const bool intra = f.level == sim::LinkLevel::intra_node;
-        const double was_lat = intra ? t.intra.latency_us : t.inter.latency_us;
-        const double was_bw = intra ? t.intra.bandwidth_gbps : t.inter.bandwidth_gbps;
-        out.push_back({section, "latency_us", significant(f.latency_s * 1e6), "fitted by shardsim calibrate (was " + significant(was_lat) + ")"});
-        out.push_back({section, "bandwidth_gbps", significant(f.bandwidth_Bps / 1e9),
-                       "fitted by shardsim calibrate (was " + significant(was_bw) + ")"});
+        const config::LinkSpec& was = intra ? t.intra : t.inter;
+        const sim::LevelLinks& now = intra ? c.links.intra : c.links.inter;
+        const std::string by = "fitted by shardsim calibrate (was ";
+        out.push_back({section, "latency_us", significant(f.latency_s * 1e6), by + significant(was.latency_us) + ")"});
+        if (now.bandwidth_Bps != was.bandwidth_gbps * 1e9)
+            out.push_back({section, "bandwidth_gbps", significant(now.bandwidth_Bps / 1e9), by + significant(was.bandwidth_gbps) + ")"});
+        out.push_back({section, "efficiency", significant(now.efficiency), by + significant(was.efficiency) + "; bus bandwidth " +
+                                                                               significant(f.busbw_Bps / 1e9) + " GB/s)"});
+        if (f.reduce_fitted)
+            out.push_back({"gpu", "reduce_gbps", significant(f.reduce_Bps / 1e9),
+                           by + significant(t.gpu.reduce_gbps) + "; 0: reductions cost nothing beyond the transfer)"});
     }
     return out;
 }
@@ -45,11 +57,76 @@ std::vector<sim::Measurement> measurements(const bench::BenchRun& run) {
     return out;
 }
 
+// A share of a peak as the topology holds it: at most 1; above it the peak itself was low.
+std::string share(double v) { return significant(std::min(1.0, v)); }
+
+// The [compute] keys (and the peaks or memory bandwidth where this device beats the datasheet)
+// from what --compute measured.
+std::vector<config::IniEdit> compute_edits(const bench::ComputeMeasurement& m, const config::TopologyConfig& t) {
+    std::vector<config::IniEdit> out;
+    const double peak = t.gpu.peak_tflops(m.dtype) * 1e12;
+    const std::string by = "measured by shardsim calibrate --compute (was ";
+    if (m.gemm_flops_per_s > peak)  // one core beat the estimated peak: the measured rate is the peak
+        for (const char* k : {"bf16_tflops", "fp16_tflops", "fp32_tflops"})
+            out.push_back({"gpu", k, significant(m.gemm_flops_per_s / 1e12), by + significant(peak / 1e12) + ")"});
+    const double peak_used = std::max(peak, m.gemm_flops_per_s);
+    out.push_back({"compute", "gemm_efficiency", share(m.gemm_flops_per_s / peak_used), by + significant(t.compute.gemm_efficiency) + ")"});
+    out.push_back({"compute", "attention_efficiency", share(m.attention_flops_per_s / peak_used),
+                   by + significant(t.compute.attention_efficiency) + ")"});
+    const double hbm = t.gpu.hbm_gbps * 1e9;
+    if (m.memory_Bps > hbm) out.push_back({"gpu", "hbm_gbps", significant(m.memory_Bps / 1e9), by + significant(t.gpu.hbm_gbps) + ")"});
+    out.push_back({"compute", "memory_efficiency", share(m.memory_Bps / std::max(hbm, m.memory_Bps)),
+                   by + significant(t.compute.memory_efficiency) + ")"});
+    out.push_back({"compute", "launch_us", significant(m.launch_s * 1e6), by + significant(t.compute.launch_us) + ")"});
+    out.push_back({"compute", "source", "shardsim calibrate --compute on " + m.device + " (" + comm::host_name() + ", " +
+                                            std::string(dtype_name(m.dtype)) + ")", ""});
+    return out;
+}
+
+// --compute: measure this device and write the compute figures into the topology.
+int calibrate_compute(const std::string& topology, const std::string& out, const std::string& device_name, bool json) {
+    const config::TopologyConfig topo = config::load_topology(topology, "", "--topology", {});
+    std::string why;
+    const bool gpu = device_name == "cuda" || (device_name == "auto" && device::cuda_available(&why));
+    if (device_name == "cuda" && !device::cuda_available(&why)) throw InputError("--device: bad value 'cuda': " + why + " (allowed: cpu)");
+    std::unique_ptr<device::Device> dev = gpu ? device::make_cuda_device(0) : device::make_cpu_device(1);
+    // The CPU device computes every dtype in fp32 (docs/compute.md); a GPU in the bf16 of training.
+    const bench::ComputeMeasurement m = bench::measure_compute(*dev, gpu ? DType::bf16 : DType::fp32, gpu ? 8192 : 1024);
+    const auto changes = compute_edits(m, topo);
+    std::string preamble = "# Compute calibrated by shardsim " + version() + ": shardsim calibrate --compute --topology " + topo.name +
+                           " on " + m.device + " (" + comm::host_name() + "), " + std::string(dtype_name(m.dtype)) + ":\n";
+    TextTable table({"measured", "time", "rate"});
+    for (const auto& s : m.samples)
+        table.add_row({s.what, format_seconds(s.seconds),
+                       s.flops > 0 ? format_fixed(s.flops / s.seconds / 1e9, 1) + " GFLOP/s" : format_fixed(s.bytes / s.seconds / 1e9, 2) + " GB/s"});
+    for (const auto& line : split(table.str(), '\n'))
+        if (!line.empty()) preamble += "#   " + line + "\n";
+    const std::string text = config::edit_ini_text(topo.source, changes, preamble);
+    config::load_topology_text(out, text, {});  // what is written must load
+    write_text_file(out, text);
+    if (json) {
+        io::Json j = io::Json::object();
+        j["device"] = m.device;
+        j["gemm_flops_per_s"] = m.gemm_flops_per_s;
+        j["attention_flops_per_s"] = m.attention_flops_per_s;
+        j["memory_Bps"] = m.memory_Bps;
+        j["launch_s"] = m.launch_s;
+        j["out"] = out;
+        std::cout << j.dump() << "\n";
+    } else if (out != "-") {
+        std::cout << "shardsim calibrate --compute: " << m.device << ", " << dtype_name(m.dtype) << "\n" << table.str() << "\n";
+        for (const auto& c : changes) std::cout << "  " << c.section << "." << c.key << " = " << c.value << "\n";
+        std::cout << "\nwrote " << out << "\n";
+    }
+    return 0;
+}
+
 }  // namespace
 
 int cmd_calibrate(const Args& args) {
     std::string bench_path, topology, out, min_text = "1", max_text = "4G";
-    bool json = false;
+    bool json = false, compute = false;
+    std::string device_name = "auto";
     po::options_description desc("options");
     desc.add_options()
         ("bench", po::value<std::string>(&bench_path), "the HDF5 file of shardsim bench --out")
@@ -58,12 +135,24 @@ int cmd_calibrate(const Args& args) {
         ("min-bytes", po::value<std::string>(&min_text)->default_value(min_text),
          "fit only sizes from this one (K, M, G suffixes), e.g. 1M for the sizes training moves")
         ("max-bytes", po::value<std::string>(&max_text)->default_value(max_text), "fit only sizes up to this one")
-        ("json", po::bool_switch(&json), "print the fit as JSON");
+        ("json", po::bool_switch(&json), "print the fit as JSON")
+        ("compute", po::bool_switch(&compute),
+         "measure this device's GEMM, attention, memory and launch rates instead (no bench file) and write them into [compute]")
+        ("device", po::value<std::string>(&device_name)->default_value(device_name), "--compute: auto, cpu or cuda");
     po::positional_options_description pos;
     pos.add("bench", 1);
-    const auto vm = parse_options("calibrate", "shardsim calibrate BENCH.h5 --topology T --out T-calibrated.ini [--min-bytes 1M] [--json]", desc,
+    const auto vm = parse_options("calibrate", "shardsim calibrate BENCH.h5 --topology T --out T-calibrated.ini [--min-bytes 1M] [--json]\n       shardsim calibrate --compute --topology T --out T-calibrated.ini [--device auto|cpu|cuda]", desc,
                                   args, "", &pos);
     if (!vm) return 0;
+    if (compute) {
+        Problems p;
+        if (topology.empty()) p.add("--topology: missing (allowed: a shipped topology name or a path to a .ini file)");
+        if (out.empty()) p.add("--out: missing (allowed: a path for the calibrated topology, or - for stdout)");
+        if (device_name != "auto" && device_name != "cpu" && device_name != "cuda")
+            p.add("--device: bad value '" + device_name + "' (allowed: auto, cpu, cuda)");
+        p.throw_if_any();
+        return calibrate_compute(topology, out, device_name, json);
+    }
     Problems p;
     if (bench_path.empty()) p.add("shardsim calibrate: missing the bench file (usage: shardsim calibrate BENCH.h5 --topology T --out FILE.ini)");
     if (topology.empty()) p.add("--topology: missing (allowed: a shipped topology name or a path to a .ini file)");

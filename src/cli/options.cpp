@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "shardsim/core/error.hpp"
+#include "shardsim/core/format.hpp"
 
 namespace shardsim::cli {
 
@@ -44,21 +45,7 @@ std::optional<po::variables_map> parse_options(const std::string& command, const
     return vm;
 }
 
-std::optional<std::int64_t> parse_byte_count(const std::string& s) {
-    std::size_t digits = 0;
-    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
-    if (digits == 0 || digits > 12) return std::nullopt;
-    const std::int64_t v = std::stoll(s.substr(0, digits));
-    const std::string suffix = s.substr(digits);
-    if (suffix.empty()) return v;
-    if (suffix.size() != 1) return std::nullopt;
-    switch (std::toupper(static_cast<unsigned char>(suffix[0]))) {
-        case 'K': return v << 10;
-        case 'M': return v << 20;
-        case 'G': return v << 30;
-    }
-    return std::nullopt;
-}
+std::optional<std::int64_t> parse_byte_count(const std::string& s) { return parse_byte_size(s); }
 
 void write_text_file(const std::string& path, const std::string& text) {
     if (path == "-") {

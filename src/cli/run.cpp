@@ -64,7 +64,9 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
     if (world_rank == 0 && !o.json) std::cout << ctx.startup_table << std::flush;
 
     std::vector<double> losses;
-    const double tokens_per_step = static_cast<double>(plan.scenario().job.micro_batch * plan.scenario().decoder_len() *
+    // Encoder and decoder tokens, as the summary's tokens/s counts them (sim::throughput_attributes).
+    const double tokens_per_step = static_cast<double>(plan.scenario().job.micro_batch *
+                                                       (plan.scenario().encoder_len() + plan.scenario().decoder_len()) *
                                                        plan.scenario().job.grad_accum * plan.groups().world());
     double elapsed = 0;
     // A progress line that rewrites itself only for a person at a terminal: mpirun and srun give

@@ -11,7 +11,9 @@ namespace shardsim::config {
 std::string link_kind_name(LinkKind k) {
     switch (k) {
         case LinkKind::nvlink: return "nvlink";
+        case LinkKind::nvswitch: return "nvswitch";
         case LinkKind::pcie: return "pcie";
+        case LinkKind::pcie_no_p2p: return "pcie-no-p2p";
         case LinkKind::shm: return "shm";
         case LinkKind::infiniband: return "infiniband";
         case LinkKind::ethernet: return "ethernet";
@@ -22,8 +24,8 @@ std::string link_kind_name(LinkKind k) {
 
 namespace {
 LinkKind parse_link(const std::string& s) {
-    for (LinkKind k : {LinkKind::nvlink, LinkKind::pcie, LinkKind::shm, LinkKind::infiniband,
-                       LinkKind::ethernet, LinkKind::none})
+    for (LinkKind k : {LinkKind::nvlink, LinkKind::nvswitch, LinkKind::pcie, LinkKind::pcie_no_p2p, LinkKind::shm,
+                       LinkKind::infiniband, LinkKind::ethernet, LinkKind::none})
         if (link_kind_name(k) == s) return k;
     return LinkKind::none;
 }
@@ -46,10 +48,59 @@ KeySpec positive(std::string section, std::string name, std::string unit, std::s
     k.min_exclusive = true;
     return k;
 }
+// The achieved share of a level's bandwidth; auto: the default of its link kind (link_efficiency).
+KeySpec efficiency_key(const std::string& section) {
+    KeySpec k = key(section, "efficiency", ValueType::number, "", "auto",
+                    "achieved bus bandwidth / bandwidth_gbps at large sizes, from published nccl-tests figures "
+                    "(auto: the link kind's default, docs/topologies.md)");
+    k.min = 0;
+    k.min_exclusive = true;
+    k.max = 1;
+    k.allows_auto = true;
+    return k;
+}
+
+// A ring hop's latency with NCCL's Simple protocol; auto: NCCL's figure for the kind's path.
+KeySpec latency_key(const std::string& section) {
+    KeySpec k = key(section, "latency_us", ValueType::number, "us", "auto",
+                    "one ring hop, NCCL's Simple protocol (auto: NCCL's tuning-model figure for the link kind: NVLink 3.4, "
+                    "PCIe and shared memory 5.7, network 14)");
+    k.min = 0;
+    k.allows_auto = true;
+    return k;
+}
+
+constexpr const char* kPublishedOps[] = {"all_gather", "reduce_scatter", "all_reduce"};
+
 KeySpec count(std::string section, std::string name, std::string def, std::string help) {
     KeySpec k = key(std::move(section), std::move(name), ValueType::integer, "", std::move(def), std::move(help));
     k.min = 1;
     return k;
+}
+
+// How compute ops are priced by shape (sim/compute.hpp): the tile / wave model of GEMMs, the
+// attention kernels' rate, memory-bound kernels, launches.
+std::vector<KeySpec> compute_keys() {
+    std::vector<KeySpec> out;
+    out.push_back(count("compute", "sms", "1", "streaming multiprocessors: GEMM tiles run in waves of this many (a CPU rank: 1)"));
+    out.push_back(key("compute", "gemm_tile", ValueType::text, "", "1x1",
+                      "output tile of one SM, MxN (e.g. 128x128): partial tiles and partial waves waste their share"));
+    auto share = [&](const char* name, const char* def, const char* help) {
+        KeySpec k = key("compute", name, ValueType::number, "", def, help);
+        k.min = 0;
+        k.min_exclusive = true;
+        k.max = 1;
+        k.allows_auto = std::string(def) == "auto";
+        out.push_back(k);
+    };
+    share("gemm_efficiency", "auto", "achieved share of the dense peak by a large, well-shaped GEMM (auto: gpu.compute_efficiency)");
+    share("attention_efficiency", "auto", "achieved share of the peak by fused sdpa / flash attention kernels (auto: gemm_efficiency)");
+    share("memory_efficiency", "1", "achieved share of hbm_gbps by memory-bound kernels (norms, activations, softmax, casts, optimizer)");
+    KeySpec launch = key("compute", "launch_us", ValueType::number, "us", "0", "cost of one kernel launch");
+    launch.min = 0;
+    out.push_back(launch);
+    out.push_back(key("compute", "source", ValueType::text, "", "", "where calibrated values came from (shardsim calibrate --compute)"));
+    return out;
 }
 }  // namespace
 
@@ -71,9 +122,14 @@ const Schema& topology_schema() {
         s.push_back(positive("gpu", "fp16_tflops", "TFLOP/s", "", "dense fp16 peak"));
         s.push_back(positive("gpu", "fp32_tflops", "TFLOP/s", "", "dense fp32 peak (TF32 off)"));
         s.push_back(positive("gpu", "hbm_gbps", "GB/s", "", "device memory bandwidth"));
-        KeySpec eff = positive("gpu", "compute_efficiency", "", "0.5", "achieved fraction of peak in GEMM-heavy ops");
+        KeySpec eff = positive("gpu", "compute_efficiency", "", "0.5", "the default of compute.gemm_efficiency (which supersedes it)");
         eff.max = 1;
         s.push_back(eff);
+        KeySpec reduce = key("gpu", "reduce_gbps", ValueType::number, "GB/s", "0",
+                             "rate a rank adds received data in reduce-scatter / all-reduce; 0: the reduction rides "
+                             "along the transfer (NCCL fuses it into its copy); a CPU host's MPI adds at memory speed");
+        reduce.min = 0;
+        s.push_back(reduce);
         KeySpec over = key("gpu", "runtime_overhead_mib", ValueType::number, "MiB", "0",
                            "per GPU: CUDA context, NCCL buffers, cuBLAS workspace");
         over.min = 0;
@@ -84,14 +140,24 @@ const Schema& topology_schema() {
         frag.max = 1;
         s.push_back(frag);
 
+        for (auto& k : compute_keys()) s.push_back(k);
+
         KeySpec intra = key("intra_node", "kind", ValueType::choice, "", "", "link between GPUs of a node");
-        intra.choices = {"nvlink", "pcie", "shm"};
+        intra.choices = {"nvlink", "nvswitch", "pcie", "pcie-no-p2p", "shm"};
         intra.required = true;
+        intra.help = "link between GPUs of a node: nvlink / nvswitch direct, pcie peer-to-peer, pcie-no-p2p staged through "
+                     "host memory, shm a CPU host's shared memory (docs/topologies.md)";
         s.push_back(intra);
-        s.push_back(positive("intra_node", "bandwidth_gbps", "GB/s", "", "per GPU, one direction"));
-        KeySpec lat = key("intra_node", "latency_us", ValueType::number, "us", "5", "per message step");
-        lat.min = 0;
-        s.push_back(lat);
+        s.push_back(positive("intra_node", "bandwidth_gbps", "GB/s", "", "per GPU, one direction (datasheet)"));
+        s.push_back(efficiency_key("intra_node"));
+        s.push_back(latency_key("intra_node"));
+        KeySpec host_bus = key("intra_node", "host_bus_gbps", ValueType::number, "GB/s", "auto",
+                               "pcie-no-p2p: the node's path to host memory, one direction, shared by its GPUs' staged "
+                               "collectives and offload copies (auto: gpus_per_node x host.h2d_gbps)");
+        host_bus.min = 0;
+        host_bus.min_exclusive = true;
+        host_bus.allows_auto = true;
+        s.push_back(host_bus);
 
         KeySpec inter = key("inter_node", "kind", ValueType::choice, "", "none", "network between nodes");
         inter.choices = {"infiniband", "ethernet", "none"};
@@ -99,19 +165,110 @@ const Schema& topology_schema() {
         KeySpec ibw = key("inter_node", "bandwidth_gbps", ValueType::number, "GB/s", "0", "per NIC, one direction");
         ibw.min = 0;
         s.push_back(ibw);
+        s.push_back(efficiency_key("inter_node"));
         s.push_back(count("inter_node", "nics", "1", "NICs per node"));
-        KeySpec ilat = key("inter_node", "latency_us", ValueType::number, "us", "5", "per message step");
-        ilat.min = 0;
-        s.push_back(ilat);
+        s.push_back(latency_key("inter_node"));
 
         s.push_back(positive("host", "memory_gib", "GiB", "", "host memory per node"));
         s.push_back(positive("host", "h2d_gbps", "GB/s", "25", "host<->device copy bandwidth per GPU (pinned)"));
         s.push_back(positive("host", "cpu_optimizer_gelems", "1e9 params/s", "1",
                              "CPU optimizer throughput per rank (offload)"));
+
+        s.push_back(key("nccl_tests", "source", ValueType::text, "", "", "published nccl-tests figures: where from, and when"));
+        KeySpec ranks = key("nccl_tests", "ranks", ValueType::integer, "", "0", "ranks the figures were measured on (0: none cited)");
+        ranks.min = 0;
+        s.push_back(ranks);
+        for (const char* op : kPublishedOps)
+            s.push_back(key("nccl_tests", std::string(op) + "_busbw_gbps", ValueType::text, "GB/s", "",
+                            std::string("published busbw of ") + op + " by size: 'SIZE:GBPS ...', e.g. 8M:130 8G:232"));
         return s;
     }();
     return schema;
 }
+
+double default_link_efficiency(LinkKind k) {
+    switch (k) {
+        case LinkKind::nvlink:
+        case LinkKind::nvswitch: return 0.78;     // DGX A100 nccl-tests: ~234 of 300 GB/s (topologies/8x-a100-40g.ini)
+        case LinkKind::pcie:
+        case LinkKind::pcie_no_p2p: return 0.8;   // PCIe 4.0 x16: ~25 GB/s of cudaMemcpy out of 32 (docs/topologies.md)
+        case LinkKind::infiniband: return 0.9;    // NDR: ~45 GB/s per 50 GB/s NIC in nccl-tests (topologies/4x8-h100-ib.ini)
+        case LinkKind::ethernet: return 0.8;
+        case LinkKind::shm:
+        case LinkKind::none: return 1.0;          // a CPU host's shared memory: its bandwidth is what calibrate fits
+    }
+    return 1.0;
+}
+
+// NCCL's ring Simple hop latency per path (src/graph/tuning.cc, hwLat; the rest of the table is in
+// src/sim/links.cpp, which scales it by this figure).
+double default_link_latency_us(LinkKind k) {
+    switch (k) {
+        case LinkKind::nvlink:
+        case LinkKind::nvswitch: return 3.4;
+        case LinkKind::infiniband:
+        case LinkKind::ethernet: return 14.0;
+        case LinkKind::none: return 0.0;
+        default: return 5.7;  // PCIe (staged: each of its two crossings), a CPU host's shared memory
+    }
+}
+
+namespace {
+
+ComputeSpec compute_spec(const Values& v, const GpuSpec& gpu, const std::string& path, Problems& problems) {
+    ComputeSpec c;
+    c.sms = v.integer("compute.sms");
+    const std::string tile = v.text("compute.gemm_tile");
+    const auto x = tile.find('x');
+    try {
+        if (x == std::string::npos) throw std::invalid_argument("no x");
+        c.tile_m = std::stoll(tile.substr(0, x));
+        c.tile_n = std::stoll(tile.substr(x + 1));
+    } catch (const std::exception&) {
+        c.tile_m = c.tile_n = 0;
+    }
+    if (c.tile_m < 1 || c.tile_n < 1)
+        problems.add((v.where("compute.gemm_tile") == "default" ? path : v.where("compute.gemm_tile")) +
+                     ": compute.gemm_tile: bad value '" + tile + "' (allowed: MxN with integers >= 1, e.g. 128x128)");
+    c.gemm_efficiency = v.is_auto("compute.gemm_efficiency") ? gpu.compute_efficiency : v.number("compute.gemm_efficiency");
+    c.attention_efficiency = v.is_auto("compute.attention_efficiency") ? c.gemm_efficiency : v.number("compute.attention_efficiency");
+    c.memory_efficiency = v.number("compute.memory_efficiency");
+    c.launch_us = v.number("compute.launch_us");
+    c.source = v.text("compute.source");
+    return c;
+}
+
+// "8M:130 64M:200 ..." -> points; every bad item is a problem naming the key and its place.
+PublishedSweep published_sweep(const Values& v, const std::string& path, Problems& problems) {
+    PublishedSweep p;
+    p.source = v.text("nccl_tests.source");
+    p.ranks = v.integer("nccl_tests.ranks");
+    for (const char* op : kPublishedOps) {
+        const std::string name = std::string("nccl_tests.") + op + "_busbw_gbps";
+        const std::string where = (v.where(name) == "default" ? path : v.where(name)) + ": " + name;
+        for (const auto& item : split(v.text(name), ' ')) {
+            if (trim(item).empty()) continue;
+            const auto colon = item.find(':');
+            const auto size = colon == std::string::npos ? std::nullopt : parse_byte_size(item.substr(0, colon));
+            double gbps = 0;
+            try {
+                gbps = colon == std::string::npos ? 0 : std::stod(item.substr(colon + 1));
+            } catch (const std::exception&) {
+            }
+            if (!size || *size <= 0 || !(gbps > 0)) {
+                problems.add(where + ": bad value '" + item + "' (allowed: SIZE:GBPS items separated by spaces, e.g. 8M:130 8G:232)");
+                continue;
+            }
+            p.points.push_back({op, *size, gbps});
+        }
+    }
+    if (!p.points.empty() && (p.ranks < 2 || p.source.empty()))
+        problems.add(path + ": nccl_tests: figures without " + (p.source.empty() ? "a source" : "the rank count") +
+                     " (allowed: nccl_tests.source = where and when, nccl_tests.ranks >= 2)");
+    return p;
+}
+
+}  // namespace
 
 double GpuSpec::peak_tflops(DType t) const {
     switch (t) {
@@ -122,7 +279,14 @@ double GpuSpec::peak_tflops(DType t) const {
     return fp32_tflops;
 }
 
-std::string TopologyConfig::effective_ini() const { return effective_text(topology_schema(), values); }
+// Optional text keys left unset (compute.source, the nccl_tests figures) are left out: the
+// parser reads an empty text value as an error, and the effective text must load again.
+std::string TopologyConfig::effective_ini() const {
+    std::string out;
+    for (const auto& line : split(effective_text(topology_schema(), values), '\n'))
+        if (line.size() < 3 || line.compare(line.size() - 3, 3, " = ") != 0) out += line + "\n";
+    return out;
+}
 
 TopologyConfig load_topology_text(const std::string& path, const std::string& text,
                                   const std::vector<Override>& overrides) {
@@ -150,16 +314,22 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
     t.gpu.compute_efficiency = v.number("gpu.compute_efficiency");
     t.gpu.runtime_overhead_bytes = static_cast<std::int64_t>(v.number("gpu.runtime_overhead_mib") * kMiB);
     t.gpu.allocator_fragmentation = v.number("gpu.allocator_fragmentation");
+    t.gpu.reduce_gbps = v.number("gpu.reduce_gbps");
+    t.compute = compute_spec(v, t.gpu, path, problems);
     t.intra.kind = parse_link(v.text("intra_node.kind"));
     t.intra.bandwidth_gbps = v.number("intra_node.bandwidth_gbps");
-    t.intra.latency_us = v.number("intra_node.latency_us");
+    t.intra.efficiency = v.is_auto("intra_node.efficiency") ? default_link_efficiency(t.intra.kind) : v.number("intra_node.efficiency");
+    t.intra.latency_us = v.is_auto("intra_node.latency_us") ? default_link_latency_us(t.intra.kind) : v.number("intra_node.latency_us");
     t.inter.kind = parse_link(v.text("inter_node.kind"));
     t.inter.bandwidth_gbps = v.number("inter_node.bandwidth_gbps");
+    t.inter.efficiency = v.is_auto("inter_node.efficiency") ? default_link_efficiency(t.inter.kind) : v.number("inter_node.efficiency");
     t.inter.nics = v.integer("inter_node.nics");
-    t.inter.latency_us = v.number("inter_node.latency_us");
+    t.inter.latency_us = v.is_auto("inter_node.latency_us") ? default_link_latency_us(t.inter.kind) : v.number("inter_node.latency_us");
     t.host.memory_bytes = static_cast<std::int64_t>(v.number("host.memory_gib") * kGiB);
     t.host.h2d_gbps = v.number("host.h2d_gbps");
     t.host.cpu_optimizer_gelems = v.number("host.cpu_optimizer_gelems");
+    t.intra.host_bus_gbps = v.is_auto("intra_node.host_bus_gbps") ? t.host.h2d_gbps * static_cast<double>(t.gpus_per_node)
+                                                                   : v.number("intra_node.host_bus_gbps");
 
     auto at = [&](const std::string& k) {
         const std::string& w = v.where(k);
@@ -171,6 +341,7 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
     if (t.nodes > 1 && t.inter.bandwidth_gbps <= 0)
         problems.add(at("inter_node.bandwidth_gbps") + ": bad value '" + v.raw("inter_node.bandwidth_gbps") +
                      "': " + std::to_string(t.nodes) + " nodes need a network bandwidth (allowed: number > 0)");
+    t.published = published_sweep(v, path, problems);
     problems.throw_if_any();
     return t;
 }

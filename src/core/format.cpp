@@ -1,6 +1,7 @@
 #include "shardsim/core/format.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 
@@ -109,6 +110,22 @@ std::string TextTable::str() const {
     if (!units_.empty()) out += line(units_);
     for (const auto& r : rows_) out += line(r);
     return out;
+}
+
+std::optional<std::int64_t> parse_byte_size(const std::string& s) {
+    std::size_t digits = 0;
+    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+    if (digits == 0 || digits > 12) return std::nullopt;
+    const std::int64_t v = std::stoll(s.substr(0, digits));
+    const std::string suffix = s.substr(digits);
+    if (suffix.empty()) return v;
+    if (suffix.size() != 1) return std::nullopt;
+    switch (std::toupper(static_cast<unsigned char>(suffix[0]))) {
+        case 'K': return v << 10;
+        case 'M': return v << 20;
+        case 'G': return v << 30;
+    }
+    return std::nullopt;
 }
 
 }  // namespace shardsim

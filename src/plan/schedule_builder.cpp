@@ -113,6 +113,7 @@ void ScheduleBuilder::forward_call(int c) {
     const CallBuffers& cb = t_.call(c);
     Op f = compute(OpKind::forward, c);
     f.flops = flops_[static_cast<std::size_t>(c)].forward;
+    f.work = flops_[static_cast<std::size_t>(c)].forward_work;
     f.activation_bytes = acts_[static_cast<std::size_t>(c)].saved_bytes();
     memory(f, cb.saved, kAlloc);
     memory(f, cb.output, kAlloc);  // the hidden state the next call keeps as its input
@@ -127,6 +128,7 @@ void ScheduleBuilder::forward_call(int c) {
 void ScheduleBuilder::recompute(int c) {
     Op r = compute(OpKind::recompute, c);
     r.flops = flops_[static_cast<std::size_t>(c)].forward;
+    r.work = flops_[static_cast<std::size_t>(c)].forward_work;
     r.activation_bytes = acts_[static_cast<std::size_t>(c)].recompute_bytes();
     memory(r, t_.call(c).recomputed, kAlloc);
     memory(r, t_.call(c).forward_workspace, kAlloc | kFree);
@@ -171,6 +173,7 @@ int ScheduleBuilder::backward_call(int c) {
     const CallBuffers& cb = t_.call(c);
     Op b = compute(OpKind::backward, c);
     b.flops = flops_[static_cast<std::size_t>(c)].backward;
+    b.work = flops_[static_cast<std::size_t>(c)].backward_work;
     b.activation_bytes = acts_[static_cast<std::size_t>(c)].saved_bytes();
     for (int u : step.reads) gradient_use(b, u, c);
     memory(b, cb.backward_workspace, kAlloc | kFree);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 
 #include "shardsim/core/format.hpp"
@@ -38,12 +39,46 @@ io::Json stats_json(const Stats& s) {
     return j;
 }
 
-double latency_us(const sim::LinkModel& l, LinkLevel v) { return (v == LinkLevel::intra_node ? l.intra_latency_s : l.inter_latency_s) * 1e6; }
-double bandwidth_gbps(const sim::LinkModel& l, LinkLevel v) {
-    return (v == LinkLevel::intra_node ? l.intra_bandwidth_Bps : l.inter_bandwidth_Bps) / 1e9;
+std::string percent(double v) { return format_fixed(100 * v, 1) + "%"; }
+
+const sim::LevelLinks& level_links(const sim::LinkModel& l, LinkLevel v) { return v == LinkLevel::intra_node ? l.intra : l.inter; }
+double latency_us(const sim::LinkModel& l, LinkLevel v) { return level_links(l, v).latency_s * 1e6; }
+// The achieved bus bandwidth the model uses (bandwidth x efficiency).
+double bandwidth_gbps(const sim::LinkModel& l, LinkLevel v) { return level_links(l, v).busbw_Bps() / 1e9; }
+std::string reduce_text(const sim::LinkModel& l) { return l.reduce_Bps > 0 ? format_fixed(l.reduce_Bps / 1e9, 3) : "free"; }
+
+// Size bands the errors are also stated over (the "from 64 KiB up" is the union of the
+// last four).
+struct Band {
+    std::int64_t lo, hi;  // [lo, hi)
+    const char* name;
+};
+constexpr Band kBands[] = {{0, 64LL << 10, "< 64 KiB"},
+                           {64LL << 10, 1LL << 20, "64 KiB - 1 MiB"},
+                           {1LL << 20, 16LL << 20, "1 - 16 MiB"},
+                           {16LL << 20, 256LL << 20, "16 - 256 MiB"},
+                           {256LL << 20, std::numeric_limits<std::int64_t>::max(), ">= 256 MiB"}};
+
+// Median and max error per size band, and over every size from 64 KiB up.
+void band_errors(const CalibrationInput& in, TextTable& t, io::Json& j) {
+    j = io::Json::array();
+    auto add = [&](const std::string& name, std::int64_t lo, std::int64_t hi) {
+        std::vector<double> e;
+        for (const auto& m : in.points)
+            if (m.size_bytes >= lo && m.size_bytes < hi && m.size_bytes >= in.min_bytes && m.size_bytes <= in.max_bytes)
+                e.push_back(std::abs(sim::relative_error(in.after, m)));
+        const Stats s = stats(e);
+        if (s.points == 0) return;
+        t.add_row({name, std::to_string(s.points), percent(s.median), percent(s.max)});
+        io::Json b = stats_json(s);
+        b["band"] = name;
+        b["min_bytes"] = lo;
+        j.push_back(b);
+    };
+    for (const auto& b : kBands) add(b.name, b.lo, b.hi);
+    add(">= 64 KiB", 64LL << 10, std::numeric_limits<std::int64_t>::max());
 }
 
-std::string percent(double v) { return format_fixed(100 * v, 1) + "%"; }
 
 // The comment block's table for one group: one line per size, the signed error of each op and
 // placement.
@@ -100,7 +135,7 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
     j["fit_min_bytes"] = in.min_bytes;
     j["fit_max_bytes"] = in.max_bytes;
 
-    TextTable fits({"level", "points", "latency (us)", "bandwidth (GB/s)", "fit"});
+    TextTable fits({"level", "points", "latency (us)", "bus bandwidth (GB/s)", "reduce (GB/s)", "fit"});
     TextTable quality({"level", "op", "points", "median error", "max error"});
     io::Json levels = io::Json::array();
     for (const auto& f : in.fit.levels) {
@@ -113,6 +148,8 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
         l["bandwidth_gbps_before"] = bandwidth_gbps(in.before, f.level);
         l["latency_us"] = latency_us(in.after, f.level);
         l["bandwidth_gbps"] = bandwidth_gbps(in.after, f.level);
+        l["reduce_gbps_before"] = in.before.reduce_Bps / 1e9;
+        l["reduce_gbps"] = in.after.reduce_Bps / 1e9;
         l["iterations"] = f.iterations;
         if (!f.note.empty()) l["note"] = f.note;
         if (f.fitted)
@@ -120,9 +157,10 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
                           format_fixed(latency_us(in.before, f.level), 3) + " -> " + format_fixed(latency_us(in.after, f.level), 3),
                           format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " +
                               format_fixed(bandwidth_gbps(in.after, f.level), 3),
+                          f.reduce_fitted ? reduce_text(in.before) + " -> " + reduce_text(in.after) : "-",
                           "least squares, " + std::to_string(f.iterations) + " iteration(s)"});
         else
-            fits.add_row({name, std::to_string(f.points), "-", "-", "not fitted: " + f.note});
+            fits.add_row({name, std::to_string(f.points), "-", "-", "-", "not fitted: " + f.note});
 
         // Errors per op, with the model read back from the written file.
         std::vector<plan::CollectiveKind> ops;
@@ -150,12 +188,17 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
         levels.push_back(l);
     }
     j["levels"] = levels;
+    TextTable bands({"sizes", "points", "median error", "max error"});
+    io::Json band_json;
+    band_errors(in, bands, band_json);
+    j["bands"] = band_json;
 
     r.text = "shardsim calibrate: " + in.bench_path + " (" + bench.backend + ", " + std::to_string(bench.world_size) +
              " ranks on " + std::to_string(bench.nodes) + " node(s), " + std::string(dtype_name(bench.dtype)) + ", " +
              std::to_string(in.points.size()) + " measurements) -> topology " + in.topology_name + "\n\n" + fits.str() +
              "\nhow well the fitted model predicts the sweep: |predicted - measured| / measured over every size from " +
-             format_bytes(in.min_bytes) + " to " + format_bytes(in.max_bytes) + " and both placements\n" + quality.str();
+             format_bytes(in.min_bytes) + " to " + format_bytes(in.max_bytes) + " and both placements\n" + quality.str() +
+             "\nper size band (every level and op)\n" + bands.str();
 
     r.preamble = "# Calibrated by shardsim " + version() + ": shardsim calibrate " + in.bench_path + " --topology " +
                  in.topology_name + "\n# from a sweep with the " + bench.backend + " backend on " + std::to_string(bench.world_size) + " ranks (" +
@@ -165,9 +208,10 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
         const std::string name = sim::link_level_name(f.level);
         if (f.fitted)
             r.preamble += "# " + name + ": latency_us " + format_fixed(latency_us(in.before, f.level), 3) + " -> " +
-                          format_fixed(latency_us(in.after, f.level), 3) + ", bandwidth_gbps " +
+                          format_fixed(latency_us(in.after, f.level), 3) + ", bus bandwidth (GB/s) " +
                           format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " +
-                          format_fixed(bandwidth_gbps(in.after, f.level), 3) + " (least squares on log(predicted / measured), " +
+                          format_fixed(bandwidth_gbps(in.after, f.level), 3) +
+                          (f.reduce_fitted ? ", reduce_gbps " + reduce_text(in.before) + " -> " + reduce_text(in.after) : "") + " (least squares on log(predicted / measured), " +
                           std::to_string(f.points) + " measurements of " + format_bytes(in.min_bytes) + " to " +
                           format_bytes(in.max_bytes) + ")\n";
         else

@@ -218,7 +218,11 @@ io::Json one_report(const LoadedRun& lr) {
         r["achieved_tflops"] = ratio(s.flops, s.compute_time) / 1e12;
         if (peak.known) {
             r["compute_utilisation"] = ratio(s.flops, s.compute_time * peak.flops_per_s);
-            r["model_flops_utilisation"] = ratio(s.flops, s.step_time * peak.flops_per_s);
+            // HFU: what this rank executed (recompute included) over the step; MFU: the model's
+            // FLOPs by the 6N + attention rule (the run's model_flops_per_step attribute).
+            r["hfu"] = ratio(s.flops, s.step_time * peak.flops_per_s);
+            if (summary.contains("model_flops_per_step"))
+                r["mfu"] = ratio(summary.at("model_flops_per_step").as_number(), s.step_time * peak.flops_per_s);
         }
         ranks.push_back(r);
     }
@@ -263,8 +267,11 @@ std::string group_table(const io::Json& j) {
     row("compute utilisation", [](const io::Json& r) {
         return r.contains("compute_utilisation") ? percent(r.at("compute_utilisation").as_number()) : std::string("unknown");
     });
-    row("  over the whole step", [](const io::Json& r) {
-        return r.contains("model_flops_utilisation") ? percent(r.at("model_flops_utilisation").as_number()) : std::string("unknown");
+    row("MFU (6N + attention)", [](const io::Json& r) {
+        return r.contains("mfu") ? percent(r.at("mfu").as_number()) : std::string("unknown");
+    });
+    row("HFU (executed FLOPs)", [](const io::Json& r) {
+        return r.contains("hfu") ? percent(r.at("hfu").as_number()) : std::string("unknown");
     });
     for (const auto& k : kinds) {
         row(k + " size", [&](const io::Json& r) {

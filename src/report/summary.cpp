@@ -128,6 +128,34 @@ std::int64_t host_per_node(const RunTimeline& run, const std::vector<RankGroup>&
 
 }  // namespace
 
+namespace {
+
+double number_attribute(const RunTimeline& run, const std::string& name) {
+    const auto it = run.attributes.find(name);
+    if (it == run.attributes.end()) return 0;
+    try {
+        return std::stod(it->second);
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
+// tokens/s, MFU (model FLOPs by the 6N + attention rule over the step, over the peak) and HFU (the
+// FLOPs the rank executed, recompute included, over the step, over the peak); files written
+// before these attributes existed get none.
+void throughput(const RunTimeline& run, const RankSummary& s, io::Json& j) {
+    if (!(s.step_time > 0)) return;
+    const double tokens = number_attribute(run, "tokens_per_step");
+    const double model = number_attribute(run, "model_flops_per_step");
+    const double peak = number_attribute(run, "peak_flops_per_s");
+    if (tokens > 0) j["tokens_per_s"] = tokens / s.step_time;
+    if (peak > 0 && model > 0) j["mfu"] = model / s.step_time / peak;
+    if (peak > 0) j["hfu"] = s.flops / s.step_time / peak;
+    if (model > 0) j["model_flops_per_step"] = model;
+}
+
+}  // namespace
+
 io::Json summary_json(const RunTimeline& run) {
     const auto groups = group_ranks(run);
     io::Json j = io::Json::object();
@@ -182,6 +210,7 @@ io::Json summary_json(const RunTimeline& run) {
     j["comm_time_s"] = comm;
     j["exposed_comm_s"] = exposed;
     j["exposed_comm_fraction"] = step > 0 ? exposed / step : 0.0;
+    if (slowest) throughput(run, *slowest, j);
     // The worst offender of the rank whose step time is reported (the slowest).
     const RankGroup* slowest_group = nullptr;
     for (const auto& g : groups)
@@ -197,6 +226,14 @@ io::Json summary_json(const RunTimeline& run) {
     }
     j["ranks"] = ranks;
     return j;
+}
+
+std::string throughput_line(const io::Json& js) {
+    if (!js.contains("tokens_per_s")) return "";
+    std::string out = "  throughput         " + format_fixed(js.at("tokens_per_s").as_number(), 0) + " tokens/s";
+    if (js.contains("mfu")) out += ", MFU " + format_fixed(100 * js.at("mfu").as_number(), 1) + "% (model FLOPs: 6N + attention)";
+    if (js.contains("hfu")) out += ", HFU " + format_fixed(100 * js.at("hfu").as_number(), 1) + "% (executed, recompute included)";
+    return out + "\n";
 }
 
 std::string summary_text(const RunTimeline& run) {
@@ -255,6 +292,7 @@ std::string summary_text(const RunTimeline& run) {
     out += "  compute            " + format_seconds(js.at("compute_time_s").as_number()) + pct(js.at("compute_time_s").as_number()) + "\n";
     out += "  communication      " + format_seconds(js.at("comm_time_s").as_number()) + "\n";
     out += "  exposed comm       " + format_seconds(js.at("exposed_comm_s").as_number()) + pct(js.at("exposed_comm_s").as_number()) + "\n";
+    out += throughput_line(js);
     if (js.contains("worst_exposed_op"))
         out += "  most exposed       " + js.at("worst_exposed_op").at("op").as_string() + " (" +
                format_seconds(js.at("worst_exposed_op").at("exposed_s").as_number()) + " not hidden by compute)\n";

@@ -1,6 +1,7 @@
 #include "shardsim/sim/calibrate.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -8,83 +9,134 @@ namespace shardsim::sim {
 
 namespace {
 
-// The two parameters of a level, as the model reads them.
+// The parameters of a level, as the model reads them: latency (s), 1 / bus bandwidth (s per
+// byte) and, inside a node, 1 / reduction rate (s per reduced byte; 0: free). The model is linear
+// in each within a piece (one algorithm and protocol), which the fit relies on.
+constexpr int kMaxParams = 3;
 struct Params {
-    double alpha = 0;  // latency, s
-    double beta = 0;   // 1 / bandwidth, s per byte
+    std::array<double, kMaxParams> v{};
+    int n = 2;
 };
 
 Params get(const LinkModel& l, LinkLevel level) {
-    const double bw = level == LinkLevel::intra_node ? l.intra_bandwidth_Bps : l.inter_bandwidth_Bps;
-    return {level == LinkLevel::intra_node ? l.intra_latency_s : l.inter_latency_s, bw > 0 ? 1.0 / bw : 0.0};
+    const LevelLinks& x = level == LinkLevel::intra_node ? l.intra : l.inter;
+    Params p;
+    p.v[0] = x.latency_s;
+    p.v[1] = x.busbw_Bps() > 0 ? 1.0 / x.busbw_Bps() : 0.0;
+    if (level == LinkLevel::intra_node) {
+        p.n = 3;
+        p.v[2] = l.reduce_Bps > 0 ? 1.0 / l.reduce_Bps : 0.0;
+    }
+    return p;
 }
 
-LinkModel with(LinkModel l, LinkLevel level, Params p) {
-    const double bw = p.beta > 0 ? 1.0 / p.beta : std::numeric_limits<double>::infinity();
-    if (level == LinkLevel::intra_node) {
-        l.intra_latency_s = p.alpha;
-        l.intra_bandwidth_Bps = bw;
+// The fitted bus bandwidth keeps the datasheet bandwidth and changes the efficiency, unless the
+// link delivers more than its nominal bandwidth (a CPU host's shared memory): then the bandwidth.
+LinkModel with(LinkModel l, LinkLevel level, const Params& p) {
+    LevelLinks& x = level == LinkLevel::intra_node ? l.intra : l.inter;
+    x.latency_s = p.v[0];
+    const double busbw = p.v[1] > 0 ? 1.0 / p.v[1] : std::numeric_limits<double>::infinity();
+    if (x.bandwidth_Bps > 0 && busbw <= x.bandwidth_Bps) {
+        x.efficiency = busbw / x.bandwidth_Bps;
     } else {
-        l.inter_latency_s = p.alpha;
-        l.inter_bandwidth_Bps = bw;
+        x.bandwidth_Bps = busbw;
+        x.efficiency = 1;
     }
+    if (p.n > 2) l.reduce_Bps = p.v[2] > 0 ? 1.0 / p.v[2] : 0.0;
     return l;
 }
 
-// t ~= c + a * alpha + b * beta near the current estimate, from collective_time itself.
+// t ~= c + sum_j a_j p_j near the current estimate, from collective_time itself.
 struct Linear {
-    double a = 0, b = 0, c = 0;
+    std::array<double, kMaxParams> a{};
+    double c = 0;
 };
 
-Linear linearise(const LinkModel& l, LinkLevel level, Params p, const Measurement& m) {
-    // Steps well inside a piece, yet large enough that rounding of t does not blur the slope.
-    const double da = std::max(std::abs(p.alpha) * 1e-3, 1e-10);
-    const double db = std::max(std::abs(p.beta) * 1e-3, 1e-16);
+Linear linearise(const LinkModel& l, LinkLevel level, const Params& p, const Measurement& m) {
     const double t0 = predicted_time(with(l, level, p), m);
     Linear f;
-    f.a = (predicted_time(with(l, level, {p.alpha + da, p.beta}), m) - t0) / da;
-    f.b = (predicted_time(with(l, level, {p.alpha, p.beta + db}), m) - t0) / db;
-    f.c = t0 - f.a * p.alpha - f.b * p.beta;
+    f.c = t0;
+    for (int j = 0; j < p.n; ++j) {
+        // Steps well inside a piece, yet large enough that rounding of t does not blur the slope.
+        const double d = std::max(std::abs(p.v[static_cast<std::size_t>(j)]) * 1e-3, j == 0 ? 1e-10 : 1e-16);
+        Params q = p;
+        q.v[static_cast<std::size_t>(j)] += d;
+        f.a[static_cast<std::size_t>(j)] = (predicted_time(with(l, level, q), m) - t0) / d;
+        f.c -= f.a[static_cast<std::size_t>(j)] * p.v[static_cast<std::size_t>(j)];
+    }
     return f;
 }
 
-// min sum w_i^2 (a_i alpha + b_i beta - y_i)^2 over alpha, beta >= 0. The columns are scaled to
-// unit norm first: alpha ~ 1e-6 s and beta ~ 1e-10 s/B would otherwise make the system singular
-// in floating point.
-Params nonnegative_least_squares(const std::vector<Linear>& rows, const std::vector<double>& y, const std::vector<double>& w) {
-    double saa = 0, sbb = 0;
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        saa += std::pow(w[i] * rows[i].a, 2);
-        sbb += std::pow(w[i] * rows[i].b, 2);
+// Solves the normal equations restricted to the parameters in `mask` (the others 0); false when
+// singular or a solved parameter is negative.
+bool solve_subset(const std::vector<std::array<double, kMaxParams>>& cols, const std::vector<double>& y, int n, unsigned mask,
+                  std::array<double, kMaxParams>& x) {
+    std::vector<int> idx;
+    for (int j = 0; j < n; ++j)
+        if (mask & (1u << j)) idx.push_back(j);
+    const std::size_t k = idx.size();
+    std::array<std::array<double, kMaxParams + 1>, kMaxParams> m{};
+    for (std::size_t r = 0; r < k; ++r) {
+        for (std::size_t c = 0; c < k; ++c)
+            for (std::size_t i = 0; i < y.size(); ++i) m[r][c] += cols[i][static_cast<std::size_t>(idx[r])] * cols[i][static_cast<std::size_t>(idx[c])];
+        for (std::size_t i = 0; i < y.size(); ++i) m[r][k] += cols[i][static_cast<std::size_t>(idx[r])] * y[i];
     }
-    const double na = saa > 0 ? std::sqrt(saa) : 1, nb = sbb > 0 ? std::sqrt(sbb) : 1;
-    double aa = 0, ab = 0, bb = 0, ay = 0, by = 0;
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        const double a = w[i] * rows[i].a / na, b = w[i] * rows[i].b / nb, r = w[i] * y[i];
-        aa += a * a, ab += a * b, bb += b * b, ay += a * r, by += b * r;
+    for (std::size_t c = 0; c < k; ++c) {  // Gauss-Jordan with partial pivoting
+        std::size_t piv = c;
+        for (std::size_t r = c + 1; r < k; ++r)
+            if (std::abs(m[r][c]) > std::abs(m[piv][c])) piv = r;
+        if (std::abs(m[piv][c]) < 1e-12) return false;
+        std::swap(m[c], m[piv]);
+        for (std::size_t r = 0; r < k; ++r) {
+            if (r == c) continue;
+            const double f = m[r][c] / m[c][c];
+            for (std::size_t cc = c; cc <= k; ++cc) m[r][cc] -= f * m[c][cc];
+        }
     }
-    auto residual = [&](double u, double v) {
+    x.fill(0);
+    for (std::size_t r = 0; r < k; ++r) {
+        x[static_cast<std::size_t>(idx[r])] = m[r][k] / m[r][r];
+        if (x[static_cast<std::size_t>(idx[r])] < 0) return false;
+    }
+    return true;
+}
+
+// min sum w_i^2 (sum_j a_ij p_j - y_i)^2 over p >= 0, by trying every set of free parameters (at
+// most 2^3). The columns are scaled to unit norm first: latency ~ 1e-6 s and 1 / bandwidth ~
+// 1e-10 s/B would otherwise make the system singular in floating point.
+Params nonnegative_least_squares(const std::vector<Linear>& rows, const std::vector<double>& y, const std::vector<double>& w, int n) {
+    std::array<double, kMaxParams> norm{};
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        for (std::size_t j = 0; j < static_cast<std::size_t>(n); ++j) norm[j] += std::pow(w[i] * rows[i].a[j], 2);
+    for (auto& v : norm) v = v > 0 ? std::sqrt(v) : 1;
+    std::vector<std::array<double, kMaxParams>> cols(rows.size());
+    std::vector<double> wy(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        for (std::size_t j = 0; j < static_cast<std::size_t>(n); ++j) cols[i][j] = w[i] * rows[i].a[j] / norm[j];
+        wy[i] = w[i] * y[i];
+    }
+    auto residual = [&](const std::array<double, kMaxParams>& x) {
         double s = 0;
-        for (std::size_t i = 0; i < rows.size(); ++i)
-            s += std::pow(w[i] * (rows[i].a / na * u + rows[i].b / nb * v - y[i]), 2);
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            double t = -wy[i];
+            for (std::size_t j = 0; j < static_cast<std::size_t>(n); ++j) t += cols[i][j] * x[j];
+            s += t * t;
+        }
         return s;
     };
-    std::vector<std::pair<double, double>> candidates = {{aa > 0 ? std::max(0.0, ay / aa) : 0.0, 0.0},
-                                                         {0.0, bb > 0 ? std::max(0.0, by / bb) : 0.0}};
-    const double det = aa * bb - ab * ab;
-    if (det > 1e-12 * std::max(1.0, aa * bb)) {
-        const double u = (ay * bb - by * ab) / det, v = (by * aa - ay * ab) / det;
-        if (u >= 0 && v >= 0) candidates.insert(candidates.begin(), {u, v});
-    }
-    auto best = candidates.front();
-    for (const auto& c : candidates)
-        if (residual(c.first, c.second) < residual(best.first, best.second)) best = c;
-    return {best.first / na, best.second / nb};
+    std::array<double, kMaxParams> best{}, x{};
+    double best_r = residual(best);
+    for (unsigned mask = 1; mask < (1u << n); ++mask)
+        if (solve_subset(cols, wy, n, mask, x) && residual(x) < best_r) best = x, best_r = residual(x);
+    Params p;
+    p.n = n;
+    for (std::size_t j = 0; j < static_cast<std::size_t>(n); ++j) p.v[j] = best[j] / norm[j];
+    return p;
 }
 
 // The objective: squared log ratios of predicted to measured time, so that predicting twice the
 // measured time costs as much as predicting half of it.
-double log_error(const LinkModel& links, LinkLevel level, Params p, const std::vector<const Measurement*>& pts) {
+double log_error(const LinkModel& links, LinkLevel level, const Params& p, const std::vector<const Measurement*>& pts) {
     double f = 0;
     const LinkModel l = with(links, level, p);
     for (const auto* m : pts) {
@@ -108,51 +160,58 @@ LevelFit fit_level(LinkModel& links, LinkLevel level, const std::vector<Measurem
         return fit;
     }
     Params p = get(links, level);
-    if (!(p.alpha > 0)) p.alpha = 1e-6;
-    if (!(p.beta > 0)) p.beta = 1e-10;
+    if (!(p.v[0] > 0)) p.v[0] = 1e-6;
+    if (!(p.v[1] > 0)) p.v[1] = 1e-10;
+    bool reduces = false;
+    for (const auto* m : pts) reduces = reduces || plan::collective_info(m->kind).reduces;
+    if (!reduces) p.n = std::min(p.n, 2);  // no reducing op measured: the reduction rate stays as it is
     double objective = log_error(links, level, p, pts);
     std::vector<double> y(pts.size()), w(pts.size());
     std::vector<Linear> rows(pts.size());
     constexpr int kMaxIterations = 100;
     for (fit.iterations = 1; fit.iterations <= kMaxIterations; ++fit.iterations) {
-        // Gauss-Newton on the log ratios: ln t(x) ~ ln t0 + (a (alpha - alpha0) + b (beta - beta0)) / t0,
-        // which is the weighted linear problem below (weight 1/t0), solved with alpha, beta >= 0.
+        // Gauss-Newton on the log ratios: ln t(p) ~ ln t0 + sum_j a_j (p_j - p0_j) / t0, which is
+        // the weighted linear problem below (weight 1/t0), solved with every p_j >= 0.
         bool bandwidth_matters = false;
         for (std::size_t i = 0; i < pts.size(); ++i) {
             rows[i] = linearise(links, level, p, *pts[i]);
-            const double t0 = rows[i].c + rows[i].a * p.alpha + rows[i].b * p.beta;
+            double t0 = rows[i].c;
+            for (int j = 0; j < p.n; ++j) t0 += rows[i].a[static_cast<std::size_t>(j)] * p.v[static_cast<std::size_t>(j)];
             w[i] = 1.0 / t0;
             y[i] = t0 * (1 + std::log(pts[i]->time_s / t0)) - rows[i].c;
-            bandwidth_matters = bandwidth_matters || rows[i].b > 0;
+            bandwidth_matters = bandwidth_matters || rows[i].a[1] > 0;
         }
         if (!bandwidth_matters) {
             fit.note = "the level's bandwidth does not enter the model for these groups (limited by the intra-node links)";
             return fit;
         }
-        const Params target = nonnegative_least_squares(rows, y, w);
+        const Params target = nonnegative_least_squares(rows, y, w, p.n);
         // Halve the step until the objective improves (both ends are >= 0, so every point between is).
         Params next = target;
         double f = log_error(links, level, next, pts);
         for (int halvings = 0; f > objective && halvings < 30; ++halvings) {
-            next = {0.5 * (next.alpha + p.alpha), 0.5 * (next.beta + p.beta)};
+            for (std::size_t j = 0; j < kMaxParams; ++j) next.v[j] = 0.5 * (next.v[j] + p.v[j]);
             f = log_error(links, level, next, pts);
         }
         if (f > objective) break;  // no step improves: p is the minimum
-        const bool settled = std::abs(next.alpha - p.alpha) <= 1e-7 * std::max(p.alpha, 1e-12) &&
-                             std::abs(next.beta - p.beta) <= 1e-7 * std::max(p.beta, 1e-30);
+        bool settled = true;
+        for (std::size_t j = 0; j < static_cast<std::size_t>(p.n); ++j)
+            settled = settled && std::abs(next.v[j] - p.v[j]) <= 1e-7 * std::max(p.v[j], j == 0 ? 1e-12 : 1e-30);
         p = next;
         objective = f;
         if (settled) break;
     }
     fit.iterations = std::min(fit.iterations, kMaxIterations);
-    if (!(p.beta > 0)) {
+    if (!(p.v[1] > 0)) {
         fit.note = "times do not grow with size: the bandwidth cannot be fitted (sweep to larger sizes)";
         return fit;
     }
     links = with(links, level, p);
     fit.fitted = true;
-    fit.latency_s = p.alpha;
-    fit.bandwidth_Bps = 1.0 / p.beta;
+    fit.latency_s = p.v[0];
+    fit.busbw_Bps = 1.0 / p.v[1];
+    fit.reduce_fitted = p.n > 2;
+    fit.reduce_Bps = p.n > 2 && p.v[2] > 0 ? 1.0 / p.v[2] : 0.0;
     return fit;
 }
 

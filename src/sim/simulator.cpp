@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 
+#include "shardsim/model/flops.hpp"
 #include "shardsim/sim/cost.hpp"
 
 namespace shardsim::sim {
@@ -50,11 +52,18 @@ timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan:
     tl.device = plan.scenario().topology.gpu.name + " (simulated)";
     std::array<double, plan::kOpStreamCount> ready{};
     std::vector<double> end(schedule.ops.size(), 0.0);
+    // The node's path to host memory: offload copies and pcie-no-p2p collectives take turns on it
+    // (a work-conserving stand-in for sharing its bandwidth: together they take as long as their
+    // sum, whichever order they go in).
+    double host_path_free = 0;
     tl.ops.reserve(schedule.ops.size());
     for (const auto& op : schedule.ops) {
         double start = ready[static_cast<std::size_t>(op.stream)];
         for (int d : op.deps) start = std::max(start, end[static_cast<std::size_t>(d)]);
+        const bool host_path = cost.uses_host_path(op);
+        if (host_path) start = std::max(start, host_path_free);
         const double t = start + cost.op_time(op);
+        if (host_path) host_path_free = t;
         end[static_cast<std::size_t>(op.id)] = t;
         ready[static_cast<std::size_t>(op.stream)] = t;
         const timeline::OpRecord r = timeline::planned_record(op, start, t);
@@ -71,6 +80,29 @@ timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan:
         for (auto& m : tl.memory) m.bytes[MemCategory::runtime_overhead] += slack;
     }
     return tl;
+}
+
+namespace {
+
+std::string exact(double v) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+}
+
+}  // namespace
+
+// What MFU, HFU and tokens/s need beside a step time (report/summary.hpp reads them): the model
+// FLOPs of one step per rank by the 6N + attention rule, the tokens of one step over every rank,
+// and one GPU's dense peak in the compute dtype. A measured run keeps the prediction's.
+void throughput_attributes(const plan::ShardingPlan& plan, timeline::RunTimeline& run) {
+    const auto& s = plan.scenario();
+    const model::BatchShape shape = plan.batch_shape();
+    const double accum = static_cast<double>(s.job.grad_accum);
+    const double sequences = static_cast<double>(shape.batch) * accum * static_cast<double>(plan.groups().world());
+    run.attributes["model_flops_per_step"] = exact(model::model_flops(s.model, plan.units(), shape) * accum);
+    run.attributes["tokens_per_step"] = exact(sequences * static_cast<double>(shape.enc_len + shape.dec_len));
+    run.attributes["peak_flops_per_s"] = exact(s.topology.gpu.peak_tflops(plan.precision().params) * 1e12);
 }
 
 timeline::RunTimeline simulate(const plan::ShardingPlan& plan, const plan::Schedule& schedule) {
@@ -91,6 +123,7 @@ timeline::RunTimeline simulate(const plan::ShardingPlan& plan, const plan::Sched
     for (const auto& u : plan.units()) run.unit_names.push_back(u.name);
     run.attributes["effective_job"] = s.job.effective_ini();
     run.attributes["effective_topology"] = s.topology.effective_ini();
+    throughput_attributes(plan, run);
     run.timelines.push_back(simulate_rank(plan, schedule));
     run.class_of_rank.assign(static_cast<std::size_t>(run.world_size), 0);
     return run;

@@ -22,6 +22,10 @@ InputError as_sweep_error(const InputError& e, const std::string& key, const std
     return InputError(lines);
 }
 
+std::string optional_number(const io::Json& row, const char* key, double scale, int digits) {
+    return row.contains(key) ? format_fixed(scale * row.at(key).as_number(), digits) : std::string("-");
+}
+
 io::Json row_of(const std::string& value, const io::Json& s) {
     std::int64_t peak = 0;
     for (const auto& r : s.at("ranks").as_array()) peak = std::max(peak, r.at("peak_bytes").as_int());
@@ -36,6 +40,8 @@ io::Json row_of(const std::string& value, const io::Json& s) {
     row["exposed_comm_s"] = s.at("exposed_comm_s");
     row["exposed_comm_fraction"] = s.at("exposed_comm_fraction");
     if (s.contains("worst_exposed_op")) row["worst_exposed_op"] = s.at("worst_exposed_op");
+    for (const char* k : {"tokens_per_s", "mfu", "hfu"})
+        if (s.contains(k)) row[k] = s.at(k);
     return row;
 }
 
@@ -61,9 +67,10 @@ SweepReport run_sweep(const std::string& job, const std::vector<std::string>& se
     SweepReport out;
     io::Json rows = io::Json::array();
     std::string job_name;
-    TextTable t({sweep.key, "ranks", "peak/rank", "fits", "step", "comm", "exposed comm", "share", "most exposed op"});
-    t.add_units({"", "", "GiB", "", "", "", "", "of step", "(its exposed time)"});
-    t.align_left(8);
+    TextTable t({sweep.key, "ranks", "peak/rank", "fits", "step", "tokens/s", "MFU", "HFU", "comm", "exposed comm", "share",
+                 "most exposed op"});
+    t.add_units({"", "", "GiB", "", "", "", "", "", "", "", "of step", "(its exposed time)"});
+    t.align_left(11);
     for (const auto& value : sweep.values) {
         std::vector<std::string> s = sets;
         s.push_back(sweep.key + "=" + value);
@@ -81,7 +88,9 @@ SweepReport run_sweep(const std::string& job, const std::vector<std::string>& se
                     format_seconds(row.at("worst_exposed_op").at("exposed_s").as_number()) + ")";
         t.add_row({value, std::to_string(row.at("world_size").as_int()),
                    format_gib(static_cast<double>(row.at("peak_bytes").as_int()), 2), row.at("fits").as_bool() ? "yes" : "NO",
-                   format_seconds(row.at("step_time_s").as_number()), format_seconds(row.at("comm_time_s").as_number()),
+                   format_seconds(row.at("step_time_s").as_number()), optional_number(row, "tokens_per_s", 1, 0),
+                   optional_number(row, "mfu", 100, 1) + "%", optional_number(row, "hfu", 100, 1) + "%",
+                   format_seconds(row.at("comm_time_s").as_number()),
                    format_seconds(row.at("exposed_comm_s").as_number()),
                    format_fixed(100 * row.at("exposed_comm_fraction").as_number(), 1) + "%", worst});
         rows.push_back(row);

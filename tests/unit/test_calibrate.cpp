@@ -20,10 +20,8 @@ constexpr CollectiveKind kOps[] = {CollectiveKind::all_gather, CollectiveKind::r
 
 sim::LinkModel truth() {
     sim::LinkModel l;
-    l.intra_latency_s = 3e-6;
-    l.intra_bandwidth_Bps = 150e9;
-    l.inter_latency_s = 8e-6;
-    l.inter_bandwidth_Bps = 20e9;
+    l.intra = {config::LinkKind::nvlink, 200e9, 0.75, 3e-6};  // bus bandwidth 150 GB/s
+    l.inter = {config::LinkKind::infiniband, 25e9, 0.8, 8e-6};  // 20 GB/s per NIC
     l.nics = 4;
     l.gpus_per_node = 8;
     return l;
@@ -49,18 +47,20 @@ const sim::GroupSpan kNode{8, 1, 8}, kWorld{32, 4, 8}, kReplicate{4, 4, 1};
 TEST_CASE("calibrate recovers the latency and bandwidth a synthetic sweep was made with (within 1%)") {
     const sim::LinkModel real = truth();
     sim::LinkModel start = real;  // the datasheet guess the fit starts from: far off on purpose
-    start.intra_latency_s = 20e-6;
-    start.intra_bandwidth_Bps = 10e9;
-    start.inter_latency_s = 1e-6;
-    start.inter_bandwidth_Bps = 100e9;
+    start.intra.latency_s = 20e-6;
+    start.intra.bandwidth_Bps = 10e9;
+    start.intra.efficiency = 1;
+    start.inter.latency_s = 1e-6;
+    start.inter.bandwidth_Bps = 100e9;
     const auto points = synthetic(real, {kNode, kWorld, kReplicate});
     const sim::Calibration c = sim::calibrate_links(start, points);
     REQUIRE(c.levels.size() == 2);
     for (const auto& f : c.levels) CHECK_MESSAGE(f.fitted, f.note);
-    CHECK(c.links.intra_latency_s == doctest::Approx(real.intra_latency_s).epsilon(0.01));
-    CHECK(c.links.intra_bandwidth_Bps == doctest::Approx(real.intra_bandwidth_Bps).epsilon(0.01));
-    CHECK(c.links.inter_latency_s == doctest::Approx(real.inter_latency_s).epsilon(0.01));
-    CHECK(c.links.inter_bandwidth_Bps == doctest::Approx(real.inter_bandwidth_Bps).epsilon(0.01));
+    CHECK(c.links.intra.latency_s == doctest::Approx(real.intra.latency_s).epsilon(0.01));
+    CHECK(c.links.intra.busbw_Bps() == doctest::Approx(real.intra.busbw_Bps()).epsilon(0.01));
+    CHECK(c.links.inter.latency_s == doctest::Approx(real.inter.latency_s).epsilon(0.01));
+    CHECK(c.links.inter.busbw_Bps() == doctest::Approx(real.inter.busbw_Bps()).epsilon(0.01));
+    CHECK(c.links.reduce_Bps == 0);  // the sweep's reductions cost nothing extra, and the fit says so
     // Then the model predicts its own sweep exactly: predictions are collective_time itself.
     for (const auto& m : points) CHECK(std::abs(sim::relative_error(c.links, m)) < 0.01);
 }
@@ -69,13 +69,13 @@ TEST_CASE("calibrate: a level without measurements keeps its values and says why
     const sim::LinkModel real = truth();
     const auto points = synthetic(real, {kNode});
     sim::LinkModel start = real;
-    start.intra_bandwidth_Bps = 1e9;
+    start.intra.bandwidth_Bps = 1e9;
     const sim::Calibration c = sim::calibrate_links(start, points);
     CHECK(c.levels[0].fitted);
-    CHECK(c.links.intra_bandwidth_Bps == doctest::Approx(real.intra_bandwidth_Bps).epsilon(0.01));
+    CHECK(c.links.intra.busbw_Bps() == doctest::Approx(real.intra.busbw_Bps()).epsilon(0.01));
     CHECK_FALSE(c.levels[1].fitted);
     CHECK(c.levels[1].note == "no measurement on a group spanning nodes");
-    CHECK(c.links.inter_bandwidth_Bps == start.inter_bandwidth_Bps);
+    CHECK(c.links.inter.busbw_Bps() == start.inter.busbw_Bps());
 }
 
 TEST_CASE("calibrate: latency and bandwidth stay >= 0 when times do not fit the model") {
@@ -85,8 +85,8 @@ TEST_CASE("calibrate: latency and bandwidth stay >= 0 when times do not fit the 
         points.push_back({CollectiveKind::all_gather, size, kNode, 1e-3 / static_cast<double>(size)});
     const sim::Calibration c = sim::calibrate_links(truth(), points);
     CHECK_FALSE(c.levels[0].fitted);
-    CHECK(c.links.intra_latency_s >= 0);
-    CHECK(c.links.intra_bandwidth_Bps > 0);
+    CHECK(c.links.intra.latency_s >= 0);
+    CHECK(c.links.intra.busbw_Bps() > 0);
 }
 
 TEST_CASE("edit_ini_text replaces, inserts and appends keys and keeps the rest of the text") {
@@ -207,9 +207,12 @@ TEST_CASE("shardsim calibrate recovers the model's values end to end and writes 
     CHECK(r.output.find("intra_node") != std::string::npos);
     const auto t = config::load_topology(out, "", "test", {});
     CHECK(t.intra.latency_us == doctest::Approx(3).epsilon(0.01));
-    CHECK(t.intra.bandwidth_gbps == doctest::Approx(150).epsilon(0.01));
+    CHECK(t.intra.bandwidth_gbps == 400);  // the datasheet stays; the efficiency carries the fit
+    CHECK(t.intra.bandwidth_gbps * t.intra.efficiency == doctest::Approx(150).epsilon(0.01));
     CHECK(t.inter.latency_us == doctest::Approx(8).epsilon(0.01));
-    CHECK(t.inter.bandwidth_gbps == doctest::Approx(20).epsilon(0.01));
+    CHECK(t.inter.bandwidth_gbps * t.inter.efficiency == doctest::Approx(20).epsilon(0.01));
+    CHECK(t.gpu.reduce_gbps == 0);
+    CHECK(r.output.find(">= 64 KiB") != std::string::npos);  // the error per size band
     CHECK(t.gpu.hbm_gbps == 3000);  // everything else as it was
     CHECK(t.source.text.find("# A test cluster") != std::string::npos);
 

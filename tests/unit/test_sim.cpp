@@ -70,8 +70,7 @@ TEST_CASE("FSDP's backward prefetch hides all-gathers behind compute: less expos
 
 TEST_CASE("collective model: ring time and nccl-tests bus bandwidth agree") {
     sim::LinkModel l;
-    l.intra_latency_s = 0;
-    l.intra_bandwidth_Bps = 100e9;
+    l.intra = {config::LinkKind::nvswitch, 125e9, 0.8, 0.0};  // bus bandwidth 100 GB/s, no latency
     l.gpus_per_node = 8;
     const sim::GroupSpan g{8, 1, 8};
     const std::int64_t size = 1 << 30;

@@ -9,15 +9,22 @@
 
 namespace shardsim::config {
 
-enum class LinkKind { nvlink, pcie, shm, infiniband, ethernet, none };
-std::string link_kind_name(LinkKind k);
+// How GPUs of a node (or nodes) are linked; the collective model (sim/links.hpp) behaves
+// differently per kind (docs/topologies.md): nvlink / nvswitch direct GPU-to-GPU links,
+// pcie with peer-to-peer through the PCIe fabric, pcie_no_p2p staged through host memory (and
+// sharing the host path with offload copies), shm a CPU host's shared memory (MPI).
+enum class LinkKind { nvlink, nvswitch, pcie, pcie_no_p2p, shm, infiniband, ethernet, none };
+std::string link_kind_name(LinkKind k);  // as the topology spells it: "pcie-no-p2p"
 
 struct GpuSpec {
     std::string name;
     std::int64_t memory_bytes = 0;
     double bf16_tflops = 0, fp16_tflops = 0, fp32_tflops = 0;  // dense peak
     double hbm_gbps = 0;                                        // decimal GB/s
-    double compute_efficiency = 0.5;  // achieved fraction of peak for GEMM-heavy ops
+    double compute_efficiency = 0.5;  // superseded by compute.gemm_efficiency (its default)
+    double reduce_gbps = 0;           // rate a rank adds received data in a reducing collective
+                                      // (decimal GB/s of reduced bytes); 0: the reduction rides
+                                      // along the transfer, as NCCL fuses it into its copy kernel
     std::int64_t runtime_overhead_bytes = 0;  // CUDA context + NCCL buffers + cuBLAS workspace
     double allocator_fragmentation = 0;       // caching-allocator slack, fraction of transient peak
     bool is_cpu = false;                      // a host "device" (CPU runs of the executor)
@@ -25,11 +32,37 @@ struct GpuSpec {
     double peak_tflops(DType t) const;
 };
 
+// How compute ops are priced by shape (sim/compute.hpp); figures cited per topology.
+struct ComputeSpec {
+    std::int64_t sms = 1;             // streaming multiprocessors (a CPU rank: 1)
+    std::int64_t tile_m = 1, tile_n = 1;  // the GEMM output tile one SM computes at a time
+    double gemm_efficiency = 0.5;     // achieved share of peak of a large, well-shaped GEMM
+    double attention_efficiency = 0.5;  // of fused sdpa / flash attention kernels
+    double memory_efficiency = 1;     // achieved share of hbm_gbps in memory-bound kernels
+    double launch_us = 0;             // per kernel
+    std::string source;               // where calibrated values came from ("" when from datasheets)
+};
+
 struct LinkSpec {
     LinkKind kind = LinkKind::none;
     double bandwidth_gbps = 0;  // decimal GB/s, unidirectional, per GPU (intra) or per NIC (inter)
-    double latency_us = 0;
+    double efficiency = 1;      // achieved bus bandwidth / bandwidth_gbps at large sizes (cited per file)
+    double latency_us = 0;      // per hop of a ring, NCCL's Simple protocol
     std::int64_t nics = 1;      // inter-node: NICs per node
+    double host_bus_gbps = 0;   // intra, pcie-no-p2p: the node's path to host memory, shared by its GPUs
+};
+
+// Published nccl-tests figures a topology cites ([nccl_tests] section): bus bandwidth by size,
+// per collective, on `ranks` ranks of the topology. A test holds the model to them.
+struct PublishedBusbw {
+    std::string op;  // all_gather | reduce_scatter | all_reduce
+    std::int64_t size_bytes = 0;
+    double busbw_gbps = 0;
+};
+struct PublishedSweep {
+    std::string source;  // where the figures come from, with its date
+    std::int64_t ranks = 0;
+    std::vector<PublishedBusbw> points;
 };
 
 struct HostSpec {
@@ -43,9 +76,11 @@ struct TopologyConfig {
     std::int64_t nodes = 1;
     std::int64_t gpus_per_node = 1;
     GpuSpec gpu;
+    ComputeSpec compute;
     LinkSpec intra;
     LinkSpec inter;
     HostSpec host;
+    PublishedSweep published;  // empty when the file cites none
 
     IniFile source;
     Values values;
@@ -55,6 +90,10 @@ struct TopologyConfig {
 };
 
 const Schema& topology_schema();
+// The efficiency a level of this kind gets when its topology says `efficiency = auto`.
+double default_link_efficiency(LinkKind k);
+// ... and the hop latency (us) when it says `latency_us = auto`.
+double default_link_latency_us(LinkKind k);
 
 // `ref` is a shipped topology name ("6x-a100-40g") or a path (absolute, or relative to `dir`).
 // `where` names the key that referred to it, for the error when it cannot be found.

@@ -1,6 +1,7 @@
 #pragma once
 // Human-readable numbers: binary sizes in GiB/MiB, bandwidth in decimal GB/s (as nccl-tests).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ std::string format_fixed(double v, int precision);
 std::string format_change(double value, double reference);
 std::string join(const std::vector<std::string>& parts, const std::string& sep);
 std::vector<std::string> split(const std::string& s, char sep);
+// "8", "64K", "8M", "1G" (powers of 1024); nullopt when it is not one.
+std::optional<std::int64_t> parse_byte_size(const std::string& s);
 std::string trim(const std::string& s);
 
 // A fixed-width text table: columns right-aligned except the first.

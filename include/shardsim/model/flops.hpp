@@ -11,7 +11,12 @@
 //                  forward, an sdpa / flash backward 2.5 times (it computes the scores again from
 //                  q and k: five GEMMs where the forward has two, as FlashAttention-2 counts it)
 //   recompute      the forward again, for checkpointed blocks
+// The same products are listed by shape (ComputeWork): a projection [tokens x in] x [in x out] in
+// forward, [tokens x out] x [out x in] for its input gradient and [in x tokens] x [tokens x out]
+// for its weight gradient; eager attention's Q K^T and P V per head and sequence forward, and four
+// products backward (dP, dV, dQ, dK).
 #include <cstdint>
+#include <vector>
 
 #include "shardsim/model/spec.hpp"
 #include "shardsim/model/units.hpp"
@@ -28,9 +33,28 @@ struct BatchShape {
     std::int64_t tokens(Stream s) const { return batch * len(s); }
 };
 
+// One GEMM: [m x k] x [k x n], `count` of them (a batch: attention's heads x sequences).
+struct Gemm {
+    std::int64_t m = 0, n = 0, k = 0, count = 1;
+    double flops() const { return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(count); }
+};
+
+// What one compute op does, by shape, for the cost model to price (sim/compute.hpp): its GEMMs
+// (projections, the head, eager attention's score and context products), the FLOPs of fused
+// sdpa / flash attention kernels (priced at the attention rate), and how many kernels it
+// launches. GEMM FLOPs + fused attention FLOPs = the op's FLOPs, exactly.
+struct ComputeWork {
+    std::vector<Gemm> gemms;
+    double fused_attention_flops = 0;
+    std::int64_t kernels = 0;
+    double flops() const;
+};
+
 struct CallFlops {
     double forward = 0;
     double backward = 0;
+    ComputeWork forward_work;   // also a recompute's
+    ComputeWork backward_work;
 };
 
 // One attention module of a block: query stream, key/value stream, causal or not.
@@ -46,5 +70,13 @@ const StackSpec& stack_of(const ModelSpec& spec, const Unit& unit);
 
 CallFlops call_flops(const ModelSpec& spec, const std::vector<Unit>& units, const ProgramStep& step,
                      const BatchShape& shape);
+
+// Model FLOPs of one micro-batch's forward and backward by the usual rule (Kaplan et al. 2020's
+// 6N per token, plus attention as PaLM counts it, Chowdhery et al. 2022, appendix B): 6 x tokens
+// x the weights of every projection and of the head, plus 12 x heads x head_dim x s_q x s_k per
+// sequence and attention module — causal scores not halved, no recompute, LoRA adapters and frozen
+// weights counted as if trained. The numerator of MFU; what the hardware executes (call_flops,
+// recompute included) is the numerator of HFU.
+double model_flops(const ModelSpec& spec, const std::vector<Unit>& units, const BatchShape& shape);
 
 }  // namespace shardsim::model

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "shardsim/core/memory.hpp"
+#include "shardsim/model/flops.hpp"
 #include "shardsim/plan/collective.hpp"
 #include "shardsim/plan/plan.hpp"
 
@@ -100,6 +101,8 @@ struct Op {
     std::int64_t optimizer_bytes = 0;     // bytes it reads and writes doing so (the plan's
                                           // optimizer_traffic_bytes)
     std::int64_t activation_bytes = 0;    // activations this compute op writes (for the memory-bound term)
+    model::ComputeWork work;              // compute ops: their GEMMs by shape, fused attention, kernels
+                                          // (model::call_flops; work.flops() == flops)
 
     // What the HDF5 `bytes` column holds: collective size, copy bytes, or 0.
     std::int64_t bytes() const;

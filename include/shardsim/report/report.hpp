@@ -67,8 +67,8 @@ const timeline::MemorySample* peak_sample(const timeline::RankTimeline& tl);
 
 // summary_json of the shown step, plus: file, step, steps_in_file, source, compute_peak, and in
 // every `ranks` entry peak_unit, peak_kind, peak_t_s, peak_at_fraction, achieved_tflops,
-// compute_utilisation (achieved over peak while computing), model_flops_utilisation (over the
-// whole step), step/compute/comm/exposed times and per-kind comm (size, wire, algbw, busbw).
+// compute_utilisation (achieved over peak while computing), hfu (executed FLOPs, recompute
+// included, over the whole step), mfu (the model's FLOPs by the 6N + attention rule, likewise), step/compute/comm/exposed times and per-kind comm (size, wire, algbw, busbw).
 // With `compare`, the other file's report goes under "compare".
 io::Json report_json(const LoadedRun& run, const LoadedRun* compare = nullptr);
 

@@ -18,6 +18,8 @@ io::Json summary_json(const timeline::RunTimeline& run);
 // The text report: memory by category per rank group, fit, time split, collectives and the
 // op whose communication is most exposed.
 std::string summary_text(const timeline::RunTimeline& run);
+// "  throughput  N tokens/s, MFU x%, HFU y%" from summary_json's keys ("" when it has none).
+std::string throughput_line(const io::Json& summary);
 
 // "all_gather block.3 mb1"
 std::string op_name(const timeline::RunTimeline& run, const timeline::OpRecord& op);

@@ -3,24 +3,24 @@
 // `shardsim calibrate` does with a `shardsim bench` sweep.
 //
 // Each level is fitted on its own groups: intra_node on groups within one node, inter_node on
-// groups spanning nodes (with intra_node already fitted: a hierarchical all-reduce or a group
-// limited by its intra-node links uses both). For one collective on one group, the model is
-// linear in the level's (latency, 1/bandwidth): t = steps x alpha + size x factor x beta, with a
-// few pieces where the model picks the faster of two algorithms. The fit minimises the squared
-// log ratio of predicted to measured time over every op and size of the level — least squares
-// on relative error that is symmetric (predicting twice the time costs as much as predicting
-// half), so an 8-byte latency point and a 1 GiB bandwidth point count alike; on absolute times
-// the largest sizes alone would decide and the latency would be noise. It is solved by
-// Gauss-Newton: each step linearises collective_time itself at the current estimate (its slopes
-// in alpha and beta, exact within a piece) and solves a two-parameter least-squares problem with
-// alpha, beta >= 0, halving the step until the error falls.
+// groups spanning nodes (with intra_node already fitted: a group spanning nodes also crosses
+// intra-node links). The parameters are the ones the collective model reads (links.hpp): the
+// level's hop latency and achieved bus bandwidth, and inside a node the rate a rank adds what it
+// receives (reduce_gbps; 0 when the reduction costs nothing extra, as on NCCL). Within a piece of
+// the model (one algorithm and protocol) time is linear in latency, 1/bandwidth and 1/rate. The
+// fit minimises the squared log ratio of predicted to measured time over every op and size of
+// the level — least squares on relative error that is symmetric (predicting twice the time costs
+// as much as predicting half), so an 8-byte latency point and a 1 GiB bandwidth point count
+// alike. It is solved by Gauss-Newton: each step linearises collective_time itself at the current
+// estimate and solves a small least-squares problem with every parameter >= 0, halving the step
+// until the error falls.
 //
 // Predictions are collective_time itself, so a calibrated topology predicts exactly what
 // `simulate` will use.
 #include <string>
 #include <vector>
 
-#include "shardsim/sim/cost.hpp"
+#include "shardsim/sim/links.hpp"
 
 namespace shardsim::sim {
 
@@ -40,8 +40,10 @@ struct LevelFit {
     LinkLevel level = LinkLevel::intra_node;
     std::size_t points = 0;
     bool fitted = false;
-    double latency_s = 0;
-    double bandwidth_Bps = 0;  // intra_node: per GPU; inter_node: per NIC (as the topology says)
+    double latency_s = 0;       // ring Simple hop latency
+    double busbw_Bps = 0;       // achieved bus bandwidth: intra_node per GPU, inter_node per NIC
+    bool reduce_fitted = false;  // intra_node with reducing ops measured: the reduction rate too
+    double reduce_Bps = 0;       // 0: reductions cost nothing beyond the transfer
     int iterations = 0;
     std::string note;  // why the level was not fitted
 };

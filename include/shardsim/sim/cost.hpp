@@ -1,49 +1,37 @@
 #pragma once
 // Prices of the schedule's ops on a topology.
-//   compute      GEMM FLOPs / (peak of the compute dtype x compute_efficiency) + the bytes of
-//                activations written and read / HBM bandwidth (the elementwise, memory-bound part)
-//   collectives  alpha-beta: steps x latency + size x bus factor / bus bandwidth, for a ring; a
-//                tree (log2 steps) and, for groups spanning nodes, a hierarchical all-reduce
-//                (reduce-scatter in the node, all-reduce across nodes, all-gather in the node)
-//                compete for all-reduce and the fastest wins, as NCCL's tuner picks
-//   links        inside a node: intra_node bandwidth per GPU and latency; a group that spans
-//                nodes runs at min(intra, NICs x NIC bandwidth) per rank with the network's
-//                latency; one rank per node (a replica group) shares its node's NICs with the
-//                other local ranks doing the same
-//   copies       host<->device bytes / h2d bandwidth + 10 us launch
-//   optimizer    on the device: bytes it touches / HBM bandwidth; on the host: elements / CPU rate
+//   compute      by shape (compute.hpp): GEMMs with tile / wave quantisation and a roofline,
+//                fused attention at its own rate, activation traffic over HBM, kernel launches
+//   collectives  the collective model (links.hpp): ring / tree, NCCL's protocols, link kinds
+//   copies       host<->device bytes / h2d bandwidth (at most the node's host path over its
+//                GPUs) + 10 us launch; with pcie-no-p2p they queue with the staged collectives
+//                on the node's host path (uses_host_path)
+//   optimizer    on the device: bytes it touches / achieved HBM bandwidth + a launch; on the
+//                host: elements / CPU rate
 #include <cstdint>
 
 #include "shardsim/config/topology.hpp"
 #include "shardsim/plan/schedule.hpp"
+#include "shardsim/sim/compute.hpp"
+#include "shardsim/sim/links.hpp"
 
 namespace shardsim::sim {
-
-using plan::GroupSpan;
-
-// Link parameters the collective model uses; from the topology, or fitted by `calibrate`.
-struct LinkModel {
-    double intra_latency_s = 0;
-    double intra_bandwidth_Bps = 0;  // per GPU, one direction, bytes/s
-    double inter_latency_s = 0;
-    double inter_bandwidth_Bps = 0;  // per NIC
-    std::int64_t nics = 1;
-    std::int64_t gpus_per_node = 1;
-
-    static LinkModel from(const config::TopologyConfig& t);
-};
-
-double collective_time(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes, const GroupSpan& span);
 
 class CostModel {
 public:
     explicit CostModel(const plan::ShardingPlan& plan);
     double op_time(const plan::Op& op) const;
+    // The op moves data over the node's path to host memory that copies and pcie-no-p2p
+    // collectives share: the simulator runs such ops one at a time.
+    bool uses_host_path(const plan::Op& op) const;
     const LinkModel& links() const { return links_; }
+    const ComputeModel& compute() const { return compute_; }
 
 private:
+    double copy_bandwidth_Bps() const;
     const plan::ShardingPlan& plan_;
     LinkModel links_;
+    ComputeModel compute_;
 };
 
 }  // namespace shardsim::sim

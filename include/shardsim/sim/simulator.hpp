@@ -11,6 +11,9 @@ namespace shardsim::sim {
 // transient peak) is added to runtime_overhead from the start, as the allocator keeps it reserved.
 timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan::Schedule& schedule);
 
+// The attributes MFU, HFU and tokens/s are computed from: model_flops_per_step (per rank, the 6N +
+// attention rule), tokens_per_step (every rank), peak_flops_per_s (one GPU, compute dtype).
+void throughput_attributes(const plan::ShardingPlan& plan, timeline::RunTimeline& run);
 // Every rank (sharing one timeline), with the run's attributes filled in.
 timeline::RunTimeline simulate(const plan::ShardingPlan& plan, const plan::Schedule& schedule);
 

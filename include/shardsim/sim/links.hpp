@@ -1,0 +1,76 @@
+#pragma once
+// The collective model: the time of one all-gather, reduce-scatter or all-reduce on a group, as
+// NCCL runs it (and, with calibrated numbers, as MPI runs it on a CPU host). docs/topologies.md
+// explains every term; in short:
+//
+//   algorithms  ring for every collective; for all-reduce also NCCL's tree (a chain inside each
+//               node, a binary tree across nodes), whichever is faster, as NCCL's tuner picks
+//   protocols   LL (8-byte stores with a flag: lowest latency, a quarter to a third of the
+//               bandwidth), LL128 (128-byte lines with 120 bytes of data, NVLink only) and Simple
+//               (full bandwidth, highest latency): the fastest wins, so small sizes are
+//               latency-bound and large ones bandwidth-bound
+//   time        base latency + hops x hop latency + bus bytes / (bus bandwidth x protocol share)
+//               + reduced bytes / reduction rate (a CPU host's MPI adds at memory speed; NCCL's
+//               reduction rides along the copy and costs nothing extra)
+//   links       a level's bus bandwidth is bandwidth x efficiency (published nccl-tests figures,
+//               cited per topology); groups spanning nodes cross the network `nodes - 1` times per
+//               ring pass and use the node's NICs; pcie-no-p2p stages every hop through host memory
+//               (two PCIe crossings in turn: twice the hop latency, half the bandwidth, and the
+//               node's host path shared by its GPUs), the path offload copies use too
+//
+// The latency constants are NCCL's tuning model (src/graph/tuning.cc, NCCL 2.18-2.21: baseLat,
+// hwLat per NVLink / PCI / network path, the LL / LL128 bandwidth shares), as remembered; a
+// level's latency_us is its ring Simple hop latency and scales the rest of its row.
+#include <cstdint>
+#include <string>
+
+#include "shardsim/config/topology.hpp"
+#include "shardsim/plan/collective.hpp"
+#include "shardsim/plan/groups.hpp"
+
+namespace shardsim::sim {
+
+using plan::GroupSpan;
+
+enum class Protocol { ll, ll128, simple };
+enum class Algorithm { ring, tree };
+std::string protocol_name(Protocol p);   // "LL", "LL128", "Simple"
+std::string algorithm_name(Algorithm a);  // "ring", "tree"
+
+// One level of links: between the GPUs of a node, or between nodes.
+struct LevelLinks {
+    config::LinkKind kind = config::LinkKind::none;
+    double bandwidth_Bps = 0;  // datasheet, one direction: per GPU (intra), per NIC (inter)
+    double efficiency = 1;     // achieved bus bandwidth / bandwidth at large sizes
+    double latency_s = 0;      // per ring hop, Simple protocol
+    double busbw_Bps() const { return bandwidth_Bps * efficiency; }
+};
+
+// Link parameters the collective model uses; from the topology, or fitted by `calibrate`.
+struct LinkModel {
+    LevelLinks intra, inter;
+    std::int64_t nics = 1;
+    std::int64_t gpus_per_node = 1;
+    double reduce_Bps = 0;    // rate a rank adds received bytes; 0: free (rides along the copy)
+    double host_bus_Bps = 0;  // pcie-no-p2p: the node's path to host memory, one direction
+
+    static LinkModel from(const config::TopologyConfig& t);
+    bool staged() const { return intra.kind == config::LinkKind::pcie_no_p2p; }
+};
+
+struct CollectiveEstimate {
+    double time_s = 0;
+    Algorithm algorithm = Algorithm::ring;
+    Protocol protocol = Protocol::simple;
+};
+
+// The fastest (algorithm, protocol) for one collective of nccl-tests size `size_bytes` on `span`.
+CollectiveEstimate estimate_collective(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes,
+                                       const GroupSpan& span);
+double collective_time(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes, const GroupSpan& span);
+
+// True when this collective's traffic crosses the node's host path (pcie-no-p2p inside a node):
+// the simulator queues it on the host lane with the offload copies.
+bool uses_host_path(const LinkModel& links, const GroupSpan& span);
+
+}  // namespace shardsim::sim

@@ -1,0 +1,89 @@
+#include "shardsim/bench/compute.hpp"
+
+#include <algorithm>
+#include <functional>
+
+#include "shardsim/device/memory.hpp"
+
+namespace shardsim::bench {
+
+namespace {
+
+// Median seconds of `reps` timed calls of `kernel` (device events around each, one untimed first).
+double median_seconds(device::Device& dev, const std::function<void()>& kernel, int reps) {
+    kernel();
+    dev.synchronize();
+    std::vector<double> t;
+    for (int i = 0; i < reps; ++i) {
+        const device::Event a = dev.record();
+        kernel();
+        const device::Event b = dev.record();
+        dev.synchronize();
+        t.push_back(dev.event_seconds(b) - dev.event_seconds(a));
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+device::Buffer zeros(device::Device& dev, std::int64_t bytes, const std::string& what) {
+    device::Buffer b(dev.allocator(), bytes, MemCategory::temporaries, what);
+    dev.fill_zero(b.data(), bytes);
+    return b;
+}
+
+// One GEMM (batch of `batch`) of m x k by k x n, timed; its FLOP/s.
+double gemm_rate(device::Device& dev, DType dt, std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t batch,
+                 std::vector<ComputeSample>& out) {
+    const std::int64_t e = static_cast<std::int64_t>(dtype_size(dt));
+    device::Buffer a = zeros(dev, m * k * batch * e, "calibrate A"), b = zeros(dev, k * n * batch * e, "calibrate B"),
+                   c = zeros(dev, m * n * batch * e, "calibrate C");
+    device::GemmOp op;
+    op.a = {a.data(), dt, k, m * k, false};
+    op.b = {b.data(), dt, n, k * n, false};
+    op.c = {c.data(), dt, n, m * n, false};
+    op.m = m, op.n = n, op.k = k, op.batch = batch;
+    const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(batch);
+    const int reps = flops > 5e10 ? 5 : 9;
+    const double s = median_seconds(dev, [&] { dev.gemm(op); }, reps);
+    out.push_back({"gemm " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+                       (batch > 1 ? " x" + std::to_string(batch) : ""),
+                   s, flops, 0});
+    return s > 0 ? flops / s : 0.0;
+}
+
+// axpby over `n` fp32 elements: reads two operands, writes one.
+double axpby_seconds(device::Device& dev, std::int64_t n, std::vector<ComputeSample>& out, const std::string& what) {
+    device::Buffer x = zeros(dev, n * 4, "calibrate x"), y = zeros(dev, n * 4, "calibrate y"), z = zeros(dev, n * 4, "calibrate z");
+    const device::Tensor tx{x.data(), DType::fp32, {n}}, ty{y.data(), DType::fp32, {n}}, tz{z.data(), DType::fp32, {n}};
+    const double s = median_seconds(dev, [&] { dev.axpby(1.0f, tx, 1.0f, ty, tz); }, n > 1024 ? 9 : 101);
+    out.push_back({what, s, 0, 3.0 * 4.0 * static_cast<double>(n)});
+    return s;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+ComputeMeasurement measure_compute(device::Device& dev, DType dtype, std::int64_t large) {
+    ComputeMeasurement m;
+    m.device = dev.name();
+    m.dtype = dtype;
+    dev.set_stream(device::DeviceStream::compute);
+    std::vector<double> rates;
+    for (std::int64_t edge = large / 4; edge <= large; edge *= 2) rates.push_back(gemm_rate(dev, dtype, edge, edge, edge, 1, m.samples));
+    // A transformer projection: tokens x (4 x width) from width.
+    rates.push_back(gemm_rate(dev, dtype, large, large, large / 4, 1, m.samples));
+    m.gemm_flops_per_s = median(rates);
+    // Attention's products: [s x 64] x [64 x s] scores and [s x s] x [s x 64] context, per head.
+    const std::int64_t s = large / 2, heads = 8;
+    m.attention_flops_per_s = median({gemm_rate(dev, dtype, s, s, 64, heads, m.samples), gemm_rate(dev, dtype, s, 64, s, heads, m.samples)});
+    const std::int64_t n = (64LL << 20) / 4;
+    m.memory_Bps = 3.0 * 4.0 * static_cast<double>(n) / axpby_seconds(dev, n, m.samples, "axpby 64 MiB");
+    m.launch_s = axpby_seconds(dev, 16, m.samples, "axpby 16 elements");
+    return m;
+}
+
+}  // namespace shardsim::bench
