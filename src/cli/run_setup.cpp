@@ -200,6 +200,11 @@ RunContext prepare_run(const std::string& job, const std::vector<std::string>& s
     if (ctx.backend == device::Backend::nccl) {
         const config::GpuBinding gpu = device::bind_local_gpu(MPI_COMM_WORLD);
         ctx.device = device::make_cuda_device(gpu.device);
+        // The topology's GPU memory is the cap, whatever card this is: a 40 GiB job on an 80 GiB
+        // GPU fails where a 40 GiB card would. What the CUDA runtime already holds (context, NCCL
+        // later) counts against it, as on the real card.
+        ctx.device->allocator().set_device_limit(
+            std::max<std::int64_t>(0, p.scenario().topology.gpu.memory_bytes - ctx.device->runtime_bytes()));
         // Communicators issue on the device's communication stream.
         ctx.device->set_stream(device::DeviceStream::comm);
         void* stream = ctx.device->native_stream();
