@@ -192,6 +192,70 @@ TEST_CASE("validate folds ranks of one prediction as simulate does, showing the 
     CHECK(!split.ranks[1].divergence.empty());
 }
 
+namespace {
+
+// Every rank's steps take `scales[s]` x the prediction's times (memory unchanged).
+RunTimeline steps_scaled(const RunTimeline& pred, const std::vector<double>& scales) {
+    RunTimeline run = pred;
+    run.mode = "run";
+    run.steps = static_cast<int>(scales.size());
+    const timeline::RankTimeline base = pred.timelines.front();
+    run.timelines.clear();
+    for (std::int64_t r = 0; r < run.world_size; ++r) {
+        timeline::RankTimeline tl;
+        tl.rank = static_cast<int>(r);
+        for (std::size_t s = 0; s < scales.size(); ++s) {
+            for (auto op : base.ops) {
+                op.step = static_cast<int>(s);
+                op.t_start *= scales[s];
+                op.t_end *= scales[s];
+                tl.ops.push_back(op);
+            }
+            for (auto m : base.memory) {
+                m.step = static_cast<int>(s);
+                m.t *= scales[s];
+                tl.memory.push_back(m);
+            }
+        }
+        run.timelines.push_back(tl);
+    }
+    run.class_of_rank.assign(static_cast<std::size_t>(run.world_size), 0);
+    return run;
+}
+
+const report::TimeCheck& step_check(const report::Validation& v) {
+    for (const auto& t : v.ranks.at(0).times)
+        if (t.what == "step time") return t;
+    throw std::runtime_error("no step time check");
+}
+
+}  // namespace
+
+TEST_CASE("validate judges time by the measured median over the steps, its bound widened by half their spread") {
+    const RunTimeline pred = simulated();
+    report::Thresholds th;
+    th.time_pct = 5;
+    // Step 0 warms up (not counted); steps 1-3 at 1.0, 1.3 and 1.1 x the prediction: median 1.1.
+    const auto noisy = report::validate_runs(pred, steps_scaled(pred, {3.0, 1.0, 1.3, 1.1}), th);
+    const report::TimeCheck& t = step_check(noisy);
+    CHECK(t.steps == 3);
+    CHECK(t.measured == doctest::Approx(1.1 * t.predicted));
+    CHECK(t.measured_min == doctest::Approx(1.0 * t.predicted));
+    CHECK(t.measured_max == doctest::Approx(1.3 * t.predicted));
+    CHECK(t.error_pct == doctest::Approx(10));
+    CHECK_FALSE(t.failed);  // 10% off, within 5% + half the 30% spread
+    CHECK(report::validation_text(noisy, th).find("min - max, 3 step(s)") != std::string::npos);
+    // The same median without spread: 10% is beyond 5%.
+    const auto steady = report::validate_runs(pred, steps_scaled(pred, {3.0, 1.1, 1.1, 1.1}), th);
+    CHECK(step_check(steady).failed);
+    CHECK_FALSE(steady.passed);
+    // One measured step: it is the median, with no spread.
+    const auto one = report::validate_runs(pred, steps_scaled(pred, {1.02}), th);
+    CHECK(step_check(one).steps == 1);
+    CHECK(step_check(one).measured == doctest::Approx(1.02 * step_check(one).predicted));
+    CHECK_FALSE(step_check(one).failed);
+}
+
 TEST_CASE("differences read as a percentage within a factor of two, as a ratio beyond") {
     CHECK(format_change(112.3, 100) == "+12.3%");
     CHECK(format_change(60, 100) == "-40.0%");

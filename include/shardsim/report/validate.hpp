@@ -8,9 +8,12 @@
 //   divergence  the first op whose memory change (allocated minus freed) differs, per category;
 //               it fails when the category is one the plan sizes exactly (everything but
 //               activations, temporaries and runtime_overhead, whose terms are estimates)
-//   time        step, communication and exposed communication time, error in %; fails beyond
-//               `time_pct` (0 turns the time check off)
-// A measured file with several steps is compared on its last step (the first one warms up).
+//   time        step, communication and exposed communication time: the measured median over
+//               the measured steps (all but the first, which warms up, when there are several)
+//               with its spread (min - max); the error is the median's, in %, and a figure fails
+//               when |median - predicted| exceeds `time_pct` of the prediction plus half the
+//               spread (0 turns the time check off): a noisy host widens the bound by its own noise
+// Memory and sizes are compared on the last measured step.
 // Ranks are folded as simulate folds them: ranks with the same prediction whose comparison says
 // the same (the same exact failures and first divergence) share one result, and each row of it
 // shows the rank furthest from the prediction (`rank`), failing when any of them fails.
@@ -38,7 +41,9 @@ struct CategoryCheck {
 
 struct TimeCheck {
     std::string what;
-    double predicted = 0, measured = 0, error_pct = 0;
+    double predicted = 0, measured = 0, error_pct = 0;  // measured: the median over the steps
+    double measured_min = 0, measured_max = 0;           // its spread
+    int steps = 1;                                       // measured steps it is taken over
     bool failed = false;
     std::int64_t rank = 0;
 };
