@@ -197,6 +197,9 @@ const Schema& job_schema() {
                             "encoder-decoder only: decoder length (0: same as seq_len)"));
 
         s.push_back(boolean("memory", "activation_checkpointing", "false", "keep only unit inputs, recompute in backward"));
+        s.push_back(integer("memory", "checkpoint_every", "blocks", "1", 1,
+                            "with activation_checkpointing: checkpoint every n-th block (blocks n, 2n, ... counting from 1, "
+                            "as torchtitan's per-layer option); the others keep all they save. 1: every block"));
         s.push_back(boolean("memory", "offload_optimizer", "false", "optimizer states and step on the host (ZeRO-Offload)"));
         s.push_back(boolean("memory", "offload_params", "false", "sharded parameters live on the host (ZeRO-3 only)"));
         s.push_back(choice("memory", "attention", attention_names(), "auto",
@@ -311,6 +314,7 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.seq_len = v.integer("batch.seq_len");
     job.decoder_seq_len = v.integer("batch.decoder_seq_len");
     job.activation_checkpointing = v.boolean("memory.activation_checkpointing");
+    job.checkpoint_every = v.integer("memory.checkpoint_every");
     job.offload_optimizer = v.boolean("memory.offload_optimizer");
     job.offload_params = v.boolean("memory.offload_params");
     job.attention = parse_attention(v.text("memory.attention"));
@@ -355,6 +359,8 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     if (fsdp) {
         refuse("parallel.bucket_mib", "FSDP reduces one unit at a time, with no buckets", "auto with strategy " + strategy);
     }
+    if (!job.activation_checkpointing)
+        refuse("memory.checkpoint_every", "activation checkpointing is off", "1, or memory.activation_checkpointing = true");
     if (job.offload_params && !job.offload_optimizer)
         problems.add(job.where("memory.offload_params") +
                      ": bad value 'true': parameter offload needs memory.offload_optimizer = true (the CPU updates what it holds)");

@@ -18,7 +18,7 @@ struct Transformer::Impl {
     Ctx ctx;
     std::vector<std::unique_ptr<CallModule>> calls;
     std::vector<std::vector<std::pair<std::string, std::int64_t>>> saved;
-    bool checkpointing = false;
+    std::vector<bool> checkpointed;  // per call: plan::checkpointed of its unit
     double flops_at_start = 0;
     int cross_blocks = 0;
 
@@ -51,13 +51,12 @@ std::unique_ptr<CallModule> make_call(const Ctx& c, const model::Unit& u, const 
 
 Transformer::Transformer(const plan::ShardingPlan& plan, Device& device, double loss_scale)
     : impl_(std::make_unique<Impl>(plan, device)) {
-    const auto& job = plan.scenario().job;
     impl_->ctx.loss_scale = loss_scale;
-    impl_->checkpointing = job.activation_checkpointing;
     impl_->flops_at_start = device.gemm_flops();
     for (const auto& step : plan.program()) {
         const auto& u = plan.units().at(static_cast<std::size_t>(step.unit));
         impl_->calls.push_back(make_call(impl_->ctx, u, step));
+        impl_->checkpointed.push_back(plan::checkpointed(plan, u));
         if (u.cross_attention && step.unit == u.index) ++impl_->cross_blocks;
     }
     impl_->saved.resize(impl_->calls.size());
@@ -86,13 +85,13 @@ void Transformer::forward(int call, const CallTensors& params) {
     m.terms.clear();
     impl_->ctx.call = call;
     m.forward(impl_->ctx, params, false);
-    if (impl_->checkpointing && m.is_block()) m.terms.drop_transient();
+    if (impl_->checkpointed[static_cast<std::size_t>(call)]) m.terms.drop_transient();
     impl_->saved[static_cast<std::size_t>(call)] = m.terms.list();
 }
 
 void Transformer::recompute(int call, const CallTensors& params) {
     CallModule& m = impl_->call(call);
-    if (!impl_->checkpointing || !m.is_block()) return;
+    if (!impl_->checkpointed[static_cast<std::size_t>(call)]) return;
     impl_->ctx.call = call;
     m.forward(impl_->ctx, params, true);
     impl_->saved[static_cast<std::size_t>(call)] = m.terms.list();

@@ -342,11 +342,23 @@ CallActivations call_activations(const ShardingPlan& plan, int call) {
                 case Arch::t5: t5_block(b, plan, u, attn); break;
                 case Arch::codet5p: codet5p_block(b, plan, u, attn); break;
             }
-            b.out().checkpointed = plan.scenario().job.activation_checkpointing;
+            b.out().checkpointed = checkpointed(plan, u);
             break;
     }
     b.finish();
     return b.out();
+}
+
+bool checkpointed(const ShardingPlan& plan, const model::Unit& unit) {
+    const auto& job = plan.scenario().job;
+    const bool block = unit.kind == model::UnitKind::encoder_block || unit.kind == model::UnitKind::decoder_block;
+    if (!job.activation_checkpointing || !block) return false;
+    std::int64_t ordinal = 0;  // 1 for the first block
+    for (const auto& u : plan.units()) {
+        if (u.kind == model::UnitKind::encoder_block || u.kind == model::UnitKind::decoder_block) ++ordinal;
+        if (u.index == unit.index) break;
+    }
+    return ordinal % job.checkpoint_every == 0;
 }
 
 ModelBehaviour model_behaviour(const ShardingPlan& plan) {

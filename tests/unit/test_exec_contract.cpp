@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "contract_helpers.hpp"
+#include "shardsim/plan/schedule.hpp"
 
 using namespace shardsim;
 using test::Measured;
@@ -153,4 +154,40 @@ TEST_CASE("tracking allocator: past the device limit an allocation fails, saying
     device::Buffer fits(a, 400, MemCategory::gathered_params, "exactly the rest");
     CHECK(a.current().device_total() == 1000);
     device::TrackingAllocator::set_op(-1);
+}
+
+// Per-layer checkpointing (memory.checkpoint_every = 2): blocks 2, 4, ... are checkpointed and
+// recomputed, the others keep all they save; the executor keeps exactly the plan's terms either way.
+TEST_CASE("checkpointing every 2nd block: the plan marks blocks 2, 4, ...; the executor keeps the plan's terms") {
+    for (const auto& model : test::tiny_models()) {
+        CAPTURE(model);
+        auto dev = device::make_cpu_device();
+        test::check_contract(*dev, model, true, false, DType::fp32, {"memory.checkpoint_every=2"});
+        const auto plan = test::tiny_plan(model, {"memory.activation_checkpointing=true", "memory.checkpoint_every=2"});
+        std::int64_t ordinal = 0, checkpointed = 0, blocks = 0;
+        for (const auto& u : plan->units()) {
+            const bool block = u.kind == model::UnitKind::encoder_block || u.kind == model::UnitKind::decoder_block;
+            if (block) ++ordinal, ++blocks;
+            CHECK(plan::checkpointed(*plan, u) == (block && ordinal % 2 == 0));
+            checkpointed += plan::checkpointed(*plan, u) ? 1 : 0;
+        }
+        CHECK(checkpointed == blocks / 2);
+        // Fewer recomputes than checkpointing every block, more than none.
+        auto recomputes = [](const std::vector<std::string>& sets) {
+            const auto p = test::tiny_plan("tiny-llama", sets);
+            const auto s = plan::build_schedule(*p);
+            return std::count_if(s.ops.begin(), s.ops.end(), [](const plan::Op& op) { return op.kind == plan::OpKind::recompute; });
+        };
+        if (model == "tiny-llama") {
+            const auto every = recomputes({"memory.activation_checkpointing=true"});
+            const auto half = recomputes({"memory.activation_checkpointing=true", "memory.checkpoint_every=2"});
+            CHECK(half > 0);
+            CHECK(half < every);
+        }
+    }
+}
+
+TEST_CASE("memory.checkpoint_every without checkpointing is refused, naming the key") {
+    CHECK_THROWS_WITH_AS(test::tiny_plan("tiny-llama", {"memory.checkpoint_every=2"}),
+                         doctest::Contains("memory.checkpoint_every: bad value '2': activation checkpointing is off"), InputError);
 }

@@ -81,6 +81,7 @@ struct JobConfig {
     std::int64_t decoder_seq_len = 0;  // 0: not given (decoder-only models)
     // [memory]
     bool activation_checkpointing = false;
+    std::int64_t checkpoint_every = 1;  // with checkpointing: blocks n, 2n, 3n, ... (counting from 1)
     bool offload_optimizer = false;
     bool offload_params = false;
     AttentionKind attention = AttentionKind::eager;

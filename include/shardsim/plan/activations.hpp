@@ -72,6 +72,11 @@ struct CallActivations {
 
 CallActivations call_activations(const ShardingPlan& plan, int call);
 
+// Whether this unit's calls are checkpointed: blocks only, with memory.activation_checkpointing,
+// every memory.checkpoint_every-th block in unit order (blocks n, 2n, ... counting from 1). The
+// plan's activations, the schedule's recomputes and the executor all ask this.
+bool checkpointed(const ShardingPlan& plan, const model::Unit& unit);
+
 // How the model computes in this job (the family's Hugging Face code, memory.attention,
 // memory.loss and [dropout]): read by call_activations and by the executor's model alike.
 struct ModelBehaviour {
