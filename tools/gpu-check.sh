@@ -127,8 +127,20 @@ BENCH_LINE="NCCL busbw: skipped"
 if ((GPUS >= 2)) && command -v mpirun >/dev/null 2>&1 && in_budget "NCCL bench"; then
   timeout 120 mpirun -np 2 "$SHARDSIM" bench --backend nccl --op all_gather,reduce_scatter,all_reduce \
     --min-bytes 1M --max-bytes 256M --factor 16 --json >"$OUT/bench.json" 2>"$OUT/bench.err" || fail "NCCL bench ($OUT/bench.err)"
-  "$SHARDSIM" bench --predict --topology 2x-a100-40g --op all_gather,reduce_scatter,all_reduce --min-bytes 1M --max-bytes 256M \
-    --factor 16 --json >"$OUT/bench-predict.json" 2>/dev/null
+  # The model's prediction on a 2-GPU copy of the shipped topology nearest to this GPU
+  # (SHARDSIM_GPU_CHECK_TOPOLOGY picks another): whether the two GPUs share NVLink is not known here.
+  case $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) in
+    *H100*|*H200*) near=8x-h100-80g-nvlink ;;
+    *A100*) near=8x-a100-80g-nvlink ;;
+    *4090*) near=2x-rtx4090-24g ;;
+    *) near=2x-a100-40g ;;
+  esac
+  PREDICT_TOPOLOGY=${SHARDSIM_GPU_CHECK_TOPOLOGY:-$near}
+  sed -E 's/^gpus_per_node[[:space:]]*=.*/gpus_per_node = 2/; s/^nodes[[:space:]]*=.*/nodes = 1/' \
+    "topologies/$PREDICT_TOPOLOGY.ini" >"$OUT/predict-topology.ini"
+  "$SHARDSIM" bench --predict --topology "$OUT/predict-topology.ini" --op all_gather,reduce_scatter,all_reduce --min-bytes 1M \
+    --max-bytes 256M --factor 16 --json >"$OUT/bench-predict.json" 2>"$OUT/bench-predict.err" || fail "bench --predict ($OUT/bench-predict.err)"
+  echo "$PREDICT_TOPOLOGY" >"$OUT/predict-topology.txt"
   BENCH_LINE="NCCL busbw: see the bench table below"
   for job in jobs/tiny-llama-cpu.ini jobs/tiny-t5-cpu.ini; do
     in_budget "2-rank NCCL $job" || break
@@ -147,26 +159,30 @@ def peaks(j):
     r = j["ranks"][0]
     reserved = r["peak_bytes"]
     allocated = reserved - r["peak_by_category"].get("runtime_overhead", 0)
-    return allocated / 2**30, reserved / 2**30
+    return allocated / 2**20, reserved / 2**20
 print("\npredicted vs measured, one rank (allocated: tracked buffers; reserved: the device total, runtime included)")
-print(f"{'job':<46}{'alloc GiB':>18}{'reserved GiB':>18}{'step':>22}{'MFU':>16}")
-print(f"{'':<46}{'pred / meas':>18}{'pred / meas':>18}{'pred / meas':>22}{'pred / meas':>16}")
+print(f"{'job':<46}{'alloc MiB':>20}{'reserved MiB':>20}{'step':>22}{'MFU':>16}")
+print(f"{'':<46}{'pred / meas':>20}{'pred / meas':>20}{'pred / meas':>22}{'pred / meas':>16}")
 for line in open(rows):
     name, sim, run = line.rstrip("\n").split("\t")
     s, r = json.load(open(sim)), json.load(open(run))
     (sa, sr), (ra, rr) = peaks(s), peaks(r)
     def t(x): return f"{x*1e3:.1f} ms" if x < 1 else f"{x:.2f} s"
     def pct(j): return f"{100*j['mfu']:.1f}%" if "mfu" in j else "-"
-    print(f"{name:<46}{sa:>8.2f} / {ra:<7.2f}{sr:>8.2f} / {rr:<7.2f}{t(s['step_time_s']):>10} / {t(r['step_time_s']):<9}{pct(s):>7} / {pct(r):<6}")
+    print(f"{name:<46}{sa:>9.1f} / {ra:<8.1f}{sr:>9.1f} / {rr:<8.1f}{t(s['step_time_s']):>10} / {t(r['step_time_s']):<9}{pct(s):>7} / {pct(r):<6}")
 bench = os.path.join(out, "bench.json")
 if os.path.exists(bench) and os.path.getsize(bench) > 0:
     b, p = json.load(open(bench)), json.load(open(os.path.join(out, "bench-predict.json")))
     pred = {(s["op"], l["size_bytes"]): l["busbw_GBps"] for s in p["sections"] if s["group"] == "world" for l in s["lines"]}
-    print("\nNCCL busbw (GB/s), 2 ranks, out of place: ours, the raw library, the model (2x-a100-40g)")
+    near = open(os.path.join(out, "predict-topology.txt")).read().strip()
+    print(f"\nNCCL busbw (GB/s), 2 ranks, out of place: ours, the raw library, the model ({near} cut to 2 GPUs)")
+    print(f"  {'op':<16}{'size (B)':>12}  {'ours':>8} {'raw':>8} {'model':>8}")
     for sec in b.get("sections", []):
-        for l in sec.get("lines", []):
-            o = l.get("out_of_place", l)
-            print(f"  {sec.get('op',''):<16}{l.get('size_bytes',0):>12}  {o.get('busbw_GBps',0):8.1f} {o.get('raw_busbw_GBps') or 0:8.1f} {pred.get((sec.get('op'), l.get('size_bytes')), 0):8.1f}")
+        if sec.get("group") != "world": continue
+        for row in sec.get("rows", []):
+            o = row["out_of_place"]
+            m = pred.get((sec["op"], row["size_bytes"]))
+            print(f"  {sec['op']:<16}{row['size_bytes']:>12}  {o['busbw_GBps']:8.1f} {o.get('raw_busbw_GBps') or 0:8.1f} {m if m is not None else float('nan'):8.1f}")
 EOF
 echo "$BENCH_LINE" | grep -q skipped && ((GPUS >= 2)) && say "$BENCH_LINE"
 

@@ -7,6 +7,7 @@
 #include "shardsim/config/ini_edit.hpp"
 #include "shardsim/config/topology.hpp"
 #include "shardsim/io/bench_file.hpp"
+#include "shardsim/io/json.hpp"
 #include "shardsim/report/bench.hpp"
 #include "shardsim/sim/calibrate.hpp"
 #include "test_util.hpp"
@@ -219,4 +220,30 @@ TEST_CASE("shardsim calibrate recovers the model's values end to end and writes 
     const auto bad = test::run_command(test::shardsim_binary() + " calibrate " + topo + " --topology " + topo + " --out " + out);
     CHECK(bad.exit_code == 2);
     CHECK(test::lines(bad.output).size() == 1);
+}
+
+// calibrate --compute on this machine's CPU device: what it writes loads, says where it came from,
+// keeps every share of a peak in (0, 1], and a GEMM priced with it takes as long as the measured
+// rate says (the figures themselves depend on the machine and its load: not checked).
+TEST_CASE("shardsim calibrate --compute writes measured [compute] figures that load and price GEMMs at the measured rate") {
+    test::TempDir dir;
+    const std::string out = dir.path("cpu-compute.ini");
+    const auto r = test::run_command(test::shardsim_binary() + " calibrate --compute --topology cpu-host --device cpu --json --out " + out);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const io::Json j = io::Json::parse(r.output);
+    const double gemm = j.at("gemm_flops_per_s").as_number();
+    CHECK(gemm > 0);
+    CHECK(j.at("memory_Bps").as_number() > 0);
+    const auto t = config::load_topology(out, "", "test", {});
+    CHECK(t.compute.source.find("calibrate --compute") != std::string::npos);
+    for (double share : {t.compute.gemm_efficiency, t.compute.attention_efficiency, t.compute.memory_efficiency}) {
+        CHECK(share > 0);
+        CHECK(share <= 1);
+    }
+    // Achieved GEMM rate = peak x gemm_efficiency, as the compute model reads it (4 significant digits written).
+    CHECK(t.gpu.fp32_tflops * 1e12 * t.compute.gemm_efficiency == doctest::Approx(gemm).epsilon(1e-3));
+    const auto bad = test::run_command(test::shardsim_binary() + " calibrate --compute --topology cpu-host --device tpu --out " + out);
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.output.find("--device: bad value 'tpu' (allowed: auto, cpu, cuda)") != std::string::npos);
 }
