@@ -19,7 +19,7 @@ echo
 echo "== 2. mpirun -np 2 shardsim validate --job jobs/mini-llama-fsdp-2cpu.ini =="
 # validate exits 3 when a threshold is exceeded; the demo shows the comparison either way.
 set +e
-mpirun -np 2 ./build/shardsim validate --job jobs/mini-llama-fsdp-2cpu.ini --steps 3 \
+mpirun -np 2 ./build/shardsim validate --job jobs/mini-llama-fsdp-2cpu.ini --steps 5 \
   --out-sim out/demo-sim.h5 --out-run out/demo-run.h5
 status=$?
 set -e
