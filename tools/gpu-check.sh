@@ -8,7 +8,7 @@
 #      started alone is a one-rank world)
 #   4. scaled copies of the seed jobs (their model cut to 2 layers per stack, 2 steps) on one GPU,
 #      each capped at its topology's device memory (a 24 or 40 GiB card emulated on a larger one),
-#      and one table: predicted vs measured allocated and reserved peak and step time
+#      and one table: predicted vs measured allocated and device peak, step time and MFU
 #   5. with 2+ GPUs: NCCL busbw against the raw library (mpirun -np 2 shardsim bench --backend
 #      nccl) beside the model's prediction, and the 2-rank NCCL seed jobs
 #
@@ -156,12 +156,15 @@ python3 - "$ROWS" "$OUT" <<'EOF'
 import json, sys, os
 rows, out = sys.argv[1], sys.argv[2]
 def peaks(j):
+    # allocated: torch.cuda.max_memory_allocated's figure where the file has it (the caching
+    # allocator's replay), else the device peak less the runtime; device: the whole device peak
+    # (reserved + the CUDA runtime's own memory).
     r = j["ranks"][0]
-    reserved = r["peak_bytes"]
-    allocated = reserved - r["peak_by_category"].get("runtime_overhead", 0)
-    return allocated / 2**20, reserved / 2**20
-print("\npredicted vs measured, one rank (allocated: tracked buffers; reserved: the device total, runtime included)")
-print(f"{'job':<46}{'alloc MiB':>20}{'reserved MiB':>20}{'step':>22}{'MFU':>16}")
+    device = r["peak_bytes"]
+    allocated = r.get("allocated_peak_bytes", device - r["peak_by_category"].get("runtime_overhead", 0))
+    return allocated / 2**20, device / 2**20
+print("\npredicted vs measured, one rank (allocated: the tensors' peak; device: the device's peak, caching allocator and runtime included)")
+print(f"{'job':<46}{'alloc MiB':>20}{'device MiB':>20}{'step':>22}{'MFU':>16}")
 print(f"{'':<46}{'pred / meas':>20}{'pred / meas':>20}{'pred / meas':>22}{'pred / meas':>16}")
 for line in open(rows):
     name, sim, run = line.rstrip("\n").split("\t")

@@ -79,8 +79,10 @@ TEST_CASE("DeepSpeed ZeRO-2: bucket_mib changes the number of all-reduces and th
 }
 
 TEST_CASE("FSDP: limit_all_gathers bounds the units gathered at once; without it forward runs ahead") {
-    // NVLink: all-gathers are quick next to the compute, so the CPU's run-ahead shows.
-    const std::vector<std::string> base = {"topology.intra_node.kind=nvlink", "topology.intra_node.bandwidth_gbps=300"};
+    // All-gathers quick next to the compute, so the CPU's run-ahead shows: H100 NVLink's 450 GB/s at
+    // full efficiency (sim/links.hpp) against the A100's compute.
+    const std::vector<std::string> base = {"topology.intra_node.kind=nvlink", "topology.intra_node.bandwidth_gbps=450",
+                                           "topology.intra_node.efficiency=1"};
     auto with = base, without = base;
     with.push_back("fsdp.limit_all_gathers=true");
     without.push_back("fsdp.limit_all_gathers=false");
