@@ -60,6 +60,20 @@ double collective_time(const LinkModel& l, CollectiveKind kind, std::int64_t siz
     return t;
 }
 
+double compute_seconds(const config::GpuSpec& gpu, DType dtype, double flops, double activation_bytes) {
+    const double peak = gpu.peak_tflops(dtype) * 1e12 * gpu.compute_efficiency;
+    return flops / peak + activation_bytes / (gpu.hbm_gbps * 1e9);
+}
+
+double copy_seconds(const config::HostSpec& host, std::int64_t bytes) {
+    return static_cast<double>(bytes) / (host.h2d_gbps * 1e9) + 10e-6;
+}
+
+double optimizer_seconds(const config::TopologyConfig& topo, bool on_host, std::int64_t elements, std::int64_t bytes) {
+    if (on_host) return static_cast<double>(elements) / (topo.host.cpu_optimizer_gelems * 1e9);
+    return static_cast<double>(bytes) / (topo.gpu.hbm_gbps * 1e9);
+}
+
 CostModel::CostModel(const plan::ShardingPlan& plan) : plan_(plan), links_(LinkModel::from(plan.scenario().topology)) {}
 
 double CostModel::op_time(const plan::Op& op) const {
@@ -69,10 +83,9 @@ double CostModel::op_time(const plan::Op& op) const {
         case plan::OpKind::forward:
         case plan::OpKind::recompute:
         case plan::OpKind::backward: {
-            const double peak = topo.gpu.peak_tflops(prec.params) * 1e12 * topo.gpu.compute_efficiency;
             // Backward reads what forward wrote and writes gradients of the same size.
             const double traffic = static_cast<double>(op.activation_bytes) * (op.kind == plan::OpKind::backward ? 2.0 : 1.0);
-            return op.flops / peak + traffic / (topo.gpu.hbm_gbps * 1e9);
+            return compute_seconds(topo.gpu, prec.params, op.flops, traffic);
         }
         case plan::OpKind::all_gather:
         case plan::OpKind::reduce_scatter:
@@ -81,12 +94,9 @@ double CostModel::op_time(const plan::Op& op) const {
         case plan::OpKind::upload_params:
         case plan::OpKind::offload_grads:
         case plan::OpKind::upload_update:
-            return static_cast<double>(op.copy_bytes) / (topo.host.h2d_gbps * 1e9) + 10e-6;
-        case plan::OpKind::optimizer_step: {
-            if (op.stream == plan::OpStream::host)
-                return static_cast<double>(op.optimizer_elements) / (topo.host.cpu_optimizer_gelems * 1e9);
-            return static_cast<double>(op.optimizer_bytes) / (topo.gpu.hbm_gbps * 1e9);
-        }
+            return copy_seconds(topo.host, op.copy_bytes);
+        case plan::OpKind::optimizer_step:
+            return optimizer_seconds(topo, op.stream == plan::OpStream::host, op.optimizer_elements, op.optimizer_bytes);
         case plan::OpKind::reshard:
         case plan::OpKind::backward_end: return 0;
     }

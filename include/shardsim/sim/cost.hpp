@@ -35,6 +35,15 @@ struct LinkModel {
 
 double collective_time(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes, const GroupSpan& span);
 
+// A compute op's seconds: GEMM FLOPs at the achieved share of the dtype's peak, plus the bytes of
+// activations it moves over HBM. Forward, recompute and backward are priced so (a backward moves
+// its activations twice); the plan search's fast estimate uses the same function.
+double compute_seconds(const config::GpuSpec& gpu, DType dtype, double flops, double activation_bytes);
+// A host<->device copy, and an optimizer step on the host (elements at the CPU rate) or the
+// device (the bytes it touches over HBM).
+double copy_seconds(const config::HostSpec& host, std::int64_t bytes);
+double optimizer_seconds(const config::TopologyConfig& topo, bool on_host, std::int64_t elements, std::int64_t bytes);
+
 class CostModel {
 public:
     explicit CostModel(const plan::ShardingPlan& plan);
