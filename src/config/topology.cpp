@@ -83,6 +83,10 @@ const Schema& topology_schema() {
         frag.min = 0;
         frag.max = 1;
         s.push_back(frag);
+        KeySpec price = key("gpu", "usd_per_gpu_hour", ValueType::number, "USD", "0",
+                            "on-demand price of one GPU for one hour (0: unknown); cite where from and when in the file");
+        price.min = 0;
+        s.push_back(price);
 
         KeySpec intra = key("intra_node", "kind", ValueType::choice, "", "", "link between GPUs of a node");
         intra.choices = {"nvlink", "pcie", "shm"};
@@ -150,6 +154,7 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
     t.gpu.compute_efficiency = v.number("gpu.compute_efficiency");
     t.gpu.runtime_overhead_bytes = static_cast<std::int64_t>(v.number("gpu.runtime_overhead_mib") * kMiB);
     t.gpu.allocator_fragmentation = v.number("gpu.allocator_fragmentation");
+    t.gpu.usd_per_gpu_hour = v.number("gpu.usd_per_gpu_hour");
     t.intra.kind = parse_link(v.text("intra_node.kind"));
     t.intra.bandwidth_gbps = v.number("intra_node.bandwidth_gbps");
     t.intra.latency_us = v.number("intra_node.latency_us");
