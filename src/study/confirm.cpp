@@ -1,0 +1,100 @@
+// The plan search's last stage ([Note: plan search]): the best setups simulated in full through
+// sim::predict and read through report::summary_json, as `shardsim simulate` reads them.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <thread>
+
+#include "search_internal.hpp"
+#include "shardsim/core/error.hpp"
+#include "shardsim/core/format.hpp"
+#include "shardsim/plan/bound.hpp"
+#include "shardsim/report/summary.hpp"
+#include "shardsim/sim/predict.hpp"
+#include "shardsim/study/estimate.hpp"
+
+namespace shardsim::study {
+
+namespace {
+
+std::int64_t json_int(const io::Json& j, const char* key) { return j.contains(key) ? j.at(key).as_int() : 0; }
+double json_number(const io::Json& j, const char* key) { return j.contains(key) ? j.at(key).as_number() : 0.0; }
+
+// Model FLOPs of one step on one rank (forward and backward, no recompute), for MFU.
+double model_flops(const sim::Prediction& p) {
+    const plan::ActivationInputs in = plan::activation_inputs(*p.plan);
+    double f = 0;
+    for (const auto& step : p.plan->program()) {
+        const model::CallFlops c = model::call_flops(p.plan->scenario().model, p.plan->units(), step, in.shape);
+        f += c.forward + c.backward;
+    }
+    return f * static_cast<double>(p.plan->scenario().job.grad_accum);
+}
+
+std::string oom_reason(const Confirmed& c) {
+    const std::int64_t device = c.peak_bytes - c.gpu_memory_bytes;
+    const std::int64_t host = c.host_memory_bytes > 0 ? c.host_peak_bytes_per_node - c.host_memory_bytes : 0;
+    if (device > 0) return "OOM on device by " + format_gib(static_cast<double>(device), 2) + " GiB";
+    if (host > 0) return "OOM on host by " + format_gib(static_cast<double>(host), 2) + " GiB per node";
+    return "";
+}
+
+Confirmed simulate_one(const Space& space, const Setup& x, std::int64_t tokens) {
+    Confirmed c;
+    c.setup = x;
+    sim::Prediction p;
+    try {
+        p = sim::predict(model::load_scenario_text(space.base_path, space.base_text, space.base_dir, setup_sets(space, x)));
+    } catch (const InputError& e) {
+        c.reason = "invalid: " + e.problems().front();
+        return c;
+    }
+    const io::Json s = report::summary_json(p.run);
+    c.fits = s.at("fits").as_bool();
+    c.peak_bytes = p.device_peak_bytes();
+    c.host_peak_bytes_per_node = json_int(s, "host_peak_bytes_per_node");
+    c.gpu_memory_bytes = json_int(s, "gpu_memory_bytes");
+    c.host_memory_bytes = json_int(s, "host_memory_bytes");
+    c.step_time_s = json_number(s, "step_time_s");
+    c.compute_time_s = json_number(s, "compute_time_s");
+    c.comm_time_s = json_number(s, "comm_time_s");
+    c.exposed_comm_s = json_number(s, "exposed_comm_s");
+    c.tokens_per_s = c.step_time_s > 0 ? static_cast<double>(tokens) / c.step_time_s : 0;
+    // The summary's own MFU once it reports one; until then, model FLOPs over the dtype's peak.
+    const auto& topo = p.plan->scenario().topology;
+    const double peak = topo.gpu.peak_tflops(p.plan->precision().params) * 1e12;
+    c.mfu = s.contains("mfu") ? s.at("mfu").as_number() : (c.step_time_s > 0 ? model_flops(p) / (c.step_time_s * peak) : 0);
+    const double price = space.node_types[static_cast<std::size_t>(x.node_type)].usd_per_gpu_hour;
+    if (price > 0 && c.tokens_per_s > 0) c.cost_per_mtok = price * x.gpus / 3600.0 / c.tokens_per_s * 1e6;
+    if (!c.fits) c.reason = oom_reason(c);
+    return c;
+}
+
+}  // namespace
+
+std::vector<Confirmed> confirm(const Space& space, const std::vector<Setup>& setups, int threads) {
+    std::vector<Confirmed> out(setups.size());
+    const std::int64_t tokens = tokens_per_step(space);
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+        for (std::size_t i = next++; i < setups.size(); i = next++) out[i] = simulate_one(space, setups[i], tokens);
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < std::min<int>(thread_count(threads), static_cast<int>(setups.size())); ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+    return out;
+}
+
+bool better(const Space& space, const Confirmed& a, const Confirmed& b) {
+    const double sa = score_of(space, a.setup, a.tokens_per_s), sb = score_of(space, b.setup, b.tokens_per_s);
+    if (sa != sb) return sa < sb;
+    // Ties (equal simulations): the setup closer to the defaults first, then the leaner.
+    if (a.setup.knobs != b.setup.knobs) return a.setup.knobs < b.setup.knobs;
+    return a.peak_bytes < b.peak_bytes;
+}
+
+}  // namespace shardsim::study
