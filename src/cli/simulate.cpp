@@ -53,6 +53,10 @@ int cmd_simulate(const Args& args) {
     if (vm->count("json")) {
         io::Json j = report::summary_json(run);
         j["simulation_wall_time_s"] = elapsed;
+        io::Json resolved = io::Json::array();
+        for (const auto& r : pred.plan->engine_settings().resolved) resolved.push_back(r);
+        j["engine"] = plan::engine_name(pred.plan->traits().engine);
+        j["resolved"] = resolved;
         std::cout << j.dump() << "\n";
         return 0;
     }

@@ -114,8 +114,10 @@ const Schema& job_schema() {
         s.push_back(integer("job", "seed", "", "1234", 0, "seed of weights and synthetic data"));
 
         s.push_back(choice("parallel", "strategy", strategy_names(), "", "sharding strategy"));
-        s.push_back(integer("parallel", "prefetch", "units", "1", 0,
-                            "all-gathers issued ahead of the unit being computed", 16));
+        KeySpec prefetch = integer("parallel", "prefetch", "units", "1", 0, "");
+        prefetch.retired = "ZeRO-3 prefetches by deepspeed.stage3_prefetch_bucket_size (elements), FSDP as "
+                           "fsdp.backward_prefetch and fsdp.forward_prefetch say";
+        s.push_back(prefetch);
         KeySpec bucket = number("parallel", "bucket_mib", "MiB", "auto", 0, true,
                                 "gradient bucket size: DDP's bucket_cap_mb (auto: 25 MiB), DeepSpeed's reduce_bucket_size "
                                 "(auto: 5e8 elements); a bucket closes once it reaches this size, and a larger tensor is a "
@@ -126,8 +128,9 @@ const Schema& job_schema() {
                                "DDP: the first bucket's size (auto: 1 MiB, PyTorch's first_bucket_bytes_cap)");
         first.allows_auto = true;
         s.push_back(first);
-        s.push_back(integer("parallel", "max_live_params", "elements", "1e9", 1,
-                            "ZeRO-3: most parameter elements gathered at once (DeepSpeed stage3_max_live_parameters)"));
+        KeySpec live = integer("parallel", "max_live_params", "elements", "1e9", 1, "");
+        live.retired = "named as DeepSpeed names it: deepspeed.stage3_max_live_parameters";
+        s.push_back(live);
         s.push_back(integer("parallel", "world_size", "ranks", "0", 0,
                             "ranks used (0: every GPU of the topology); several nodes need all their GPUs"));
         s.push_back(integer("parallel", "shard_size", "ranks", "0", 0,
@@ -145,6 +148,16 @@ const Schema& job_schema() {
                            "zero1/2/3: reduce gradient buckets on a side stream while backward goes on, one bucket in "
                            "flight (zero3: two) (auto: DeepSpeed's default, true for stage 3, false for stages 1 and 2: "
                            "the reduction runs on the compute stream)"));
+        KeySpec pre = integer("deepspeed", "stage3_prefetch_bucket_size", "elements", "auto", 0,
+                              "zero3: parameters all-gathered ahead of use, at most (auto: 5e7, DeepSpeed's default; 0.9 x "
+                              "hidden^2 with hf_auto)");
+        pre.allows_auto = true;
+        s.push_back(pre);
+        s.push_back(integer("deepspeed", "stage3_max_live_parameters", "elements", "1e9", 0,
+                            "zero3: prefetching stops once this many elements are gathered (fetching on demand does not)"));
+        s.push_back(integer("deepspeed", "stage3_max_reuse_distance", "elements", "1e9", 0,
+                            "zero3: a unit stays gathered when its next use comes within this many elements of other "
+                            "units' parameters"));
         s.push_back(boolean("deepspeed", "hf_auto", "false",
                             "zero1/2/3: resolve 'auto' values as the Hugging Face Trainer and Accelerate fill a ds_config's "
                             "\"auto\" keys (reduce_bucket_size = hidden^2) instead of DeepSpeed's own defaults"));
@@ -227,6 +240,7 @@ std::string effective_text(const Schema& schema, const Values& values) {
     std::string out;
     std::string section;
     for (const auto& k : schema) {
+        if (!k.retired.empty()) continue;
         if (k.section != section) {
             if (!out.empty()) out += "\n";
             section = k.section;
@@ -259,11 +273,9 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.steps = v.integer("job.steps");
     job.seed = static_cast<std::uint64_t>(v.integer("job.seed"));
     job.strategy = *parse_strategy(v.text("parallel.strategy"));
-    job.prefetch = v.integer("parallel.prefetch");
     job.bucket_mib = v.is_auto("parallel.bucket_mib") ? 0 : v.number("parallel.bucket_mib");
     job.first_bucket_mib = v.is_auto("parallel.first_bucket_mib") ? 0 : v.number("parallel.first_bucket_mib");
     job.gradient_as_bucket_view = v.boolean("ddp.gradient_as_bucket_view");
-    job.max_live_params = v.integer("parallel.max_live_params");
     job.world_size = v.integer("parallel.world_size");
     job.shard_size = v.integer("parallel.shard_size");
     job.secondary_shard = v.integer("parallel.secondary_shard");
@@ -274,6 +286,9 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.fsdp.forward_prefetch = v.boolean("fsdp.forward_prefetch");
     job.overlap_comm = v.text("deepspeed.overlap_comm") == "auto" ? -1 : v.text("deepspeed.overlap_comm") == "true" ? 1 : 0;
     job.hf_auto = v.boolean("deepspeed.hf_auto");
+    job.stage3_prefetch_bucket_size = v.is_auto("deepspeed.stage3_prefetch_bucket_size") ? -1 : v.integer("deepspeed.stage3_prefetch_bucket_size");
+    job.stage3_max_live_parameters = v.integer("deepspeed.stage3_max_live_parameters");
+    job.stage3_max_reuse_distance = v.integer("deepspeed.stage3_max_reuse_distance");
     job.fsdp.limit_all_gathers = v.boolean("fsdp.limit_all_gathers");
     job.fsdp.no_sync = v.boolean("fsdp.no_sync");
     job.params = *parse_dtype(v.text("precision.params"));
@@ -331,15 +346,14 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
             refuse(key, "strategy " + strategy + " is not FSDP's", "the fsdp-* strategies");
     const bool deepspeed = job.strategy == Strategy::zero1 || job.strategy == Strategy::zero2 || job.strategy == Strategy::zero3;
     if (!deepspeed)
-        for (const char* key : {"deepspeed.overlap_comm", "deepspeed.hf_auto"})
+        for (const char* key : {"deepspeed.overlap_comm", "deepspeed.hf_auto", "deepspeed.stage3_prefetch_bucket_size",
+                                "deepspeed.stage3_max_live_parameters", "deepspeed.stage3_max_reuse_distance"})
             refuse(key, "strategy " + strategy + " is not DeepSpeed's", "zero1, zero2, zero3");
     if (job.strategy != Strategy::ddp)
         for (const char* key : {"ddp.gradient_as_bucket_view", "parallel.first_bucket_mib"})
             refuse(key, "strategy " + strategy + " is not DDP", "strategy ddp");
     if (fsdp) {
         refuse("parallel.bucket_mib", "FSDP reduces one unit at a time, with no buckets", "auto with strategy " + strategy);
-        refuse("parallel.prefetch", "FSDP prefetches as fsdp.backward_prefetch and fsdp.forward_prefetch say",
-               "those keys with strategy " + strategy);
     }
     if (job.offload_params && !job.offload_optimizer)
         problems.add(job.where("memory.offload_params") +

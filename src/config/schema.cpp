@@ -212,6 +212,10 @@ Values resolve(const Schema& schema, const IniFile& file, const std::vector<Over
                          "]: " + join(keys_of(schema, section), ", ") + ")");
             return nullptr;
         }
+        if (!spec->retired.empty()) {
+            problems.add(where + ": " + spec->name() + ": retired: " + spec->retired + " (allowed: remove it)");
+            return nullptr;
+        }
         if (!value_ok(*spec, raw)) {
             problems.add(where + ": " + spec->name() + ": bad value '" + raw + "' (allowed: " +
                          spec->allowed() + ")");
@@ -238,7 +242,7 @@ Values resolve(const Schema& schema, const IniFile& file, const std::vector<Over
             values.set(spec->name(), {o.value, o.origin, true});
     }
     for (const auto& spec : schema) {
-        if (values.has(spec.name()) || present.count(spec.name())) continue;
+        if (values.has(spec.name()) || present.count(spec.name()) || !spec.retired.empty()) continue;
         if (spec.required) {
             const IniSection* sec = file.find_section(spec.section);
             const std::string where = sec ? file.path + ":" + std::to_string(sec->line) : file.path;
@@ -254,6 +258,7 @@ std::string describe(const Schema& schema, const std::string& title) {
     std::string out = title + "\n";
     TextTable t({"key", "type", "unit", "default", "allowed", "meaning"});
     for (const auto& k : schema) {
+        if (!k.retired.empty()) continue;
         const char* type = "";
         switch (k.type) {
             case ValueType::integer: type = "integer"; break;

@@ -26,6 +26,7 @@ void resolve_ddp(const config::JobConfig& job, EngineSettings& e) {
 // DeepSpeed's defaults (deepspeed/runtime/zero/config.py): reduce_bucket_size 5e8 elements;
 // overlap_comm true for stage 3, false for stages 1 and 2.
 constexpr std::int64_t kReduceBucketElements = 500'000'000;
+constexpr std::int64_t kPrefetchBucketElements = 50'000'000;
 
 // The model's hidden size as the HF integration takes it: config.hidden_size, or the largest.
 std::int64_t hidden_size(const model::ModelSpec& m) { return std::max(m.decoder.hidden, m.encoder.hidden); }
@@ -47,6 +48,20 @@ void resolve_deepspeed(const model::Scenario& s, EngineSettings& e) {
         e.resolved.push_back("parallel.bucket_mib = auto -> reduce_bucket_size 5e8 elements (DeepSpeed's default)");
     }
     e.bucket_bytes = e.reduce_bucket_elements * dtype_size(grads);
+    e.max_live_parameters = job.stage3_max_live_parameters;
+    e.max_reuse_distance = job.stage3_max_reuse_distance;
+    if (job.stage3_prefetch_bucket_size >= 0) {
+        e.prefetch_bucket_elements = job.stage3_prefetch_bucket_size;
+    } else if (job.hf_auto) {
+        // stage3_prefetch_bucket_size "auto" = 0.9 x hidden^2 (transformers; Accelerate takes int()).
+        e.prefetch_bucket_elements = static_cast<std::int64_t>(0.9 * static_cast<double>(h * h));
+        if (e.zero_stage == 3)
+            e.resolved.push_back("deepspeed.stage3_prefetch_bucket_size = auto -> " + std::to_string(e.prefetch_bucket_elements) +
+                                 " elements (0.9 x hidden^2, as Hugging Face fills \"auto\")");
+    } else {
+        e.prefetch_bucket_elements = kPrefetchBucketElements;
+        if (e.zero_stage == 3) e.resolved.push_back("deepspeed.stage3_prefetch_bucket_size = auto -> 5e7 elements (DeepSpeed's default)");
+    }
     e.overlap_comm = job.overlap_comm < 0 ? e.zero_stage == 3 : job.overlap_comm == 1;
     if (job.overlap_comm < 0)
         e.resolved.push_back(std::string("deepspeed.overlap_comm = auto -> ") + (e.overlap_comm ? "true" : "false") +

@@ -100,16 +100,25 @@ void ScheduleBuilder::cross_calls(Op& op, int c, bool backward) const {
 void ScheduleBuilder::forward_phase(int m) {
     mb_ = m;
     in_backward_ = false;
+    if (zero3_coordinates()) zero3_start_forward();
     for (std::size_t pos = 0; pos < forward_order_.size(); ++pos) {
+        if (zero3_coordinates()) {
+            zero3_fetch(static_cast<int>(pos));
+            zero3_release(static_cast<int>(pos), forward_call(forward_order_[pos]));
+            continue;
+        }
         if (gathers_) ensure_window(forward_order_, pos, forward_depth());
-        forward_call(forward_order_[pos]);
+        const int c = forward_order_[pos];
+        const int id = forward_call(c);
+        for (int u : prog_[static_cast<std::size_t>(c)].reads)
+            if (gathers_ && reshards_after_forward(u) && uses(u).back() == c) reshard(u, id);
         // FSDP without forward_prefetch: the CPU runs ahead to the next unit's pre-forward and
         // issues its all-gather once this call (and its reshard) are issued.
         if (gathers_ && runs_ahead_in_forward() && pos + 1 < forward_order_.size()) ensure_window(forward_order_, pos + 1, 0);
     }
 }
 
-void ScheduleBuilder::forward_call(int c) {
+int ScheduleBuilder::forward_call(int c) {
     const CallBuffers& cb = t_.call(c);
     Op f = compute(OpKind::forward, c);
     f.flops = flops_[static_cast<std::size_t>(c)].forward;
@@ -118,10 +127,7 @@ void ScheduleBuilder::forward_call(int c) {
     memory(f, cb.output, kAlloc);  // the hidden state the next call keeps as its input
     memory(f, cb.forward_workspace, kAlloc | kFree);
     cross_calls(f, c, false);
-    const int id = add(std::move(f));
-    if (!gathers_) return;
-    for (int u : prog_[static_cast<std::size_t>(c)].reads)
-        if (reshards_after_forward(u) && uses(u).back() == c) reshard(u, id);
+    return add(std::move(f));
 }
 
 void ScheduleBuilder::recompute(int c) {
@@ -152,12 +158,17 @@ void ScheduleBuilder::backward_phase(int m, bool last_micro_batch) {
     last_micro_batch_ = last_micro_batch;
     for (std::size_t pos = 0; pos < backward_order_.size(); ++pos) {
         const int c = backward_order_[pos];
-        if (gathers_) ensure_window(backward_order_, pos, backward_depth());
+        const int trace = K_ + static_cast<int>(pos);  // ZeRO-3's trace: forward calls, then backward
+        if (zero3_coordinates())
+            zero3_fetch(trace);
+        else if (gathers_)
+            ensure_window(backward_order_, pos, backward_depth());
         if (acts_[static_cast<std::size_t>(c)].checkpointed) recompute(c);
         const int id = backward_call(c);
         const auto& reads = prog_[static_cast<std::size_t>(c)].reads;
+        if (zero3_coordinates()) zero3_release(trace, id);
         for (int u : reads)  // a unit is done after its last backward use (the first, going backward)
-            if (uses(u).front() == c && gathers_ && reshards_in_backward(u)) reshard(u, id);
+            if (!zero3_coordinates() && uses(u).front() == c && gathers_ && reshards_in_backward(u)) reshard(u, id);
         // FSDP's BACKWARD_POST: the next unit's all-gather goes before this unit's reduce-scatter.
         if (gathers_ && prefetches_after_reshard() && pos + 1 < backward_order_.size()) ensure_window(backward_order_, pos + 1, 0);
         for (int u : reads)

@@ -45,7 +45,7 @@ private:
     Op compute(OpKind kind, int c);
     void cross_calls(Op& op, int c, bool backward) const;
     void forward_phase(int m);
-    void forward_call(int c);
+    int forward_call(int c);
     void recompute(int c);
     void gradient_use(Op& b, int u, int c) const;
     void backward_phase(int m, bool last_micro_batch);
@@ -65,6 +65,15 @@ private:
     std::size_t backward_depth() const;
     bool runs_ahead_in_forward() const;
     bool prefetches_after_reshard() const;
+
+    // --- DeepSpeed ZeRO-3's parameter coordinator (schedule_zero3.cpp) ------------------------------
+    bool zero3_coordinates() const { return gathers_ && engine() == Engine::deepspeed; }
+    int trace_call(int pos) const;  // the call at a position of the trace (forward calls, then backward)
+    void zero3_start_forward();
+    void zero3_fetch(int pos);
+    void zero3_prefetch(int pos);
+    void zero3_release(int pos, int after);
+    std::int64_t unit_numel(int u) const { return p_.unit_plan(u).params.real.count(); }
 
     // --- reduction (schedule_reduce.cpp) -------------------------------------------------------
     bool syncs_this_micro_batch() const;
@@ -113,7 +122,8 @@ private:
     int mb_ = 0;
     int last_reshard_ = -1;
     int last_sync_ = -1;  // the last end of backward: the optimizer and the next forward follow it
-    std::int64_t live_elements_ = 0;
+    std::int64_t available_ = 0;     // ZeRO-3's n_available: elements gathered since the forward began
+    std::deque<int> fetch_events_;   // ZeRO-3: all-gathers not yet waited for (at most two)
 };
 
 }  // namespace shardsim::plan

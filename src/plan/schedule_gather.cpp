@@ -8,7 +8,7 @@
 //   Backward: BACKWARD_PRE prefetches the next unit before the current unit's gradient is
 //   computed; BACKWARD_POST after the current unit is freed, before its reduce-scatter; with no
 //   prefetch the next all-gather is issued when its unit comes, behind the reduce-scatter.
-//   DeepSpeed ZeRO-3: see the coordinator below.
+//   DeepSpeed ZeRO-3: the coordinator (schedule_zero3.cpp).
 #include "schedule_builder.hpp"
 
 #include <algorithm>
@@ -31,10 +31,7 @@ bool ScheduleBuilder::reshards_in_backward(int) const {
     return p_.traits().reshard_after_forward;
 }
 
-std::size_t ScheduleBuilder::forward_depth() const {
-    if (engine() == Engine::fsdp) return job().fsdp.forward_prefetch ? 1 : 0;
-    return static_cast<std::size_t>(job().prefetch);
-}
+std::size_t ScheduleBuilder::forward_depth() const { return job().fsdp.forward_prefetch ? 1 : 0; }
 
 bool ScheduleBuilder::runs_ahead_in_forward() const { return engine() == Engine::fsdp && !job().fsdp.forward_prefetch; }
 
@@ -43,8 +40,7 @@ bool ScheduleBuilder::prefetches_after_reshard() const {
 }
 
 std::size_t ScheduleBuilder::backward_depth() const {
-    if (engine() == Engine::fsdp) return job().fsdp.backward_prefetch == config::BackwardPrefetch::backward_pre ? 1 : 0;
-    return static_cast<std::size_t>(job().prefetch);
+    return job().fsdp.backward_prefetch == config::BackwardPrefetch::backward_pre ? 1 : 0;
 }
 
 // What a new all-gather waits for: FSDP's rate limiter, or the last reshard (the memory it frees).
@@ -57,7 +53,11 @@ std::vector<int> ScheduleBuilder::gather_deps() {
         }
         return deps;
     }
-    if (last_reshard_ >= 0) deps.push_back(last_reshard_);
+    // DeepSpeed: with more than two all-gathers not yet waited for, the host waits for the oldest.
+    if (fetch_events_.size() >= 2) {
+        deps.push_back(fetch_events_.front());
+        fetch_events_.pop_front();
+    }
     return deps;
 }
 
@@ -100,7 +100,7 @@ void ScheduleBuilder::gather_secondary(int u, std::vector<int> deps) {
 
 void ScheduleBuilder::made_available(int u, int op) {
     avail_[static_cast<std::size_t>(u)] = op;
-    live_elements_ += p_.unit_plan(u).params.real.count();
+    if (engine() == Engine::deepspeed) fetch_events_.push_back(op);
 }
 
 void ScheduleBuilder::reshard(int u, int after) {
@@ -122,22 +122,13 @@ void ScheduleBuilder::reshard(int u, int after) {
     last_reshard_ = add(std::move(r));
     free_events_.push_back(last_reshard_);
     avail_[static_cast<std::size_t>(u)] = -1;
-    live_elements_ -= p_.unit_plan(u).params.real.count();
 }
 
-// Prefetches stop at the first unit ZeRO-3's live-parameter limit refuses.
 void ScheduleBuilder::ensure_window(const std::vector<int>& order, std::size_t pos, std::size_t depth) {
     const std::size_t last = std::min(order.size() - 1, pos + depth);
-    for (std::size_t j = pos; j <= last; ++j) {
-        for (int u : prog_[static_cast<std::size_t>(order[j])].reads) {
-            if (avail_[static_cast<std::size_t>(u)] >= 0) continue;
-            const bool forced = j == pos;
-            if (!forced && p_.traits().live_param_limit &&
-                live_elements_ + p_.unit_plan(u).params.real.count() > job().max_live_params)
-                return;
-            gather(u);
-        }
-    }
+    for (std::size_t j = pos; j <= last; ++j)
+        for (int u : prog_[static_cast<std::size_t>(order[j])].reads)
+            if (avail_[static_cast<std::size_t>(u)] < 0) gather(u);
 }
 
 }  // namespace shardsim::plan

@@ -45,9 +45,8 @@ const StrategyTraits& traits(config::Strategy s) {
         .shard_optimizer = true,
         .reshard_after_forward = true,
         .reduce_every_micro_batch = true,
-        .live_param_limit = true,
         .reduction = GradReduction::reduce_scatter_per_unit,
-        .summary = "everything sharded; all-gather per unit in forward and backward, live-parameter limit"};
+        .summary = "everything sharded; all-gather per unit in forward and backward as DeepSpeed's coordinator decides"};
     static const StrategyTraits full{
         .engine = Engine::fsdp,
         .shard_params = true,

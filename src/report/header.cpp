@@ -7,6 +7,37 @@
 namespace shardsim::report {
 
 namespace {
+// The engine and the knobs that shape its step, as the engine names them.
+std::string engine_line(const plan::ShardingPlan& plan) {
+    const auto& e = plan.engine_settings();
+    const auto& job = plan.scenario().job;
+    std::string s = plan::engine_name(plan.traits().engine);
+    switch (plan.traits().engine) {
+        case plan::Engine::ddp:
+            s += ": bucket_cap_mb " + format_fixed(static_cast<double>(e.bucket_bytes) / kMiB, 0) + " (first " +
+                 format_fixed(static_cast<double>(e.first_bucket_bytes) / kMiB, 0) + "), gradient_as_bucket_view " +
+                 (e.gradient_as_bucket_view ? "true" : "false");
+            break;
+        case plan::Engine::deepspeed:
+            s += "-" + std::to_string(e.zero_stage) + ": reduce_bucket_size " + format_count(e.reduce_bucket_elements) +
+                 ", overlap_comm " + (e.overlap_comm ? "true" : "false");
+            if (e.zero_stage == 3)
+                s += ", prefetch " + format_count(e.prefetch_bucket_elements) + ", max live " + format_count(e.max_live_parameters) +
+                     ", reuse distance " + format_count(e.max_reuse_distance);
+            break;
+        case plan::Engine::fsdp: {
+            const char* bp[] = {"BACKWARD_PRE", "BACKWARD_POST", "none"};
+            s += std::string(": backward_prefetch ") + bp[static_cast<int>(job.fsdp.backward_prefetch)] + ", forward_prefetch " +
+                 (job.fsdp.forward_prefetch ? "true" : "false") + ", limit_all_gathers " + (job.fsdp.limit_all_gathers ? "true" : "false") +
+                 (job.fsdp.no_sync ? ", no_sync accumulation" : "");
+            break;
+        }
+    }
+    return s;
+}
+}  // namespace
+
+namespace {
 
 std::string memory_line(const config::JobConfig& job) {
     std::vector<std::string> mem;
@@ -47,9 +78,9 @@ std::string scenario_header(const plan::ShardingPlan& plan, const std::string& t
                                                           format_fixed(topo.inter.bandwidth_gbps, 0) + " GB/s"
                                                     : std::string())});
     rows.push_back({"strategy", config::strategy_name(job.strategy) + ": " + plan.traits().summary});
-    rows.push_back({"groups", g.dims().factors() + "; prefetch " +
-                                  std::to_string(job.prefetch) +
-                                  (plan.traits().live_param_limit ? ", max live params " + format_count(job.max_live_params) : std::string())});
+    rows.push_back({"groups", g.dims().factors()});
+    rows.push_back({"engine", engine_line(plan)});
+    for (const auto& r : plan.engine_settings().resolved) rows.push_back({"auto", r});
     rows.push_back({"precision", "params " + std::string(dtype_name(p.params)) + ", grads " + std::string(dtype_name(p.grads)) +
                                      ", reduce " + std::string(dtype_name(p.reduce)) +
                                      (p.master ? ", fp32 master weights" : ", no master copy") + ", " +

@@ -170,8 +170,8 @@ StepEstimate estimate_step(const model::Scenario& s, const plan::ShardingRules& 
                                            w.backward_bytes + w.recompute_bytes);
     const bool fsdp = t.engine == plan::Engine::fsdp;
     // Comm overlaps compute when the engine issues the next unit's gather ahead of its use.
-    const bool ahead_fwd = fsdp || j.prefetch > 0;
-    const bool ahead_bwd = fsdp ? j.fsdp.backward_prefetch != config::BackwardPrefetch::none : j.prefetch > 0;
+    const bool ahead_fwd = fsdp || j.stage3_prefetch_bucket_size != 0;
+    const bool ahead_bwd = fsdp ? j.fsdp.backward_prefetch != config::BackwardPrefetch::none : j.stage3_prefetch_bucket_size != 0;
     const bool every = t.reduce_every_micro_batch && !(fsdp && j.fsdp.no_sync);
     const double fwd_comm = c.gather_forward + c.upload;
     const double bwd_comm = c.gather_backward + (t.reshard_after_forward ? c.upload : 0) + (every ? c.reduce + c.replicate : 0);

@@ -40,7 +40,8 @@ void knob_sets(const Space& space, const Setup& x, std::vector<std::string>& out
     const EngineKnobs& k = space.knobs(x.strategy)[static_cast<std::size_t>(x.knobs)];
     const auto engine = plan::traits(x.strategy).engine;
     if (engine != plan::Engine::fsdp) out.push_back("parallel.bucket_mib=" + (k.bucket_mib > 0 ? number_text(k.bucket_mib) : "auto"));
-    out.push_back("parallel.prefetch=" + std::to_string(k.prefetch));
+    if (engine == plan::Engine::deepspeed)
+        out.push_back("deepspeed.stage3_prefetch_bucket_size=" + (k.prefetch_bucket >= 0 ? std::to_string(k.prefetch_bucket) : "auto"));
     // FSDP's keys are refused for other strategies unless they hold their defaults.
     const bool fsdp = engine == plan::Engine::fsdp;
     const auto& names = std::vector<std::string>{"backward_pre", "backward_post", "none"};
@@ -52,7 +53,9 @@ void knob_sets(const Space& space, const Setup& x, std::vector<std::string>& out
 void neutral_engine_sets(const Setup& x, std::vector<std::string>& out) {
     const auto engine = plan::traits(x.strategy).engine;
     if (engine != plan::Engine::fsdp) out.insert(out.end(), {"fsdp.limit_all_gathers=true", "fsdp.no_sync=false"});
-    if (engine != plan::Engine::deepspeed) out.insert(out.end(), {"deepspeed.overlap_comm=auto", "deepspeed.hf_auto=false"});
+    if (engine != plan::Engine::deepspeed)
+        out.insert(out.end(), {"deepspeed.overlap_comm=auto", "deepspeed.hf_auto=false", "deepspeed.stage3_prefetch_bucket_size=auto",
+                               "deepspeed.stage3_max_live_parameters=1e9", "deepspeed.stage3_max_reuse_distance=1e9"});
     if (engine != plan::Engine::ddp) out.insert(out.end(), {"ddp.gradient_as_bucket_view=false", "parallel.first_bucket_mib=auto"});
 }
 
@@ -104,6 +107,8 @@ void apply_engine_keys(const Space& space, const Setup& x, config::JobConfig& j)
     j.fsdp.no_sync = engine == plan::Engine::fsdp ? b.fsdp.no_sync : false;
     j.overlap_comm = engine == plan::Engine::deepspeed ? b.overlap_comm : -1;
     j.hf_auto = engine == plan::Engine::deepspeed ? b.hf_auto : false;
+    j.stage3_max_live_parameters = engine == plan::Engine::deepspeed ? b.stage3_max_live_parameters : 1'000'000'000;
+    j.stage3_max_reuse_distance = engine == plan::Engine::deepspeed ? b.stage3_max_reuse_distance : 1'000'000'000;
     j.gradient_as_bucket_view = engine == plan::Engine::ddp ? b.gradient_as_bucket_view : false;
     j.first_bucket_mib = engine == plan::Engine::ddp ? b.first_bucket_mib : 0;
 }
@@ -129,7 +134,7 @@ void apply_setup(const Space& space, const Setup& x, model::Scenario& s) {
     const EngineKnobs& k = space.knobs(x.strategy)[static_cast<std::size_t>(x.knobs)];
     const bool fsdp = plan::traits(x.strategy).engine == plan::Engine::fsdp;
     j.bucket_mib = fsdp ? 0 : k.bucket_mib;
-    j.prefetch = k.prefetch;
+    j.stage3_prefetch_bucket_size = plan::traits(x.strategy).engine == plan::Engine::deepspeed ? k.prefetch_bucket : -1;
     j.fsdp.backward_prefetch = fsdp ? k.backward_prefetch : config::BackwardPrefetch::backward_pre;
     j.fsdp.forward_prefetch = fsdp && k.forward_prefetch;
     j.micro_batch = x.micro_batch;
@@ -189,7 +194,8 @@ std::string setup_label(const Space& space, const Setup& x) {
     const EngineKnobs& k = space.knobs(x.strategy)[static_cast<std::size_t>(x.knobs)];
     const EngineKnobs& d = space.knobs(x.strategy).front();
     if (k.bucket_mib != d.bucket_mib) s += ", bucket " + number_text(k.bucket_mib) + " MiB";
-    if (k.prefetch != d.prefetch && x.strategy == config::Strategy::zero3) s += ", prefetch " + std::to_string(k.prefetch);
+    if (k.prefetch_bucket != d.prefetch_bucket && x.strategy == config::Strategy::zero3)
+        s += k.prefetch_bucket == 0 ? ", no prefetch" : ", prefetch bucket " + std::to_string(k.prefetch_bucket);
     if (k.forward_prefetch != d.forward_prefetch) s += std::string(", forward_prefetch ") + bool_text(k.forward_prefetch);
     if (k.backward_prefetch != d.backward_prefetch) s += ", backward_post";
     if (x.lora) s += ", LoRA r" + std::to_string(space.lora_rank);

@@ -284,22 +284,25 @@ void engine_knobs(const std::map<std::string, std::string>& fixes, const model::
                                 config::Strategy::fsdp_no_shard, config::Strategy::fsdp_hybrid_shard}) {
         const auto engine = plan::traits(st).engine;
         EngineKnobs first;
-        if (engine == base_engine) first = {j.bucket_mib, j.prefetch, j.fsdp.backward_prefetch, j.fsdp.forward_prefetch};
+        if (engine == base_engine)
+            first = {j.bucket_mib, j.stage3_prefetch_bucket_size, j.fsdp.backward_prefetch, j.fsdp.forward_prefetch};
         std::vector<EngineKnobs> v = {first};
-        if (engine == plan::Engine::ddp) v.push_back({100, first.prefetch, first.backward_prefetch, false});
-        if (engine == plan::Engine::deepspeed) v.push_back({50, first.prefetch, first.backward_prefetch, false});
+        if (engine == plan::Engine::ddp) v.push_back({100, first.prefetch_bucket, first.backward_prefetch, false});
+        if (engine == plan::Engine::deepspeed) v.push_back({50, first.prefetch_bucket, first.backward_prefetch, false});
         if (st == config::Strategy::zero3) {
+            // Fetching on demand only: slower, and leaner by the units prefetched.
             const auto n = v.size();
-            for (std::size_t i = 0; i < n; ++i) v.push_back({v[i].bucket_mib, first.prefetch == 2 ? 1 : 2, first.backward_prefetch, false});
+            for (std::size_t i = 0; i < n; ++i)
+                v.push_back({v[i].bucket_mib, first.prefetch_bucket == 0 ? -1 : 0, first.backward_prefetch, false});
         }
         if (engine == plan::Engine::fsdp) {
-            v.push_back({0, first.prefetch, first.backward_prefetch, !first.forward_prefetch});
-            v.push_back({0, first.prefetch, config::BackwardPrefetch::backward_post, first.forward_prefetch});
+            v.push_back({0, first.prefetch_bucket, first.backward_prefetch, !first.forward_prefetch});
+            v.push_back({0, first.prefetch_bucket, config::BackwardPrefetch::backward_post, first.forward_prefetch});
         }
         std::vector<EngineKnobs> out;
         for (EngineKnobs k : v) {
             if (auto b = fixed(fixes, "parallel.bucket_mib")) k.bucket_mib = *b == "auto" ? 0 : std::stod(*b);
-            if (auto p = fixed(fixes, "parallel.prefetch")) k.prefetch = std::stoll(*p);
+            if (auto p = fixed(fixes, "deepspeed.stage3_prefetch_bucket_size")) k.prefetch_bucket = *p == "auto" ? -1 : static_cast<std::int64_t>(std::stod(*p));
             if (auto p = fixed(fixes, "fsdp.backward_prefetch"))
                 k.backward_prefetch = *p == "backward_post" ? config::BackwardPrefetch::backward_post
                                       : *p == "none"        ? config::BackwardPrefetch::none

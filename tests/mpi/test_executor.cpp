@@ -104,7 +104,12 @@ TEST_CASE("executor: precision, accumulation, checkpointing, offload, LoRA, SGD"
     check_config("tiny-llama-cpu.ini", with({"parallel.strategy=zero3", "memory.offload_optimizer=true", "memory.offload_params=true",
                                              "precision.params=bf16", "precision.grads=fp32"}, sgd),
                  "zero3 params and optimizer offloaded");
-    check_config("tiny-llama-cpu.ini", {"parallel.strategy=zero3", "parallel.prefetch=0"}, "zero3 without prefetch");
+    check_config("tiny-llama-cpu.ini", {"parallel.strategy=zero3", "deepspeed.stage3_prefetch_bucket_size=0"}, "zero3 without prefetch");
+    check_config("tiny-llama-cpu.ini", {"parallel.strategy=zero3", "deepspeed.stage3_max_reuse_distance=0", "batch.grad_accum=2"},
+                 "zero3 releasing every unit after each use");
+    check_config("tiny-llama-cpu.ini", {"parallel.strategy=zero3", "deepspeed.stage3_prefetch_bucket_size=100000",
+                                        "deepspeed.stage3_max_live_parameters=30000", "deepspeed.overlap_comm=false"},
+                 "zero3 with a live-parameter limit, reductions on the compute stream");
     // DDP buckets that split units (1 KiB: about a tensor each), with bucket storage and as views.
     check_config("tiny-llama-cpu.ini", {"parallel.strategy=ddp", "parallel.bucket_mib=0.001", "parallel.first_bucket_mib=0.0005"},
                  "DDP with small buckets and bucket storage");

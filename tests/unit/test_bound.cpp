@@ -52,7 +52,6 @@ RandomSetup random_setup(std::mt19937& rng, const std::vector<std::string>& mode
     set("parallel.strategy=" + strategy);
     if (strategy == "fsdp-hybrid-shard") set("parallel.shard_size=" + std::to_string(roll(rng, 1, std::max(1, world / 2))));
     if (strategy == "zero3" && roll(rng, 0, 2) == 0) set("parallel.secondary_shard=" + std::to_string(roll(rng, 2, 4)));
-    set("parallel.prefetch=" + std::to_string(roll(rng, 0, 2)));
     const auto engine = plan::traits(*config::parse_strategy(strategy)).engine;
     if (engine != plan::Engine::fsdp) set("parallel.bucket_mib=" + pick(rng, std::vector<std::string>{"auto", "0.01", "1", "25"}));
     // Engine keys are refused for another engine's strategy.
@@ -60,6 +59,9 @@ RandomSetup random_setup(std::mt19937& rng, const std::vector<std::string>& mode
     if (engine == plan::Engine::deepspeed) {
         set("deepspeed.overlap_comm=" + pick(rng, std::vector<std::string>{"auto", "true", "false"}));
         set("deepspeed.hf_auto=" + pick(rng, std::vector<std::string>{"true", "false"}));
+        set("deepspeed.stage3_prefetch_bucket_size=" + pick(rng, std::vector<std::string>{"auto", "0", "1000", "100000000"}));
+        set("deepspeed.stage3_max_live_parameters=" + pick(rng, std::vector<std::string>{"1e9", "0", "5000"}));
+        set("deepspeed.stage3_max_reuse_distance=" + pick(rng, std::vector<std::string>{"1e9", "0", "5000"}));
     }
     if (engine == plan::Engine::fsdp) {
         set("fsdp.backward_prefetch=" + pick(rng, std::vector<std::string>{"backward_pre", "backward_post", "none"}));

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "shardsim/model/scenario.hpp"
@@ -63,7 +64,8 @@ TEST_CASE("model states per device follow the ZeRO formulas (bf16 params, fp32 m
 
 TEST_CASE("communication per rank per step follows the ZeRO paper (in parameter-dtype bytes)") {
     // DDP moves 2 Psi (N-1)/N, ZeRO-3 3 Psi (N-1)/N: all-gather in forward and backward plus
-    // reduce-scatter. DeepSpeed's ZeRO-1 and ZeRO-2 move 3 Psi (N-1)/N where the ZeRO paper counts
+    // reduce-scatter — counted as the paper counts, with every unit gathered again in backward
+    // (stage3_max_reuse_distance 0; by default DeepSpeed keeps the last blocks gathered, below). DeepSpeed's ZeRO-1 and ZeRO-2 move 3 Psi (N-1)/N where the ZeRO paper counts
     // 2: with its defaults (reduce_scatter, use_multi_rank_bucket_allreduce) a gradient bucket is
     // all-reduced and each rank keeps its own rows (ENGINES.md §1), then the updated parameters
     // are all-gathered. Untied models, so every unit is gathered twice — except, under FSDP,
@@ -74,7 +76,9 @@ TEST_CASE("communication per rank per step follows the ZeRO paper (in parameter-
             const double N = static_cast<double>(n);
             for (const auto& [strategy, factor] :
                  std::vector<std::pair<const char*, double>>{{"ddp", 2}, {"zero1", 3}, {"zero2", 3}, {"zero3", 3}, {"fsdp-full-shard", 3}}) {
-                const auto p = make_plan(m, strategy, n);
+                const auto p = make_plan(m, strategy, n,
+                                         std::string(strategy) == "zero3" ? std::vector<std::string>{"deepspeed.stage3_max_reuse_distance=0"}
+                                                                          : std::vector<std::string>{});
                 const auto s = plan::build_schedule(*p);
                 double wire = 0;
                 for (auto k : {plan::CollectiveKind::all_gather, plan::CollectiveKind::reduce_scatter, plan::CollectiveKind::all_reduce})
@@ -92,9 +96,9 @@ TEST_CASE("communication per rank per step follows the ZeRO paper (in parameter-
             }
         }
     }
-    // ZeRO-3 moves 1.5x the bytes of DDP.
+    // ZeRO-3 moves 1.5x the bytes of DDP (as the paper counts: every unit gathered again in backward).
     const auto ddp = plan::build_schedule(*make_plan("llama-7b", "ddp", 8));
-    const auto z3 = plan::build_schedule(*make_plan("llama-7b", "zero3", 8));
+    const auto z3 = plan::build_schedule(*make_plan("llama-7b", "zero3", 8, {"deepspeed.stage3_max_reuse_distance=0"}));
     const double d = ddp.collective_wire_bytes(plan::CollectiveKind::all_reduce);
     const double z = z3.collective_wire_bytes(plan::CollectiveKind::all_gather) + z3.collective_wire_bytes(plan::CollectiveKind::reduce_scatter);
     CHECK(z / d == doctest::Approx(1.5).epsilon(0.001));
@@ -143,10 +147,13 @@ TEST_CASE("golden: tiny-llama, fp32, AdamW, by hand") {
         CHECK(m[MemCategory::params] == 10055 * 4);
         CHECK(m[MemCategory::grads] == 10055 * 4);
         CHECK(m[MemCategory::optimizer_states] == 10055 * 8);
-        // All-gathers: every unit twice (forward, backward), each the padded gathered size:
-        // 2 * 3 * 10055 * 4 bytes; reduce-scatter once: 3 * 10055 * 4.
+        // All-gathers: every unit once (DeepSpeed's coordinator keeps a model this small gathered
+        // from forward to backward), each the padded gathered size: 3 * 10055 * 4 bytes; with
+        // stage3_max_reuse_distance 0, twice; reduce-scatter once: 3 * 10055 * 4.
         const auto s = plan::build_schedule(*p);
-        CHECK(s.collective_size_bytes(plan::CollectiveKind::all_gather) == 2 * 3 * 10055 * 4);
+        CHECK(plan::build_schedule(*make_plan("tiny-llama", "zero3", 3, {"deepspeed.stage3_max_reuse_distance=0"}, "fp32"))
+                  .collective_size_bytes(plan::CollectiveKind::all_gather) == 2 * 3 * 10055 * 4);
+        CHECK(s.collective_size_bytes(plan::CollectiveKind::all_gather) == 3 * 10055 * 4);
         CHECK(s.collective_size_bytes(plan::CollectiveKind::reduce_scatter) == 3 * 10055 * 4);
     }
     SUBCASE("zero2 on 2 ranks: full params, sharded grads and states, gather after the step") {
@@ -189,8 +196,9 @@ TEST_CASE("ledger: everything allocated in a step is freed by its end; nothing g
         {"memory.offload_optimizer=true", "memory.offload_params=true"},
         {"lora.rank=4", "lora.targets=q_proj,v_proj"},
         {"precision.reduce=fp32", "batch.grad_accum=2"},
-        {"parallel.prefetch=0"},
-        {"parallel.prefetch=3", "parallel.max_live_params=20000"},
+        {"deepspeed.stage3_prefetch_bucket_size=0"},
+        {"deepspeed.stage3_prefetch_bucket_size=3000", "deepspeed.stage3_max_live_parameters=20000",
+         "deepspeed.stage3_max_reuse_distance=5000"},
         {"fsdp.backward_prefetch=none", "fsdp.limit_all_gathers=false"},
         {"fsdp.backward_prefetch=backward_post", "fsdp.forward_prefetch=true"},
         {"fsdp.no_sync=true", "batch.grad_accum=3"},
@@ -206,8 +214,9 @@ TEST_CASE("ledger: everything allocated in a step is freed by its end; nothing g
                 if (v.size() > 1 && v[1] == "memory.offload_params=true" && !tr.shard_params) continue;
                 // Engine keys go with their engine's strategies only.
                 const bool fsdp_keys = !v.empty() && v[0].rfind("fsdp.", 0) == 0;
-                const bool prefetch_key = !v.empty() && v[0].rfind("parallel.prefetch", 0) == 0;
-                if (fsdp_keys != (tr.engine == plan::Engine::fsdp) && (fsdp_keys || prefetch_key)) continue;
+                const bool zero3_keys = !v.empty() && v[0].rfind("deepspeed.", 0) == 0;
+                if (fsdp_keys && tr.engine != plan::Engine::fsdp) continue;
+                if (zero3_keys && tr.engine != plan::Engine::deepspeed) continue;
                 for (const char* m : {"tiny-llama", "tiny-t5", "tiny-gpt2"}) {
                     std::vector<std::string> sets = v;
                     if (!v.empty() && v[0] == "lora.rank=4")
@@ -394,4 +403,67 @@ TEST_CASE("DDP buckets: whole tensors in backward order, a smaller first bucket,
     CHECK(dflt->persistent()[MemCategory::comm_buffers] == grads);
     CHECK(view->persistent()[MemCategory::comm_buffers] == 0);
     CHECK(view->persistent()[MemCategory::grads] == grads);
+}
+
+namespace {
+// Which units a ZeRO-3 schedule gathers more than once in its first micro-batch (released after
+// their forward use, gathered again for backward — or prefetched again before it).
+std::set<int> regathered_in_backward(const plan::ShardingPlan& p) {
+    std::map<int, int> count;
+    for (const auto& op : plan::build_schedule(p).ops)
+        if (op.kind == plan::OpKind::all_gather && op.micro_batch == 0) ++count[op.unit];
+    std::set<int> out;
+    for (const auto& [u, n] : count)
+        if (n > 1) out.insert(u);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("ZeRO-3's coordinator: reuse distance and the live-parameter limit, by hand on a 4-unit toy") {
+    // tiny-llama: embed 3,072 elements, block.0 and block.1 11,584 each, head 3,104 — trace:
+    // forward embed, b0, b1, head, then backward head, b1, b0, embed. After the forward of a
+    // unit, its next use is its backward; the elements in between are the units used in between,
+    // repeats counted, and the walk stops before a unit once they reach the distance:
+    //   head: 0     b1: head + head = 6,208     b0: b1 + 2 x head + b1 = 29,376
+    //   embed: 2 x (b0 + b1 + head) = 52,544
+    auto p = [](std::int64_t reuse) {
+        return make_plan("tiny-llama", "zero3", 2, {"deepspeed.stage3_max_reuse_distance=" + std::to_string(reuse)}, "fp32");
+    };
+    const auto units = [](std::initializer_list<int> v) { return std::set<int>(v); };
+    REQUIRE(p(0)->units().size() == 4);
+    REQUIRE(p(0)->unit_plan(1).params.real.count() == 11584);
+    REQUIRE(p(0)->unit_plan(3).params.real.count() == 3104);
+    CHECK(regathered_in_backward(*p(0)) == units({0, 1, 2, 3}));  // the walk stops at once
+    CHECK(regathered_in_backward(*p(1)) == units({0, 1, 2}));
+    CHECK(regathered_in_backward(*p(6208)) == units({0, 1, 2}));
+    CHECK(regathered_in_backward(*p(6209)) == units({0, 1}));
+    CHECK(regathered_in_backward(*p(29376)) == units({0, 1}));
+    CHECK(regathered_in_backward(*p(29377)) == units({0}));
+    CHECK(regathered_in_backward(*p(52545)).empty());
+    // The default (1e9) keeps a model this small gathered from forward to backward.
+    CHECK(regathered_in_backward(*make_plan("tiny-llama", "zero3", 2, {}, "fp32")).empty());
+}
+
+TEST_CASE("ZeRO-3's prefetch budget: min(max live - gathered since forward began, prefetch bucket)") {
+    // The all-gathers issued before the first forward: the embed on demand, then prefetches while
+    // the budget lasts (the last may overshoot it).
+    auto gathers_before_forward = [](std::int64_t bucket, std::int64_t live) {
+        const auto p = make_plan("tiny-llama", "zero3", 2,
+                                 {"deepspeed.stage3_prefetch_bucket_size=" + std::to_string(bucket),
+                                  "deepspeed.stage3_max_live_parameters=" + std::to_string(live)},
+                                 "fp32");
+        int n = 0;
+        for (const auto& op : plan::build_schedule(*p).ops) {
+            if (op.kind == plan::OpKind::forward) break;
+            n += op.kind == plan::OpKind::all_gather;
+        }
+        return n;
+    };
+    CHECK(gathers_before_forward(0, 1000000000) == 1);       // no prefetch: the embed alone
+    CHECK(gathers_before_forward(1, 1000000000) == 2);       // one element of budget: block.0 overshoots it
+    CHECK(gathers_before_forward(11584, 1000000000) == 2);   // exactly block.0
+    CHECK(gathers_before_forward(11585, 1000000000) == 3);   // block.0, then block.1 overshoots
+    CHECK(gathers_before_forward(100000, 1000000000) == 4);  // everything
+    CHECK(gathers_before_forward(100000, 3072 + 1) == 2);    // the live limit: the embed counted, one element left
+    CHECK(gathers_before_forward(100000, 3072) == 1);        // the limit reached by the embed itself
 }

@@ -51,15 +51,15 @@ TEST_CASE("simulate --sweep from the command line: world size via topology keys,
     CHECK(text.output.find("zero3") != std::string::npos);
     CHECK(text.output.find("most exposed op") != std::string::npos);
 
-    for (const std::string bad : {"--sweep parallel.nope=1,2", "--sweep parallel.prefetch=1,x", "--sweep prefetch",
+    for (const std::string bad : {"--sweep parallel.nope=1,2", "--sweep batch.micro_batch=1,x", "--sweep prefetch",
                                   "--sweep batch.micro_batch=1 --out x.h5"}) {
         const auto e = test::run_command(test::shardsim_binary() + " simulate " + bad);
         INFO(bad, ": ", e.output);
         CHECK(e.exit_code == 2);
         CHECK(test::lines(e.output).size() == 1);
     }
-    const auto named = test::run_command(test::shardsim_binary() + " simulate --sweep parallel.prefetch=1,x");
-    CHECK(named.output.find("--sweep parallel.prefetch=x") != std::string::npos);
+    const auto named = test::run_command(test::shardsim_binary() + " simulate --sweep batch.micro_batch=1,x");
+    CHECK(named.output.find("--sweep batch.micro_batch=x") != std::string::npos);
 }
 
 TEST_CASE("bench: bad options are one-line errors with exit 2, before MPI starts") {

@@ -53,10 +53,8 @@ struct JobConfig {
     std::uint64_t seed = 0;
     // [parallel]
     Strategy strategy = Strategy::ddp;
-    std::int64_t prefetch = 1;
     double bucket_mib = 0;        // 0: auto (the engine's default)
     double first_bucket_mib = 0;  // 0: auto (DDP's first bucket)
-    std::int64_t max_live_params = 0;
     std::int64_t world_size = 0;  // 0: every GPU of the topology
     std::int64_t shard_size = 0;       // hybrid: ranks per shard group (0: GPUs per node)
     std::int64_t secondary_shard = 0;  // zero3 hpZ: secondary partition size (0: off)
@@ -64,6 +62,9 @@ struct JobConfig {
     // [deepspeed] (names as in a ds_config's zero_optimization section; -1: auto)
     int overlap_comm = -1;
     bool hf_auto = false;  // resolve "auto" values as the Hugging Face integration does
+    std::int64_t stage3_prefetch_bucket_size = -1;  // -1: auto
+    std::int64_t stage3_max_live_parameters = 1'000'000'000;
+    std::int64_t stage3_max_reuse_distance = 1'000'000'000;
     bool gradient_as_bucket_view = false;  // [ddp]
     // [precision]
     DType params = DType::fp32;

@@ -25,6 +25,7 @@ struct KeySpec {
     double max = std::numeric_limits<double>::infinity();
     bool min_exclusive = false;
     bool allows_auto = false;         // "auto" is accepted too: the engine's own default (see help)
+    std::string retired;              // non-empty: the key is gone, and this says what replaced it
     std::string help;
 
     std::string name() const { return section + "." + key; }

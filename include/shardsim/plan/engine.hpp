@@ -20,6 +20,9 @@ struct EngineSettings {
     int zero_stage = 0;                      // 1, 2, 3; 0: not DeepSpeed
     std::int64_t reduce_bucket_elements = 0;  // reduce_bucket_size
     bool overlap_comm = false;
+    std::int64_t prefetch_bucket_elements = 0;  // stage3_prefetch_bucket_size
+    std::int64_t max_live_parameters = 0;       // stage3_max_live_parameters
+    std::int64_t max_reuse_distance = 0;        // stage3_max_reuse_distance
     std::vector<std::string> resolved;     // "parallel.bucket_mib = auto -> 25 MiB (PyTorch DDP's bucket_cap_mb)"
 };
 

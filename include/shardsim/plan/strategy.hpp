@@ -27,7 +27,6 @@ struct StrategyTraits {
     bool gather_after_step = false;      // ZeRO-1/2: all-gather the updated shards into the full parameters
     bool hybrid = false;                 // shard inside a node, replicate across nodes
     bool reduce_every_micro_batch = false;  // false: gradients are reduced on the last micro-batch only (no_sync)
-    bool live_param_limit = false;       // ZeRO-3 honours max_live_params
     GradReduction reduction = GradReduction::all_reduce_buckets;
     const char* summary = "";
 };

@@ -79,10 +79,10 @@ struct NodeType {
 };
 
 // One engine-knob choice (the engines' names: DDP's bucket_cap_mb, DeepSpeed's reduce_bucket_size
-// and ZeRO-3 prefetch depth, FSDP's backward_prefetch / forward_prefetch).
+// and stage3_prefetch_bucket_size, FSDP's backward_prefetch / forward_prefetch).
 struct EngineKnobs {
     double bucket_mib = 0;  // 0: auto
-    std::int64_t prefetch = 1;
+    std::int64_t prefetch_bucket = -1;  // ZeRO-3: elements prefetched ahead (-1: auto, 0: fetch on demand only)
     config::BackwardPrefetch backward_prefetch = config::BackwardPrefetch::backward_pre;
     bool forward_prefetch = false;
     bool operator==(const EngineKnobs&) const = default;
