@@ -92,6 +92,15 @@ std::int64_t head_units(const BoundModel& m, const ShardingRules& r) {
     const int last = static_cast<int>(prog.size()) - 1;
     const bool grad_buffers = r.traits->engine == Engine::deepspeed ? r.shards_grads() : r.transient_grads();
     std::int64_t bytes = 0;
+    // Units not resharded after forward (FSDP SHARD_GRAD_OP, ZeRO-2 as FSDP runs it) stay gathered
+    // from their forward to their backward: at the head's backward every other unit is too.
+    if (r.gathers_params() && !r.traits->reshard_after_forward) {
+        std::vector<bool> head(m.units().size(), false);
+        for (int u : prog.back().reads) head[static_cast<std::size_t>(u)] = true;
+        for (const auto& u : m.units())
+            if (!head[static_cast<std::size_t>(u.index)])
+                bytes += r.unsharded_param_bytes(m.sizes(u.index, r.param_shards(), r.state_shards())).count();
+    }
     for (int u : prog.back().reads) {
         const UnitSizes sz = m.sizes(u, r.param_shards(), r.state_shards());
         if (r.gathers_params()) bytes += r.unsharded_param_bytes(sz).count();

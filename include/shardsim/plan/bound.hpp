@@ -11,7 +11,8 @@
 // instant every schedule has: the start of the last call's backward (the head's) in the first
 // micro-batch. There every call's forward has kept its activations (a checkpointed block its kept
 // terms), the head's backward has allocated its workspace and its input's gradient, the units the
-// head reads are gathered (strategies that gather parameters), and the gradient buffers that the
+// head reads are gathered (strategies that gather parameters; every unit when they are not resharded
+// after forward), and the gradient buffers that the
 // head's backward allocates for those units exist. The simulator keeps a fraction of the largest
 // transient footprint reserved as allocator slack, and that footprint is at least T.
 //   host per node >= the offloaded persistent states of the fullest node's ranks.
