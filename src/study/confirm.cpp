@@ -42,12 +42,14 @@ std::string oom_reason(const Confirmed& c) {
     return "";
 }
 
-Confirmed simulate_one(const Space& space, const Setup& x, std::int64_t tokens) {
+}  // namespace
+
+Confirmed simulate_sets(const Space& space, const Setup& x, const std::vector<std::string>& sets, std::int64_t tokens) {
     Confirmed c;
     c.setup = x;
     sim::Prediction p;
     try {
-        p = sim::predict(model::load_scenario_text(space.base_path, space.base_text, space.base_dir, setup_sets(space, x)));
+        p = sim::predict(model::load_scenario_text(space.base_path, space.base_text, space.base_dir, sets));
     } catch (const InputError& e) {
         c.reason = "invalid: " + e.problems().front();
         return c;
@@ -70,7 +72,20 @@ Confirmed simulate_one(const Space& space, const Setup& x, std::int64_t tokens) 
     const double price = space.node_types[static_cast<std::size_t>(x.node_type)].usd_per_gpu_hour;
     if (price > 0 && c.tokens_per_s > 0) c.cost_per_mtok = price * x.gpus / 3600.0 / c.tokens_per_s * 1e6;
     if (!c.fits) c.reason = oom_reason(c);
+    const io::Json& ranks = s.at("ranks");
+    for (std::size_t i = 0; i < ranks.size(); ++i)
+        if (ranks[i].at("peak_bytes").as_int() == c.peak_bytes) {
+            c.peak_by_category = ranks[i].at("peak_by_category");
+            break;
+        }
+    if (s.contains("comm_bytes_per_rank")) c.comm_bytes = s.at("comm_bytes_per_rank");
     return c;
+}
+
+namespace {
+
+Confirmed simulate_one(const Space& space, const Setup& x, std::int64_t tokens) {
+    return simulate_sets(space, x, setup_sets(space, x), tokens);
 }
 
 }  // namespace

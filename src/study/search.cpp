@@ -131,6 +131,7 @@ struct Context {
     const SearchTables& tables;
     std::int64_t tokens = 0;
     std::size_t keep = 0;
+    const Visitor* visit = nullptr;
 };
 
 void keep_top(ThreadState& ts, std::size_t keep, double score, const Ranked& r) {
@@ -166,6 +167,7 @@ void record(const Context& c, ThreadState& ts, GroupOutcome& g, const model::Sce
     if (device_over > 0 || host_over > 0) {
         ++g.pruned;
         ++ts.stats.pruned;
+        if (c.visit && *c.visit) (*c.visit)(r, true);
         const std::int64_t over = std::max(device_over, host_over);
         if (!g.closest || over < g.closest_over_bytes) {
             g.closest = r;
@@ -177,6 +179,7 @@ void record(const Context& c, ThreadState& ts, GroupOutcome& g, const model::Sce
     ++g.ranked;
     ++ts.stats.ranked;
     r.est_tokens_per_s = static_cast<double>(c.tokens) / k.estimate.step_s;
+    if (c.visit && *c.visit) (*c.visit)(r, false);
     const double score = score_of(c.space, r.setup, r.est_tokens_per_s);
     if (!g.best || score < score_of(c.space, g.best->setup, g.best->est_tokens_per_s)) g.best = r;
     if (!g.lean || r.guess_bytes < g.lean->guess_bytes) g.lean = r;
@@ -272,7 +275,7 @@ GroupOutcome merge_group(GroupOutcome a, const GroupOutcome& b, const Space& spa
 
 }  // namespace
 
-FastResult fast_stages(const Space& space, int threads, std::size_t keep, const Progress& progress) {
+FastResult fast_stages(const Space& space, int threads, std::size_t keep, const Progress& progress, const Visitor& visit) {
     const auto t0 = std::chrono::steady_clock::now();
     threads = thread_count(threads);
     std::vector<Shape> shapes = enumerate_shapes(space);
@@ -292,7 +295,7 @@ FastResult fast_stages(const Space& space, int threads, std::size_t keep, const 
     std::int64_t total = 0;
     for (const auto& sh : shapes) total += shape_candidates(space, sh);
     const SearchTables tables(space, threads);
-    const Context c{space, tables, tokens_per_step(space), keep};
+    const Context c{space, tables, tokens_per_step(space), keep, &visit};
     std::vector<model::Scenario> bases;
     for (std::size_t t = 0; t < space.node_types.size(); ++t) bases.push_back(base_scenario(space, static_cast<int>(t)));
     std::vector<ThreadState> states(static_cast<std::size_t>(threads));
@@ -327,8 +330,8 @@ FastResult fast_stages(const Space& space, int threads, std::size_t keep, const 
     return out;
 }
 
-FastStages run_fast_stages(const Space& space, int threads, std::size_t keep) {
-    FastResult r = fast_stages(space, threads, keep, nullptr);
+FastStages run_fast_stages(const Space& space, int threads, std::size_t keep, const Visitor& visit) {
+    FastResult r = fast_stages(space, threads, keep, nullptr, visit);
     return {r.stats, r.top};
 }
 

@@ -26,12 +26,15 @@ int thread_count(int requested);
 // Lower is better: minus tokens/s, USD per token, or GPUs then minus tokens/s, by the objective.
 double score_of(const Space& space, const Setup& setup, double tokens_per_s);
 
+// A setup simulated in full from these --set arguments (setup_sets, or the base job's own).
+Confirmed simulate_sets(const Space& space, const Setup& setup, const std::vector<std::string>& sets, std::int64_t tokens);
+
 // The fast stages' findings, merged over threads.
 struct FastResult {
     StageStats stats;
     std::vector<Ranked> top;  // best first, by the estimate
     std::vector<GroupOutcome> groups;
 };
-FastResult fast_stages(const Space& space, int threads, std::size_t keep, const Progress& progress);
+FastResult fast_stages(const Space& space, int threads, std::size_t keep, const Progress& progress, const Visitor& visit = nullptr);
 
 }  // namespace shardsim::study

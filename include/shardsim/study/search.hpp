@@ -35,6 +35,8 @@ struct Confirmed {
     double cost_per_mtok = 0;  // USD per million tokens; 0: the GPU has no price
     std::int64_t max_micro_batch = 0;  // the largest that fits (0: not searched)
     double est_step_s = 0;
+    io::Json peak_by_category;  // the fullest rank's peak, per memory category
+    io::Json comm_bytes;        // per collective kind, as simulate --json says
     std::string reason;  // why it lost or does not fit ("" for the winner)
 };
 
@@ -88,7 +90,10 @@ struct FastStages {
     StageStats stats;
     std::vector<Ranked> best;
 };
-FastStages run_fast_stages(const Space& space, int threads, std::size_t keep);
+// `visit`, when given, sees every setup that was pruned (true) or ranked (false), on the calling
+// thread when threads = 1 (the tests check the pruned ones against the simulation).
+using Visitor = std::function<void(const Ranked& setup, bool pruned)>;
+FastStages run_fast_stages(const Space& space, int threads, std::size_t keep, const Visitor& visit = nullptr);
 
 // Simulates setups in full, in parallel (sim::predict and report::summary_json, as simulate does).
 std::vector<Confirmed> confirm(const Space& space, const std::vector<Setup>& setups, int threads);
