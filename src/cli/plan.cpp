@@ -147,6 +147,7 @@ io::Json result_json(const study::Space& s, const study::Confirmed& c) {
     if (c.cost_per_mtok > 0) j["cost_per_mtok"] = c.cost_per_mtok;
     if (c.max_micro_batch > 0) j["max_micro_batch"] = c.max_micro_batch;
     if (c.est_step_s > 0) j["estimated_step_time_s"] = c.est_step_s;
+    if (c.extrapolated) j["extrapolated"] = true;
     if (!c.peak_by_category.is_null()) j["peak_by_category"] = c.peak_by_category;
     if (!c.comm_bytes.is_null()) j["comm_bytes_per_rank"] = c.comm_bytes;
     if (!c.reason.empty()) j["reason"] = c.reason;
@@ -242,10 +243,11 @@ std::string plan_text(const study::Space& s, const study::PlanResult& r) {
                    study::setup_label(s, c.setup), format_gib(static_cast<double>(c.peak_bytes), 1),
                    format_gib(static_cast<double>(c.host_peak_bytes_per_node), 1), format_seconds(c.step_time_s),
                    format_fixed(c.tokens_per_s, 0), format_fixed(100 * c.mfu, 1) + "%", money(c.cost_per_mtok),
-                   c.max_micro_batch > 0 ? std::to_string(c.max_micro_batch) : "-", c.fits ? "yes" : "NO"});
+                   c.max_micro_batch > 0 ? std::to_string(c.max_micro_batch) : "-", std::string(c.fits ? "yes" : "NO") + (c.extrapolated ? " *" : "")});
     }
     out += "best " + std::to_string(shown) + " of " + std::to_string(r.results.size()) +
-           " simulated in full (max mb: the largest micro-batch that fits, by simulation):\n" + t.str() + "\n";
+           " simulated in full (max mb: the largest micro-batch that fits, by simulation; *: accumulation over 16 micro-batches, "
+           "times extended from 8 and 16):\n" + t.str() + "\n";
     auto one = [&](const char* what, std::size_t i) {
         const auto& c = r.results[i];
         out += std::string(what) + gpu_name(s, c.setup) + " x " + std::to_string(c.setup.gpus) + ", " + study::setup_label(s, c.setup) +
@@ -389,6 +391,7 @@ int cmd_plan(const Args& args) {
          "also search: lora, fused-loss, fp16, fp32, pure-bf16, or all (checkpointing, offload, hybrid and hpz are searched by default)")
         ("fix", po::value<std::vector<std::string>>()->composing(), "hold a key: section.key=value or topology.section.key=value; repeatable")
         ("top", po::value<std::string>()->default_value("10"), "setups to show, and to simulate in full at least")
+        ("confirm", po::value<std::string>(), "setups of the fast ranking to simulate in full (default: --top, 50 at least)")
         ("threads", po::value<std::string>(), "threads for the search (default: every core)")
         ("json", "print the result as JSON (the contract scripts use)")
         ("csv", "print the simulated setups as CSV")
@@ -404,6 +407,7 @@ int cmd_plan(const Args& args) {
     const study::Space space = study::build_space(request_of(*vm));
     study::SearchOptions o;
     o.threads = space.request.threads;
+    if (vm->count("confirm")) o.confirm = static_cast<int>(positive(*vm, "confirm", "integer >= 1"));
     o.progress = progress_printer(vm->count("quiet") > 0);
     const study::PlanResult r = study::run_search(space, o);
     const bool found = !r.results.empty() && r.results.front().fits;

@@ -84,23 +84,63 @@ Confirmed simulate_sets(const Space& space, const Setup& x, const std::vector<st
 
 namespace {
 
+// Long accumulations simulate in time proportional to their micro-batches, and every micro-batch
+// after the first few repeats the one before: such a setup is simulated at kExactAccum / 2 and
+// kExactAccum micro-batches and its times extended linearly to its own count (memory from the
+// longer of the two). The ranking says so; the winner is simulated exactly (run_search).
+constexpr std::int32_t kExactAccum = 16;
+
+Confirmed extrapolated(const Space& space, const Setup& x, std::int64_t tokens) {
+    Setup a = x, b = x;
+    a.grad_accum = kExactAccum / 2;
+    b.grad_accum = kExactAccum;
+    const Confirmed ca = simulate_sets(space, a, setup_sets(space, a), tokens);
+    Confirmed c = simulate_sets(space, b, setup_sets(space, b), tokens);
+    c.setup = x;
+    if (!ca.reason.empty() && ca.reason.rfind("invalid", 0) == 0) return c;
+    const double k = static_cast<double>(x.grad_accum - b.grad_accum) / static_cast<double>(b.grad_accum - a.grad_accum);
+    auto extend = [&](double vb, double va) { return vb + k * (vb - va); };
+    const double step_b = c.step_time_s;
+    c.step_time_s = extend(c.step_time_s, ca.step_time_s);
+    c.compute_time_s = extend(c.compute_time_s, ca.compute_time_s);
+    c.comm_time_s = extend(c.comm_time_s, ca.comm_time_s);
+    c.exposed_comm_s = extend(c.exposed_comm_s, ca.exposed_comm_s);
+    c.peak_bytes = std::max(c.peak_bytes, ca.peak_bytes);
+    c.host_peak_bytes_per_node = std::max(c.host_peak_bytes_per_node, ca.host_peak_bytes_per_node);
+    // Model FLOPs grow with the micro-batches, MFU by their ratio to the step.
+    c.mfu = c.step_time_s > 0 ? c.mfu * step_b / static_cast<double>(b.grad_accum) * static_cast<double>(x.grad_accum) / c.step_time_s : 0;
+    c.tokens_per_s = c.step_time_s > 0 ? static_cast<double>(tokens) / c.step_time_s : 0;
+    const double price = space.node_types[static_cast<std::size_t>(x.node_type)].usd_per_gpu_hour;
+    c.cost_per_mtok = price > 0 && c.tokens_per_s > 0 ? price * x.gpus / 3600.0 / c.tokens_per_s * 1e6 : 0;
+    c.extrapolated = true;
+    return c;
+}
+
 Confirmed simulate_one(const Space& space, const Setup& x, std::int64_t tokens) {
+    if (x.grad_accum > kExactAccum) return extrapolated(space, x, tokens);
     return simulate_sets(space, x, setup_sets(space, x), tokens);
 }
 
 }  // namespace
 
-std::vector<Confirmed> confirm(const Space& space, const std::vector<Setup>& setups, int threads) {
+std::vector<Confirmed> confirm(const Space& space, const std::vector<Setup>& setups, int threads, const Progress& progress) {
     std::vector<Confirmed> out(setups.size());
     const std::int64_t tokens = tokens_per_step(space);
+    const auto total = static_cast<std::int64_t>(setups.size());
     std::atomic<std::size_t> next{0};
-    auto worker = [&] {
-        for (std::size_t i = next++; i < setups.size(); i = next++) out[i] = simulate_one(space, setups[i], tokens);
+    std::atomic<std::int64_t> done{0};
+    auto worker = [&](bool reports) {
+        for (std::size_t i = next++; i < setups.size(); i = next++) {
+            out[i] = simulate_one(space, setups[i], tokens);
+            ++done;
+            if (reports && progress) progress("simulate", done.load(), total);
+        }
     };
     std::vector<std::thread> pool;
-    for (int t = 1; t < std::min<int>(thread_count(threads), static_cast<int>(setups.size())); ++t) pool.emplace_back(worker);
-    worker();
+    for (int t = 1; t < std::min<int>(thread_count(threads), static_cast<int>(setups.size())); ++t) pool.emplace_back(worker, false);
+    worker(true);
     for (auto& t : pool) t.join();
+    if (progress) progress("simulate", total, total);
     return out;
 }
 

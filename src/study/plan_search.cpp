@@ -108,30 +108,46 @@ std::string group_reason(const Space& space, const GroupOutcome& g, const std::o
 PlanResult run_search(const Space& space, const SearchOptions& o) {
     const auto t0 = std::chrono::steady_clock::now();
     const int threads = thread_count(o.threads);
-    const std::size_t keep = static_cast<std::size_t>(o.confirm > 0 ? o.confirm : std::max(space.request.top, 10));
+    const std::size_t keep = static_cast<std::size_t>(o.confirm > 0 ? o.confirm : std::max(space.request.top, 50));
     FastResult fast = fast_stages(space, threads, keep, o.progress);
     PlanResult out;
     out.stats = fast.stats;
     out.groups = std::move(fast.groups);
 
-    // Simulate the global best by the estimate, and every group's best and leanest, so that each
-    // GPU count and strategy that may fit is confirmed or refuted by the simulation.
+    // Simulate the global best by the estimate, and each GPU type and count's best and leanest (over
+    // its strategies), so that the fewest GPUs that fit is confirmed or refuted by the simulation.
+    // Other groups lose by their estimate or their bound, said so.
     std::vector<Setup> todo;
     for (const auto& r : fast.top) add_unique(todo, r.setup);
-    for (const auto& g : out.groups) {
-        if (g.best) add_unique(todo, g.best->setup);
-        if (g.lean) add_unique(todo, g.lean->setup);
+    for (std::size_t i = 0; i < out.groups.size();) {
+        std::optional<Ranked> best, lean;
+        std::size_t k = i;
+        for (; k < out.groups.size() && out.groups[k].node_type == out.groups[i].node_type && out.groups[k].gpus == out.groups[i].gpus; ++k) {
+            const GroupOutcome& g = out.groups[k];
+            if (g.best && (!best || score_of(space, g.best->setup, g.best->est_tokens_per_s) < score_of(space, best->setup, best->est_tokens_per_s)))
+                best = g.best;
+            if (g.lean && (!lean || g.lean->guess_bytes < lean->guess_bytes)) lean = g.lean;
+        }
+        if (best) add_unique(todo, best->setup);
+        if (lean) add_unique(todo, lean->setup);
+        i = k;
     }
     const auto t1 = std::chrono::steady_clock::now();
-    if (o.progress) o.progress("simulate", 0, static_cast<std::int64_t>(todo.size()));
-    std::vector<Confirmed> sims = confirm(space, todo, threads);
-    if (o.progress) o.progress("simulate", static_cast<std::int64_t>(todo.size()), static_cast<std::int64_t>(todo.size()));
+    std::vector<Confirmed> sims = confirm(space, todo, threads, o.progress);
     out.stats.simulated = static_cast<std::int64_t>(sims.size());
+    out.stats.simulate_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     for (std::size_t i = 0; i < sims.size(); ++i)
         for (const auto& r : fast.top)
             if (same_setup(r.setup, sims[i].setup)) sims[i].est_step_s = r.est_step_s;
     rank_results(space, sims);
 
+    // The first fitting setup whose simulation is exact is the winner: an extrapolated one ahead
+    // of it is simulated exactly and ranked again.
+    for (int round = 0; round < 8 && !sims.empty() && sims.front().fits && sims.front().extrapolated; ++round) {
+        sims.front() = simulate_sets(space, sims.front().setup, setup_sets(space, sims.front().setup), tokens_per_step(space));
+        ++out.stats.simulated;
+        rank_results(space, sims);
+    }
     std::optional<Confirmed> winner;
     if (!sims.empty() && sims.front().fits) winner = sims.front();
     for (auto& g : out.groups) {
@@ -197,7 +213,6 @@ PlanResult run_search(const Space& space, const SearchOptions& o) {
     }
     out.results = std::move(sims);
     const auto t2 = std::chrono::steady_clock::now();
-    out.stats.simulate_s = std::chrono::duration<double>(t2 - t1).count();
     out.stats.total_s = std::chrono::duration<double>(t2 - t0).count();
     return out;
 }

@@ -34,6 +34,7 @@ struct Confirmed {
     double tokens_per_s = 0, mfu = 0;
     double cost_per_mtok = 0;  // USD per million tokens; 0: the GPU has no price
     std::int64_t max_micro_batch = 0;  // the largest that fits (0: not searched)
+    bool extrapolated = false;  // a long accumulation: times extended from a shorter one (confirm.cpp)
     double est_step_s = 0;
     io::Json peak_by_category;  // the fullest rank's peak, per memory category
     io::Json comm_bytes;        // per collective kind, as simulate --json says
@@ -77,7 +78,7 @@ using Progress = std::function<void(const std::string& stage, std::int64_t done,
 
 struct SearchOptions {
     int threads = 0;      // 0: the machine's
-    int confirm = 0;      // setups to simulate from the global ranking (0: from --top)
+    int confirm = 0;      // setups to simulate from the global ranking (0: --top, and 50 at least)
     bool tune = true;     // tune the winners' engine knobs by simulation
     bool max_micro_batch = true;
     Progress progress;
@@ -96,7 +97,7 @@ using Visitor = std::function<void(const Ranked& setup, bool pruned)>;
 FastStages run_fast_stages(const Space& space, int threads, std::size_t keep, const Visitor& visit = nullptr);
 
 // Simulates setups in full, in parallel (sim::predict and report::summary_json, as simulate does).
-std::vector<Confirmed> confirm(const Space& space, const std::vector<Setup>& setups, int threads);
+std::vector<Confirmed> confirm(const Space& space, const std::vector<Setup>& setups, int threads, const Progress& progress = nullptr);
 
 // The objective's order: true when `a` is better than `b` (both fit).
 bool better(const Space& space, const Confirmed& a, const Confirmed& b);
