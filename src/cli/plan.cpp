@@ -236,17 +236,27 @@ std::string plan_text(const study::Space& s, const study::PlanResult& r) {
     t.add_units({"", "", "", "", "", "GiB", "GiB", "", "", "", "", "", ""});
     t.align_left(1);
     t.align_left(4);
-    const std::size_t shown = std::min<std::size_t>(r.results.size(), static_cast<std::size_t>(s.request.top));
-    for (std::size_t i = 0; i < shown; ++i) {
+    // Setups that differ only in a knob the simulation does not price (ties) are shown once.
+    std::size_t shown = 0, ties = 0;
+    for (std::size_t i = 0; i < r.results.size() && shown < static_cast<std::size_t>(s.request.top); ++i) {
         const auto& c = r.results[i];
+        if (i > 0) {
+            const auto& p = r.results[i - 1];
+            if (p.setup.node_type == c.setup.node_type && p.setup.gpus == c.setup.gpus && p.setup.strategy == c.setup.strategy &&
+                p.step_time_s == c.step_time_s && p.peak_bytes == c.peak_bytes && p.fits == c.fits) {
+                ++ties;
+                continue;
+            }
+        }
+        ++shown;
         t.add_row({std::to_string(i + 1), gpu_name(s, c.setup), std::to_string(c.setup.gpus), std::to_string(c.setup.nodes(s.node_types)),
                    study::setup_label(s, c.setup), format_gib(static_cast<double>(c.peak_bytes), 1),
                    format_gib(static_cast<double>(c.host_peak_bytes_per_node), 1), format_seconds(c.step_time_s),
                    format_fixed(c.tokens_per_s, 0), format_fixed(100 * c.mfu, 1) + "%", money(c.cost_per_mtok),
                    c.max_micro_batch > 0 ? std::to_string(c.max_micro_batch) : "-", std::string(c.fits ? "yes" : "NO") + (c.extrapolated ? " *" : "")});
     }
-    out += "best " + std::to_string(shown) + " of " + std::to_string(r.results.size()) +
-           " simulated in full (max mb: the largest micro-batch that fits, by simulation; *: accumulation over 16 micro-batches, "
+    out += "best " + std::to_string(shown) + " of " + std::to_string(r.results.size()) + " simulated in full" +
+           (ties > 0 ? " (" + std::to_string(ties) + " ties with the row above left out)" : std::string()) + " (max mb: the largest micro-batch that fits, by simulation; *: accumulation over 16 micro-batches, "
            "times extended from 8 and 16):\n" + t.str() + "\n";
     auto one = [&](const char* what, std::size_t i) {
         const auto& c = r.results[i];

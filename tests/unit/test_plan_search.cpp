@@ -145,3 +145,25 @@ TEST_CASE("shardsim plan: bad input is one line with exit 2; nothing feasible is
     CHECK(none.output.find("closest miss") != std::string::npos);
     CHECK(none.output.find("GiB") != std::string::npos);
 }
+
+TEST_CASE("shardsim plan --job: every GPU seed scenario's own setup is judged, and the search never picks a slower one") {
+    int seeds = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(test::source_dir() + "/jobs")) {
+        const std::string name = entry.path().stem().string();
+        if (name.find("cpu") != std::string::npos) continue;
+        const auto r = test::run_command(test::shardsim_binary() + " plan --quiet --json --top 3 --job " + name);
+        INFO(name, ": ", r.output.substr(0, 400));
+        REQUIRE(r.exit_code == 0);
+        const io::Json j = io::Json::parse(r.output);
+        REQUIRE(j.contains("job_setup"));
+        const io::Json& own = j.at("job_setup");
+        const io::Json& best = j.at("results")[0];
+        CHECK(best.at("fits").as_bool());
+        CHECK(!j.at("job_setup_note").as_string().empty());
+        // The seed that fits is matched or beaten; the one that does not says by how much.
+        if (own.at("fits").as_bool()) CHECK(own.at("tokens_per_s").as_number() <= best.at("tokens_per_s").as_number() * (1 + 1e-9));
+        else CHECK(own.at("reason").as_string().find("GiB") != std::string::npos);
+        ++seeds;
+    }
+    CHECK(seeds >= 15);
+}
