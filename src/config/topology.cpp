@@ -79,7 +79,8 @@ const Schema& topology_schema() {
         over.min = 0;
         s.push_back(over);
         KeySpec frag = key("gpu", "allocator_fragmentation", ValueType::number, "", "0",
-                           "caching-allocator slack as a fraction of the transient peak");
+                           "extra device slack as a fraction of the transient peak, beyond what the simulated caching "
+                           "allocator reserves (0: its rules alone)");
         frag.min = 0;
         frag.max = 1;
         s.push_back(frag);
@@ -112,6 +113,13 @@ const Schema& topology_schema() {
         s.push_back(positive("host", "h2d_gbps", "GB/s", "25", "host<->device copy bandwidth per GPU (pinned)"));
         s.push_back(positive("host", "cpu_optimizer_gelems", "1e9 params/s", "1",
                              "CPU optimizer throughput per rank (offload)"));
+        KeySpec process = key("host", "process_gib", ValueType::number, "GiB", "auto",
+                              "host memory of each training process itself, beyond the buffers it offloads: libraries, "
+                              "CUDA's host side, the data loader (auto: 2 GiB per GPU rank, an estimate for a PyTorch "
+                              "process with CUDA; 0.5 GiB per CPU rank, measured for shardsim's own ranks: README)");
+        process.min = 0;
+        process.allows_auto = true;
+        s.push_back(process);
         return s;
     }();
     return schema;
@@ -165,6 +173,8 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
     t.host.memory_bytes = static_cast<std::int64_t>(v.number("host.memory_gib") * kGiB);
     t.host.h2d_gbps = v.number("host.h2d_gbps");
     t.host.cpu_optimizer_gelems = v.number("host.cpu_optimizer_gelems");
+    t.host.process_bytes = v.is_auto("host.process_gib") ? (t.gpu.is_cpu ? kGiB / 2 : 2 * kGiB)
+                                                         : static_cast<std::int64_t>(v.number("host.process_gib") * kGiB);
 
     auto at = [&](const std::string& k) {
         const std::string& w = v.where(k);

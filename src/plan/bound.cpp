@@ -58,6 +58,7 @@ MemoryByCategory persistent_states(const BoundModel& m, const model::Scenario& s
     MemoryByCategory out;
     const bool off = r.offload_optimizer;
     const Precision& prec = r.precision;
+    const bool ds = r.traits->engine == Engine::deepspeed, ds3 = ds && s.job.strategy == config::Strategy::zero3;
     std::int64_t arena = 0;
     for (const auto& u : m.units()) {
         const UnitSizes sz = m.sizes(u.index, r.param_shards(), r.state_shards());
@@ -72,7 +73,10 @@ MemoryByCategory persistent_states(const BoundModel& m, const model::Scenario& s
                 r.optimizer_state_bytes(sz).count() / prec.moment_count * prec.moment_count;
         if (!off) continue;
         out[MemCategory::offloaded] += r.host_grad_bytes(sz).count();
-        if (!r.offload_params) out[MemCategory::offloaded] += r.state_update_bytes(sz).count();
+        // ZeRO-3 sends its fp32 master up instead of a 16-bit staging copy; ZeRO-1/2 accumulate
+        // several backwards in a host buffer of the gradient dtype.
+        if (!r.offload_params && !(ds3 && prec.master)) out[MemCategory::offloaded] += r.state_update_bytes(sz).count();
+        if (ds && !ds3 && s.job.grad_accum > 1) out[MemCategory::offloaded] += bytes_of(sz.state_shard, prec.grads).count();
     }
     out[MemCategory::grads] += arena;
     const EngineSettings e = resolve_engine(s, *r.traits);

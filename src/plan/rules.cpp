@@ -26,7 +26,7 @@ Bytes ShardingRules::optimizer_state_bytes(const UnitSizes& u) const {
 }
 
 Bytes ShardingRules::host_grad_bytes(const UnitSizes& u) const {
-    return offload_optimizer ? bytes_of(u.state_shard, DType::fp32) : Bytes(0);
+    return offload_optimizer ? bytes_of(u.state_shard, host_grad_dtype) : Bytes(0);
 }
 
 Bytes ShardingRules::optimizer_traffic_bytes(const UnitSizes& u) const {
@@ -43,6 +43,7 @@ ShardingRules sharding_rules(const model::Scenario& scenario, const ParallelDims
     r.precision = precision_of(scenario.job);
     r.offload_optimizer = scenario.job.offload_optimizer;
     r.offload_params = scenario.job.offload_params;
+    r.host_grad_dtype = scenario.job.strategy == config::Strategy::zero3 ? r.precision.grads : DType::fp32;
     return r;
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 
+#include "shardsim/plan/buffers.hpp"
+#include "shardsim/sim/allocator.hpp"
 #include "shardsim/sim/cost.hpp"
 
 namespace shardsim::sim {
@@ -12,7 +14,8 @@ std::vector<timeline::MemorySample> replay_memory(const plan::Schedule& schedule
     struct Event {
         double t;
         // At one instant: ends of ops that took time (memory freed is reusable at once), then
-        // starts, then ends of instantaneous ops (after their own start).
+        // starts in schedule order, an instantaneous op ending right after its own start (so
+        // what a synchronisation point frees is free for the op that waited on it).
         int order;
         int op;
         plan::Phase phase;
@@ -21,12 +24,13 @@ std::vector<timeline::MemorySample> replay_memory(const plan::Schedule& schedule
     events.reserve(ops.size() * 2);
     for (const auto& r : ops) {
         events.push_back({r.t_start, 1, r.op_id, plan::Phase::start});
-        events.push_back({r.t_end, r.t_end > r.t_start ? 0 : 2, r.op_id, plan::Phase::end});
+        events.push_back({r.t_end, r.t_end > r.t_start ? 0 : 1, r.op_id, plan::Phase::end});
     }
     std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
         if (a.t != b.t) return a.t < b.t;
         if (a.order != b.order) return a.order < b.order;
-        return a.op < b.op;
+        if (a.op != b.op) return a.op < b.op;
+        return a.phase == plan::Phase::start && b.phase == plan::Phase::end;
     });
     std::vector<timeline::MemorySample> samples;
     MemoryByCategory cur = initial;
@@ -61,15 +65,27 @@ timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan:
         tl.ops.push_back(r);
     }
     tl.memory = replay_memory(schedule, tl.ops, schedule.initial);
-    // Allocator slack: a fraction of the largest transient footprint stays reserved.
-    const double frag = plan.scenario().topology.gpu.allocator_fragmentation;
-    if (frag > 0) {
-        const std::int64_t base = schedule.initial.device_total();
-        std::int64_t transient = 0;
-        for (const auto& m : tl.memory) transient = std::max(transient, m.bytes.device_total() - base);
-        const auto slack = static_cast<std::int64_t>(frag * static_cast<double>(transient));
-        for (auto& m : tl.memory) m.bytes[MemCategory::runtime_overhead] += slack;
+    // The caching allocator (sim/allocator.hpp): what it reserves beyond the bytes in use at the
+    // peak stays reserved, so the samples carry it as runtime overhead from the start.
+    const auto& gpu = plan.scenario().topology.gpu;
+    const std::int64_t runtime = schedule.initial[MemCategory::runtime_overhead];
+    std::int64_t in_use = 0, transient = 0;
+    const std::int64_t base = schedule.initial.device_total();
+    for (const auto& m : tl.memory) {
+        in_use = std::max(in_use, m.bytes.device_total() - m.bytes[MemCategory::runtime_overhead]);
+        transient = std::max(transient, m.bytes.device_total() - base);
     }
+    std::int64_t slack = 0;
+    if (!gpu.is_cpu) {
+        const AllocatorPeaks a = replay_allocator(plan, schedule, tl.ops, gpu.memory_bytes - runtime);
+        tl.allocated_peak_bytes = a.allocated;
+        tl.reserved_peak_bytes = a.reserved;
+        slack = std::max<std::int64_t>(0, a.reserved - in_use);
+    }
+    // An extra factor beyond the allocator's rules, when a topology asks for one.
+    slack += static_cast<std::int64_t>(gpu.allocator_fragmentation * static_cast<double>(transient));
+    if (slack > 0)
+        for (auto& m : tl.memory) m.bytes[MemCategory::runtime_overhead] += slack;
     return tl;
 }
 
@@ -84,6 +100,10 @@ timeline::RunTimeline simulate(const plan::ShardingPlan& plan, const plan::Sched
     run.world_size = plan.groups().world();
     run.gpu_memory_bytes = s.topology.gpu.memory_bytes;
     run.host_memory_bytes = s.topology.host.memory_bytes;
+    run.host_process_bytes = s.topology.host.process_bytes;
+    run.host_pinned_slack_bytes = plan::pinned_rounding_bytes(plan);
+    run.reported_host_bytes = static_cast<std::int64_t>(s.job.reported_host_gb * 1e9);
+    run.host_is_device = s.topology.gpu.is_cpu ? 1 : 0;
     run.gpus_per_node = plan.groups().gpus_per_node();
     run.steps = 1;
     run.param_count = plan.param_count().count();
@@ -91,6 +111,7 @@ timeline::RunTimeline simulate(const plan::ShardingPlan& plan, const plan::Sched
     for (const auto& u : plan.units()) run.unit_names.push_back(u.name);
     run.attributes["effective_job"] = s.job.effective_ini();
     run.attributes["effective_topology"] = s.topology.effective_ini();
+    timeline::describe_buffers(plan, schedule, run.buffers, run.op_buffers);
     run.timelines.push_back(simulate_rank(plan, schedule));
     run.class_of_rank.assign(static_cast<std::size_t>(run.world_size), 0);
     return run;

@@ -7,7 +7,9 @@
 //
 //   device >= persistent + T + allocator_fragmentation x T
 // `persistent` is the plan's persistent state (ShardingPlan::persistent(): model states, runtime
-// overhead, the buffers the engines keep for the run). T is what is certainly live besides at one
+// overhead, the buffers the engines keep for the run), less what DeepSpeed adds per optimizer
+// sub-group and for offload (its fp32 gradient buffers and temporaries: plan/buffers.cpp), which
+// only raises the simulated peak. T is what is certainly live besides at one
 // instant every schedule has: the start of the last call's backward (the head's) in the first
 // micro-batch. There every call's forward has kept its activations (a checkpointed block its kept
 // terms), the head's backward has allocated its workspace and its input's gradient, the units the
@@ -18,7 +20,7 @@
 //   host per node >= the offloaded persistent states of the fullest node's ranks.
 // Everything left out (units prefetched, reductions in flight, other calls' workspaces, recompute)
 // only adds to the simulated peak. tests/unit/test_bound.cpp holds the bound below the simulated
-// peak over thousands of random setups, and its persistent part equal to the plan's.
+// peak over thousands of random setups, and its persistent part within the plan's, category by category.
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -64,7 +66,7 @@ struct ActivationSums {
 ActivationSums activation_sums(const ActivationInputs& inputs);
 
 struct MemoryBound {
-    MemoryByCategory persistent;       // equal to ShardingPlan::persistent()
+    MemoryByCategory persistent;       // ShardingPlan::persistent() less DeepSpeed's step-group and offload extras
     std::int64_t head_units = 0;       // T's gathered parameters and gradient buffers at the head
     std::int64_t transient = 0;        // T above
     std::int64_t device_bytes = 0;     // lower bound of the simulated device peak

@@ -80,7 +80,8 @@ public:
     Bytes reduce_output_bytes(int u) const { return rules_.reduce_output_bytes(sizes(u)); }  // reduce-scatter output (one shard), reduce dtype
     Bytes master_bytes(int u) const { return rules_.master_bytes(sizes(u)); }
     Bytes optimizer_state_bytes(int u) const { return rules_.optimizer_state_bytes(sizes(u)); }
-    Bytes host_grad_bytes(int u) const { return rules_.host_grad_bytes(sizes(u)); }          // offload: fp32 gradient shard on the host
+    Bytes host_grad_bytes(int u) const { return rules_.host_grad_bytes(sizes(u)); }          // offload: the gradient shard on the host
+    DType host_grad_dtype() const { return rules_.host_grad_dtype; }                         // its dtype
     Bytes state_update_bytes(int u) const { return rules_.state_update_bytes(sizes(u)); }    // the updated trainable shard in param dtype
     // What the optimizer step of one unit reads and writes: master and moments read and written,
     // the gradient read, the parameter written.

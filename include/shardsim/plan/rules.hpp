@@ -44,6 +44,10 @@ struct ShardingRules {
     Precision precision;
     bool offload_optimizer = false;
     bool offload_params = false;
+    // DeepSpeed ZeRO-3 keeps its offloaded gradient partition in the accumulation dtype (the
+    // model's by default) and converts a sub-group at a time at the step; ZeRO-1/2 (and the
+    // others) add into an fp32 partition (ENGINES.md §1-2).
+    DType host_grad_dtype = DType::fp32;
 
     std::int64_t param_shards() const { return traits->shard_params ? dims.shard : 1; }
     std::int64_t state_shards() const { return traits->shard_optimizer ? dims.shard : 1; }
