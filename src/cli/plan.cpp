@@ -249,14 +249,14 @@ std::string plan_text(const study::Space& s, const study::PlanResult& r) {
             }
         }
         ++shown;
-        t.add_row({std::to_string(i + 1), gpu_name(s, c.setup), std::to_string(c.setup.gpus), std::to_string(c.setup.nodes(s.node_types)),
+        t.add_row({std::to_string(shown), gpu_name(s, c.setup), std::to_string(c.setup.gpus), std::to_string(c.setup.nodes(s.node_types)),
                    study::setup_label(s, c.setup), format_gib(static_cast<double>(c.peak_bytes), 1),
                    format_gib(static_cast<double>(c.host_peak_bytes_per_node), 1), format_seconds(c.step_time_s),
                    format_fixed(c.tokens_per_s, 0), format_fixed(100 * c.mfu, 1) + "%", money(c.cost_per_mtok),
                    c.max_micro_batch > 0 ? std::to_string(c.max_micro_batch) : "-", std::string(c.fits ? "yes" : "NO") + (c.extrapolated ? " *" : "")});
     }
     out += "best " + std::to_string(shown) + " of " + std::to_string(r.results.size()) + " simulated in full" +
-           (ties > 0 ? " (" + std::to_string(ties) + " ties with the row above left out)" : std::string()) + " (max mb: the largest micro-batch that fits, by simulation; *: accumulation over 16 micro-batches, "
+           (ties > 0 ? ", " + std::to_string(ties) + " ties with the row above left out" : std::string()) + " (max mb: the largest micro-batch that fits, by simulation; *: accumulation over 16 micro-batches, "
            "times extended from 8 and 16):\n" + t.str() + "\n";
     auto one = [&](const char* what, std::size_t i) {
         const auto& c = r.results[i];
