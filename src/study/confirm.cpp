@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "search_internal.hpp"
 #include "shardsim/core/error.hpp"
@@ -149,7 +150,12 @@ bool better(const Space& space, const Confirmed& a, const Confirmed& b) {
     if (sa != sb) return sa < sb;
     // Ties (equal simulations): the setup closer to the defaults first, then the leaner.
     if (a.setup.knobs != b.setup.knobs) return a.setup.knobs < b.setup.knobs;
-    return a.peak_bytes < b.peak_bytes;
+    if (a.peak_bytes != b.peak_bytes) return a.peak_bytes < b.peak_bytes;
+    // Then a fixed order, so that threads finishing in another order give the same answer.
+    const Setup &x = a.setup, &y = b.setup;
+    return std::tie(x.node_type, x.gpus, x.strategy, x.shard_size, x.secondary, x.micro_batch, x.checkpointing, x.offload, x.attention,
+                    x.loss, x.precision, x.lora) < std::tie(y.node_type, y.gpus, y.strategy, y.shard_size, y.secondary, y.micro_batch,
+                                                            y.checkpointing, y.offload, y.attention, y.loss, y.precision, y.lora);
 }
 
 }  // namespace shardsim::study
