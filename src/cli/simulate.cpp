@@ -23,26 +23,32 @@ int cmd_simulate(const Args& args) {
         ("set", po::value<std::vector<std::string>>()->composing(),
          "override a key: section.key=value (job) or topology.section.key=value; repeatable")
         ("out", po::value<std::string>(), "write the per-rank timelines to this HDF5 file")
-        ("sweep", po::value<std::string>(),
-         "simulate once per value of one key, one row each: key=v1,v2,... (a job key or topology.* key, "
-         "e.g. topology.cluster.nodes=1,2,4 or parallel.strategy=zero2,zero3)")
+        ("sweep", po::value<std::vector<std::string>>()->composing(),
+         "simulate once per value of a key, one row each: key=v1,v2,... (a job key or topology.* key, e.g. "
+         "topology.cluster.nodes=1,2,4 or parallel.strategy=zero2,zero3); several --sweep make a grid, and a point the plan "
+         "refuses is a row with the reason; --out DIR writes one timeline file per row")
+        ("csv", "with --sweep: print the rows as CSV")
         ("json", "print the summary as JSON");
     const std::string extra = "\n" + config::describe(config::job_schema(), "job keys ([section] key in the job file, --set section.key=value):") +
                               "\n" + config::describe(config::topology_schema(), "topology keys (--set topology.section.key=value):");
     auto vm = parse_options("simulate",
-                            "shardsim simulate [--job JOB] [--set KEY=VALUE]... [--out FILE.h5 | --sweep KEY=V1,V2,...] [--json]",
+                            "shardsim simulate [--job JOB] [--set KEY=VALUE]... [--out FILE.h5] [--sweep KEY=V1,V2,...]... [--json | --csv]",
                             desc, args, extra);
     if (!vm) return 0;
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::string> sets;
     if (vm->count("set")) sets = (*vm)["set"].as<std::vector<std::string>>();
     if (vm->count("sweep")) {
-        if (vm->count("out")) throw InputError("--out: not with --sweep (allowed: one of them)");
-        const study::Sweep sweep = study::parse_sweep((*vm)["sweep"].as<std::string>());
-        const study::SweepReport r = study::run_sweep((*vm)["job"].as<std::string>(), sets, sweep);
-        std::cout << (vm->count("json") ? r.json.dump() + "\n" : r.text);
+        if (vm->count("json") && vm->count("csv")) throw InputError("--csv: not with --json (allowed: one of them)");
+        std::vector<study::Sweep> sweeps;
+        for (const auto& a : (*vm)["sweep"].as<std::vector<std::string>>()) sweeps.push_back(study::parse_sweep(a));
+        study::SweepOptions o;
+        if (vm->count("out")) o.out_dir = (*vm)["out"].as<std::string>();
+        const study::SweepReport r = study::run_sweep((*vm)["job"].as<std::string>(), sets, sweeps, o);
+        std::cout << (vm->count("json") ? r.json.dump() + "\n" : vm->count("csv") ? r.csv : r.text);
         return 0;
     }
+    if (vm->count("csv")) throw InputError("--csv: only with --sweep (allowed: --json for one simulation)");
     if (vm->count("out")) io::check_output_path("--out", (*vm)["out"].as<std::string>());
     sim::Prediction pred = sim::predict(model::load_scenario((*vm)["job"].as<std::string>(), sets));
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -140,6 +140,10 @@ const Schema& topology_schema() {
         frag.min = 0;
         frag.max = 1;
         s.push_back(frag);
+        KeySpec price = key("gpu", "usd_per_gpu_hour", ValueType::number, "USD", "0",
+                            "on-demand price of one GPU for one hour (0: unknown); cite where from and when in the file");
+        price.min = 0;
+        s.push_back(price);
 
         for (auto& k : compute_keys()) s.push_back(k);
 
@@ -324,6 +328,7 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
     t.gpu.allocator_fragmentation = v.number("gpu.allocator_fragmentation");
     t.gpu.reduce_gbps = v.number("gpu.reduce_gbps");
     t.compute = compute_spec(v, t.gpu, path, problems);
+    t.gpu.usd_per_gpu_hour = v.number("gpu.usd_per_gpu_hour");
     t.intra.kind = parse_link(v.text("intra_node.kind"));
     t.intra.bandwidth_gbps = v.number("intra_node.bandwidth_gbps");
     t.intra.efficiency = v.is_auto("intra_node.efficiency") ? default_link_efficiency(t.intra.kind) : v.number("intra_node.efficiency");

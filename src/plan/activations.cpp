@@ -49,8 +49,8 @@ bool any_trainable(const Unit& unit, std::initializer_list<const char*> fragment
 
 class Builder {
 public:
-    Builder(const ShardingPlan& plan, const Unit& unit, const model::BatchShape& shape)
-        : unit_(unit), shape_(shape), rules_(model_behaviour(plan)), dt_(dtype_size(rules_.compute)) {}
+    Builder(const ModelBehaviour& rules, const Unit& unit, const model::BatchShape& shape)
+        : unit_(unit), shape_(shape), rules_(rules), dt_(dtype_size(rules_.compute)) {}
 
     void add(const std::string& name, std::int64_t bytes, bool kept = false, bool input = false) {
         out_.terms.push_back({name, bytes, kept, input});
@@ -136,13 +136,11 @@ private:
     std::vector<std::pair<std::int64_t, std::int64_t>> scores_;  // fp32 scores bytes, bytes saved before them
 };
 
-model::BatchShape batch_shape(const ShardingPlan& plan) { return plan.batch_shape(); }
-
 // Some decoder block reads the encoder output through a trainable cross-attention k or v, or the
 // blocks are checkpointed: recomputing a cross-attention block needs the encoder output again.
-bool encoder_output_saved(const ShardingPlan& plan) {
-    if (plan.scenario().job.activation_checkpointing) return true;
-    for (const auto& u : plan.units())
+bool encoder_output_saved(const ActivationInputs& in) {
+    if (in.checkpointing) return true;
+    for (const auto& u : *in.units)
         if (u.cross_attention && any_trainable(u, {"EncDecAttention.k", "EncDecAttention.v", "crossattention.k_proj",
                                                     "crossattention.v_proj"}))
             return true;
@@ -207,8 +205,8 @@ void t5_ffn(Builder& b, const model::ModelSpec& m, const model::StackSpec& s, St
 
 // T5Block: every sublayer adds dropout(its output) to the residual (T5LayerSelfAttention,
 // T5LayerCrossAttention, T5LayerFF); T5Stack drops the encoder's final-norm output.
-void t5_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::vector<model::AttentionShape>& attn) {
-    const auto& m = plan.scenario().model;
+void t5_block(Builder& b, const ActivationInputs& in, const Unit& u, const std::vector<model::AttentionShape>& attn) {
+    const auto& m = *in.model;
     const auto& s = model::stack_of(m, u);
     const Stream st = u.stream;
     b.norm("layer0", st, s.hidden, false, true);
@@ -220,7 +218,7 @@ void t5_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::ve
     if (u.layer == 0) {
         // The stack's position bias (heads x s x s, shared by the batch) is made by block 0 and
         // read by every block of the stack.
-        const std::int64_t sl = batch_shape(plan).len(st);
+        const std::int64_t sl = in.shape.len(st);
         b.add("position_bias", s.heads * sl * sl * b.dt(), true);
     }
     int ffn_layer = 1;
@@ -242,14 +240,14 @@ void t5_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::ve
     if (st == Stream::encoder && u.layer == s.layers - 1) {
         b.norm("final_layer_norm", st, s.hidden, false, false);
         b.mask("encoder.output", st, s.hidden);
-        if (encoder_output_saved(plan)) b.act("encoder.output", st, s.hidden, true);
+        if (encoder_output_saved(in)) b.act("encoder.output", st, s.hidden, true);
     }
 }
 
 // CodeGen's block (attention and MLP outputs dropped by resid_dropout / mlp.dropout), with the
 // cross-attention output dropped alike.
-void codet5p_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::vector<model::AttentionShape>& attn) {
-    const auto& m = plan.scenario().model;
+void codet5p_block(Builder& b, const ActivationInputs& in, const Unit& u, const std::vector<model::AttentionShape>& attn) {
+    const auto& m = *in.model;
     const auto& s = model::stack_of(m, u);
     const Stream st = u.stream;
     bool first_norm = true;
@@ -277,30 +275,30 @@ void codet5p_block(Builder& b, const ShardingPlan& plan, const Unit& u, const st
         b.norm("ln_f", st, s.hidden, true, false);
         b.input_if("proj.input", st, s.hidden, {"enc_to_dec_proj"});
         b.lora_middles("enc_to_dec_proj");
-        if (encoder_output_saved(plan)) b.act("encoder.output", st, m.decoder.hidden, true);
+        if (encoder_output_saved(in)) b.act("encoder.output", st, m.decoder.hidden, true);
     }
 }
 
 // The embedding's output is dropped where the family does it: GPT-2's drop (embd_pdrop), T5Stack's
 // dropout of inputs_embeds, CodeGen's drop. BLOOM (a LayerNorm instead) and Llama have none.
-void embedding_call(Builder& b, const ShardingPlan& plan, const Unit& u, Stream stream) {
-    const auto& m = plan.scenario().model;
-    if (u.tensors.front().trainable) b.add("ids", batch_shape(plan).tokens(stream) * kIndex);
+void embedding_call(Builder& b, const ActivationInputs& in, const Unit& u, Stream stream) {
+    const auto& m = *in.model;
+    if (u.tensors.front().trainable) b.add("ids", in.shape.tokens(stream) * kIndex);
     if (m.embedding_norm) b.norm("word_embeddings_layernorm", stream, m.decoder.hidden, true, false);
     if (m.arch == Arch::gpt2 || m.arch == Arch::t5 || m.arch == Arch::codet5p)
         b.mask("hidden", stream, stream == Stream::encoder ? m.encoder.hidden : m.decoder.hidden);
 }
 
 // The head: final norm (T5: then T5Stack's dropout), the projection to the vocabulary and the loss.
-void head_call(Builder& b, const ShardingPlan& plan, const Unit& u, const model::ProgramStep& step) {
-    const auto& m = plan.scenario().model;
+void head_call(Builder& b, const ActivationInputs& in, const Unit& u, const model::ProgramStep& step) {
+    const auto& m = *in.model;
     const std::int64_t h = m.decoder.hidden;
-    const model::BatchShape shape = batch_shape(plan);
+    const model::BatchShape& shape = in.shape;
     const std::int64_t tv = shape.tokens(Stream::decoder) * m.vocab;
     b.norm("final_norm", Stream::decoder, h, m.norm == model::NormKind::layernorm, false, true);
     if (m.arch == Arch::t5) b.mask("head.input", Stream::decoder, h);
     bool head_trainable = any_trainable(u, {"lm_head"});
-    if (m.tied_embeddings) head_trainable = plan.units().at(static_cast<std::size_t>(step.reads.at(1))).tensors.front().trainable;
+    if (m.tied_embeddings) head_trainable = in.units->at(static_cast<std::size_t>(step.reads.at(1))).tensors.front().trainable;
     if (head_trainable) b.act("head.input", Stream::decoder, h);
     b.lora_middles();
     b.add("logits", tv * b.dt());
@@ -323,48 +321,66 @@ void head_call(Builder& b, const ShardingPlan& plan, const Unit& u, const model:
 
 }  // namespace
 
-CallActivations call_activations(const ShardingPlan& plan, int call) {
-    const auto& step = plan.program().at(static_cast<std::size_t>(call));
-    const Unit& u = plan.units().at(static_cast<std::size_t>(step.unit));
-    const auto& m = plan.scenario().model;
-    const model::BatchShape shape = batch_shape(plan);
-    Builder b(plan, u, shape);
+CallActivations call_activations(const ActivationInputs& in, int call) {
+    const auto& step = in.program->at(static_cast<std::size_t>(call));
+    const Unit& u = in.units->at(static_cast<std::size_t>(step.unit));
+    const auto& m = *in.model;
+    Builder b(in.behaviour, u, in.shape);
     const auto attn = model::attention_shapes(m, u);
     switch (u.kind) {
-        case model::UnitKind::embedding: embedding_call(b, plan, u, step.stream); break;
-        case model::UnitKind::head: head_call(b, plan, u, step); break;
+        case model::UnitKind::embedding: embedding_call(b, in, u, step.stream); break;
+        case model::UnitKind::head: head_call(b, in, u, step); break;
         case model::UnitKind::encoder_block:
         case model::UnitKind::decoder_block:
             switch (m.arch) {
                 case Arch::gpt2:
                 case Arch::bloom: classic_block(b, m, attn[0]); break;
                 case Arch::llama: llama_block(b, m, attn[0]); break;
-                case Arch::t5: t5_block(b, plan, u, attn); break;
-                case Arch::codet5p: codet5p_block(b, plan, u, attn); break;
+                case Arch::t5: t5_block(b, in, u, attn); break;
+                case Arch::codet5p: codet5p_block(b, in, u, attn); break;
             }
-            b.out().checkpointed = checkpointed(plan, u);
+            b.out().checkpointed = checkpointed(in.checkpointing, in.checkpoint_every, *in.units, u);
             break;
     }
     b.finish();
     return b.out();
 }
 
-bool checkpointed(const ShardingPlan& plan, const model::Unit& unit) {
-    const auto& job = plan.scenario().job;
+bool checkpointed(bool checkpointing, std::int64_t every, const std::vector<model::Unit>& units, const model::Unit& unit) {
     const bool block = unit.kind == model::UnitKind::encoder_block || unit.kind == model::UnitKind::decoder_block;
-    if (!job.activation_checkpointing || !block) return false;
+    if (!checkpointing || !block) return false;
     std::int64_t ordinal = 0;  // 1 for the first block
-    for (const auto& u : plan.units()) {
+    for (const auto& u : units) {
         if (u.kind == model::UnitKind::encoder_block || u.kind == model::UnitKind::decoder_block) ++ordinal;
         if (u.index == unit.index) break;
     }
-    return ordinal % job.checkpoint_every == 0;
+    return ordinal % every == 0;
 }
 
-ModelBehaviour model_behaviour(const ShardingPlan& plan) {
-    const auto& s = plan.scenario();
+bool checkpointed(const ShardingPlan& plan, const model::Unit& unit) {
+    const auto& job = plan.scenario().job;
+    return checkpointed(job.activation_checkpointing, job.checkpoint_every, plan.units(), unit);
+}
+
+CallActivations call_activations(const ShardingPlan& plan, int call) { return call_activations(activation_inputs(plan), call); }
+
+ActivationInputs activation_inputs(const ShardingPlan& plan) {
+    ActivationInputs in;
+    in.model = &plan.scenario().model;
+    in.units = &plan.units();
+    in.program = &plan.program();
+    in.behaviour = model_behaviour(plan);
+    in.shape = plan.batch_shape();
+    in.checkpointing = plan.scenario().job.activation_checkpointing;
+    in.checkpoint_every = plan.scenario().job.checkpoint_every;
+    return in;
+}
+
+ModelBehaviour model_behaviour(const ShardingPlan& plan) { return model_behaviour(plan.scenario(), plan.precision().params); }
+
+ModelBehaviour model_behaviour(const model::Scenario& s, DType compute) {
     ModelBehaviour r;
-    r.compute = plan.precision().params;
+    r.compute = compute;
     r.fused_attention = s.job.attention == config::AttentionKind::sdpa || s.job.attention == config::AttentionKind::flash;
     r.softmax = s.model.softmax_fp32 ? DType::fp32 : r.compute;
     r.attention_dropout = s.model.attention_dropout;
@@ -394,7 +410,7 @@ std::vector<CrossCallBuffer> cross_call_buffers(const ShardingPlan& plan) {
     const std::int64_t enc_width = m.decoder.hidden;  // T5: the same width; CodeT5+: projected to the decoder's
     const std::int64_t enc_bytes = shape.tokens(Stream::encoder) * enc_width * dt;
     out.push_back({"encoder output gradient", MemCategory::temporaries, enc_bytes, last_cross, true, last_encoder, true});
-    if (!encoder_output_saved(plan))
+    if (!encoder_output_saved(activation_inputs(plan)))
         out.push_back({"encoder output in flight", MemCategory::activations, enc_bytes, last_encoder, false, last_cross, false});
     if (m.arch == Arch::t5) {
         for (int s = 0; s < 2; ++s) {

@@ -7,9 +7,7 @@
 
 namespace shardsim::plan {
 
-namespace {
-
-Precision make_precision(const config::JobConfig& job) {
+Precision precision_of(const config::JobConfig& job) {
     Precision p;
     p.params = job.params;
     p.grads = job.grads;
@@ -24,7 +22,7 @@ Precision make_precision(const config::JobConfig& job) {
     return p;
 }
 
-void check(const model::Scenario& s, const StrategyTraits& t, const std::vector<model::Unit>& units, Problems& problems) {
+void check_job(const model::Scenario& s, const StrategyTraits& t, const std::vector<model::Unit>& units, Problems& problems) {
     const auto& job = s.job;
     const auto& topo = s.topology;
     const std::string strategy = config::strategy_name(job.strategy);
@@ -55,6 +53,8 @@ void check(const model::Scenario& s, const StrategyTraits& t, const std::vector<
         problems.add(s.topology.source.path + ": host.memory_gib: offload needs the host memory of the node");
 }
 
+namespace {
+
 // The divisors of n below it, for "allowed" lists.
 std::string divisors_below(std::int64_t n) {
     std::vector<std::string> d;
@@ -63,16 +63,19 @@ std::string divisors_below(std::int64_t n) {
     return join(d, ", ");
 }
 
-// replicate x shard (x secondary inside shard), every factor checked against the world and the
-// strategy, each problem printed with all the factors.
+}  // namespace
+
 ParallelDims parallel_dims(const model::Scenario& s, const StrategyTraits& t) {
     const auto& job = s.job;
     ParallelDims d;
     const std::int64_t world = s.world_size();
     d.gpus_per_node = std::min(s.topology.gpus_per_node, world);
     const std::string strategy = config::strategy_name(job.strategy);
-    const std::string world_factors = "world " + std::to_string(world) + " = " + std::to_string(s.topology.nodes) +
-                                      " node(s) x " + std::to_string(d.gpus_per_node) + " ranks of topology " + s.topology.name;
+    // Written only into messages; the plan search checks dimensions by the million.
+    const auto world_factors = [&] {
+        return "world " + std::to_string(world) + " = " + std::to_string(s.topology.nodes) + " node(s) x " +
+               std::to_string(d.gpus_per_node) + " ranks of topology " + s.topology.name;
+    };
     Problems problems;
     if (job.shard_size > 0 && !t.hybrid)
         problems.add(job.where("parallel.shard_size") + ": bad value '" + std::to_string(job.shard_size) + "': strategy " +
@@ -84,7 +87,7 @@ ParallelDims parallel_dims(const model::Scenario& s, const StrategyTraits& t) {
                          ": bad value '" + (job.shard_size > 0 ? std::to_string(job.shard_size) : strategy) + "': " +
                          "fsdp-hybrid-shard needs world = replicate x shard with replicate >= 2, but shard " +
                          std::to_string(d.shard) + (job.shard_size > 0 ? std::string() : std::string(" (the GPUs of one node)")) +
-                         " and " + world_factors + " (allowed: parallel.shard_size in " +
+                         " and " + world_factors() + " (allowed: parallel.shard_size in " +
                          (world > 1 ? divisors_below(world) : std::string("none: one rank has nothing to replicate")) + ")");
     } else if (t.shard_params || t.shard_optimizer) {
         d.shard = world;
@@ -100,7 +103,7 @@ ParallelDims parallel_dims(const model::Scenario& s, const StrategyTraits& t) {
         else if (job.secondary_shard < 2 || d.shard % job.secondary_shard != 0 || job.secondary_shard >= d.shard)
             problems.add(job.where("parallel.secondary_shard") + ": bad value '" + std::to_string(job.secondary_shard) +
                          "': the secondary partition splits the shard group of " + std::to_string(d.shard) + " ranks (" +
-                         world_factors + ") into equal parts of 2 or more ranks (allowed: 0, or a divisor of " +
+                         world_factors() + ") into equal parts of 2 or more ranks (allowed: 0, or a divisor of " +
                          std::to_string(d.shard) + " in 2.." + std::to_string(d.shard / 2) + ")");
         else
             d.secondary = job.secondary_shard;
@@ -110,8 +113,6 @@ ParallelDims parallel_dims(const model::Scenario& s, const StrategyTraits& t) {
     return d;
 }
 
-}  // namespace
-
 std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& scenario) {
     auto plan = std::shared_ptr<ShardingPlan>(new ShardingPlan());
     ShardingPlan& p = *plan;
@@ -119,13 +120,13 @@ std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& s
     p.traits_ = &plan::traits(scenario.job.strategy);
     p.units_ = model::build_units(scenario.model, scenario.lora());
     p.program_ = model::forward_program(scenario.model, p.units_);
-    p.precision_ = make_precision(scenario.job);
 
     Problems problems;
-    check(scenario, *p.traits_, p.units_, problems);
+    check_job(scenario, *p.traits_, p.units_, problems);
     problems.throw_if_any();
 
     p.groups_ = Groups(parallel_dims(scenario, *p.traits_));
+    p.rules_ = sharding_rules(scenario, p.groups_.dims());
     for (const auto& u : p.units_) {
         UnitPlan up;
         up.unit = u.index;
@@ -152,61 +153,20 @@ std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& s
     return plan;
 }
 
-model::BatchShape ShardingPlan::batch_shape() const {
+model::BatchShape ShardingPlan::batch_shape() const { return micro_batch_shape(scenario_); }
+
+model::BatchShape micro_batch_shape(const model::Scenario& s) {
     model::BatchShape b;
-    b.batch = scenario_.job.micro_batch;
-    b.enc_len = scenario_.encoder_len();
-    b.dec_len = scenario_.decoder_len();
-    b.fused_attention = scenario_.job.attention == config::AttentionKind::sdpa || scenario_.job.attention == config::AttentionKind::flash;
+    b.batch = s.job.micro_batch;
+    b.enc_len = s.encoder_len();
+    b.dec_len = s.decoder_len();
+    b.fused_attention = s.job.attention == config::AttentionKind::sdpa || s.job.attention == config::AttentionKind::flash;
     return b;
 }
 
-Bytes ShardingPlan::param_shard_bytes(int u) const { return bytes_of(unit_plan(u).params.shard, precision_.params); }
-Bytes ShardingPlan::gather_output_bytes(int u) const { return bytes_of(unit_plan(u).params.gathered(), precision_.params); }
-Bytes ShardingPlan::unsharded_param_bytes(int u) const { return bytes_of(unit_plan(u).params.real, precision_.params); }
-Bytes ShardingPlan::unsharded_grad_bytes(int u) const { return bytes_of(unit_plan(u).state.real, precision_.grads); }
-
-Bytes ShardingPlan::reduce_input_bytes(int u) const {
-    const FlatLayout& s = unit_plan(u).state;
-    // Reduce-scatters take the rank-major padded arrangement; all-reduces the real gradients.
-    return bytes_of(state_shards() > 1 ? s.gathered() : s.real, precision_.reduce);
-}
-
-Bytes ShardingPlan::grad_shard_bytes(int u) const {
-    const FlatLayout& s = unit_plan(u).state;
-    if (!shards_grads()) return bytes_of(s.real, precision_.grads);
-    if (offload_optimizer()) return Bytes(0);  // the shard goes to the host after each reduction
-    return bytes_of(s.shard, precision_.grads);
-}
-
-Bytes ShardingPlan::reduce_output_bytes(int u) const { return bytes_of(unit_plan(u).state.shard, precision_.reduce); }
-
-Bytes ShardingPlan::master_bytes(int u) const {
-    return precision_.master ? bytes_of(unit_plan(u).state.shard, DType::fp32) : Bytes(0);
-}
-
-Bytes ShardingPlan::optimizer_state_bytes(int u) const {
-    return bytes_of(unit_plan(u).state.shard, precision_.moments) * precision_.moment_count;
-}
-
-// DeepSpeed ZeRO-3 keeps its offloaded gradient partition in the accumulation dtype (the model's
-// by default) and converts a sub-group at a time at the step; ZeRO-1/2 (and the others) add into
-// an fp32 partition (ENGINES.md §1-2).
-DType ShardingPlan::host_grad_dtype() const {
-    return engine_settings().zero_stage == 3 ? precision_.grads : DType::fp32;
-}
-
-Bytes ShardingPlan::host_grad_bytes(int u) const {
-    return offload_optimizer() ? bytes_of(unit_plan(u).state.shard, host_grad_dtype()) : Bytes(0);
-}
-
-Bytes ShardingPlan::state_update_bytes(int u) const { return bytes_of(unit_plan(u).state.shard, precision_.params); }
-
-Bytes ShardingPlan::optimizer_traffic_bytes(int u) const {
-    const std::int64_t elems = unit_plan(u).state.shard.count();
-    const Precision& p = precision_;
-    return Bytes(elems * (2 * (p.master ? dtype_size(DType::fp32) : 0) + 2 * p.moment_count * dtype_size(p.moments) +
-                          dtype_size(p.grads) + dtype_size(p.params)));
+UnitSizes ShardingPlan::sizes(int u) const {
+    const UnitPlan& up = unit_plan(u);
+    return unit_sizes(up.params, up.state);
 }
 
 MemoryByCategory ShardingPlan::persistent() const {

@@ -72,10 +72,23 @@ Exposure worst_exposed(const timeline::RankTimeline& tl) {
     std::vector<std::pair<double, double>> compute;
     for (const auto& op : tl.ops)
         if (op.stream == plan::OpStream::compute && op.collective < 0) compute.push_back({op.t_start, op.t_end});
+    // Compute merged once into sorted, disjoint stretches; each collective then walks only the
+    // stretches it overlaps (timeline::uncovered_length per collective sorted them every time,
+    // quadratic in the ops of a long accumulation).
+    std::sort(compute.begin(), compute.end());
+    std::vector<std::pair<double, double>> busy;
+    for (const auto& iv : compute) {
+        if (iv.second <= iv.first) continue;
+        if (!busy.empty() && iv.first <= busy.back().second) busy.back().second = std::max(busy.back().second, iv.second);
+        else busy.push_back(iv);
+    }
     Exposure worst;
     for (const auto& op : tl.ops) {
-        if (op.collective < 0) continue;
-        const double e = timeline::uncovered_length({{op.t_start, op.t_end}}, compute);
+        if (op.collective < 0 || op.t_end <= op.t_start) continue;
+        auto it = std::lower_bound(busy.begin(), busy.end(), op.t_start, [](const auto& iv, double t) { return iv.second <= t; });
+        double covered = 0;
+        for (; it != busy.end() && it->first < op.t_end; ++it) covered += std::min(op.t_end, it->second) - std::max(op.t_start, it->first);
+        const double e = (op.t_end - op.t_start) - covered;
         if (e > worst.exposed_s) worst = {op.op_id, e};
     }
     return worst;

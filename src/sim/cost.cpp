@@ -12,14 +12,27 @@ CostModel::CostModel(const plan::ShardingPlan& plan)
       links_(LinkModel::from(plan.scenario().topology)),
       compute_(ComputeModel::from(plan.scenario().topology, plan.precision().params)) {}
 
-double CostModel::copy_bandwidth_Bps() const {
-    const auto& topo = plan_.scenario().topology;
-    return std::min(topo.host.h2d_gbps, topo.intra.host_bus_gbps / static_cast<double>(std::max<std::int64_t>(1, topo.gpus_per_node))) * 1e9;
-}
 
 bool CostModel::uses_host_path(const plan::Op& op) const {
     if (op.copy_bytes > 0) return true;
     return op.collective && sim::uses_host_path(links_, plan_.groups().span(op.collective->group));
+}
+
+double compute_seconds(const ComputeModel& c, double flops, double activation_bytes) {
+    const double rate = c.peak_flops * c.spec.gemm_efficiency;
+    return (rate > 0 ? flops / rate : 0) + c.memory_time(activation_bytes);
+}
+
+double copy_seconds(const config::TopologyConfig& topo, std::int64_t bytes) {
+    // At most the node's host path shared by its GPUs (pcie-no-p2p's host bus).
+    const double bw = std::min(topo.host.h2d_gbps, topo.intra.host_bus_gbps / static_cast<double>(std::max<std::int64_t>(1, topo.gpus_per_node))) * 1e9;
+    return static_cast<double>(bytes) / bw + 10e-6;
+}
+
+double optimizer_seconds(const config::TopologyConfig& topo, const ComputeModel& c, bool on_host, std::int64_t elements,
+                         std::int64_t bytes) {
+    if (on_host) return static_cast<double>(elements) / (topo.host.cpu_optimizer_gelems * 1e9);
+    return c.memory_time(static_cast<double>(bytes)) + c.spec.launch_us * 1e-6;
 }
 
 double CostModel::op_time(const plan::Op& op) const {
@@ -39,12 +52,9 @@ double CostModel::op_time(const plan::Op& op) const {
         case plan::OpKind::upload_params:
         case plan::OpKind::offload_grads:
         case plan::OpKind::upload_update:
-            return static_cast<double>(op.copy_bytes) / copy_bandwidth_Bps() + 10e-6;
-        case plan::OpKind::optimizer_step: {
-            if (op.stream == plan::OpStream::host)
-                return static_cast<double>(op.optimizer_elements) / (topo.host.cpu_optimizer_gelems * 1e9);
-            return compute_.memory_time(static_cast<double>(op.optimizer_bytes)) + compute_.spec.launch_us * 1e-6;
-        }
+            return copy_seconds(topo, op.copy_bytes);
+        case plan::OpKind::optimizer_step:
+            return optimizer_seconds(topo, compute_, op.stream == plan::OpStream::host, op.optimizer_elements, op.optimizer_bytes);
         case plan::OpKind::reshard:
         case plan::OpKind::backward_end: return 0;
     }

@@ -26,6 +26,7 @@ int main(int argc, char** argv);
 // Subcommands
 int cmd_models(const Args& args);
 int cmd_simulate(const Args& args);
+int cmd_plan(const Args& args);
 int cmd_run(const Args& args);
 int cmd_slurm(const Args& args);
 int cmd_validate(const Args& args);

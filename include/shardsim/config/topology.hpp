@@ -27,6 +27,7 @@ struct GpuSpec {
                                       // along the transfer, as NCCL fuses it into its copy kernel
     std::int64_t runtime_overhead_bytes = 0;  // CUDA context + NCCL buffers + cuBLAS workspace
     double allocator_fragmentation = 0;       // caching-allocator slack, fraction of transient peak
+    double usd_per_gpu_hour = 0;              // on-demand price, 0: unknown (the plan search's cost objectives)
     bool is_cpu = false;                      // a host "device" (CPU runs of the executor)
 
     double peak_tflops(DType t) const;

@@ -70,11 +70,10 @@ struct CallActivations {
     std::int64_t forward_allocated(std::int64_t next_input) const { return forward_bytes() - input_bytes() + next_input; }
 };
 
-CallActivations call_activations(const ShardingPlan& plan, int call);
-
 // Whether this unit's calls are checkpointed: blocks only, with memory.activation_checkpointing,
 // every memory.checkpoint_every-th block in unit order (blocks n, 2n, ... counting from 1). The
-// plan's activations, the schedule's recomputes and the executor all ask this.
+// plan's activations, the schedule's recomputes, the executor and the plan search all ask this.
+bool checkpointed(bool checkpointing, std::int64_t every, const std::vector<model::Unit>& units, const model::Unit& unit);
 bool checkpointed(const ShardingPlan& plan, const model::Unit& unit);
 
 // How the model computes in this job (the family's Hugging Face code, memory.attention,
@@ -90,6 +89,25 @@ struct ModelBehaviour {
     bool separate_softmax() const { return softmax != compute || attention_dropout > 0; }
 };
 ModelBehaviour model_behaviour(const ShardingPlan& plan);
+// The same for a scenario whose parameters compute in `compute` (what a plan would decide).
+ModelBehaviour model_behaviour(const model::Scenario& scenario, DType compute);
+
+// What activations depend on: the model, its units and program, how it computes, one
+// micro-batch's shape and checkpointing — not the strategy. A plan provides them, and so does the
+// plan search's memory bound (plan/bound.hpp) without building a plan.
+struct ActivationInputs {
+    const model::ModelSpec* model = nullptr;
+    const std::vector<model::Unit>* units = nullptr;
+    const std::vector<model::ProgramStep>* program = nullptr;
+    ModelBehaviour behaviour;
+    model::BatchShape shape;
+    bool checkpointing = false;
+    std::int64_t checkpoint_every = 1;  // memory.checkpoint_every
+};
+ActivationInputs activation_inputs(const ShardingPlan& plan);
+
+CallActivations call_activations(const ActivationInputs& inputs, int call);
+CallActivations call_activations(const ShardingPlan& plan, int call);
 
 // Buffers that one call makes and another frees (encoder-decoder models):
 //   encoder output gradient   (activation dtype, encoder tokens x its width) summed over the

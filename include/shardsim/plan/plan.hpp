@@ -14,18 +14,10 @@
 #include "shardsim/plan/engine.hpp"
 #include "shardsim/plan/groups.hpp"
 #include "shardsim/plan/layout.hpp"
+#include "shardsim/plan/rules.hpp"
 #include "shardsim/plan/strategy.hpp"
 
 namespace shardsim::plan {
-
-struct Precision {
-    DType params = DType::bf16;
-    DType grads = DType::bf16;
-    DType reduce = DType::bf16;
-    bool master = false;          // fp32 master copy of the trainable parameters
-    DType moments = DType::fp32;  // optimizer state dtype
-    int moment_count = 2;         // AdamW 2, SGD with momentum 1
-};
 
 // The layouts of one unit. `params` covers every tensor over the parameter shard group (1 shard
 // when parameters are replicated); `state` covers the trainable tensors over the optimizer-state
@@ -50,23 +42,21 @@ public:
     const model::Scenario& scenario() const { return scenario_; }
     const StrategyTraits& traits() const { return *traits_; }
     const Groups& groups() const { return groups_; }
-    const Precision& precision() const { return precision_; }
+    const Precision& precision() const { return rules_.precision; }
     const std::vector<model::Unit>& units() const { return units_; }
     const std::vector<model::ProgramStep>& program() const { return program_; }
     const std::vector<UnitPlan>& unit_plans() const { return unit_plans_; }
     const UnitPlan& unit_plan(int unit) const { return unit_plans_.at(static_cast<std::size_t>(unit)); }
 
-    std::int64_t param_shards() const { return traits_->shard_params ? groups_.shard_size() : 1; }
-    std::int64_t state_shards() const { return traits_->shard_optimizer ? groups_.shard_size() : 1; }
-    bool offload_optimizer() const { return scenario_.job.offload_optimizer; }
-    bool offload_params() const { return scenario_.job.offload_params; }
-    // Parameters are gathered (or uploaded) per unit before use, and freed after.
-    bool gathers_params() const { return traits_->shard_params && (param_shards() > 1 || offload_params()); }
-    // Gradients leave backward as a per-unit buffer that a reduce-scatter consumes.
-    bool shards_grads() const { return traits_->shard_grads; }
-    // Backward writes a unit's gradients into a buffer of their own, freed when reduced (or sent
-    // to the host); otherwise into persistent gradient storage.
-    bool transient_grads() const { return shards_grads() && (state_shards() > 1 || offload_optimizer()); }
+    // What the strategy, groups, precision and offload decide per unit (plan/rules.hpp).
+    const ShardingRules& rules() const { return rules_; }
+    std::int64_t param_shards() const { return rules_.param_shards(); }
+    std::int64_t state_shards() const { return rules_.state_shards(); }
+    bool offload_optimizer() const { return rules_.offload_optimizer; }
+    bool offload_params() const { return rules_.offload_params; }
+    bool gathers_params() const { return rules_.gathers_params(); }
+    bool shards_grads() const { return rules_.shards_grads(); }
+    bool transient_grads() const { return rules_.transient_grads(); }
 
     // Sequences and tokens of one micro-batch on one rank.
     model::BatchShape batch_shape() const;
@@ -78,22 +68,24 @@ public:
     Elements param_count() const { return model::total_params(units_); }
     Elements trainable_count() const { return model::trainable_params(units_); }
 
-    // Per-unit byte sizes (one rank), the only place they are computed. ---------------------
-    Bytes param_shard_bytes(int unit) const;      // resident (or offloaded) parameter shard
-    Bytes gather_output_bytes(int unit) const;    // all-gather output (padded, rank-major)
-    Bytes unsharded_param_bytes(int unit) const;  // real parameters, unsharded
-    Bytes unsharded_grad_bytes(int unit) const;   // real trainable gradients of a unit, grad dtype
-    Bytes reduce_input_bytes(int unit) const;     // reduce-scatter / all-reduce buffer, reduce dtype
-    Bytes grad_shard_bytes(int unit) const;       // persistent gradient storage of this rank
-    Bytes reduce_output_bytes(int unit) const;    // reduce-scatter output (one shard), reduce dtype
-    Bytes master_bytes(int unit) const;
-    Bytes optimizer_state_bytes(int unit) const;
-    Bytes host_grad_bytes(int unit) const;        // offload: the gradient shard on the host
-    DType host_grad_dtype() const;                // its dtype
-    Bytes state_update_bytes(int unit) const;     // the updated trainable shard in param dtype
+    // Per-unit byte sizes (one rank), the only place they are computed (ShardingRules' formulas
+    // on this plan's layouts). ---------------------------------------------------------------
+    UnitSizes sizes(int unit) const;
+    Bytes param_shard_bytes(int u) const { return rules_.param_shard_bytes(sizes(u)); }      // resident (or offloaded) parameter shard
+    Bytes gather_output_bytes(int u) const { return rules_.gather_output_bytes(sizes(u)); }  // all-gather output (padded, rank-major)
+    Bytes unsharded_param_bytes(int u) const { return rules_.unsharded_param_bytes(sizes(u)); }  // real parameters, unsharded
+    Bytes unsharded_grad_bytes(int u) const { return rules_.unsharded_grad_bytes(sizes(u)); }    // real trainable gradients, grad dtype
+    Bytes reduce_input_bytes(int u) const { return rules_.reduce_input_bytes(sizes(u)); }    // reduce-scatter / all-reduce buffer, reduce dtype
+    Bytes grad_shard_bytes(int u) const { return rules_.grad_shard_bytes(sizes(u)); }        // persistent gradient storage of this rank
+    Bytes reduce_output_bytes(int u) const { return rules_.reduce_output_bytes(sizes(u)); }  // reduce-scatter output (one shard), reduce dtype
+    Bytes master_bytes(int u) const { return rules_.master_bytes(sizes(u)); }
+    Bytes optimizer_state_bytes(int u) const { return rules_.optimizer_state_bytes(sizes(u)); }
+    Bytes host_grad_bytes(int u) const { return rules_.host_grad_bytes(sizes(u)); }          // offload: the gradient shard on the host
+    DType host_grad_dtype() const { return rules_.host_grad_dtype; }                         // its dtype
+    Bytes state_update_bytes(int u) const { return rules_.state_update_bytes(sizes(u)); }    // the updated trainable shard in param dtype
     // What the optimizer step of one unit reads and writes: master and moments read and written,
     // the gradient read, the parameter written.
-    Bytes optimizer_traffic_bytes(int unit) const;
+    Bytes optimizer_traffic_bytes(int u) const { return rules_.optimizer_traffic_bytes(sizes(u)); }
 
     // Every buffer of a step ([Note: buffer table]).
     const BufferTable& buffers() const { return buffers_; }
@@ -109,7 +101,7 @@ private:
     model::Scenario scenario_;
     const StrategyTraits* traits_ = nullptr;
     Groups groups_;
-    Precision precision_;
+    ShardingRules rules_;
     std::vector<model::Unit> units_;
     std::vector<model::ProgramStep> program_;
     std::vector<UnitPlan> unit_plans_;

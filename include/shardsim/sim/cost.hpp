@@ -17,6 +17,14 @@
 
 namespace shardsim::sim {
 
+// The prices the schedule's ops and the plan search's fast estimate (study/estimate.cpp) share:
+// compute without shapes (FLOPs at the GEMM efficiency plus traffic over HBM: the estimate has no
+// GEMM shapes), host<->device copies and the optimizer step.
+double compute_seconds(const ComputeModel& compute, double flops, double activation_bytes);
+double copy_seconds(const config::TopologyConfig& topo, std::int64_t bytes);
+double optimizer_seconds(const config::TopologyConfig& topo, const ComputeModel& compute, bool on_host, std::int64_t elements,
+                         std::int64_t bytes);
+
 class CostModel {
 public:
     explicit CostModel(const plan::ShardingPlan& plan);
@@ -28,7 +36,6 @@ public:
     const ComputeModel& compute() const { return compute_; }
 
 private:
-    double copy_bandwidth_Bps() const;
     const plan::ShardingPlan& plan_;
     LinkModel links_;
     ComputeModel compute_;
