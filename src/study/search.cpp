@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <thread>
+#include <tuple>
 
 #include "search_internal.hpp"
 #include "shardsim/core/error.hpp"
@@ -134,11 +135,21 @@ struct Context {
     const Visitor* visit = nullptr;
 };
 
+// Best score first; equal scores in a fixed order of the setups, so that which of them are kept
+// does not depend on how the threads shared the work.
+bool ranks_before(const std::pair<double, Ranked>& a, const std::pair<double, Ranked>& b) {
+    if (a.first != b.first) return a.first < b.first;
+    const Setup &x = a.second.setup, &y = b.second.setup;
+    return std::tie(x.node_type, x.gpus, x.strategy, x.shard_size, x.secondary, x.micro_batch, x.checkpointing, x.offload, x.attention,
+                    x.loss, x.precision, x.knobs, x.lora) < std::tie(y.node_type, y.gpus, y.strategy, y.shard_size, y.secondary,
+                                                                     y.micro_batch, y.checkpointing, y.offload, y.attention, y.loss,
+                                                                     y.precision, y.knobs, y.lora);
+}
+
 void keep_top(ThreadState& ts, std::size_t keep, double score, const Ranked& r) {
     ts.top.push_back({score, r});
     if (ts.top.size() < 2 * keep + 64) return;
-    std::nth_element(ts.top.begin(), ts.top.begin() + static_cast<std::ptrdiff_t>(keep), ts.top.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::nth_element(ts.top.begin(), ts.top.begin() + static_cast<std::ptrdiff_t>(keep), ts.top.end(), ranks_before);
     ts.top.resize(keep);
 }
 
@@ -323,7 +334,7 @@ FastResult fast_stages(const Space& space, int threads, std::size_t keep, const 
         top.insert(top.end(), ts.top.begin(), ts.top.end());
         for (std::size_t g = 0; g < out.groups.size(); ++g) out.groups[g] = merge_group(out.groups[g], ts.groups[g], space);
     }
-    std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(top.begin(), top.end(), ranks_before);
     if (top.size() > keep) top.resize(keep);
     for (auto& [score, r] : top) out.top.push_back(r);
     out.stats.prune_rank_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

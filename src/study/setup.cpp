@@ -55,7 +55,9 @@ void neutral_engine_sets(const Setup& x, std::vector<std::string>& out) {
     if (engine != plan::Engine::fsdp) out.insert(out.end(), {"fsdp.limit_all_gathers=true", "fsdp.no_sync=false"});
     if (engine != plan::Engine::deepspeed)
         out.insert(out.end(), {"deepspeed.overlap_comm=auto", "deepspeed.hf_auto=false", "deepspeed.stage3_prefetch_bucket_size=auto",
-                               "deepspeed.stage3_max_live_parameters=1e9", "deepspeed.stage3_max_reuse_distance=1e9"});
+                               "deepspeed.stage3_max_live_parameters=1e9", "deepspeed.stage3_max_reuse_distance=1e9",
+                               "deepspeed.stage3_param_persistence_threshold=auto", "deepspeed.pin_memory=true",
+                               "deepspeed.sub_group_size=1e9"});
     if (engine != plan::Engine::ddp) out.insert(out.end(), {"ddp.gradient_as_bucket_view=false", "parallel.first_bucket_mib=auto"});
 }
 
@@ -109,6 +111,9 @@ void apply_engine_keys(const Space& space, const Setup& x, config::JobConfig& j)
     j.hf_auto = engine == plan::Engine::deepspeed ? b.hf_auto : false;
     j.stage3_max_live_parameters = engine == plan::Engine::deepspeed ? b.stage3_max_live_parameters : 1'000'000'000;
     j.stage3_max_reuse_distance = engine == plan::Engine::deepspeed ? b.stage3_max_reuse_distance : 1'000'000'000;
+    j.stage3_param_persistence_threshold = engine == plan::Engine::deepspeed ? b.stage3_param_persistence_threshold : -1;
+    j.pin_memory = engine == plan::Engine::deepspeed ? b.pin_memory : true;
+    j.sub_group_size = engine == plan::Engine::deepspeed ? b.sub_group_size : 1'000'000'000;
     j.gradient_as_bucket_view = engine == plan::Engine::ddp ? b.gradient_as_bucket_view : false;
     j.first_bucket_mib = engine == plan::Engine::ddp ? b.first_bucket_mib : 0;
 }
