@@ -321,13 +321,10 @@ Exported export_job(const model::Scenario& scenario, Format format, const std::s
     out.hf_args = flags_text(flags);
     // The launch line names the files next to it ($HERE), not where this process wrote them.
     std::string launch_flags = out.hf_args;
-    if (!prefix.empty())
-        for (std::size_t p = 0; (p = launch_flags.find(prefix, p)) != std::string::npos;) launch_flags.replace(p, prefix.size(), "\"$HERE\"/");
-    else {
-        for (const char* name : {"ds_config.json", "fsdp_config.json"}) {
-            const std::string n = std::string(" ") + name;
-            if (auto p = launch_flags.find(n); p != std::string::npos) launch_flags.replace(p, n.size(), " \"$HERE\"/" + std::string(name));
-        }
+    for (const char* name : {"ds_config.json", "fsdp_config.json"}) {
+        const std::string written = prefix + name;
+        if (auto p = launch_flags.find(written); p != std::string::npos)
+            launch_flags.replace(p, written.size(), "\"$HERE/" + std::string(name) + "\"");
     }
     out.files.push_back({"launch.sh", launch_script(w, format, launch_flags, dir)});
     out.not_expressible = w.not_expressible;

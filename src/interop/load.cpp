@@ -35,8 +35,8 @@ struct Base {
 };
 
 model::Scenario load_base(const Base& b, const model::Overrides& ov) {
-    if (!b.job.empty()) return model::load_scenario(b.job, ov);
-    return model::load_scenario_text(b.path, b.text, ".", ov);
+    if (!b.job.empty()) return model::load_scenario_parsed(b.job, ov);
+    return model::load_scenario_text_parsed(b.path, b.text, ".", ov);
 }
 
 model::Overrides concat(const model::Overrides& a, const model::Overrides& b) {
