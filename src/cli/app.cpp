@@ -19,12 +19,9 @@ const std::vector<Command>& commands() {
          {{"shardsim simulate", "the default job: Llama-7B, FSDP full shard, 6x A100 40G"},
           {"shardsim simulate --job flan-t5-xl-zero3-8x-a100-40g --set batch.micro_batch=4 --out sim.h5",
            "another shipped job with one key changed, timelines written for report"},
-          {"shardsim simulate --sweep topology.cluster.gpus_per_node=2,4,6", "one row per value: peak, fit, exposed comm"},
           {"shardsim simulate --deepspeed ds_config.json --model llama-7b --topology 8x-a100-40g --hf-args \"--max_seq_length 512\"",
-           "check the DeepSpeed config you are about to launch: every key imported, resolved, ignored or named as not modelled"},
-          {"shardsim simulate --accelerate config.yaml --hf-args \"--per_device_train_batch_size 2 --bf16 --max_seq_length 1024\" "
-           "--model gpt2-xl --topology 2x-titan-rtx-24g",
-           "the same for an accelerate FSDP config and the Trainer's flags"}}},
+           "check the DeepSpeed config you are about to launch (or --accelerate config.yaml): every key imported, resolved, "
+           "ignored or named as not modelled"}}},
         {"run", "execute a job across MPI ranks: real sharding, collectives, updates", cmd_run,
          {{"mpirun -np 2 shardsim run --job tiny-gpt2-cpu --verify", "2 CPU ranks, checked against an unsharded reference"},
           {"mpirun -np 2 shardsim run --job mini-llama-fsdp-2cpu --steps 5 --out run.h5",

@@ -4,6 +4,7 @@
 // from the Trainer's flags, bucket sizes from the model's hidden size.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <set>
 
 #include "importer.hpp"
@@ -386,7 +387,7 @@ void zero_optimization(Context& c, const json& root, const Locate& at) {
             }
         } else if (k == "stage3_param_persistence_threshold" || k == "stage3_model_persistence_threshold") {
             if (!stage3_only()) continue;
-            std::string value = show(v);
+            std::string value = v.is_number() && v.get<double>() == std::floor(v.get<double>()) ? count_text(v.get<std::int64_t>()) : show(v);
             if (is_auto(v)) {
                 value = std::to_string(10 * h);
                 c.resolved(w, "\"auto\" -> " + value + " elements (10 x hidden, as Hugging Face fills it)");

@@ -65,7 +65,10 @@ void batch_check(Context& c, const model::Scenario& s, model::Overrides& derived
         return;
     }
     const std::int64_t ga = s.job.grad_accum;
-    if (tbs != micro * ga * world)
+    if (tbs == micro * ga * world)
+        c.report.mapped.push_back({w, "checked: micro-batch " + std::to_string(micro) + " x accumulation " + std::to_string(ga) +
+                                          " x world " + std::to_string(world) + " = " + std::to_string(tbs)});
+    else
         c.problems.add(w + ": bad value '" + std::to_string(tbs) + "': DeepSpeed requires micro-batch " + std::to_string(micro) +
                        " x accumulation " + std::to_string(ga) + " x world " + std::to_string(world) + " = " +
                        std::to_string(micro * ga * world) + " (allowed: " + std::to_string(micro * ga * world) + " or \"auto\")");
