@@ -9,6 +9,14 @@
 
 namespace shardsim::cli {
 
+namespace {
+std::string single_quoted(const std::string& s) {
+    std::string out = "'";
+    for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    return out + "'";
+}
+}  // namespace
+
 int cmd_export(const Args& args) {
     po::options_description desc("options");
     interop::Request req;
@@ -47,7 +55,7 @@ int cmd_export(const Args& args) {
               << (*format == interop::Format::accelerate ? " --accelerate " + (out.empty() ? std::string(".") : out) + "/accelerate_config.yaml"
                   : *format == interop::Format::deepspeed ? " --deepspeed " + (out.empty() ? std::string(".") : out) + "/ds_config.json"
                                                            : std::string())
-              << " --hf-args \"" << e.hf_args << "\" "
+              << " --hf-args " << single_quoted(e.hf_args) << " "
               << (req.job.empty() ? "--model " + loaded.scenario.job.model + " --topology " + loaded.scenario.job.topology : "--job " + req.job)
               << "\n";
     return 0;
