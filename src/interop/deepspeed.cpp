@@ -260,7 +260,9 @@ Offload offload(Context& c, const json& v, const std::string& name, const Locate
     for (const auto& [k, x] : v.items()) {
         const std::string w = at("zero_optimization." + name + "." + k);
         if (k == "device") continue;
-        if (k == "pin_memory") {
+        if (k == "pin_memory" && name == "offload_param") {
+            c.ignored(w, "ZeRO-3 pins offloaded parameters whatever this says (ENGINES.md §2)");
+        } else if (k == "pin_memory") {
             if (job_has_key("deepspeed.pin_memory")) {
                 if (auto b = get_bool(c, w, x)) c.set(w, "deepspeed.pin_memory", *b ? "true" : "false");
             } else if (x.is_boolean() && x.get<bool>()) {
@@ -342,7 +344,11 @@ void zero_optimization(Context& c, const json& root, const Locate& at) {
         } else if (k == "cpu_offload_params") {
             if (auto b = get_bool(c, w, v)) par = {*b, w};
         } else if (k == "cpu_offload_use_pin_memory") {
-            flag_default_true("unpinned offload copies");
+            if (job_has_key("deepspeed.pin_memory")) {
+                if (auto b = get_bool(c, w, v)) c.set(w, "deepspeed.pin_memory", *b ? "true" : "false");
+            } else {
+                flag_default_true("unpinned offload copies");
+            }
         } else if (k == "overlap_comm") {
             if (!engine_key()) continue;
             if (auto b = get_bool(c, w, v)) c.set(w, "deepspeed.overlap_comm", *b ? "true" : "false");
@@ -401,7 +407,8 @@ void zero_optimization(Context& c, const json& root, const Locate& at) {
             c.ignored(w, "model saving, outside the step");
         } else if (k == "sub_group_size") {
             if (job_has_key("deepspeed.sub_group_size")) {
-                if (auto n = get_count(c, w, v, 1); n && engine_key()) c.set(w, "deepspeed.sub_group_size", count_text(*n));
+                if (!engine_key()) continue;
+                if (auto n = get_count(c, w, v, 1)) c.set(w, "deepspeed.sub_group_size", count_text(*n));
             } else {
                 c.unmodelled(w, "not modelled: the optimizer steps over the whole partition at once (sub_group_size sets the "
                                 "size of its fp32 gradient temporaries)");
@@ -466,6 +473,13 @@ void zero_optimization(Context& c, const json& root, const Locate& at) {
     if (!z.contains("overlap_comm")) c.set(at("zero_optimization") + ".overlap_comm (absent)", "deepspeed.overlap_comm", "auto", "DeepSpeed's default for the stage");
     for (const char* k : {"stage3_max_live_parameters", "stage3_max_reuse_distance"})
         if (stage == 3 && !seen.count(k)) c.set(at("zero_optimization") + "." + k + " (absent)", std::string("deepspeed.") + k, "1e9", "DeepSpeed's default");
+    // Keys of this build's job schema that the config leaves to DeepSpeed's defaults.
+    if (job_has_key("deepspeed.sub_group_size") && !seen.count("sub_group_size"))
+        c.set(at("zero_optimization") + ".sub_group_size (absent)", "deepspeed.sub_group_size", "1e9", "DeepSpeed's default");
+    const bool pin_given = seen.count("cpu_offload_use_pin_memory") ||
+                           (z.contains("offload_optimizer") && z["offload_optimizer"].is_object() && z["offload_optimizer"].contains("pin_memory"));
+    if (job_has_key("deepspeed.pin_memory") && !pin_given)
+        c.set(at("zero_optimization") + ".offload_optimizer.pin_memory (absent)", "deepspeed.pin_memory", "true", "DeepSpeed's default since 0.16.5");
     if (!seen.count("zero_hpz_partition_size")) c.set(at("zero_optimization") + ".zero_hpz_partition_size (absent)", "parallel.secondary_shard", "0");
 }
 

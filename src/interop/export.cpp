@@ -117,8 +117,9 @@ ojson deepspeed_config(Writer& w) {
     ojson z;
     z["stage"] = e.zero_stage;
     w.note(f + "zero_optimization.stage", std::to_string(e.zero_stage), "parallel.strategy");
-    z["offload_optimizer"] = {{"device", j.offload_optimizer ? "cpu" : "none"}, {"pin_memory", true}};
+    z["offload_optimizer"] = {{"device", j.offload_optimizer ? "cpu" : "none"}, {"pin_memory", e.pin_memory}};
     w.note(f + "zero_optimization.offload_optimizer.device", j.offload_optimizer ? "cpu" : "none", "memory.offload_optimizer");
+    w.note(f + "zero_optimization.offload_optimizer.pin_memory", e.pin_memory ? "true" : "false", "deepspeed.pin_memory");
     if (e.zero_stage == 3) {
         z["offload_param"] = {{"device", j.offload_params ? "cpu" : "none"}, {"pin_memory", true}};
         w.note(f + "zero_optimization.offload_param.device", j.offload_params ? "cpu" : "none", "memory.offload_params");
@@ -126,6 +127,8 @@ ojson deepspeed_config(Writer& w) {
     z["overlap_comm"] = e.overlap_comm;
     w.note(f + "zero_optimization.overlap_comm", e.overlap_comm ? "true" : "false", "deepspeed.overlap_comm");
     z["contiguous_gradients"] = true;
+    z["sub_group_size"] = e.sub_group_elements;
+    w.note(f + "zero_optimization.sub_group_size", std::to_string(e.sub_group_elements), "deepspeed.sub_group_size");
     z["reduce_bucket_size"] = e.reduce_bucket_elements;
     w.note(f + "zero_optimization.reduce_bucket_size", std::to_string(e.reduce_bucket_elements) + " elements", "parallel.bucket_mib");
     if (e.zero_stage == 3) {

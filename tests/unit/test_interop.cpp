@@ -48,10 +48,14 @@ std::string signature(const model::Scenario& s, bool simulate = true) {
     add("engine", std::to_string(e.bucket_bytes) + " " + std::to_string(e.first_bucket_bytes) + " " + std::to_string(e.gradient_as_bucket_view) +
                       " z" + std::to_string(e.zero_stage) + " rb " + std::to_string(e.reduce_bucket_elements) + " ov " +
                       std::to_string(e.overlap_comm) + " pf " + std::to_string(e.prefetch_bucket_elements) + " live " +
-                      std::to_string(e.max_live_parameters) + " reuse " + std::to_string(e.max_reuse_distance));
+                      std::to_string(e.max_live_parameters) + " reuse " + std::to_string(e.max_reuse_distance) + " pin " +
+                      std::to_string(e.pin_memory) + " sub " + std::to_string(e.sub_group_elements));
     if (simulate) {
         const sim::Prediction p = sim::predict(s);
         add("peak", std::to_string(p.device_peak_bytes()));
+        const timeline::RankSummary r0 = p.run.timelines.at(0).summarize();
+        add("host peak", std::to_string(r0.host_peak_bytes));
+        add("step time", std::to_string(r0.step_time));
         add("ops", std::to_string(p.schedule.ops.size()));
     }
     return out;
@@ -63,7 +67,7 @@ std::vector<std::string> model_side_sets(const model::Scenario& s) {
     const auto& v = s.job.values;
     std::vector<std::string> sets = {"memory.attention=" + v.raw("memory.attention"), "memory.loss=" + v.raw("memory.loss"),
                                      "dropout.attention=" + v.raw("dropout.attention"), "dropout.hidden=" + v.raw("dropout.hidden"),
-                                     "job.steps=" + v.raw("job.steps")};
+                                     "job.steps=" + v.raw("job.steps"), "job.reported_host_gb=" + v.raw("job.reported_host_gb")};
     if (s.job.lora_rank > 0)
         for (const char* k : {"lora.rank", "lora.alpha", "lora.targets"}) sets.push_back(std::string(k) + "=" + v.raw(k));
     if (s.job.shard_size > 0) sets.push_back("parallel.shard_size=" + v.raw("parallel.shard_size"));
