@@ -79,7 +79,8 @@ const Schema& topology_schema() {
         over.min = 0;
         s.push_back(over);
         KeySpec frag = key("gpu", "allocator_fragmentation", ValueType::number, "", "0",
-                           "caching-allocator slack as a fraction of the transient peak");
+                           "extra device slack as a fraction of the transient peak, beyond what the simulated caching "
+                           "allocator reserves (0: its rules alone)");
         frag.min = 0;
         frag.max = 1;
         s.push_back(frag);

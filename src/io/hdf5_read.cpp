@@ -136,6 +136,9 @@ RankTimeline read_rank(hid_t group, std::int64_t rank, const h5::Dataset& ops, c
     tl.rank = static_cast<int>(rank);
     tl.device = read_text_attribute(group, where, "device");
     tl.host = read_text_attribute(group, where, "host");
+    for (auto [name, member] : {std::pair{"allocated_peak_bytes", &RankTimeline::allocated_peak_bytes},
+                                std::pair{"reserved_peak_bytes", &RankTimeline::reserved_peak_bytes}})
+        if (h5::has_attribute(group, name)) tl.*member = read_int_attribute(group, where, name);
     const auto op_rows = read_rows<OpRow>(ops, types.op.memory, where + "/ops");
     for (std::size_t i = 0; i < op_rows.size(); ++i)
         tl.ops.push_back(from_row(op_rows[i], where + "/ops row " + std::to_string(i)));
