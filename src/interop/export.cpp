@@ -69,8 +69,11 @@ void common_limits(Writer& w) {
     const auto& j = w.job();
     if (!j.master_weights && j.params != DType::fp32)
         w.not_expressible.push_back("precision.master_weights = false: DeepSpeed, FSDP's MixedPrecision and autocast all keep fp32 weights");
-    if (j.grads != j.params && !is_fsdp(j.strategy))
+    if (j.grads != j.params)
         w.not_expressible.push_back("precision.grads = " + std::string(dtype_name(j.grads)) + ": gradients are in the model dtype");
+    if (j.reduce != j.params && !is_zero(j.strategy))
+        w.not_expressible.push_back("precision.reduce = " + std::string(dtype_name(j.reduce)) +
+                                    ": Accelerate reduces in the mixed-precision dtype (DeepSpeed: communication_data_type)");
     if (j.values.is_explicit("parallel.first_bucket_mib") && !j.values.is_auto("parallel.first_bucket_mib"))
         w.not_expressible.push_back("parallel.first_bucket_mib: DDP's first bucket is set in code (DistributedDataParallelKwargs)");
     if (j.gradient_as_bucket_view)
