@@ -178,7 +178,7 @@ TEST_CASE("the example configs give the same plan as their INI jobs, and print e
                                                         "--max_seq_length 512", 0},
     };
     for (const auto& p : pairs) {
-        CAPTURE(p.config);
+        SUBCASE(p.config) {
         const model::Scenario ini = model::load_scenario(examples() + p.job, {});
         interop::Request r;
         (std::string(p.config).find(".yaml") != std::string::npos ? r.accelerate : r.deepspeed) = examples() + p.config;
@@ -194,6 +194,7 @@ TEST_CASE("the example configs give the same plan as their INI jobs, and print e
         for (const auto& n : l.report.resolved)
             if (n.text.rfind("\"auto\"", 0) == 0) ++resolved_autos;
         CHECK(resolved_autos == p.autos);
+        }
     }
 }
 
