@@ -310,6 +310,7 @@ void zero_optimization(Context& c, const json& root, const Locate& at) {
     const std::int64_t h = hidden_size(c.base);
     Offload opt, par;
     bool bucket_auto = false, prefetch_auto = false, bucket_given = false, prefetch_given = false;
+    bool persistence_auto = false, persistence_given = false;
     std::set<std::string> seen;
     for (const auto& [key, v] : z.items()) {
         const std::string k = canonical_zero_key(key);
@@ -391,6 +392,15 @@ void zero_optimization(Context& c, const json& root, const Locate& at) {
             } else if (auto n = get_count(c, w, v)) {
                 c.set(w, "deepspeed.stage3_prefetch_bucket_size", std::to_string(*n));
             }
+        } else if (k == "stage3_param_persistence_threshold" && job_has_key("deepspeed.stage3_param_persistence_threshold")) {
+            if (!stage3_only()) continue;
+            persistence_given = true;
+            if (is_auto(v)) {
+                persistence_auto = true;
+                c.resolved(w, "\"auto\" -> " + std::to_string(10 * h) + " elements (10 x hidden, as Hugging Face fills it: deepspeed.hf_auto = true)");
+            } else if (auto n = get_count(c, w, v)) {
+                c.set(w, "deepspeed.stage3_param_persistence_threshold", count_text(*n));
+            }
         } else if (k == "stage3_param_persistence_threshold" || k == "stage3_model_persistence_threshold") {
             if (!stage3_only()) continue;
             std::string value = v.is_number() && v.get<double>() == std::floor(v.get<double>()) ? count_text(v.get<std::int64_t>()) : show(v);
@@ -398,8 +408,11 @@ void zero_optimization(Context& c, const json& root, const Locate& at) {
                 value = std::to_string(10 * h);
                 c.resolved(w, "\"auto\" -> " + value + " elements (10 x hidden, as Hugging Face fills it)");
             }
-            c.unmodelled(w, "not modelled: persistent parameters (" + value + "); shardsim gathers every unit's parameters "
-                            "on use (under the usual thresholds only norm weights and biases would persist)");
+            if (k == "stage3_model_persistence_threshold")
+                c.unmodelled(w, "not modelled: a cap (" + value + ") on all persistent parameters together; shardsim keeps "
+                                "every parameter under stage3_param_persistence_threshold (DeepSpeed's default: no cap)");
+            else  // a build whose job schema has no persistence key
+                c.unmodelled(w, "not modelled: persistent parameters (" + value + "); shardsim gathers every unit's parameters on use");
         } else if (k == "stage3_max_live_parameters" || k == "stage3_max_reuse_distance") {
             if (!stage3_only()) continue;
             if (auto n = get_count(c, w, v)) c.set(w, "deepspeed." + k, count_text(*n));
@@ -458,10 +471,19 @@ void zero_optimization(Context& c, const json& root, const Locate& at) {
     c.set(par.where.empty() ? at("zero_optimization") + ".offload_param (absent)" : par.where, "memory.offload_params", params_on ? "true" : "false");
     if (!ds) return;
     // "auto" bucket sizes: Hugging Face's values (hf_auto); a size left out keeps DeepSpeed's default.
-    const bool hf = bucket_auto || prefetch_auto;
-    c.set(hf ? (bucket_auto ? at("zero_optimization.reduce_bucket_size") : at("zero_optimization.stage3_prefetch_bucket_size"))
+    const bool hf = bucket_auto || prefetch_auto || persistence_auto;
+    c.set(hf ? (bucket_auto     ? at("zero_optimization.reduce_bucket_size")
+                : prefetch_auto ? at("zero_optimization.stage3_prefetch_bucket_size")
+                                : at("zero_optimization.stage3_param_persistence_threshold"))
              : at("zero_optimization"),
           "deepspeed.hf_auto", hf ? "true" : "false");
+    if (job_has_key("deepspeed.stage3_param_persistence_threshold") && stage == 3) {
+        if (persistence_auto)
+            c.set(at("zero_optimization.stage3_param_persistence_threshold"), "deepspeed.stage3_param_persistence_threshold", "auto");
+        else if (!persistence_given)
+            c.set(at("zero_optimization") + ".stage3_param_persistence_threshold (absent)", "deepspeed.stage3_param_persistence_threshold",
+                  "100000", "DeepSpeed's default");
+    }
     if (!bucket_given) {
         c.reduce_bucket_elements = 500'000'000;
         c.reduce_bucket_where = at("zero_optimization") + ".reduce_bucket_size (absent: DeepSpeed's default 5e8)";

@@ -137,6 +137,9 @@ ojson deepspeed_config(Writer& w) {
     if (e.zero_stage == 3) {
         z["stage3_prefetch_bucket_size"] = e.prefetch_bucket_elements;
         w.note(f + "zero_optimization.stage3_prefetch_bucket_size", std::to_string(e.prefetch_bucket_elements), "deepspeed.stage3_prefetch_bucket_size");
+        z["stage3_param_persistence_threshold"] = e.persistence_threshold;
+        w.note(f + "zero_optimization.stage3_param_persistence_threshold", std::to_string(e.persistence_threshold),
+               "deepspeed.stage3_param_persistence_threshold");
         z["stage3_max_live_parameters"] = e.max_live_parameters;
         w.note(f + "zero_optimization.stage3_max_live_parameters", std::to_string(e.max_live_parameters), "deepspeed.stage3_max_live_parameters");
         z["stage3_max_reuse_distance"] = e.max_reuse_distance;

@@ -49,7 +49,8 @@ std::string signature(const model::Scenario& s, bool simulate = true) {
                       " z" + std::to_string(e.zero_stage) + " rb " + std::to_string(e.reduce_bucket_elements) + " ov " +
                       std::to_string(e.overlap_comm) + " pf " + std::to_string(e.prefetch_bucket_elements) + " live " +
                       std::to_string(e.max_live_parameters) + " reuse " + std::to_string(e.max_reuse_distance) + " pin " +
-                      std::to_string(e.pin_memory) + " sub " + std::to_string(e.sub_group_elements));
+                      std::to_string(e.pin_memory) + " sub " + std::to_string(e.sub_group_elements) + " persist " +
+                      std::to_string(e.persistence_threshold));
     if (simulate) {
         const sim::Prediction p = sim::predict(s);
         add("peak", std::to_string(p.device_peak_bytes()));
@@ -297,7 +298,7 @@ TEST_CASE("unknown, unmodelled and ignored keys are all named; --strict refuses 
   "steps_per_print": 10,
   "zero_optimization": {
     "stage": 3,
-    "stage3_param_persistence_threshold": 1e5,
+    "stage3_model_persistence_threshold": 1e7,
     "zero_quantized_weights": true,
     "allgather_bucket_size": 2e8
   },
@@ -307,7 +308,7 @@ TEST_CASE("unknown, unmodelled and ignored keys are all named; --strict refuses 
     const std::string text = l.report.text();
     CHECK(text.find("ds.json:2: steps_per_print: logging") != std::string::npos);
     CHECK(text.find("ds.json:7: zero_optimization.allgather_bucket_size:") != std::string::npos);
-    CHECK(text.find("ds.json:5: zero_optimization.stage3_param_persistence_threshold: not modelled") != std::string::npos);
+    CHECK(text.find("ds.json:5: zero_optimization.stage3_model_persistence_threshold: not modelled") != std::string::npos);
     CHECK(text.find("ds.json:6: zero_optimization.zero_quantized_weights: not modelled") != std::string::npos);
     CHECK(text.find("ds.json:9: my_own_key: unknown key") != std::string::npos);
     r.strict = true;

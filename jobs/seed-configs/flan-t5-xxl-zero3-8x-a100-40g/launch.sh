@@ -21,6 +21,7 @@ deepspeed --num_nodes 1 --num_gpus 8 train.py --deepspeed "$HERE/ds_config.json"
 #   ds_config.json zero_optimization.sub_group_size = 1000000000  <- deepspeed.sub_group_size = 1e9 (default)
 #   ds_config.json zero_optimization.reduce_bucket_size = 500000000 elements  <- parallel.bucket_mib = auto (default)
 #   ds_config.json zero_optimization.stage3_prefetch_bucket_size = 50000000  <- deepspeed.stage3_prefetch_bucket_size = auto (default)
+#   ds_config.json zero_optimization.stage3_param_persistence_threshold = 100000  <- deepspeed.stage3_param_persistence_threshold = auto (default)
 #   ds_config.json zero_optimization.stage3_max_live_parameters = 1000000000  <- deepspeed.stage3_max_live_parameters = 1e9 (default)
 #   ds_config.json zero_optimization.stage3_max_reuse_distance = 1000000000  <- deepspeed.stage3_max_reuse_distance = 1e9 (default)
 #   --per_device_train_batch_size = 8  <- batch.micro_batch = 8 (<jobs/flan-t5-xxl-zero3-8x-a100-40g.ini>:34)

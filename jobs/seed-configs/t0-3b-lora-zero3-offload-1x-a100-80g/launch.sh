@@ -20,6 +20,7 @@ deepspeed --num_nodes 1 --num_gpus 1 train.py --deepspeed "$HERE/ds_config.json"
 #   ds_config.json zero_optimization.sub_group_size = 1000000000  <- deepspeed.sub_group_size = 1e9 (default)
 #   ds_config.json zero_optimization.reduce_bucket_size = 500000000 elements  <- parallel.bucket_mib = auto (default)
 #   ds_config.json zero_optimization.stage3_prefetch_bucket_size = 50000000  <- deepspeed.stage3_prefetch_bucket_size = auto (default)
+#   ds_config.json zero_optimization.stage3_param_persistence_threshold = 100000  <- deepspeed.stage3_param_persistence_threshold = auto (default)
 #   ds_config.json zero_optimization.stage3_max_live_parameters = 1000000000  <- deepspeed.stage3_max_live_parameters = 1e9 (default)
 #   ds_config.json zero_optimization.stage3_max_reuse_distance = 1000000000  <- deepspeed.stage3_max_reuse_distance = 1e9 (default)
 #   --per_device_train_batch_size = 8  <- batch.micro_batch = 8 (<jobs/t0-3b-lora-zero3-offload-1x-a100-80g.ini>:34)
