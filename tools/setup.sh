@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Everything the build and the tests use (slurm-wlm and munge: the private Slurm cluster of the
+# Everything the build and the tests use (nlohmann-json3-dev and libyaml-cpp-dev: the readers of
+# DeepSpeed and accelerate configs; slurm-wlm and munge: the private Slurm cluster of the
 # slurm tests; chromium: the HTML report's rendering test; python3-h5py and python3-matplotlib:
 # the h5py example of docs/hdf5.md, run by tests/e2e/hdf5_h5py.sh). CUDA and NCCL are optional and not Debian packages:
 # when /usr/local/cuda (or CUDAToolkit_ROOT / NCCL_ROOT) holds them, the GPU backends are built too.
@@ -13,6 +14,7 @@ SHARDSIM_PACKAGES=(
   libopenmpi-dev openmpi-bin libpmix-dev
   libhdf5-openmpi-dev hdf5-tools
   libboost-program-options-dev doctest-dev libopenblas-dev
+  nlohmann-json3-dev libyaml-cpp-dev
   slurm-wlm munge
   chromium
   python3-h5py python3-matplotlib

@@ -47,6 +47,25 @@ std::optional<po::variables_map> parse_options(const std::string& command, const
 
 std::optional<std::int64_t> parse_byte_count(const std::string& s) { return parse_byte_size(s); }
 
+void add_import_options(po::options_description& desc, interop::Request& r) {
+    desc.add_options()
+        ("deepspeed", po::value<std::string>(&r.deepspeed),
+         "read a DeepSpeed ds_config.json: every zero_optimization key, bf16/fp16, the batch and the optimizer become job "
+         "keys; \"auto\" is resolved as the Hugging Face Trainer resolves it; each key is listed as imported, resolved, "
+         "ignored or not modelled (docs/configs.md)")
+        ("accelerate", po::value<std::string>(&r.accelerate),
+         "read an accelerate config.yaml: distributed_type, fsdp_config or deepspeed_config (inline or a file), "
+         "mixed_precision, num_processes, num_machines")
+        ("hf-args", po::value<std::string>(&r.hf_args),
+         "the Hugging Face Trainer's flags, quoted: \"--per_device_train_batch_size 4 --gradient_accumulation_steps 8 --bf16 "
+         "--gradient_checkpointing --fsdp 'full_shard auto_wrap'\" (--deepspeed FILE in them is read too)")
+        ("model", po::value<std::string>(&r.model), "the model (catalogue name or .ini); without --job, the base job is the "
+                                                      "Trainer's defaults on --model and --topology")
+        ("topology", po::value<std::string>(&r.topology), "the topology (shipped name or .ini)")
+        ("strict", po::bool_switch(&r.strict), "refuse a config with keys shardsim does not model (instead of a warning)");
+}
+
+
 void write_text_file(const std::string& path, const std::string& text) {
     if (path == "-") {
         std::cout << text;

@@ -26,8 +26,7 @@ namespace shardsim::cli {
 namespace {
 
 struct RunOptions {
-    std::string job;
-    std::vector<std::string> sets;
+    interop::Request req;  // --job, --set and the imported configs
     std::string backend = "auto";
     std::int64_t steps = 0;  // 0: the job's
     bool verify = false, json = false, force = false;
@@ -48,7 +47,7 @@ int execute(const RunOptions& o, int world_rank, int world_size) {
     // From here a signal stops the run after a step instead of killing it mid-way.
     install_stop_handlers();
     if (o.has_out) check_output_paths({{"--out", o.out}}, world_rank, world_size);
-    RunContext ctx = prepare_run(o.job, o.sets, parse_backend_option(o.backend), o.threads, o.force, world_rank, world_size);
+    RunContext ctx = prepare_run(o.req, parse_backend_option(o.backend), o.threads, o.force, world_rank, world_size);
     try {
         return steps_and_outputs(ctx, o, world_rank, world_size);
     } catch (const std::exception& e) {
@@ -180,8 +179,9 @@ int cmd_run(const Args& args) {
     po::options_description desc("options");
     RunOptions o;
     desc.add_options()
-        ("job", po::value<std::string>(&o.job)->default_value(model::kDefaultJob), "job .ini path or shipped job name")
-        ("set", po::value<std::vector<std::string>>(&o.sets)->composing(), "override a key (as simulate); repeatable")
+        ("job", po::value<std::string>(&o.req.job), "job .ini path or shipped job name (default: the seed scenario llama-7b-fsdp-6x-a100-40g, or a job "
+                                                        "built from --model and --topology)")
+        ("set", po::value<std::vector<std::string>>(&o.req.sets)->composing(), "override a key (as simulate); repeatable")
         ("backend", po::value<std::string>(&o.backend)->default_value("auto"),
          kBackendHelp)
         ("steps", po::value<std::int64_t>(&o.steps)->default_value(0), "optimizer steps (0: the job's job.steps)")
@@ -192,7 +192,9 @@ int cmd_run(const Args& args) {
         ("json", po::bool_switch(&o.json), "print the measured summary as JSON (same keys as simulate --json)")
         ("force", po::bool_switch(&o.force), "run even when the plan is predicted not to fit")
         ("threads", po::value<int>(&o.threads)->default_value(1), "BLAS threads per rank on the CPU backend");
-    auto vm = parse_options("run", "mpirun -np N shardsim run --job JOB [--backend auto|nccl|mpi] [--steps S] [--verify] [--out FILE.h5] [--json]",
+    add_import_options(desc, o.req);
+    auto vm = parse_options("run", "mpirun -np N shardsim run --job JOB [--backend auto|nccl|mpi] [--steps S] [--verify] [--out FILE.h5] [--json] " +
+                                std::string(interop::kImportUsage),
                             desc, args);
     if (!vm) return 0;
     if (o.steps < 0) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 0)");

@@ -174,10 +174,20 @@ void check_output_paths(const std::vector<std::pair<std::string, std::string>>& 
 
 RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, device::BackendRequest backend,
                        int threads, bool force, int world_rank, int world_size) {
+    interop::Request request;
+    request.job = job;
+    request.sets = sets;
+    return prepare_run(request, backend, threads, force, world_rank, world_size);
+}
+
+RunContext prepare_run(const interop::Request& request, device::BackendRequest backend, int threads, bool force,
+                       int world_rank, int world_size) {
     RunContext ctx;
     std::optional<InputError> error;
     try {
-        sim::Prediction pred = sim::predict(model::load_scenario(job, sets));
+        interop::Loaded loaded = interop::load(request);
+        ctx.imported = std::move(loaded.report);
+        sim::Prediction pred = sim::predict(std::move(loaded.scenario));
         ctx.plan = pred.plan;
         ctx.schedule = std::move(pred.schedule);
         ctx.prediction = std::move(pred.run);
@@ -232,7 +242,7 @@ RunContext prepare_run(const std::string& job, const std::vector<std::string>& s
                                                     ctx.backend == device::Backend::mpi ? *ctx.device : *ctx.host_math, comms, world_rank);
     const std::string bindings = binding_table(ctx, world_rank, world_size);
     if (world_rank == 0)
-        ctx.startup_table = report::scenario_header(p, "shardsim run: " + std::string(device::backend_name(ctx.backend)) + " backend, " + std::to_string(world_size) +
+        ctx.startup_table = ctx.imported.text() + report::scenario_header(p, "shardsim run: " + std::string(device::backend_name(ctx.backend)) + " backend, " + std::to_string(world_size) +
                                                            " rank(s)") + bindings + "\n";
     ctx.run_attributes = attributes(ctx);
     return ctx;

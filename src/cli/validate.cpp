@@ -17,8 +17,7 @@ namespace {
 
 struct ValidateOptions {
     std::vector<std::string> files;
-    std::string job;
-    std::vector<std::string> sets;
+    interop::Request req;  // --job, --set and the imported configs
     std::string backend = "auto";
     std::int64_t steps = 2;
     bool json = false, force = false;
@@ -45,7 +44,7 @@ int run_and_compare(const ValidateOptions& o) {
         if (o.has_out_sim) outputs.emplace_back("--out-sim", o.out_sim);
         if (o.has_out_run) outputs.emplace_back("--out-run", o.out_run);
         check_output_paths(outputs, rank, size);
-        RunContext ctx = prepare_run(o.job, o.sets, parse_backend_option(o.backend), 1, o.force, rank, size);
+        RunContext ctx = prepare_run(o.req, parse_backend_option(o.backend), 1, o.force, rank, size);
         try {
             return compare_after_run(ctx, o, rank);
         } catch (const std::exception& e) {
@@ -76,8 +75,8 @@ int cmd_validate(const Args& args) {
     ValidateOptions o;
     po::options_description desc("options");
     desc.add_options()
-        ("job", po::value<std::string>(&o.job), "simulate and run this job (under mpirun), then compare")
-        ("set", po::value<std::vector<std::string>>(&o.sets)->composing(), "override a key (as simulate); repeatable")
+        ("job", po::value<std::string>(&o.req.job), "simulate and run this job (under mpirun), then compare")
+        ("set", po::value<std::vector<std::string>>(&o.req.sets)->composing(), "override a key (as simulate); repeatable")
         ("backend", po::value<std::string>(&o.backend)->default_value("auto"), kBackendHelp)
         ("steps", po::value<std::int64_t>(&o.steps)->default_value(2), "steps to run; the last one is compared")
         ("force", po::bool_switch(&o.force), "run even when the plan is predicted not to fit")
@@ -91,10 +90,11 @@ int cmd_validate(const Args& args) {
          "compare files whose run did not finish (complete = 0): their last recorded step")
         ("json", po::bool_switch(&o.json), "print the comparison as JSON")
         ("files", po::value<std::vector<std::string>>(&o.files), "SIM.h5 RUN.h5");
+    add_import_options(desc, o.req);
     po::positional_options_description pos;
     pos.add("files", 2);
     auto vm = parse_options("validate",
-                            "mpirun -np N shardsim validate --job JOB [--json]  |  shardsim validate SIM.h5 RUN.h5 [--allow-incomplete] [--json]",
+                            "mpirun -np N shardsim validate --job JOB [--json] " + std::string(interop::kImportUsage) + "  |  shardsim validate SIM.h5 RUN.h5 [--allow-incomplete] [--json]",
                             desc, args, "", &pos);
     if (!vm) return 0;
     if (o.th.memory_pct < 0) throw InputError("--memory-tolerance: bad value (allowed: number >= 0)");
@@ -104,9 +104,10 @@ int cmd_validate(const Args& args) {
     o.th.memory_floor_bytes = static_cast<std::int64_t>(o.floor_mib * kMiB);
     o.has_out_sim = vm->count("out-sim") > 0;
     o.has_out_run = vm->count("out-run") > 0;
-    if (!o.job.empty() && !o.files.empty())
-        throw InputError("shardsim validate: give either --job or two files, not both");
-    if (!o.job.empty()) return run_and_compare(o);
+    const bool planned = !o.req.job.empty() || o.req.imports() || !o.req.model.empty();
+    if (planned && !o.files.empty())
+        throw InputError("shardsim validate: give either --job (or --deepspeed / --accelerate / --hf-args) or two files, not both");
+    if (planned) return run_and_compare(o);
     if (o.files.size() != 2) throw InputError("shardsim validate: expected SIM.h5 RUN.h5 or --job JOB (see shardsim validate --help)");
     const auto a = report::read_timeline_file(o.files[0], o.allow_incomplete);
     const auto b = report::read_timeline_file(o.files[1], o.allow_incomplete);

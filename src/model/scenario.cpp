@@ -38,7 +38,10 @@ Scenario complete(config::JobConfig job, const Overrides& ov);
 }  // namespace
 
 Scenario load_scenario(const std::string& job_ref, const std::vector<std::string>& sets) {
-    const Overrides ov = split_overrides(sets);
+    return load_scenario_parsed(job_ref, split_overrides(sets));
+}
+
+Scenario load_scenario_parsed(const std::string& job_ref, const Overrides& ov) {
     namespace fs = std::filesystem;
     const bool is_path = job_ref.find('/') != std::string::npos || fs::path(job_ref).extension() == ".ini";
     if (is_path) return complete(config::load_job(job_ref, ov.job), ov);
@@ -50,7 +53,10 @@ Scenario load_scenario(const std::string& job_ref, const std::vector<std::string
 
 Scenario load_scenario_text(const std::string& path, const std::string& text, const std::string& dir,
                             const std::vector<std::string>& sets) {
-    const Overrides ov = split_overrides(sets);
+    return load_scenario_text_parsed(path, text, dir, split_overrides(sets));
+}
+
+Scenario load_scenario_text_parsed(const std::string& path, const std::string& text, const std::string& dir, const Overrides& ov) {
     return complete(config::load_job_text(path, text, dir, ov.job), ov);
 }
 

@@ -33,5 +33,6 @@ int cmd_validate(const Args& args);
 int cmd_report(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_calibrate(const Args& args);
+int cmd_export(const Args& args);
 
 }  // namespace shardsim::cli

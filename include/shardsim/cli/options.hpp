@@ -7,6 +7,7 @@
 
 #include "shardsim/cli/app.hpp"
 #include "shardsim/device/backend.hpp"
+#include "shardsim/interop/import.hpp"
 
 namespace shardsim::cli {
 
@@ -18,6 +19,10 @@ std::optional<po::variables_map> parse_options(const std::string& command, const
                                                const po::options_description& desc, const Args& args,
                                                const std::string& extra_help = "",
                                                const po::positional_options_description* positional = nullptr);
+
+// --deepspeed, --accelerate, --hf-args, --model, --topology, --strict: the users' own configs,
+// read into `request` (interop::load turns it into a scenario).
+void add_import_options(po::options_description& desc, interop::Request& request);
 
 // "8", "64K", "1G": a byte count with an optional K, M or G suffix (powers of 1024).
 std::optional<std::int64_t> parse_byte_count(const std::string& s);

@@ -11,6 +11,7 @@
 #include "shardsim/core/error.hpp"
 #include "shardsim/device/backend.hpp"
 #include "shardsim/exec/executor.hpp"
+#include "shardsim/interop/import.hpp"
 #include "shardsim/plan/schedule.hpp"
 #include "shardsim/timeline/timeline.hpp"
 
@@ -32,7 +33,8 @@ struct RunContext {
     std::unique_ptr<comm::Communicator> world;
     std::vector<std::unique_ptr<comm::Communicator>> group_comms;  // the plan's groups smaller than the world
     std::unique_ptr<exec::Executor> executor;
-    std::string startup_table;         // rank 0 prints it
+    std::string startup_table;         // rank 0 prints it (after what was imported, if anything)
+    interop::ImportReport imported;    // --deepspeed / --accelerate / --hf-args: what became of each key
     timeline::RunTimeline run_attributes;  // root attributes of the measured run (no timelines)
 };
 
@@ -61,6 +63,8 @@ void check_output_paths(const std::vector<std::pair<std::string, std::string>>& 
 // Collective over MPI_COMM_WORLD. Refuses (InputError on the first failing rank, QuietExit on
 // the others) a world size that is not the job's, an unavailable backend, or a job predicted
 // not to fit (unless `force`).
+RunContext prepare_run(const interop::Request& request, device::BackendRequest backend, int threads, bool force,
+                       int world_rank, int world_size);
 RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, device::BackendRequest backend,
                        int threads, bool force, int world_rank, int world_size);
 

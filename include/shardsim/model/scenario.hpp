@@ -35,6 +35,11 @@ Scenario load_scenario(const std::string& job_ref, const std::vector<std::string
 Scenario load_scenario_text(const std::string& path, const std::string& text, const std::string& dir,
                             const std::vector<std::string>& sets);
 
+// The same with overrides already parsed (each names its origin: "--set ...", "ds.json:12: ...").
+Scenario load_scenario_parsed(const std::string& job_ref, const Overrides& overrides);
+Scenario load_scenario_text_parsed(const std::string& path, const std::string& text, const std::string& dir,
+                                   const Overrides& overrides);
+
 inline constexpr const char* kDefaultJob = "llama-7b-fsdp-6x-a100-40g";
 
 }  // namespace shardsim::model

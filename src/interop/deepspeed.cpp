@@ -1,0 +1,597 @@
+// DeepSpeed's ds_config.json, key by key (deepspeed/runtime/config.py and zero/config.py; the
+// defaults and behaviours are those of ENGINES.md §1-2). "auto" values are resolved as the
+// Hugging Face integration resolves them (transformers' HfTrainerDeepSpeedConfig): the batch
+// from the Trainer's flags, bucket sizes from the model's hidden size.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <set>
+
+#include "importer.hpp"
+#include "shardsim/core/format.hpp"
+
+namespace shardsim::interop::detail {
+
+using nlohmann::json;
+
+namespace {
+
+std::string lower(std::string s) {
+    for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s;
+}
+
+// The Trainer's value of a flag: --hf-args when given there, TrainingArguments' default when
+// --hf-args was given without it, else nothing (the job's value stands).
+struct TrainerValue {
+    std::optional<std::string> value;
+    std::string from;
+};
+TrainerValue trainer_value(const Context& c, const std::string& flag, const std::string& hf_default) {
+    if (auto v = c.trainer.get(flag)) return {*v, "--" + flag + " of --hf-args"};
+    if (c.trainer.given) return {hf_default, "TrainingArguments' default for --" + flag};
+    return {std::nullopt, ""};
+}
+
+// A count that may be "auto" and is filled from a Trainer flag (train_micro_batch_size_per_gpu,
+// gradient_accumulation_steps).
+void batch_key(Context& c, const std::string& where, const json& v, const std::string& job_key, const std::string& flag,
+               const std::string& hf_default) {
+    const TrainerValue t = trainer_value(c, flag, hf_default);
+    if (is_auto(v)) {
+        if (t.value) {
+            c.resolved(where, "\"auto\" -> " + *t.value + " (" + t.from + ")");
+            c.set(where, job_key, *t.value, "auto");
+        } else {
+            c.resolved(where, "\"auto\" -> " + c.base.job.values.raw(job_key) + " (" + job_key +
+                                  " of the job: no --hf-args --" + flag + ")");
+        }
+        return;
+    }
+    const auto n = get_count(c, where, v, 1);
+    if (!n) return;
+    // The Trainer refuses a ds_config value that contradicts its own argument.
+    if (auto given = c.trainer.get(flag); given && *given != std::to_string(*n))
+        c.problems.add(where + ": bad value '" + std::to_string(*n) + "': --hf-args says --" + flag + " " + *given +
+                       " and the Hugging Face Trainer refuses a mismatch (allowed: " + *given + " or \"auto\")");
+    c.set(where, job_key, std::to_string(*n));
+}
+
+// bf16 / fp16 sections -> precision.params. "auto" follows --bf16 / --fp16.
+void precision(Context& c, const json& root, const Locate& at) {
+    auto enabled = [&](const char* section, const char* flag) -> std::optional<bool> {
+        for (const char* name : {section, section == std::string("bf16") ? "bfloat16" : ""}) {
+            if (!*name || !root.contains(name)) continue;
+            const json& s = root[name];
+            const std::string w = at(std::string(name) + ".enabled");
+            if (!s.is_object()) {
+                c.bad(at(name), show(s), "an object such as {\"enabled\": true}");
+                return std::nullopt;
+            }
+            if (!s.contains("enabled")) return false;  // DeepSpeed: enabled defaults to false
+            if (is_auto(s["enabled"])) {
+                const TrainerValue t = trainer_value(c, flag, "false");
+                const bool on = t.value ? *t.value == "true" : c.base.job.params == (std::string(flag) == "bf16" ? DType::bf16 : DType::fp16);
+                c.resolved(w, std::string("\"auto\" -> ") + (on ? "true" : "false") + " (" +
+                                  (t.value ? t.from : "precision.params of the job: no --hf-args --" + std::string(flag)) + ")");
+                return on;
+            }
+            return get_bool(c, w, s["enabled"]);
+        }
+        return false;
+    };
+    const bool bf16 = enabled("bf16", "bf16").value_or(false);
+    const bool fp16 = enabled("fp16", "fp16").value_or(false);
+    if (bf16 && fp16) {
+        c.problems.add(at("fp16.enabled") + ": bad value 'true': bf16 is enabled too and DeepSpeed refuses both (allowed: one of them)");
+        return;
+    }
+    const std::string where = bf16 ? at(root.contains("bf16") ? "bf16.enabled" : "bfloat16.enabled")
+                              : fp16 ? at("fp16.enabled")
+                                     : at("bf16") + " / fp16 (neither enabled)";
+    c.set(where, "precision.params", bf16 ? "bf16" : fp16 ? "fp16" : "fp32");
+    c.set(where, "precision.master_weights", "true", "DeepSpeed keeps fp32 master weights and optimizer states");
+    // The rest of the two sections.
+    for (const char* name : {"bf16", "bfloat16", "fp16"}) {
+        if (!root.contains(name) || !root[name].is_object()) continue;
+        for (const auto& [k, v] : root[name].items()) {
+            const std::string w = at(std::string(name) + "." + k);
+            if (k == "enabled") continue;
+            if (k == "loss_scale" || k == "initial_scale_power" || k == "loss_scale_window" || k == "hysteresis" ||
+                k == "consecutive_hysteresis" || k == "min_loss_scale" || k == "auto_cast")
+                c.ignored(w, "loss scaling: one scalar, no memory or time to speak of");
+            else if ((k == "fp16_master_weights_and_grads" || k == "bf16_master_weights_and_grads" ||
+                      k == "immediate_grad_update" || k == "bf16_optimizer_states") &&
+                     v.is_boolean() && !v.get<bool>())
+                c.ignored(w, "false: DeepSpeed's default, what shardsim models");
+            else
+                c.unmodelled(w, "not modelled: shardsim keeps fp32 master weights and states, gradients in the model dtype");
+        }
+    }
+}
+
+void optimizer(Context& c, const json& o, const Locate& at) {
+    if (!o.is_object()) return c.bad(at("optimizer"), show(o), "an object {\"type\": ..., \"params\": {...}}");
+    std::string name = "adamw";
+    if (o.contains("type")) {
+        const std::string t = o["type"].is_string() ? o["type"].get<std::string>() : show(o["type"]);
+        const std::string l = lower(t);
+        if (l == "adam" || l == "adamw" || l == "fusedadam" || l == "cpuadam" || l == "deepspeedcpuadam") {
+            c.set(at("optimizer.type"), "optimizer.name", "adamw", "two fp32 moments");
+        } else if (l == "sgd" || l == "musgd") {
+            name = "sgd";
+            c.set(at("optimizer.type"), "optimizer.name", "sgd");
+        } else {
+            c.unmodelled(at("optimizer.type"), "not modelled: '" + t + "' (shardsim plans AdamW and SGD; this plan keeps optimizer.name = " +
+                                                   c.base.job.values.raw("optimizer.name") + ")");
+        }
+    }
+    for (const auto& [k, v] : o.items()) {
+        if (k == "type") continue;
+        if (k != "params") {
+            c.unmodelled(at("optimizer." + k), "unknown key of the optimizer section");
+            continue;
+        }
+        if (!v.is_object()) {
+            c.bad(at("optimizer.params"), show(v), "an object");
+            continue;
+        }
+        for (const auto& [p, pv] : v.items()) {
+            const std::string w = at("optimizer.params." + p);
+            auto number = [&](const std::string& job_key, const std::string& flag, const std::string& hf_default) {
+                if (is_auto(pv)) {
+                    const TrainerValue t = trainer_value(c, flag, hf_default);
+                    if (t.value) {
+                        c.resolved(w, "\"auto\" -> " + *t.value + " (" + t.from + ")");
+                        c.set(w, job_key, *t.value, "auto");
+                    } else {
+                        c.resolved(w, "\"auto\" -> " + c.base.job.values.raw(job_key) + " (" + job_key + " of the job)");
+                    }
+                } else if (auto x = get_number(c, w, pv)) {
+                    c.set(w, job_key, exact_text(*x));
+                }
+            };
+            if (p == "lr") number("optimizer.lr", "learning_rate", "5e-05");
+            else if (p == "weight_decay") number("optimizer.weight_decay", "weight_decay", "0.0");
+            else if (p == "eps") number("optimizer.eps", "adam_epsilon", "1e-08");
+            else if (p == "momentum" && name == "sgd") number("optimizer.momentum", "momentum", "0.9");
+            else if (p == "betas") {
+                if (is_auto(pv)) {
+                    const TrainerValue b1 = trainer_value(c, "adam_beta1", "0.9"), b2 = trainer_value(c, "adam_beta2", "0.999");
+                    if (b1.value) c.set(w, "optimizer.beta1", *b1.value, "auto");
+                    if (b2.value) c.set(w, "optimizer.beta2", *b2.value, "auto");
+                    c.resolved(w, "\"auto\" -> [" + b1.value.value_or(c.base.job.values.raw("optimizer.beta1")) + ", " +
+                                      b2.value.value_or(c.base.job.values.raw("optimizer.beta2")) + "] (" +
+                                      (b1.value ? "--adam_beta1/--adam_beta2 of the Trainer" : "the job's optimizer.beta1/beta2") + ")");
+                } else if (pv.is_array() && pv.size() == 2 && pv[0].is_number() && pv[1].is_number()) {
+                    c.set(w, "optimizer.beta1", exact_text(pv[0].get<double>()));
+                    c.set(w, "optimizer.beta2", exact_text(pv[1].get<double>()));
+                } else {
+                    c.bad(w, show(pv), "[beta1, beta2] or \"auto\"");
+                }
+            } else if (p == "adam_w_mode" || p == "torch_adam" || p == "bias_correction" || p == "fused")
+                c.ignored(w, "the same two moments either way");
+            else if (p == "amsgrad" && pv.is_boolean() && !pv.get<bool>())
+                c.ignored(w, "false: no third state");
+            else
+                c.unmodelled(w, "not modelled by shardsim's optimizer");
+        }
+    }
+}
+
+// Top-level keys that change neither memory nor time of a step, with why.
+const std::map<std::string, std::string>& ignored_top() {
+    static const std::map<std::string, std::string> m = {
+        {"steps_per_print", "logging"}, {"wall_clock_breakdown", "logging"}, {"dump_state", "logging"},
+        {"memory_breakdown", "logging"}, {"tensorboard", "monitoring"}, {"wandb", "monitoring"},
+        {"csv_monitor", "monitoring"}, {"comet", "monitoring"}, {"comms_logger", "monitoring"},
+        {"flops_profiler", "profiling"}, {"timers", "monitoring"}, {"scheduler", "the learning-rate schedule: no memory"},
+        {"gradient_clipping", "a norm over the shards: negligible time, no buffer"},
+        {"prescale_gradients", "divides before rather than after the reduction: same bytes"},
+        {"gradient_predivide_factor", "a scale factor: same bytes"},
+        {"zero_allow_untested_optimizer", "a permission, not a behaviour"},
+        {"zero_force_ds_cpu_optimizer", "a permission, not a behaviour"},
+        {"checkpoint", "checkpoint saving and loading, outside the step"},
+        {"load_universal_checkpoint", "checkpoint loading, outside the step"},
+        {"use_node_local_storage", "checkpoint saving, outside the step"},
+        {"dataloader_drop_last", "the data loader"},
+        {"autotuning", "DeepSpeed's autotuner, a separate tool"},
+        {"aio", "NVMe I/O settings: used only with NVMe offload (named separately if so)"},
+        {"nebula", "checkpoint service, outside the step"},
+    };
+    return m;
+}
+
+// Top-level sections DeepSpeed applies that shardsim does not model.
+const std::map<std::string, std::string>& unmodelled_top() {
+    static const std::map<std::string, std::string> m = {
+        {"amp", "NVIDIA Apex AMP"}, {"compression_training", "compression"}, {"sparse_attention", "sparse attention"},
+        {"pipeline", "pipeline parallelism"}, {"tensor_parallel", "tensor parallelism"},
+        {"curriculum_learning", "changes sequence lengths during training"},
+        {"data_efficiency", "changes the data (and sequence lengths) during training"},
+        {"elasticity", "changes batch sizes with the world size"}, {"quantize_training", "quantised training"},
+        {"eigenvalue", "eigenvalue computation"}, {"progressive_layer_drop", "layer dropping"},
+        {"weight_quantization", "weight quantisation"}, {"hybrid_engine", "RLHF hybrid engine"},
+        {"sparse_gradients", "sparse gradients"},
+    };
+    return m;
+}
+
+// DeepSpeed's own names for the stage-3 keys, and the older ones it still reads.
+std::string canonical_zero_key(const std::string& k) {
+    static const std::map<std::string, std::string> alias = {
+        {"prefetch_bucket_size", "stage3_prefetch_bucket_size"},
+        {"param_persistence_threshold", "stage3_param_persistence_threshold"},
+        {"model_persistence_threshold", "stage3_model_persistence_threshold"},
+        {"max_live_parameters", "stage3_max_live_parameters"},
+        {"max_reuse_distance", "stage3_max_reuse_distance"},
+        {"stage3_gather_fp16_weights_on_model_save", "stage3_gather_16bit_weights_on_model_save"},
+        {"gather_16bit_weights_on_model_save", "stage3_gather_16bit_weights_on_model_save"},
+    };
+    auto it = alias.find(k);
+    return it == alias.end() ? k : it->second;
+}
+
+struct Offload {
+    bool on = false;
+    std::string where;
+};
+
+// offload_optimizer / offload_param: {"device": "none" | "cpu" | "nvme", "pin_memory": ...}.
+Offload offload(Context& c, const json& v, const std::string& name, const Locate& at, int stage) {
+    Offload o;
+    o.where = at("zero_optimization." + name + ".device");
+    if (!v.is_object()) {
+        c.bad(at("zero_optimization." + name), show(v), "an object such as {\"device\": \"cpu\", \"pin_memory\": true}");
+        return o;
+    }
+    std::string device = "none";
+    if (v.contains("device")) {
+        if (!v["device"].is_string() || (v["device"] != "none" && v["device"] != "cpu" && v["device"] != "nvme")) {
+            c.bad(o.where, show(v["device"]), "none, cpu, nvme");
+            return o;
+        }
+        device = v["device"].get<std::string>();
+    }
+    o.on = device != "none";
+    if (device == "nvme")
+        c.unmodelled(o.where, "not modelled: NVMe offload; planned as cpu offload (the device side is the same, the host "
+                              "figures are what a cpu offload would hold in memory)");
+    for (const auto& [k, x] : v.items()) {
+        const std::string w = at("zero_optimization." + name + "." + k);
+        if (k == "device") continue;
+        if (k == "pin_memory" && name == "offload_param") {
+            c.ignored(w, "ZeRO-3 pins offloaded parameters whatever this says (ENGINES.md §2)");
+        } else if (k == "pin_memory") {
+            if (job_has_key("deepspeed.pin_memory")) {
+                if (auto b = get_bool(c, w, x)) c.set(w, "deepspeed.pin_memory", *b ? "true" : "false");
+            } else if (x.is_boolean() && x.get<bool>()) {
+                c.ignored(w, "true: DeepSpeed's default, what shardsim models (pinned host copies)");
+            } else {
+                c.unmodelled(w, "not modelled: shardsim pins DeepSpeed's offload copies as pin_memory = true does");
+            }
+        } else if (k == "ratio") {
+            const auto r = get_number(c, w, x);
+            if (r && *r < 1) c.unmodelled(w, "not modelled: a partial optimizer offload");
+            else if (r) c.ignored(w, "1: the whole optimizer, what shardsim models");
+        } else if (k == "nvme_path" || k == "buffer_count" || k == "buffer_size" || k == "max_in_cpu" || k == "fast_init" ||
+                   k == "pipeline" || k == "pipeline_read" || k == "pipeline_write") {
+            if (device == "nvme") c.unmodelled(w, "not modelled: NVMe offload settings");
+            else c.ignored(w, "NVMe offload settings, unused with device " + device);
+        } else {
+            c.problems.add(w + ": unknown key (DeepSpeed refuses it; allowed: device, pin_memory, ratio, nvme_path, buffer_count, "
+                               "buffer_size, max_in_cpu, fast_init, pipeline_read, pipeline_write)");
+        }
+    }
+    (void)stage;
+    return o;
+}
+
+void zero_optimization(Context& c, const json& root, const Locate& at) {
+    const json empty = json::object();
+    const json& z = root.contains("zero_optimization") ? root["zero_optimization"] : empty;
+    if (!z.is_object()) return c.bad(at("zero_optimization"), show(z), "an object");
+    int stage = 0;
+    const std::string stage_where = z.contains("stage") ? at("zero_optimization.stage") : at("zero_optimization") + ".stage (absent)";
+    if (z.contains("stage")) {
+        const auto s = get_count(c, stage_where, z["stage"]);
+        if (!s || *s > 3) {
+            if (s) c.bad(stage_where, show(z["stage"]), "0, 1, 2, 3");
+            return;
+        }
+        stage = static_cast<int>(*s);
+    }
+    static const char* kStrategy[] = {"ddp", "zero1", "zero2", "zero3"};
+    c.set(stage_where, "parallel.strategy", kStrategy[stage], stage == 0 ? "" : "DeepSpeed ZeRO stage " + std::to_string(stage));
+    if (stage == 0)
+        c.unmodelled(stage_where, "approximated: DeepSpeed's stage 0 all-reduces gradients with its own buckets; shardsim "
+                                  "plans it as PyTorch DDP (strategy ddp)");
+    const bool ds = stage > 0;
+    const std::int64_t h = hidden_size(c.base);
+    Offload opt, par;
+    bool bucket_auto = false, prefetch_auto = false, bucket_given = false, prefetch_given = false;
+    bool persistence_auto = false, persistence_given = false;
+    std::set<std::string> seen;
+    for (const auto& [key, v] : z.items()) {
+        const std::string k = canonical_zero_key(key);
+        const std::string w = at("zero_optimization." + key);
+        if (!seen.insert(k).second) {
+            c.problems.add(w + ": given twice (as " + key + " and under another of its names) (allowed: one of them)");
+            continue;
+        }
+        auto stage3_only = [&]() {
+            if (stage == 3) return true;
+            c.ignored(w, "a stage-3 key; DeepSpeed reads it only with stage 3 (this config: stage " + std::to_string(stage) + ")");
+            return false;
+        };
+        auto engine_key = [&]() {
+            if (ds) return true;
+            c.ignored(w, "stage 0: no ZeRO optimizer to apply it");
+            return false;
+        };
+        auto flag_default_true = [&](const std::string& what) {
+            if (auto b = get_bool(c, w, v)) {
+                if (*b) c.ignored(w, "true: DeepSpeed's default, what shardsim models");
+                else c.unmodelled(w, "not modelled: " + what);
+            }
+        };
+        if (k == "stage") continue;
+        if (k == "offload_optimizer") {
+            opt = offload(c, v, key, at, stage);
+        } else if (k == "cpu_offload") {  // the old boolean of offload_optimizer
+            if (auto b = get_bool(c, w, v)) opt = {*b, w};
+        } else if (k == "offload_param") {
+            par = offload(c, v, key, at, stage);
+        } else if (k == "cpu_offload_params") {
+            if (auto b = get_bool(c, w, v)) par = {*b, w};
+        } else if (k == "cpu_offload_use_pin_memory") {
+            if (job_has_key("deepspeed.pin_memory")) {
+                if (auto b = get_bool(c, w, v)) c.set(w, "deepspeed.pin_memory", *b ? "true" : "false");
+            } else {
+                flag_default_true("unpinned offload copies");
+            }
+        } else if (k == "overlap_comm") {
+            if (!engine_key()) continue;
+            if (auto b = get_bool(c, w, v)) c.set(w, "deepspeed.overlap_comm", *b ? "true" : "false");
+        } else if (k == "contiguous_gradients") {
+            flag_default_true("gradients left in their own tensors (shardsim copies them into the bucket, as "
+                              "contiguous_gradients = true does)");
+        } else if (k == "reduce_bucket_size") {
+            if (!engine_key()) continue;
+            bucket_given = true;
+            if (is_auto(v)) {
+                bucket_auto = true;
+                c.resolved(w, "\"auto\" -> " + std::to_string(h * h) + " elements (hidden " + std::to_string(h) +
+                                  "^2, as Hugging Face fills it: deepspeed.hf_auto = true)");
+            } else if (auto n = get_count(c, w, v, 1)) {
+                c.reduce_bucket_elements = *n;
+                c.reduce_bucket_where = w;
+            }
+        } else if (k == "allgather_bucket_size") {
+            c.ignored(w, "DeepSpeed all-gathers the whole flat buffer in one call; this size matters only on a legacy "
+                         "fallback path");
+        } else if (k == "reduce_scatter") {
+            flag_default_true("gradients reduced by all-reduce of whole buckets");
+        } else if (k == "allgather_partitions") {
+            flag_default_true("parameters broadcast one partition at a time");
+        } else if (k == "use_multi_rank_bucket_allreduce") {
+            flag_default_true("one reduce per destination rank");
+        } else if (k == "round_robin_gradients") {
+            const auto b = get_bool(c, w, v);
+            if (b && *b && stage > 0 && stage < 3)
+                c.unmodelled(w, "not modelled: spreads the copies of gradients to the host over the ranks (time only)");
+            else if (b)
+                c.ignored(w, *b ? "acts only with stage 1/2 optimizer offload" : "false: DeepSpeed's default");
+        } else if (k == "stage3_prefetch_bucket_size") {
+            if (!stage3_only()) continue;
+            prefetch_given = true;
+            if (is_auto(v)) {
+                prefetch_auto = true;
+                c.resolved(w, "\"auto\" -> " + std::to_string(static_cast<std::int64_t>(0.9 * static_cast<double>(h * h))) +
+                                  " elements (0.9 x hidden^2, as Hugging Face fills it: deepspeed.hf_auto = true)");
+            } else if (auto n = get_count(c, w, v)) {
+                c.set(w, "deepspeed.stage3_prefetch_bucket_size", std::to_string(*n));
+            }
+        } else if (k == "stage3_param_persistence_threshold" && job_has_key("deepspeed.stage3_param_persistence_threshold")) {
+            if (!stage3_only()) continue;
+            persistence_given = true;
+            if (is_auto(v)) {
+                persistence_auto = true;
+                c.resolved(w, "\"auto\" -> " + std::to_string(10 * h) + " elements (10 x hidden, as Hugging Face fills it: deepspeed.hf_auto = true)");
+            } else if (auto n = get_count(c, w, v)) {
+                c.set(w, "deepspeed.stage3_param_persistence_threshold", count_text(*n));
+            }
+        } else if (k == "stage3_param_persistence_threshold" || k == "stage3_model_persistence_threshold") {
+            if (!stage3_only()) continue;
+            std::string value = v.is_number() && v.get<double>() == std::floor(v.get<double>()) ? count_text(v.get<std::int64_t>()) : show(v);
+            if (is_auto(v)) {
+                value = std::to_string(10 * h);
+                c.resolved(w, "\"auto\" -> " + value + " elements (10 x hidden, as Hugging Face fills it)");
+            }
+            if (k == "stage3_model_persistence_threshold")
+                c.unmodelled(w, "not modelled: a cap (" + value + ") on all persistent parameters together; shardsim keeps "
+                                "every parameter under stage3_param_persistence_threshold (DeepSpeed's default: no cap)");
+            else  // a build whose job schema has no persistence key
+                c.unmodelled(w, "not modelled: persistent parameters (" + value + "); shardsim gathers every unit's parameters on use");
+        } else if (k == "stage3_max_live_parameters" || k == "stage3_max_reuse_distance") {
+            if (!stage3_only()) continue;
+            if (auto n = get_count(c, w, v)) c.set(w, "deepspeed." + k, count_text(*n));
+        } else if (k == "stage3_gather_16bit_weights_on_model_save") {
+            c.ignored(w, "model saving, outside the step");
+        } else if (k == "sub_group_size") {
+            if (job_has_key("deepspeed.sub_group_size")) {
+                if (!engine_key()) continue;
+                if (auto n = get_count(c, w, v, 1)) c.set(w, "deepspeed.sub_group_size", count_text(*n));
+            } else {
+                c.unmodelled(w, "not modelled: the optimizer steps over the whole partition at once (sub_group_size sets the "
+                                "size of its fp32 gradient temporaries)");
+            }
+        } else if (k == "zero_hpz_partition_size") {
+            if (auto n = get_count(c, w, v, 1)) {
+                if (*n > 1 && stage3_only()) c.set(w, "parallel.secondary_shard", std::to_string(*n), "ZeRO++ hpZ");
+                else if (*n <= 1) c.ignored(w, "1: no secondary partition");
+            }
+        } else if (k == "zero_quantized_weights" || k == "zero_quantized_nontrainable_weights" || k == "zero_quantized_gradients") {
+            if (auto b = get_bool(c, w, v)) {
+                if (*b) c.unmodelled(w, "not modelled: ZeRO++ quantised communication");
+                else c.ignored(w, "false: DeepSpeed's default");
+            }
+        } else if (k == "mics_shard_size" || k == "mics_hierarchical_params_gather") {
+            if ((v.is_number() && v.get<double>() > 0) || (v.is_boolean() && v.get<bool>())) c.unmodelled(w, "not modelled: MiCS");
+            else c.ignored(w, "MiCS off");
+        } else if (k == "memory_efficient_linear") {
+            flag_default_true("autograd keeping weights of linear layers in stage 3");
+        } else if (k == "use_all_reduce_for_fetch_params") {
+            if (v.is_boolean() && v.get<bool>()) c.unmodelled(w, "not modelled: parameters gathered by all-reduce");
+            else c.ignored(w, "false: DeepSpeed's default");
+        } else if (k == "module_granularity_threshold") {
+            if (v.is_number() && v.get<double>() > 0) c.unmodelled(w, "not modelled: module fusion for fetching");
+            else c.ignored(w, "0: DeepSpeed's default");
+        } else if (k == "elastic_checkpoint" || k == "load_from_fp32_weights" || k == "ignore_unused_parameters" ||
+                   k == "legacy_stage1" || k == "log_trace_cache_warnings" || k == "override_module_apply" ||
+                   k == "pipeline_loading_checkpoint" || k == "zeropp_loco_param" || k == "save_muon_momentum_buffer_in_memory") {
+            c.ignored(w, "checkpointing, logging or start-up: not the step");
+        } else {
+            c.problems.add(w + ": unknown key (DeepSpeed refuses unknown zero_optimization keys; allowed: stage, offload_optimizer, "
+                               "offload_param, overlap_comm, contiguous_gradients, reduce_bucket_size, allgather_bucket_size, "
+                               "reduce_scatter, allgather_partitions, round_robin_gradients, sub_group_size, stage3_* keys, "
+                               "zero_hpz_partition_size, zero_quantized_weights, zero_quantized_gradients, ...)");
+        }
+    }
+    // Offload: the job refuses parameter offload without optimizer offload; DeepSpeed allows it.
+    if (opt.on && stage == 0) c.problems.add(opt.where + ": bad value '" + show(z["offload_optimizer"]) + "': stage 0 has no ZeRO optimizer to offload (allowed: none, or stage >= 1)");
+    const std::string opt_where = opt.where.empty() ? at("zero_optimization") + ".offload_optimizer (absent)" : opt.where;
+    if (stage > 0 || opt.on) c.set(opt_where, "memory.offload_optimizer", opt.on ? "true" : "false");
+    bool params_on = par.on && stage == 3;
+    if (par.on && stage < 3) c.ignored(par.where, "DeepSpeed offloads parameters in stage 3 only (this config: stage " + std::to_string(stage) + ")");
+    if (params_on && !opt.on) {
+        c.unmodelled(par.where, "not modelled: parameter offload without optimizer offload; planned without parameter offload");
+        params_on = false;
+    }
+    c.set(par.where.empty() ? at("zero_optimization") + ".offload_param (absent)" : par.where, "memory.offload_params", params_on ? "true" : "false");
+    if (!ds) return;
+    // "auto" bucket sizes: Hugging Face's values (hf_auto); a size left out keeps DeepSpeed's default.
+    const bool hf = bucket_auto || prefetch_auto || persistence_auto;
+    c.set(hf ? (bucket_auto     ? at("zero_optimization.reduce_bucket_size")
+                : prefetch_auto ? at("zero_optimization.stage3_prefetch_bucket_size")
+                                : at("zero_optimization.stage3_param_persistence_threshold"))
+             : at("zero_optimization"),
+          "deepspeed.hf_auto", hf ? "true" : "false");
+    if (job_has_key("deepspeed.stage3_param_persistence_threshold") && stage == 3) {
+        if (persistence_auto)
+            c.set(at("zero_optimization.stage3_param_persistence_threshold"), "deepspeed.stage3_param_persistence_threshold", "auto");
+        else if (!persistence_given)
+            c.set(at("zero_optimization") + ".stage3_param_persistence_threshold (absent)", "deepspeed.stage3_param_persistence_threshold",
+                  "100000", "DeepSpeed's default");
+    }
+    if (!bucket_given) {
+        c.reduce_bucket_elements = 500'000'000;
+        c.reduce_bucket_where = at("zero_optimization") + ".reduce_bucket_size (absent: DeepSpeed's default 5e8)";
+    } else if (bucket_auto) {
+        c.set(at("zero_optimization.reduce_bucket_size"), "parallel.bucket_mib", "auto");
+    }
+    if (stage == 3 && !prefetch_given) c.set(at("zero_optimization") + ".stage3_prefetch_bucket_size (absent)", "deepspeed.stage3_prefetch_bucket_size", "50000000", "DeepSpeed's default");
+    if (prefetch_auto) c.set(at("zero_optimization.stage3_prefetch_bucket_size"), "deepspeed.stage3_prefetch_bucket_size", "auto");
+    if (!z.contains("overlap_comm")) c.set(at("zero_optimization") + ".overlap_comm (absent)", "deepspeed.overlap_comm", "auto", "DeepSpeed's default for the stage");
+    for (const char* k : {"stage3_max_live_parameters", "stage3_max_reuse_distance"})
+        if (stage == 3 && !seen.count(k)) c.set(at("zero_optimization") + "." + k + " (absent)", std::string("deepspeed.") + k, "1e9", "DeepSpeed's default");
+    // Keys of this build's job schema that the config leaves to DeepSpeed's defaults.
+    if (job_has_key("deepspeed.sub_group_size") && !seen.count("sub_group_size"))
+        c.set(at("zero_optimization") + ".sub_group_size (absent)", "deepspeed.sub_group_size", "1e9", "DeepSpeed's default");
+    const bool pin_given = seen.count("cpu_offload_use_pin_memory") ||
+                           (z.contains("offload_optimizer") && z["offload_optimizer"].is_object() && z["offload_optimizer"].contains("pin_memory"));
+    if (job_has_key("deepspeed.pin_memory") && !pin_given)
+        c.set(at("zero_optimization") + ".offload_optimizer.pin_memory (absent)", "deepspeed.pin_memory", "true", "DeepSpeed's default since 0.16.5");
+    if (!seen.count("zero_hpz_partition_size")) c.set(at("zero_optimization") + ".zero_hpz_partition_size (absent)", "parallel.secondary_shard", "0");
+}
+
+}  // namespace
+
+void import_deepspeed(Context& c, const json& root, const Locate& at) {
+    if (!root.is_object()) return c.bad(at("(top level)"), show(root).substr(0, 40), "a JSON object of DeepSpeed keys");
+    for (const auto& [k, v] : root.items()) {
+        const std::string w = at(k);
+        if (k == "train_micro_batch_size_per_gpu") batch_key(c, w, v, "batch.micro_batch", "per_device_train_batch_size", "8");
+        else if (k == "gradient_accumulation_steps") {
+            c.grad_accum_given = true;
+            batch_key(c, w, v, "batch.grad_accum", "gradient_accumulation_steps", "1");
+        } else if (k == "train_batch_size") {
+            if (is_auto(v)) c.resolved(w, "\"auto\" -> micro-batch x accumulation x world (as Hugging Face fills it)");
+            else if (auto n = get_count(c, w, v, 1)) c.train_batch_size = *n, c.train_batch_where = w;
+        } else if (k == "bf16" || k == "bfloat16" || k == "fp16" || k == "zero_optimization") {
+            continue;  // below
+        } else if (k == "optimizer") {
+            optimizer(c, v, at);
+        } else if (k == "communication_data_type") {
+            static const std::map<std::string, std::string> dt = {{"fp32", "fp32"}, {"fp16", "fp16"}, {"bf16", "bf16"}, {"bfp16", "bf16"}};
+            if (v.is_string() && dt.count(v.get<std::string>())) c.set(w, "precision.reduce", dt.at(v.get<std::string>()));
+            else c.bad(w, show(v), "fp32, fp16, bf16");
+        } else if (k == "data_types") {
+            if (!v.is_object()) {
+                c.bad(w, show(v), "an object");
+                continue;
+            }
+            for (const auto& [dk, dv] : v.items())
+                c.unmodelled(at("data_types." + dk), "not modelled: gradients are accumulated in the model dtype (DeepSpeed's default, "
+                                                     "grad_accum_dtype = null)");
+        } else if (k == "activation_checkpointing") {
+            if (!v.is_object()) {
+                c.bad(w, show(v), "an object");
+                continue;
+            }
+            for (const auto& [ak, av] : v.items()) {
+                const std::string aw = at("activation_checkpointing." + ak);
+                if ((ak == "partition_activations" || ak == "cpu_checkpointing" || ak == "contiguous_memory_optimization") &&
+                    av.is_boolean() && av.get<bool>())
+                    c.unmodelled(aw, "not modelled: DeepSpeed's activation partitioning / CPU checkpointing");
+                else
+                    c.ignored(aw, "configures deepspeed.checkpointing, which only models that call it use (Megatron-style); Hugging "
+                                  "Face models checkpoint with --gradient_checkpointing (--hf-args) or memory.activation_checkpointing");
+            }
+        } else if (k == "sequence_parallel_size") {
+            if (v.is_number() && v.get<double>() > 1) c.unmodelled(w, "not modelled: sequence parallelism");
+            else c.ignored(w, "1: none");
+        } else if (ignored_top().count(k)) {
+            c.ignored(w, ignored_top().at(k));
+        } else if (unmodelled_top().count(k)) {
+            c.unmodelled(w, "not modelled: " + unmodelled_top().at(k));
+        } else {
+            c.unmodelled(w, "unknown key (DeepSpeed ignores top-level keys it does not know; so does shardsim)");
+        }
+    }
+    precision(c, root, at);
+    zero_optimization(c, root, at);
+}
+
+namespace {
+
+// The line of a dotted key: each component searched for, quoted, after the previous one.
+int locate_line(const std::string& text, const std::string& dotted) {
+    std::size_t pos = 0;
+    for (const auto& part : split(dotted, '.')) {
+        const std::size_t p = text.find("\"" + part + "\"", pos);
+        if (p == std::string::npos) return 0;
+        pos = p + part.size() + 2;
+    }
+    return line_of_offset(text, pos == 0 ? 0 : pos - 1);
+}
+
+}  // namespace
+
+void import_deepspeed_file(Context& c, const std::string& path) {
+    const std::string text = read_file(path, "DeepSpeed config");
+    json root;
+    try {
+        // DeepSpeed reads its config with hjson, which allows comments; so does this.
+        root = json::parse(text, nullptr, true, true);
+    } catch (const json::parse_error& e) {
+        throw InputError(path + ":" + std::to_string(line_of_offset(text, e.byte == 0 ? 0 : e.byte - 1)) +
+                         ": not valid JSON: " + e.what() + " (allowed: a DeepSpeed config, a JSON object)");
+    }
+    import_deepspeed(c, root, [path, text](const std::string& dotted) {
+        const int line = locate_line(text, dotted);
+        return path + (line > 0 ? ":" + std::to_string(line) : "") + ": " + dotted;
+    });
+}
+
+}  // namespace shardsim::interop::detail

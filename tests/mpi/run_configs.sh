@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The users' configs under mpirun: a job exported as a ds_config.json and as an accelerate FSDP
+# config, then `shardsim run` / `validate` started from those files (not from the job) train the
+# same plan: the start-up lists what each key became, verify passes, validate compares memory and
+# sizes (times are off: this runs beside other builds on shared cores).
+set -uo pipefail
+: "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
+MPIEXEC=${MPIEXEC:-mpirun}
+job=$SHARDSIM_SOURCE_DIR/jobs/tiny-llama-cpu.ini
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# The Trainer flags export wrote for the launch line (what --hf-args takes).
+hf_args() { sed -n 's/.* train\.py //p' "$1/launch.sh" | sed 's/--deepspeed "[^"]*" //'; }
+
+# 1. ZeRO-2 as DeepSpeed: run from the ds_config on a job of the Trainer's defaults.
+"$SHARDSIM" export --job "$job" --set parallel.strategy=zero2 --to deepspeed --out "$tmp/ds" >/dev/null 2>"$tmp/err" ||
+  fail "export --to deepspeed exited $?: $(tail -3 "$tmp/err")"
+args=$(hf_args "$tmp/ds")
+"$MPIEXEC" -np 2 --oversubscribe "$SHARDSIM" run --model tiny-llama --topology cpu-host --deepspeed "$tmp/ds/ds_config.json" \
+  --hf-args "$args" --set memory.attention=eager --verify >"$tmp/out" 2>&1 || fail "run --deepspeed exited $?: $(tail -5 "$tmp/out")"
+grep -q "zero_optimization.stage: -> parallel.strategy = zero2" "$tmp/out" || fail "run --deepspeed: no account of zero_optimization.stage"
+grep -qE "^verify: .*passed$" "$tmp/out" || fail "run --deepspeed: verify did not pass: $(grep -i verify "$tmp/out" | head -3)"
+
+# 2. FSDP as accelerate: validate from the accelerate config.
+"$SHARDSIM" export --job "$job" --to accelerate --out "$tmp/acc" >/dev/null 2>"$tmp/err" ||
+  fail "export --to accelerate exited $?: $(tail -3 "$tmp/err")"
+args=$(hf_args "$tmp/acc")
+"$MPIEXEC" -np 2 --oversubscribe "$SHARDSIM" validate --model tiny-llama --topology cpu-host --accelerate "$tmp/acc/accelerate_config.yaml" \
+  --hf-args "$args" --set memory.attention=eager --time-tolerance 0 >"$tmp/out" 2>&1 || fail "validate --accelerate exited $?: $(tail -5 "$tmp/out")"
+grep -q "distributed_type: -> parallel.strategy = ddp\|fsdp_sharding_strategy: -> parallel.strategy = fsdp-full-shard" "$tmp/out" ||
+  fail "validate --accelerate: no account of the FSDP strategy"
+grep -q "validate: PASS" "$tmp/out" || fail "validate --accelerate did not pass: $(tail -3 "$tmp/out")"
+
+# 3. A bad key stops every rank with exit 2 and one message naming the file and line.
+printf '{\n  "zero_optimization": {\n    "stage": 2,\n    "overlap_com": true\n  }\n}\n' >"$tmp/typo.json"
+"$MPIEXEC" -np 2 --oversubscribe "$SHARDSIM" run --model tiny-llama --topology cpu-host --set batch.seq_len=16 \
+  --deepspeed "$tmp/typo.json" >"$tmp/out" 2>&1
+rc=$?
+((rc == 2)) || fail "a misspelt key: exit $rc, expected 2"
+n=$(grep -c "typo.json:4: zero_optimization.overlap_com: unknown key" "$tmp/out")
+((n == 1)) || fail "a misspelt key: said $n times, expected once: $(head -3 "$tmp/out")"
+
+((failures == 0)) && echo "run_configs: all checks passed"
+exit $((failures > 0))
