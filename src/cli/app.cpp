@@ -17,9 +17,8 @@ const std::vector<Command>& commands() {
           {"shardsim models --units llama-7b", "its FSDP / ZeRO-3 wrapping units and their sizes"}}},
         {"simulate", "predict per-rank memory and step time of a job (instant, any scale)", cmd_simulate,
          {{"shardsim simulate", "the default job: Llama-7B, FSDP full shard, 6x A100 40G"},
-          {"shardsim simulate --job flan-t5-xl-zero3-8x-a100-40g --set batch.micro_batch=4 --out sim.h5",
-           "another shipped job with one key changed, timelines written for report"},
-          {"shardsim simulate --sweep topology.cluster.gpus_per_node=2,4,6", "one row per value: peak, fit, exposed comm"},
+          {"shardsim simulate --job flan-t5-xl-zero3-8x-a100-40g --sweep batch.micro_batch=1,2,4 --out sims/",
+           "another shipped job, one row per value of a key, timelines written for report"},
           {"shardsim simulate --deepspeed ds_config.json --model llama-7b --topology 8x-a100-40g --hf-args \"--max_seq_length 512\"",
            "check the DeepSpeed config you are about to launch (or --accelerate config.yaml): every key imported, resolved, "
            "ignored or named as not modelled"}}},

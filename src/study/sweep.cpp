@@ -86,7 +86,7 @@ std::string csv_of(const std::vector<Sweep>& sweeps, const io::Json& rows) {
             for (const auto& [k, v] : r.at("comm_bytes_per_rank").as_object()) kinds.insert(k);
     std::vector<std::string> head;
     for (const auto& s : sweeps) head.push_back(s.key);
-    for (const char* c : {"world_size", "fits", "peak_bytes", "host_peak_bytes_per_node", "step_time_s", "tokens_per_s", "mfu",
+    for (const char* c : {"world_size", "fits", "peak_bytes", "host_peak_bytes_per_node", "step_time_s", "tokens_per_s", "mfu", "hfu",
                           "compute_time_s", "comm_time_s", "exposed_comm_s"})
         head.push_back(c);
     for (auto c : kAllMemCategories) head.push_back("peak_" + std::string(category_name(c)) + "_bytes");
@@ -100,7 +100,7 @@ std::string csv_of(const std::vector<Sweep>& sweeps, const io::Json& rows) {
         f.push_back(ok ? std::to_string(r.at("world_size").as_int()) : "");
         f.push_back(ok ? (r.at("fits").as_bool() ? "true" : "false") : "");
         for (const char* c : {"peak_bytes", "host_peak_bytes_per_node"}) f.push_back(ok ? std::to_string(r.at(c).as_int()) : "");
-        for (const char* c : {"step_time_s", "tokens_per_s", "mfu", "compute_time_s", "comm_time_s", "exposed_comm_s"})
+        for (const char* c : {"step_time_s", "tokens_per_s", "mfu", "hfu", "compute_time_s", "comm_time_s", "exposed_comm_s"})
             f.push_back(ok ? number(r.at(c)) : "");
         for (auto c : kAllMemCategories) {
             const std::string n(category_name(c));
@@ -196,7 +196,8 @@ SweepReport run_sweep(const std::string& job, const std::vector<std::string>& se
                      std::to_string(row.at("world_size").as_int()), format_gib(static_cast<double>(row.at("peak_bytes").as_int()), 2),
                      format_gib(static_cast<double>(row.at("host_peak_bytes_per_node").as_int()), 2), row.at("fits").as_bool() ? "yes" : "NO",
                      format_seconds(row.at("step_time_s").as_number()), format_fixed(row.at("tokens_per_s").as_number(), 0),
-                     format_fixed(100 * row.at("mfu").as_number(), 1) + "%", format_seconds(row.at("compute_time_s").as_number()),
+                     format_fixed(100 * row.at("mfu").as_number(), 1) + "%",
+                     format_fixed(100 * row.at("hfu").as_number(), 1) + "%", format_seconds(row.at("compute_time_s").as_number()),
                      format_seconds(row.at("comm_time_s").as_number()), format_seconds(row.at("exposed_comm_s").as_number()), worst})
                 cells.push_back(c);
             t.add_row(cells);
