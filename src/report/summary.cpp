@@ -72,10 +72,11 @@ Exposure worst_exposed(const timeline::RankTimeline& tl) {
     std::vector<std::pair<double, double>> compute;
     for (const auto& op : tl.ops)
         if (op.stream == plan::OpStream::compute) compute.push_back({op.t_start, op.t_end});
+    const timeline::IntervalCover cover(std::move(compute));
     Exposure worst;
     for (const auto& op : tl.ops) {
         if (op.collective < 0) continue;
-        const double e = timeline::uncovered_length({{op.t_start, op.t_end}}, compute);
+        const double e = std::max(0.0, op.t_end - op.t_start) - cover.covered(op.t_start, op.t_end);
         if (e > worst.exposed_s) worst = {op.op_id, e};
     }
     return worst;
