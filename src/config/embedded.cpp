@@ -1,8 +1,8 @@
 #include "shardsim/config/embedded.hpp"
 
+#include "shardsim/config/ini.hpp"
+
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace shardsim::config {
 
@@ -24,7 +24,8 @@ std::vector<std::string> embedded_names(const std::string& kind) {
     return out;
 }
 
-std::optional<ResolvedFile> resolve_file(const std::string& kind, const std::string& ref, const std::string& dir) {
+std::optional<ResolvedFile> resolve_file(const std::string& kind, const std::string& ref, const std::string& dir,
+                                         std::string* why) {
     namespace fs = std::filesystem;
     const bool looks_like_path = ref.find('/') != std::string::npos || fs::path(ref).extension() == ".ini";
     if (!looks_like_path) {
@@ -33,11 +34,13 @@ std::optional<ResolvedFile> resolve_file(const std::string& kind, const std::str
     }
     fs::path p(ref);
     if (p.is_relative() && !dir.empty()) p = fs::path(dir) / p;
-    std::ifstream in(p);
-    if (!in) return std::nullopt;
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ResolvedFile{p.lexically_normal().string(), ss.str(), p.parent_path().string()};
+    std::string reason;
+    const auto text = read_input_file(p.string(), reason);
+    if (!text) {
+        if (why) *why = reason;
+        return std::nullopt;
+    }
+    return ResolvedFile{p.lexically_normal().string(), *text, p.parent_path().string()};
 }
 
 }  // namespace shardsim::config

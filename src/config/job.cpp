@@ -1,9 +1,8 @@
 #include "shardsim/config/job.hpp"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "shardsim/config/limits.hpp"
 #include "shardsim/core/format.hpp"
 
 namespace shardsim::config {
@@ -93,18 +92,21 @@ const Schema& job_schema() {
                          "catalogue name (shardsim models) or path to a model .ini, relative to the job file"));
         s.push_back(text("job", "topology", "", true,
                          "shipped topology name or path to a topology .ini, relative to the job file"));
-        s.push_back(integer("job", "steps", "optimizer steps", "1", 1, "steps the executor runs"));
+        s.push_back(integer("job", "steps", "optimizer steps", "1", 1, "steps the executor runs", limits::kSteps));
         s.push_back(integer("job", "seed", "", "1234", 0, "seed of weights and synthetic data"));
 
         s.push_back(choice("parallel", "strategy", strategy_names(), "", "sharding strategy"));
         s.push_back(integer("parallel", "prefetch", "units", "1", 0,
                             "all-gathers issued ahead of the unit being computed", 16));
         s.push_back(number("parallel", "bucket_mib", "MiB", "25", 0, true,
-                           "gradient bucket size for bucketed all-reduce / reduce-scatter"));
+                           "gradient bucket size for bucketed all-reduce / reduce-scatter (at most 1 TiB)",
+                           limits::kBufferMiB));
         s.push_back(integer("parallel", "max_live_params", "elements", "1e9", 1,
-                            "ZeRO-3: most parameter elements gathered at once (DeepSpeed stage3_max_live_parameters)"));
+                            "ZeRO-3: most parameter elements gathered at once (DeepSpeed stage3_max_live_parameters; "
+                            "at most 2^50, the largest model)", static_cast<double>(limits::kParams)));
         s.push_back(integer("parallel", "world_size", "ranks", "0", 0,
-                            "ranks used (0: every GPU of the topology); several nodes need all their GPUs"));
+                            "ranks used (0: every GPU of the topology); several nodes need all their GPUs "
+                            "(at most 1,000,000: 10x the largest clusters)", limits::kWorld));
 
         s.push_back(choice("precision", "params", kDTypes, "bf16", "dtype of parameters in compute"));
         KeySpec grads = choice("precision", "grads", kDTypes, kSameAsParams, "dtype of gradients");
@@ -122,11 +124,15 @@ const Schema& job_schema() {
         s.push_back(number("optimizer", "eps", "", "1e-8", 0, true, "AdamW epsilon"));
         s.push_back(number("optimizer", "momentum", "", "0.9", 0, false, "SGD momentum", 0.999999));
 
-        s.push_back(integer("batch", "micro_batch", "sequences", "1", 1, "sequences per rank per micro-batch"));
-        s.push_back(integer("batch", "grad_accum", "micro-batches", "1", 1, "micro-batches per optimizer step"));
-        s.push_back(integer("batch", "seq_len", "tokens", "", 1, "context length (encoder length for encoder-decoder)"));
+        s.push_back(integer("batch", "micro_batch", "sequences", "1", 1,
+                            "sequences per rank per micro-batch (at most 65,536; real jobs use 1-1,024)", limits::kMicroBatch));
+        s.push_back(integer("batch", "grad_accum", "micro-batches", "1", 1,
+                            "micro-batches per optimizer step (at most 2^20; also at most 524,288 units x micro-batches "
+                            "per step, which the simulator holds in memory)", limits::kGradAccum));
+        s.push_back(integer("batch", "seq_len", "tokens", "", 1,
+                            "context length (encoder length for encoder-decoder; at most 2^20, ~1M tokens)", limits::kSeqLen));
         s.push_back(integer("batch", "decoder_seq_len", "tokens", "0", 0,
-                            "encoder-decoder only: decoder length (0: same as seq_len)"));
+                            "encoder-decoder only: decoder length (0: same as seq_len; at most 2^20)", limits::kSeqLen));
 
         s.push_back(boolean("memory", "activation_checkpointing", "false", "keep only unit inputs, recompute in backward"));
         s.push_back(boolean("memory", "offload_optimizer", "false", "optimizer states and step on the host (ZeRO-Offload)"));
@@ -134,7 +140,8 @@ const Schema& job_schema() {
         s.push_back(choice("memory", "attention", {"eager", "flash"}, "eager",
                            "eager materialises attention scores; flash does not"));
 
-        s.push_back(integer("lora", "rank", "", "0", 0, "LoRA rank (0: LoRA off, full fine-tuning)"));
+        s.push_back(integer("lora", "rank", "", "0", 0, "LoRA rank (0: LoRA off, full fine-tuning; at most 65,536)",
+                            limits::kLoraRank));
         s.push_back(number("lora", "alpha", "", "16", 0, true, "LoRA scaling numerator (scale = alpha / rank)"));
         KeySpec targets;
         targets.section = "lora";
@@ -234,13 +241,14 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
 }
 
 JobConfig load_job(const std::string& path, const std::vector<Override>& overrides) {
-    std::ifstream in(path);
-    if (!in) throw InputError(path + ": cannot open job file (expected: a path to a job .ini, e.g. jobs/llama-7b-fsdp-6x-a100-40g.ini)");
-    std::stringstream ss;
-    ss << in.rdbuf();
+    std::string why;
+    const auto text = read_input_file(path, why);
+    if (!text)
+        throw InputError("--job: bad value '" + path + "': " + why +
+                         " (allowed: a path to a job .ini, e.g. jobs/llama-7b-fsdp-6x-a100-40g.ini, or a shipped job name)");
     std::string dir = std::filesystem::path(path).parent_path().string();
     if (dir.empty()) dir = ".";
-    return load_job_text(path, ss.str(), dir, overrides);
+    return load_job_text(path, *text, dir, overrides);
 }
 
 }  // namespace shardsim::config

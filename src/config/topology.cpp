@@ -4,6 +4,7 @@
 
 #include "shardsim/config/embedded.hpp"
 #include "shardsim/config/job.hpp"
+#include "shardsim/config/limits.hpp"
 #include "shardsim/core/format.hpp"
 
 namespace shardsim::config {
@@ -40,15 +41,23 @@ KeySpec key(std::string section, std::string name, ValueType type, std::string u
     k.help = std::move(help);
     return k;
 }
-KeySpec positive(std::string section, std::string name, std::string unit, std::string def, std::string help) {
+KeySpec positive(std::string section, std::string name, std::string unit, std::string def, std::string help, double max) {
     KeySpec k = key(std::move(section), std::move(name), ValueType::number, std::move(unit), std::move(def), std::move(help));
     k.min = 0;
     k.min_exclusive = true;
+    k.max = max;
     return k;
 }
-KeySpec count(std::string section, std::string name, std::string def, std::string help) {
+KeySpec non_negative(std::string section, std::string name, std::string unit, std::string def, std::string help, double max) {
+    KeySpec k = key(std::move(section), std::move(name), ValueType::number, std::move(unit), std::move(def), std::move(help));
+    k.min = 0;
+    k.max = max;
+    return k;
+}
+KeySpec count(std::string section, std::string name, std::string def, std::string help, std::int64_t max) {
     KeySpec k = key(std::move(section), std::move(name), ValueType::integer, "", std::move(def), std::move(help));
     k.min = 1;
+    k.max = static_cast<double>(max);
     return k;
 }
 }  // namespace
@@ -57,8 +66,10 @@ const Schema& topology_schema() {
     static const Schema schema = [] {
         Schema s;
         s.push_back(key("cluster", "name", ValueType::text, "", "", "topology name (default: the file's name)"));
-        s.push_back(count("cluster", "nodes", "", "number of nodes"));
-        s.push_back(count("cluster", "gpus_per_node", "", "GPUs (ranks) per node"));
+        s.push_back(count("cluster", "nodes", "", "number of nodes (nodes x gpus_per_node at most 1,000,000: 10x the largest clusters)",
+                          limits::kNodes));
+        s.push_back(count("cluster", "gpus_per_node", "", "GPUs (ranks) per node (at most 1,024: a CPU host runs a rank per core)",
+                          limits::kGpusPerNode));
 
         KeySpec gname = key("gpu", "name", ValueType::text, "", "", "GPU model, e.g. A100-SXM4-40GB");
         gname.required = true;
@@ -66,18 +77,14 @@ const Schema& topology_schema() {
         KeySpec kind = key("gpu", "kind", ValueType::choice, "", "gpu", "gpu, or cpu for a host that runs ranks on cores");
         kind.choices = {"gpu", "cpu"};
         s.push_back(kind);
-        s.push_back(positive("gpu", "memory_gib", "GiB", "", "device memory"));
-        s.push_back(positive("gpu", "bf16_tflops", "TFLOP/s", "", "dense bf16 peak"));
-        s.push_back(positive("gpu", "fp16_tflops", "TFLOP/s", "", "dense fp16 peak"));
-        s.push_back(positive("gpu", "fp32_tflops", "TFLOP/s", "", "dense fp32 peak (TF32 off)"));
-        s.push_back(positive("gpu", "hbm_gbps", "GB/s", "", "device memory bandwidth"));
-        KeySpec eff = positive("gpu", "compute_efficiency", "", "0.5", "achieved fraction of peak in GEMM-heavy ops");
-        eff.max = 1;
-        s.push_back(eff);
-        KeySpec over = key("gpu", "runtime_overhead_mib", ValueType::number, "MiB", "0",
-                           "per GPU: CUDA context, NCCL buffers, cuBLAS workspace");
-        over.min = 0;
-        s.push_back(over);
+        s.push_back(positive("gpu", "memory_gib", "GiB", "", "device memory (at most 1 PiB)", limits::kMemoryGiB));
+        s.push_back(positive("gpu", "bf16_tflops", "TFLOP/s", "", "dense bf16 peak (at most 1e6: 1,000x an H100)", limits::kTflops));
+        s.push_back(positive("gpu", "fp16_tflops", "TFLOP/s", "", "dense fp16 peak (at most 1e6)", limits::kTflops));
+        s.push_back(positive("gpu", "fp32_tflops", "TFLOP/s", "", "dense fp32 peak (TF32 off; at most 1e6)", limits::kTflops));
+        s.push_back(positive("gpu", "hbm_gbps", "GB/s", "", "device memory bandwidth (at most 1e6)", limits::kGBps));
+        s.push_back(positive("gpu", "compute_efficiency", "", "0.5", "achieved fraction of peak in GEMM-heavy ops", 1));
+        s.push_back(non_negative("gpu", "runtime_overhead_mib", "MiB", "0",
+                                 "per GPU: CUDA context, NCCL buffers, cuBLAS workspace (at most 1 TiB)", limits::kBufferMiB));
         KeySpec frag = key("gpu", "allocator_fragmentation", ValueType::number, "", "0",
                            "caching-allocator slack as a fraction of the transient peak");
         frag.min = 0;
@@ -88,26 +95,21 @@ const Schema& topology_schema() {
         intra.choices = {"nvlink", "pcie", "shm"};
         intra.required = true;
         s.push_back(intra);
-        s.push_back(positive("intra_node", "bandwidth_gbps", "GB/s", "", "per GPU, one direction"));
-        KeySpec lat = key("intra_node", "latency_us", ValueType::number, "us", "5", "per message step");
-        lat.min = 0;
-        s.push_back(lat);
+        s.push_back(positive("intra_node", "bandwidth_gbps", "GB/s", "", "per GPU, one direction (at most 1e6)", limits::kGBps));
+        s.push_back(non_negative("intra_node", "latency_us", "us", "5", "per message step (at most 1 s)", limits::kLatencyUs));
 
         KeySpec inter = key("inter_node", "kind", ValueType::choice, "", "none", "network between nodes");
         inter.choices = {"infiniband", "ethernet", "none"};
         s.push_back(inter);
-        KeySpec ibw = key("inter_node", "bandwidth_gbps", ValueType::number, "GB/s", "0", "per NIC, one direction");
-        ibw.min = 0;
-        s.push_back(ibw);
-        s.push_back(count("inter_node", "nics", "1", "NICs per node"));
-        KeySpec ilat = key("inter_node", "latency_us", ValueType::number, "us", "5", "per message step");
-        ilat.min = 0;
-        s.push_back(ilat);
+        s.push_back(non_negative("inter_node", "bandwidth_gbps", "GB/s", "0", "per NIC, one direction (at most 1e6)", limits::kGBps));
+        s.push_back(count("inter_node", "nics", "1", "NICs per node (at most 64)", limits::kNics));
+        s.push_back(non_negative("inter_node", "latency_us", "us", "5", "per message step (at most 1 s)", limits::kLatencyUs));
 
-        s.push_back(positive("host", "memory_gib", "GiB", "", "host memory per node"));
-        s.push_back(positive("host", "h2d_gbps", "GB/s", "25", "host<->device copy bandwidth per GPU (pinned)"));
+        s.push_back(positive("host", "memory_gib", "GiB", "", "host memory per node (at most 1 PiB)", limits::kMemoryGiB));
+        s.push_back(positive("host", "h2d_gbps", "GB/s", "25", "host<->device copy bandwidth per GPU (pinned; at most 1e6)",
+                             limits::kGBps));
         s.push_back(positive("host", "cpu_optimizer_gelems", "1e9 params/s", "1",
-                             "CPU optimizer throughput per rank (offload)"));
+                             "CPU optimizer throughput per rank (offload; at most 1e6)", limits::kGelemsPerSecond));
         return s;
     }();
     return schema;
@@ -165,6 +167,11 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
         const std::string& w = v.where(k);
         return (w == "default" ? path : w) + ": " + k;
     };
+    if (t.nodes * t.gpus_per_node > limits::kWorld)  // both at most 1e6 and 1024: the product is exact
+        problems.add(at("cluster.nodes") + ": bad value '" + v.raw("cluster.nodes") + "': " + std::to_string(t.nodes) +
+                     " node(s) x " + std::to_string(t.gpus_per_node) + " GPUs = " + std::to_string(t.nodes * t.gpus_per_node) +
+                     " GPUs (allowed: at most " + std::to_string(limits::kWorld) + " GPUs in all, here nodes <= " +
+                     std::to_string(limits::kWorld / t.gpus_per_node) + ")");
     if (t.nodes > 1 && t.inter.kind == LinkKind::none)
         problems.add(at("inter_node.kind") + ": bad value 'none': " + std::to_string(t.nodes) +
                      " nodes need a network (allowed: infiniband, ethernet)");
@@ -177,9 +184,11 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
 
 TopologyConfig load_topology(const std::string& ref, const std::string& dir, const std::string& where,
                              const std::vector<Override>& overrides) {
-    auto file = resolve_file("topologies", ref, dir);
+    std::string why;
+    auto file = resolve_file("topologies", ref, dir, &why);
     if (!file)
-        throw InputError(where + ": bad value '" + ref + "' (allowed: a shipped topology (" +
+        throw InputError(where + ": bad value '" + ref + "'" + (why.empty() ? "" : ": " + why) +
+                         " (allowed: a shipped topology (" +
                          join(embedded_names("topologies"), ", ") + ") or a path to a .ini file relative to " +
                          (dir.empty() ? std::string("the current folder") : dir) + ")");
     return load_topology_text(file->path, file->text, overrides);

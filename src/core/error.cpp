@@ -1,5 +1,7 @@
 #include "shardsim/core/error.hpp"
 
+#include "shardsim/core/checked.hpp"
+
 namespace shardsim {
 
 namespace {
@@ -22,6 +24,12 @@ void Problems::append(const Problems& other) {
 
 void Problems::throw_if_any() const {
     if (!lines_.empty()) throw InputError(lines_);
+}
+
+void throw_overflow(const char* what, std::int64_t a, char op, std::int64_t b) {
+    throw OverflowError(std::string(what) + " overflows int64: " + std::to_string(a) + " " + op + " " + std::to_string(b) +
+                        " is beyond 9223372036854775807 (allowed: sizes whose element and byte counts stay below 2^63; "
+                        "lower the batch, the sequence lengths or the model's dimensions)");
 }
 
 void throw_error(const char* file, int line, const std::string& what) {

@@ -6,16 +6,22 @@
 
 namespace shardsim::plan {
 
+namespace {
+// What an overflow here names: the activation sizes grow with micro_batch x sequence length (and
+// its square for attention scores) x the model's widths.
+constexpr const char* kWhat = "activation bytes (micro_batch x sequence length x model widths)";
+}  // namespace
+
 std::int64_t CallActivations::saved_bytes() const {
     std::int64_t n = 0;
-    for (const auto& t : terms) n += t.bytes;
+    for (const auto& t : terms) n = checked_add(n, t.bytes, kWhat);
     return n;
 }
 
 std::int64_t CallActivations::kept_bytes() const {
     std::int64_t n = 0;
     for (const auto& t : terms)
-        if (t.kept) n += t.bytes;
+        if (t.kept) n = checked_add(n, t.bytes, kWhat);
     return n;
 }
 
@@ -57,14 +63,14 @@ public:
     }
     // A tensor of `width` values per token of `stream`, in the activation dtype.
     void act(const std::string& name, Stream stream, std::int64_t width, bool kept = false) {
-        add(name, shape_.tokens(stream) * width * dt_, kept);
+        add(name, checked_product({shape_.tokens(stream), width, dt_}, kWhat), kept);
     }
     // A norm keeps its input; a block's first norm's input is the block's input (kept when
     // checkpointing, and produced by the previous call).
     void norm(const std::string& name, Stream stream, std::int64_t width, bool layernorm, bool block_input,
               bool call_input = false) {
-        add(name + ".input", shape_.tokens(stream) * width * dt_, block_input, block_input || call_input);
-        add(name + ".stats", shape_.tokens(stream) * (layernorm ? 2 : 1) * kStat);
+        add(name + ".input", checked_product({shape_.tokens(stream), width, dt_}, kWhat), block_input, block_input || call_input);
+        add(name + ".stats", checked_product({shape_.tokens(stream), layernorm ? 2 : 1, kStat}, kWhat));
     }
     void input_if(const std::string& name, Stream stream, std::int64_t width, std::initializer_list<const char*> consumers) {
         if (any_trainable(unit_, consumers)) act(name, stream, width);
@@ -80,22 +86,27 @@ public:
     }
     void attention(const std::string& p, const model::AttentionShape& a) {
         const std::int64_t sq = shape_.len(a.q_stream), sk = shape_.len(a.kv_stream);
-        act(p + ".q", a.q_stream, a.heads * a.head_dim);
-        act(p + ".k", a.kv_stream, a.kv_heads * a.head_dim);
-        act(p + ".v", a.kv_stream, a.kv_heads * a.head_dim);
+        const std::int64_t q_width = checked_mul(a.heads, a.head_dim, kWhat);
+        const std::int64_t kv_width = checked_mul(a.kv_heads, a.head_dim, kWhat);
+        const std::int64_t score_elements = checked_product({shape_.batch, a.heads, sq, sk}, kWhat);
+        act(p + ".q", a.q_stream, q_width);
+        act(p + ".k", a.kv_stream, kv_width);
+        act(p + ".v", a.kv_stream, kv_width);
         if (shape_.flash) {
-            act(p + ".out", a.q_stream, a.heads * a.head_dim);
-            add(p + ".lse", shape_.batch * a.heads * sq * kStat);
+            act(p + ".out", a.q_stream, q_width);
+            add(p + ".lse", checked_product({shape_.batch, a.heads, sq, kStat}, kWhat));
         } else {
-            add(p + ".probs", shape_.batch * a.heads * sq * sk * dt_);
+            add(p + ".probs", checked_mul(score_elements, dt_, kWhat));
             // The fp32 scores live until the probabilities exist; what forward allocates after
             // them may cover them (see finish()).
-            scores_.push_back({shape_.batch * a.heads * sq * sk * kStat, out_.saved_bytes()});
+            scores_.push_back({checked_mul(score_elements, kStat, kWhat), out_.saved_bytes()});
         }
         // Backward: the gradients of the scores and of q, k and v, in the activation dtype.
-        const std::int64_t grads = (shape_.tokens(a.q_stream) + 2 * shape_.tokens(a.kv_stream)) * a.heads * a.head_dim * dt_;
-        out_.backward_workspace = std::max(out_.backward_workspace,
-                                           (shape_.flash ? 0 : shape_.batch * a.heads * sq * sk * dt_) + grads);
+        const std::int64_t qkv_tokens =
+            checked_add(shape_.tokens(a.q_stream), checked_mul(2, shape_.tokens(a.kv_stream), kWhat), kWhat);
+        const std::int64_t grads = checked_product({qkv_tokens, a.heads, a.head_dim, dt_}, kWhat);
+        out_.backward_workspace = std::max(
+            out_.backward_workspace, checked_add(shape_.flash ? 0 : checked_mul(score_elements, dt_, kWhat), grads, kWhat));
     }
     // Forward's transient peak above what it leaves: an attention's fp32 scores, less whatever
     // the call allocates after its probabilities.
@@ -108,7 +119,8 @@ public:
     }
     // Backward of an MLP: the gradients of its widest activations, in the activation dtype.
     void mlp_backward(Stream s, std::int64_t ffn, int tensors) {
-        out_.backward_workspace = std::max(out_.backward_workspace, shape_.tokens(s) * ffn * dt_ * tensors);
+        out_.backward_workspace =
+            std::max(out_.backward_workspace, checked_product({shape_.tokens(s), ffn, dt_, tensors}, kWhat));
     }
 
     std::int64_t dt() const { return dt_; }
@@ -193,7 +205,7 @@ void t5_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::ve
         // The stack's position bias (heads x s x s, shared by the batch) is made by block 0 and
         // read by every block of the stack.
         const std::int64_t sl = batch_shape(plan).len(st);
-        b.add("position_bias", s.heads * sl * sl * b.dt(), true);
+        b.add("position_bias", checked_product({s.heads, sl, sl, b.dt()}, kWhat), true);
     }
     int ffn_layer = 1;
     if (u.cross_attention) {
@@ -256,7 +268,7 @@ void codet5p_block(Builder& b, const ShardingPlan& plan, const Unit& u, const st
 
 void embedding_call(Builder& b, const ShardingPlan& plan, const Unit& u, Stream stream) {
     const auto& m = plan.scenario().model;
-    if (u.tensors.front().trainable) b.add("ids", batch_shape(plan).tokens(stream) * kIndex);
+    if (u.tensors.front().trainable) b.add("ids", checked_mul(batch_shape(plan).tokens(stream), kIndex, kWhat));
     if (m.embedding_norm) b.norm("word_embeddings_layernorm", stream, m.decoder.hidden, true, false);
 }
 
@@ -264,20 +276,20 @@ void head_call(Builder& b, const ShardingPlan& plan, const Unit& u, const model:
     const auto& m = plan.scenario().model;
     const std::int64_t h = m.decoder.hidden;
     const model::BatchShape shape = batch_shape(plan);
-    const std::int64_t tv = shape.tokens(Stream::decoder) * m.vocab;
+    const std::int64_t tv = checked_mul(shape.tokens(Stream::decoder), m.vocab, kWhat);
     b.norm("final_norm", Stream::decoder, h, m.norm == model::NormKind::layernorm, false, true);
     bool head_trainable = any_trainable(u, {"lm_head"});
     if (m.tied_embeddings) head_trainable = plan.units().at(static_cast<std::size_t>(step.reads.at(1))).tensors.front().trainable;
     if (head_trainable) b.act("head.input", Stream::decoder, h);
     b.lora_middles();
-    b.add("logits.fp32", tv * 4);
-    b.add("log_softmax", tv * 4);
-    b.add("targets", shape.tokens(Stream::decoder) * kIndex);
+    b.add("logits.fp32", checked_mul(tv, 4, kWhat));
+    b.add("log_softmax", checked_mul(tv, 4, kWhat));
+    b.add("targets", checked_mul(shape.tokens(Stream::decoder), kIndex, kWhat));
     CallActivations& o = b.out();
     // Forward: the model-dtype logits die as the fp32 log-softmax (no bigger) is made: nothing
     // above the end state. Backward: the logit gradient, once, in the model dtype.
     o.forward_workspace = 0;
-    o.backward_workspace = tv * b.dt();
+    o.backward_workspace = checked_mul(tv, b.dt(), kWhat);
 }
 
 }  // namespace
@@ -327,7 +339,7 @@ std::vector<CrossCallBuffer> cross_call_buffers(const ShardingPlan& plan) {
     }
     if (last_encoder < 0 || last_cross < 0) return out;
     const std::int64_t enc_width = m.decoder.hidden;  // T5: the same width; CodeT5+: projected to the decoder's
-    const std::int64_t enc_bytes = shape.tokens(Stream::encoder) * enc_width * dt;
+    const std::int64_t enc_bytes = checked_product({shape.tokens(Stream::encoder), enc_width, dt}, kWhat);
     out.push_back({"encoder output gradient", MemCategory::temporaries, enc_bytes, last_cross, true, last_encoder, true});
     if (!encoder_output_saved(plan))
         out.push_back({"encoder output in flight", MemCategory::activations, enc_bytes, last_encoder, false, last_cross, false});
@@ -338,7 +350,7 @@ std::vector<CrossCallBuffer> cross_call_buffers(const ShardingPlan& plan) {
             if (!any_trainable(block0, {"relative_attention_bias"})) continue;
             const auto& stack = s == 0 ? m.encoder : m.decoder;
             const std::int64_t len = shape.len(s == 0 ? Stream::encoder : Stream::decoder);
-            out.push_back({"position bias gradient", MemCategory::temporaries, stack.heads * len * len * kStat, stack_last[s], true,
+            out.push_back({"position bias gradient", MemCategory::temporaries, checked_product({stack.heads, len, len, kStat}, kWhat), stack_last[s], true,
                            stack_first[s], true});
         }
     }

@@ -18,12 +18,14 @@ std::optional<std::string> embedded_text(const std::string& kind, const std::str
 std::vector<std::string> embedded_names(const std::string& kind);
 
 // Resolves a reference that is either a shipped name of `kind` or a path. Returns the text and
-// sets `path` to what should be shown in messages; nullopt when neither exists.
+// sets `path` to what should be shown in messages; nullopt when neither exists or the file cannot
+// be read, with the reason in `why` for a path ("no such file", "is a directory", ...).
 struct ResolvedFile {
     std::string path;
     std::string text;
     std::string dir;  // folder of the file ("" for embedded ones)
 };
-std::optional<ResolvedFile> resolve_file(const std::string& kind, const std::string& ref, const std::string& dir);
+std::optional<ResolvedFile> resolve_file(const std::string& kind, const std::string& ref, const std::string& dir,
+                                         std::string* why = nullptr);
 
 }  // namespace shardsim::config

@@ -22,7 +22,7 @@ struct BatchShape {
     bool flash = false;        // flash attention: causal scores computed for the unmasked half
 
     std::int64_t len(Stream s) const { return s == Stream::encoder ? enc_len : dec_len; }
-    std::int64_t tokens(Stream s) const { return batch * len(s); }
+    std::int64_t tokens(Stream s) const { return checked_mul(batch, len(s), "tokens of a micro-batch (micro_batch x sequence length)"); }
 };
 
 struct CallFlops {

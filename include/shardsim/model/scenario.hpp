@@ -35,6 +35,10 @@ Scenario load_scenario(const std::string& job_ref, const std::vector<std::string
 Scenario load_scenario_text(const std::string& path, const std::string& text, const std::string& dir,
                             const std::vector<std::string>& sets);
 
+// The checks that need the job, the topology and the model together (world size against the
+// GPUs, sequence lengths against the model, the size of one step); InputError when one fails.
+Scenario make_scenario(config::JobConfig job, config::TopologyConfig topology, ModelSpec model);
+
 inline constexpr const char* kDefaultJob = "llama-7b-fsdp-6x-a100-40g";
 
 }  // namespace shardsim::model
