@@ -1,5 +1,6 @@
 #include "shardsim/config/ini.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -49,6 +50,16 @@ IniFile parse_ini_text(const std::string& path, const std::string& text, Problem
     auto where = [&] { return path + ":" + std::to_string(lineno) + ": "; };
     while (std::getline(in, raw)) {
         ++lineno;
+        // Control characters have no place in a configuration file, and echoed into a message
+        // they could drive the terminal: refused on any line, comments included.
+        std::string body = raw;
+        if (!body.empty() && body.back() == '\r') body.pop_back();  // CRLF files
+        std::replace(body.begin(), body.end(), '\t', ' ');
+        if (!is_printable(body)) {
+            problems.add(where() + "bad line '" + printable(trim(raw)) +
+                         "': control characters or bytes that are not UTF-8 (allowed: printable UTF-8 text and tabs)");
+            continue;
+        }
         const std::string line = trim(strip_comment(raw));
         if (line.empty()) continue;
         if (line.front() == '[') {

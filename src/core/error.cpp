@@ -15,8 +15,8 @@ std::string joined(const std::vector<std::string>& lines) {
 }
 }  // namespace
 
-InputError::InputError(std::vector<std::string> problems)
-    : Error(joined(problems)), problems_(std::move(problems)) {}
+InputError::InputError(std::vector<std::string> problems, std::string debug_detail)
+    : Error(joined(problems), std::move(debug_detail)), problems_(std::move(problems)) {}
 
 void Problems::append(const Problems& other) {
     lines_.insert(lines_.end(), other.lines_.begin(), other.lines_.end());
@@ -33,7 +33,7 @@ void throw_overflow(const char* what, std::int64_t a, char op, std::int64_t b) {
 }
 
 void throw_error(const char* file, int line, const std::string& what) {
-    throw Error(std::string(file) + ":" + std::to_string(line) + ": " + what);
+    throw Error(what, std::string(file) + ":" + std::to_string(line));
 }
 
 }  // namespace shardsim

@@ -193,7 +193,7 @@ void write_run_file(const std::string& path, const RunTimeline& run) {
         write_ranks(file.id(), run, types);
         file.close();
     } catch (const Error& e) {
-        throw Error("cannot write timeline file '" + path + "': " + e.what());
+        throw Error("cannot write timeline file '" + path + "': " + e.what(), e.debug_detail());
     }
 }
 
@@ -227,7 +227,7 @@ void write_run_parallel(const std::string& path, const RunTimeline& local, MPI_C
         }
         file.close();
     } catch (const Error& e) {
-        throw Error("cannot write timeline file '" + path + "' (rank " + std::to_string(me) + "): " + e.what());
+        throw Error("cannot write timeline file '" + path + "' (rank " + std::to_string(me) + "): " + e.what(), e.debug_detail());
     }
 }
 
