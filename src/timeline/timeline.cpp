@@ -114,7 +114,7 @@ RankSummary RankTimeline::summarize() const {
         }
         if (op.collective >= 0) {
             const auto kind = static_cast<plan::CollectiveKind>(op.collective);
-            s.comm_size_bytes[op.collective] += op.bytes;
+            s.comm_size_bytes[op.collective] = checked_add(s.comm_size_bytes[op.collective], op.bytes, "the collective bytes of one step");
             s.comm_wire_bytes[op.collective] += plan::wire_bytes(kind, op.bytes, op.ranks);
             s.comm_kind_time[op.collective] += op.duration();
             s.comm_kind_ranks[op.collective] = std::max(s.comm_kind_ranks[op.collective], op.ranks);

@@ -12,6 +12,7 @@
 #include "shardsim/core/dtype.hpp"
 #include "shardsim/core/memory.hpp"
 #include "shardsim/model/spec.hpp"
+#include "shardsim/timeline/timeline.hpp"
 
 using namespace shardsim;
 
@@ -78,4 +79,24 @@ TEST_CASE("ceil_div is exact up to the int64 maximum") {
     CHECK(ceil_div(0, 7) == 0);
     CHECK(ceil_div(14, 7) == 2);
     CHECK(ceil_div(15, 7) == 3);
+}
+
+TEST_CASE("a timeline whose collective bytes sum past int64 is an OverflowError, not a negative size") {
+    timeline::RankTimeline tl;
+    for (int i = 0; i < 3; ++i) {
+        timeline::OpRecord op;
+        op.op_id = i;
+        op.kind = plan::OpKind::all_gather;
+        op.stream = plan::OpStream::comm;
+        op.collective = static_cast<int>(plan::CollectiveKind::all_gather);
+        op.ranks = 8;
+        op.bytes = std::int64_t{1} << 62;
+        op.t_start = i;
+        op.t_end = i + 1;
+        tl.ops.push_back(op);
+    }
+    CHECK_THROWS_AS(tl.summarize(), OverflowError);
+    tl.ops.pop_back();
+    tl.ops.pop_back();
+    CHECK(tl.summarize().comm_size_bytes.at(static_cast<int>(plan::CollectiveKind::all_gather)) == std::int64_t{1} << 62);
 }
