@@ -294,6 +294,7 @@ RunTimeline read_run_file(const std::string& path) {
     const std::string allowed = " (allowed: a file written by shardsim simulate --out, run --out or validate --out-sim/--out-run)";
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) throw InputError(prefix + "no such file" + allowed);
+    if (std::filesystem::is_directory(path, ec)) throw InputError(prefix + "is a directory" + allowed);
     if (!std::filesystem::is_regular_file(path, ec)) throw InputError(prefix + "not a regular file" + allowed);
     const h5::QuietErrors quiet;
     const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);

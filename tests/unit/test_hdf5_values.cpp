@@ -208,3 +208,13 @@ TEST_CASE("printable: controls, C1 controls and bytes that are not UTF-8 become 
     CHECK_FALSE(is_printable("a\tb"));
     CHECK_FALSE(is_printable(std::string("a\0b", 3), true));
 }
+
+TEST_CASE("report of a directory or a device: one line saying which, exit 2") {
+    const std::string allowed = " (allowed: a file written by shardsim simulate --out, run --out or validate --out-sim/--out-run)\n";
+    auto r = run_command(test::shardsim_binary() + " report /");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output == "cannot read timeline file '/': is a directory" + allowed);
+    r = run_command(test::shardsim_binary() + " report /dev/zero");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output == "cannot read timeline file '/dev/zero': not a regular file" + allowed);
+}
