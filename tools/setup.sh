@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Everything the build and the tests use (slurm-wlm and munge: the private Slurm cluster of the
-# slurm tests; chromium: the HTML report's rendering test). CUDA and NCCL are optional and not Debian packages:
-# when /usr/local/cuda (or CUDAToolkit_ROOT / NCCL_ROOT) holds them, the GPU backends are built too.
+# slurm tests; chromium: the HTML report's rendering test; clang, its sanitizer and libFuzzer
+# runtimes and llvm-symbolizer: the sanitize and fuzz tests, tools/sanitize.sh). CUDA and NCCL are
+# optional and not Debian packages: when /usr/local/cuda (or CUDAToolkit_ROOT / NCCL_ROOT) holds
+# them, the GPU backends are built too.
 SHARDSIM_PACKAGES=(
   cmake g++ make python3
   libopenmpi-dev openmpi-bin libpmix-dev
@@ -14,6 +16,7 @@ SHARDSIM_PACKAGES=(
   libboost-program-options-dev doctest-dev libopenblas-dev
   slurm-wlm munge
   chromium
+  clang libclang-rt-14-dev llvm-14
 )
 
 missing=()

@@ -287,7 +287,9 @@ TEST_CASE("model files past the maxima, with an [encoder] missing sizes, or too 
          {": model tiny-llama: these dimensions make 1152956826418937856 parameters (allowed: at most 1125899906842624 = "
           "2^50 parameters, 1,000x the largest published model)"}},
     };
-    for (const auto& [file, expected] : cases) {
+    for (const auto& c : cases) {
+        const std::string& file = c.first;
+        const std::vector<std::string>& expected = c.second;
         INFO(file);
         const auto r = run_command(test::shardsim_binary() + " simulate --job tiny-llama-cpu --set job.model=" + dir + file);
         CHECK(r.exit_code == 2);
@@ -306,7 +308,9 @@ TEST_CASE("job files that are directories, devices or too large: one line naming
         {dir.path("missing.ini"), "no such file"},
         {big, "is larger than 16 MiB (16777217 bytes)"},
     };
-    for (const auto& [path, why] : cases) {
+    for (const auto& c : cases) {
+        const std::string& path = c.first;
+        const std::string& why = c.second;
         INFO(path);
         const auto r = run_command(test::shardsim_binary() + " simulate --job " + path);
         CHECK(r.exit_code == 2);
