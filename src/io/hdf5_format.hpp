@@ -58,7 +58,7 @@ struct RowTypes {
 // Row types as HDF5 compounds (in memory and packed in the file), and the conversions.
 RowTypes make_row_types();
 OpRow to_row(const OpRecord& op);
-OpRecord from_row(const OpRow& row, const std::string& where);
+OpRecord from_row(const OpRow& row, const std::string& dataset, std::size_t index);  // names "<dataset> row <index>" in errors
 MemoryRow to_row(const MemorySample& m);
 MemorySample from_row(const MemoryRow& row);
 

@@ -1,11 +1,13 @@
 // The timeline file's reader (the writers are in hdf5.cpp, the layout in hdf5_format.hpp).
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hdf5_format.hpp"
@@ -48,85 +50,98 @@ std::string real_text(double v) {
     return buf;
 }
 
-[[noreturn]] void bad_value(const std::string& where, const std::string& column, const std::string& value,
-                            const std::string& allowed) {
-    throw BadValue(where + ": " + column + ": bad value '" + printable(value) + "' (allowed: " + allowed + ")");
+// Where a value sits: an object ("/", "/rank_3/ops") and, for datasets, a row. Made into text
+// only for a message, so that checking millions of good rows builds no strings.
+struct At {
+    const std::string& object;
+    std::size_t row = static_cast<std::size_t>(-1);
+    std::string text() const { return row == static_cast<std::size_t>(-1) ? object : object + " row " + std::to_string(row); }
+};
+
+[[noreturn]] void bad_value(const At& at, std::string_view column, const std::string& value, const std::string& allowed) {
+    throw BadValue(at.text() + ": " + std::string(column) + ": bad value '" + printable(value) + "' (allowed: " + allowed + ")");
 }
 
-void check_int(const std::string& where, const std::string& column, std::int64_t v, std::int64_t lo, std::int64_t hi) {
+void check_int(const At& at, std::string_view column, std::int64_t v, std::int64_t lo, std::int64_t hi) {
     if (v < lo || v > hi)
-        bad_value(where, column, std::to_string(v), "integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        bad_value(at, column, std::to_string(v), "integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
 }
 
-void check_seconds(const std::string& where, const std::string& column, double v) {
+void check_seconds(const At& at, std::string_view column, double v) {
     if (!std::isfinite(v) || std::fabs(v) > kMaxSeconds)
-        bad_value(where, column, real_text(v), "finite seconds within 1e9 of the run's start");
+        bad_value(at, column, real_text(v), "finite seconds within 1e9 of the run's start");
 }
 
-void check_text(const std::string& where, const std::string& name, const std::string& v, bool lines = false) {
-    if (!is_printable(v, lines))
-        bad_value(where, name, v, lines ? "printable UTF-8 text" : "one line of printable UTF-8 text");
+void check_text(const At& at, std::string_view name, const std::string& v, bool lines = false) {
+    if (!is_printable(v, lines)) bad_value(at, name, v, lines ? "printable UTF-8 text" : "one line of printable UTF-8 text");
 }
 
 void check_root(const RunTimeline& run, std::int64_t rank_groups) {
-    check_int("/", "world_size", run.world_size, 1, config::limits::kWorld);
+    const std::string root = "/";
+    const At at{root};
+    check_int(at, "world_size", run.world_size, 1, config::limits::kWorld);
     // Fewer groups than ranks is said by the reader, naming the first missing one.
     if (rank_groups > run.world_size)
         throw BadValue("/: world_size: bad value '" + std::to_string(run.world_size) + "': the file holds " +
                        std::to_string(rank_groups) + " rank groups (allowed: " + std::to_string(rank_groups) +
                        ", one group /rank_<r> per rank)");
-    check_int("/", "steps", run.steps, 1, config::limits::kSteps);
-    check_int("/", "gpus_per_node", run.gpus_per_node, 1, config::limits::kGpusPerNode);
+    check_int(at, "steps", run.steps, 1, config::limits::kSteps);
+    check_int(at, "gpus_per_node", run.gpus_per_node, 1, config::limits::kGpusPerNode);
     const auto max_memory = static_cast<std::int64_t>(config::limits::kMemoryGiB) * kGiB;
-    check_int("/", "gpu_memory_bytes", run.gpu_memory_bytes, 0, max_memory);
-    check_int("/", "host_memory_bytes", run.host_memory_bytes, 0, max_memory);
-    check_int("/", "param_count", run.param_count, 0, config::limits::kParams);
-    check_int("/", "trainable_param_count", run.trainable_param_count, 0, run.param_count);
-    check_text("/", "mode", run.mode);
-    check_text("/", "backend", run.backend);
-    check_text("/", "job_name", run.job_name);
-    check_text("/", "job", run.job_text, true);
-    check_text("/", "topology", run.topology_text, true);
-    for (const auto& [name, value] : run.attributes) check_text("/", name, value, true);
+    check_int(at, "gpu_memory_bytes", run.gpu_memory_bytes, 0, max_memory);
+    check_int(at, "host_memory_bytes", run.host_memory_bytes, 0, max_memory);
+    check_int(at, "param_count", run.param_count, 0, config::limits::kParams);
+    check_int(at, "trainable_param_count", run.trainable_param_count, 0, run.param_count);
+    check_text(at, "mode", run.mode);
+    check_text(at, "backend", run.backend);
+    check_text(at, "job_name", run.job_name);
+    check_text(at, "job", run.job_text, true);
+    check_text(at, "topology", run.topology_text, true);
+    for (const auto& [name, value] : run.attributes) check_text(at, name, value, true);
 }
 
 void check_units(const std::vector<std::string>& names) {
-    for (std::size_t i = 0; i < names.size(); ++i) check_text("/units row " + std::to_string(i), "name", names[i]);
+    const std::string units = "/units";
+    for (std::size_t i = 0; i < names.size(); ++i) check_text(At{units, i}, "name", names[i]);
 }
 
 // One row of /rank_<r>/ops; `bytes_sum` adds up this dataset's bytes (the summaries sum them).
-void check_op(const OpRecord& op, const RunTimeline& run, const std::string& where, std::int64_t& bytes_sum) {
-    check_int(where, "op_id", op.op_id, 0, INT32_MAX);
-    check_int(where, "unit", op.unit, -1, static_cast<std::int64_t>(run.unit_names.size()) - 1);
-    check_int(where, "micro_batch", op.micro_batch, -1, config::limits::kGradAccum - 1);
-    check_int(where, "step", op.step, 0, run.steps - 1);
-    check_seconds(where, "t_start", op.t_start);
-    check_seconds(where, "t_end", op.t_end);
-    if (op.t_end < op.t_start)
-        bad_value(where, "t_end", real_text(op.t_end), "at least t_start (" + real_text(op.t_start) + ")");
-    check_int(where, "bytes", op.bytes, 0, kMaxBytes);
+void check_op(const OpRecord& op, const RunTimeline& run, const At& at, std::int64_t& bytes_sum) {
+    static const auto net_names = [] {
+        std::array<std::string, kMemCategoryCount> n;
+        for (MemCategory c : kAllMemCategories) n[static_cast<std::size_t>(category_index(c))] = "net_" + std::string(category_name(c));
+        return n;
+    }();
+    check_int(at, "op_id", op.op_id, 0, INT32_MAX);
+    check_int(at, "unit", op.unit, -1, static_cast<std::int64_t>(run.unit_names.size()) - 1);
+    check_int(at, "micro_batch", op.micro_batch, -1, config::limits::kGradAccum - 1);
+    check_int(at, "step", op.step, 0, run.steps - 1);
+    check_seconds(at, "t_start", op.t_start);
+    check_seconds(at, "t_end", op.t_end);
+    if (op.t_end < op.t_start) bad_value(at, "t_end", real_text(op.t_end), "at least t_start (" + real_text(op.t_start) + ")");
+    check_int(at, "bytes", op.bytes, 0, kMaxBytes);
     if (__builtin_add_overflow(bytes_sum, op.bytes, &bytes_sum))
-        bad_value(where, "bytes", std::to_string(op.bytes), "bytes whose sum over the dataset stays below 2^63");
+        bad_value(at, "bytes", std::to_string(op.bytes), "bytes whose sum over the dataset stays below 2^63");
     if (!std::isfinite(op.flops) || op.flops < 0 || op.flops > kMaxFlops)
-        bad_value(where, "flops", real_text(op.flops), "finite, in [0, 1e30]");
-    check_int(where, "ranks", op.ranks, op.collective >= 0 ? 1 : 0, config::limits::kWorld);
+        bad_value(at, "flops", real_text(op.flops), "finite, in [0, 1e30]");
+    check_int(at, "ranks", op.ranks, op.collective >= 0 ? 1 : 0, config::limits::kWorld);
     for (MemCategory c : kAllMemCategories)
-        check_int(where, "net_" + std::string(category_name(c)), op.net[c], -kMaxBytes, kMaxBytes);
+        check_int(at, net_names[static_cast<std::size_t>(category_index(c))], op.net[c], -kMaxBytes, kMaxBytes);
 }
 
 // One row of /rank_<r>/memory.
-void check_sample(const MemoryRow& row, const RunTimeline& run, const std::string& where) {
-    check_seconds(where, "t", row.t);
-    check_int(where, "op_id", row.op_id, -1, INT32_MAX);
-    check_int(where, "step", row.step, 0, run.steps - 1);
+void check_sample(const MemoryRow& row, const RunTimeline& run, const At& at) {
+    check_seconds(at, "t", row.t);
+    check_int(at, "op_id", row.op_id, -1, INT32_MAX);
+    check_int(at, "step", row.step, 0, run.steps - 1);
     std::int64_t device = 0;
     for (MemCategory c : kAllMemCategories) {
         const std::int64_t v = row.by_category[category_index(c)];
-        check_int(where, std::string(category_name(c)), v, 0, kMaxBytes);
+        check_int(at, category_name(c), v, 0, kMaxBytes);
         if (on_device(c)) device += v;  // at most 9 x 2^56: no overflow
     }
     if (row.total != device)
-        bad_value(where, "total", std::to_string(row.total), "the sum of the device categories, " + std::to_string(device));
+        bad_value(at, "total", std::to_string(row.total), "the sum of the device categories, " + std::to_string(device));
 }
 
 // ---- the reader -----------------------------------------------------------------------------------
@@ -237,20 +252,22 @@ RankTimeline read_rank(hid_t group, std::int64_t rank, const h5::Dataset& ops, c
     tl.rank = static_cast<int>(rank);
     tl.device = read_text_attribute(group, where, "device");
     tl.host = read_text_attribute(group, where, "host");
-    check_text(where, "device", tl.device);
-    check_text(where, "host", tl.host);
-    const auto op_rows = read_rows<OpRow>(ops, types.op_memory, where + "/ops");
-    if (op_rows.empty()) throw BadValue(where + "/ops: no rows (allowed: one row per op of the step)");
+    check_text(At{where}, "device", tl.device);
+    check_text(At{where}, "host", tl.host);
+    const std::string ops_name = where + "/ops", memory_name = where + "/memory";
+    const auto op_rows = read_rows<OpRow>(ops, types.op_memory, ops_name);
+    if (op_rows.empty()) throw BadValue(ops_name + ": no rows (allowed: one row per op of the step)");
+    tl.ops.reserve(op_rows.size());
     std::int64_t bytes_sum = 0;
     for (std::size_t i = 0; i < op_rows.size(); ++i) {
-        const std::string row = where + "/ops row " + std::to_string(i);
-        tl.ops.push_back(from_row(op_rows[i], row));
-        check_op(tl.ops.back(), run, row, bytes_sum);
+        tl.ops.push_back(from_row(op_rows[i], ops_name, i));
+        check_op(tl.ops.back(), run, At{ops_name, i}, bytes_sum);
     }
-    const auto memory_rows = read_rows<MemoryRow>(memory, types.sample_memory, where + "/memory");
-    if (memory_rows.empty()) throw BadValue(where + "/memory: no rows (allowed: at least the state before the first op)");
+    const auto memory_rows = read_rows<MemoryRow>(memory, types.sample_memory, memory_name);
+    if (memory_rows.empty()) throw BadValue(memory_name + ": no rows (allowed: at least the state before the first op)");
+    tl.memory.reserve(memory_rows.size());
     for (std::size_t i = 0; i < memory_rows.size(); ++i) {
-        check_sample(memory_rows[i], run, where + "/memory row " + std::to_string(i));
+        check_sample(memory_rows[i], run, At{memory_name, i});
         tl.memory.push_back(from_row(memory_rows[i]));
     }
     return tl;
