@@ -32,13 +32,13 @@ void expect_input_errors_only(F&& f) {
 
 // Plan, schedule, simulation and summary of a scenario, as `shardsim simulate` runs them. The
 // plan (every size, with its overflow checks) is always built; the schedule and the simulation
-// only for steps of at most 4,096 unit passes on at most 4,096 ranks, so that one execution
-// stays in milliseconds. Larger steps run the same code more times; the unit tests take the
-// schema's maxima through it.
+// only for steps of at most 512 unit passes on at most 512 ranks, so that one execution stays
+// near a millisecond (larger ones slowed the --set harness to ~150 executions a second). Larger
+// steps run the same code more times; the unit tests take the schema's maxima through it.
 inline void simulate_small(const shardsim::model::Scenario& scenario) {
     const auto plan = shardsim::plan::ShardingPlan::build(scenario);
     const auto units = static_cast<std::int64_t>(plan->units().size());
-    if (scenario.job.grad_accum > 4096 / units || scenario.world_size() > 4096) return;
+    if (scenario.job.grad_accum > 512 / units || scenario.world_size() > 512) return;
     const auto schedule = shardsim::plan::build_schedule(*plan);
     const auto run = shardsim::sim::simulate(*plan, schedule);
     (void)shardsim::report::summary_text(run);
