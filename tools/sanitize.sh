@@ -8,7 +8,7 @@
 #     build  configure (once) and build
 #     unit   the unit suite (the doctest binary, which also runs the instrumented shardsim binary)
 #     mpi    the MPI suite at 2 ranks
-# Exit 77 (a skip for ctest) when clang or its sanitizer/fuzzer runtimes are not installed.
+# Exit 77 (a skip for ctest) when clang is not installed (tools/setup.sh installs it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -17,8 +17,8 @@ what=${1:-all}
 
 # Leaks: LeakSanitizer stays on for shardsim's own allocations. Open MPI (with PMIx, hwloc and
 # libevent under it) keeps allocations of its own alive past MPI_Finalize, on purpose, for the
-# life of the process; tools/lsan.supp suppresses the reports whose allocation stack passes
-# through those libraries, and only those.
+# life of the process, and HDF5 loses some after a corrupted file; tools/lsan.supp suppresses the
+# reports whose allocation stack passes through those libraries, and only those.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tools/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
