@@ -1,5 +1,5 @@
 // shardsim bench: an nccl-tests-style sweep of collectives on the plan's groups, each size also
-// run on the raw library (exec/bench.hpp); rank 0 prints, every rank's timings go to HDF5.
+// run on the raw library (bench/collectives.hpp); rank 0 prints, every rank's timings go to HDF5.
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
@@ -14,7 +14,7 @@
 #include "shardsim/comm/mpi.hpp"
 #include "shardsim/config/topology.hpp"
 #include "shardsim/core/format.hpp"
-#include "shardsim/exec/bench.hpp"
+#include "shardsim/bench/collectives.hpp"
 #include "shardsim/io/bench_file.hpp"
 #include "shardsim/report/bench.hpp"
 
@@ -32,9 +32,9 @@ struct BenchArgs {
 };
 
 // Every problem of the command line at once (before MPI starts: no rank has done anything yet).
-exec::BenchOptions check_args(const BenchArgs& a) {
+bench::BenchOptions check_args(const BenchArgs& a) {
     Problems p;
-    exec::BenchOptions o;
+    bench::BenchOptions o;
     for (const auto& name : split(a.ops, ',')) {
         const auto k = plan::parse_collective(trim(name));
         if (!k || *k == plan::CollectiveKind::broadcast)
@@ -53,8 +53,8 @@ exec::BenchOptions check_args(const BenchArgs& a) {
     if (a.warmup < 0) p.add("--warmup: bad value '" + std::to_string(a.warmup) + "' (allowed: integer >= 0)");
     const auto dt = parse_dtype(a.dtype);
     if (!dt) p.add("--dtype: bad value '" + a.dtype + "' (allowed: " + std::string(kDTypeAllowed) + ")");
-    if (a.backend != "auto" && a.backend != "nccl" && a.backend != "mpi")
-        p.add("--backend: bad value '" + a.backend + "' (allowed: auto, nccl, mpi)");
+    if (!device::parse_backend_request(a.backend))
+        p.add("--backend: bad value '" + a.backend + "' (allowed: " + device::kBackendChoices + ")");
     if (!a.out.empty()) {
         const auto dir = std::filesystem::path(a.out).parent_path();
         if (!dir.empty() && !std::filesystem::is_directory(dir))
@@ -75,20 +75,6 @@ bool launcher_rank_zero() {
     for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"})
         if (const char* s = std::getenv(v)) return std::atoi(s) == 0;
     return true;
-}
-
-std::int64_t available_host_bytes() {
-    std::ifstream in("/proc/meminfo");
-    std::string key, unit;
-    std::int64_t kb = 0;
-    while (in >> key >> kb >> unit)
-        if (key == "MemAvailable:") return kb * 1024;
-    return 0;
-}
-
-int local_rank() {
-    if (const char* s = std::getenv("SLURM_LOCALID")) return std::atoi(s);
-    return comm::node_local_rank(MPI_COMM_WORLD);
 }
 
 // Where ranks sit ([Note: bench groups]): the topology's split when given, else the real one.
@@ -118,12 +104,12 @@ std::int64_t ranks_per_node(const std::optional<config::TopologyConfig>& topo, c
 }
 
 struct Setup {
-    exec::BenchOptions options;
+    bench::BenchOptions options;
     std::optional<config::TopologyConfig> topology;
 };
 
 // Checks that need MPI. Every rank checks; the lowest failing rank prints, all stop with exit 2.
-std::optional<int> prepare(Setup& s, const BenchArgs& a, int rank, int size) {
+void prepare(Setup& s, const BenchArgs& a, int rank, int size) {
     std::optional<InputError> error;
     try {
         if (size < 2)
@@ -131,22 +117,20 @@ std::optional<int> prepare(Setup& s, const BenchArgs& a, int rank, int size) {
                              "(allowed: mpirun -np N shardsim bench ..., N >= 2)");
         if (!a.topology.empty()) s.topology = config::load_topology(a.topology, "", "--topology", {});
         s.options.ranks_per_node = ranks_per_node(s.topology, a.topology, size);
-        std::string why;
-        const int gpu = exec::cuda_available(&why) && comm::nccl_built() ? 1 : 0;
-        int all_gpu = 0;
-        SHARDSIM_MPI_CHECK(MPI_Allreduce(&gpu, &all_gpu, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-        if (a.backend == "nccl" && !gpu)
-            throw InputError("--backend: bad value 'nccl': rank " + std::to_string(rank) + " on " + comm::host_name() +
-                             " cannot use a GPU (" + why + ") (allowed: mpi, auto)");
-        s.options.backend = a.backend == "auto" ? (all_gpu ? "nccl" : "mpi") : a.backend;
-        if (s.options.backend == "mpi") {
+    } catch (const InputError& e) {
+        error = e;
+    }
+    agree_or_stop(error, rank, size);
+    try {
+        s.options.backend = device::choose_backend(parse_backend_option(a.backend), MPI_COMM_WORLD);
+        if (s.options.backend == device::Backend::mpi) {
             if (s.options.max_bytes / dtype_size(s.options.dtype) > INT_MAX)
                 throw InputError("--max-bytes: bad value '" + a.max_bytes + "': more than INT_MAX elements in one MPI call (allowed: <= " +
                                  format_bytes(INT_MAX * dtype_size(s.options.dtype)) + " for " +
                                  std::string(dtype_name(s.options.dtype)) + ")");
             // Two buffers of the largest size per rank, for every rank of this node.
             const std::int64_t need = 2 * s.options.max_bytes * comm::node_local_size(MPI_COMM_WORLD);
-            const std::int64_t have = available_host_bytes();
+            const std::int64_t have = device::host_available_bytes();
             if (have > 0 && need > have)
                 throw InputError("--max-bytes: bad value '" + a.max_bytes + "': the ranks of " + comm::host_name() + " need " +
                                  format_gib(static_cast<double>(need), 2) + " GiB of buffers, " +
@@ -155,19 +139,14 @@ std::optional<int> prepare(Setup& s, const BenchArgs& a, int rank, int size) {
     } catch (const InputError& e) {
         error = e;
     }
-    const int mine = error ? rank : size;
-    int first = size;
-    SHARDSIM_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    if (first == size) return std::nullopt;
-    if (rank == first)
-        for (const auto& p : error->problems()) std::cerr << p << "\n";
-    return kExitBadInput;
+    agree_or_stop(error, rank, size);
 }
 
 int bench(const Setup& s, const BenchArgs& a, int rank) {
-    std::unique_ptr<exec::Device> device =
-        s.options.backend == "nccl" ? exec::make_cuda_device(local_rank()) : exec::make_cpu_device();
-    exec::BenchRun run = exec::run_bench(s.options, *device, MPI_COMM_WORLD);
+    std::unique_ptr<device::Device> device =
+        s.options.backend == device::Backend::nccl ? device::make_cuda_device(device::bind_local_gpu(MPI_COMM_WORLD).device)
+                                                   : device::make_cpu_device();
+    bench::BenchRun run = bench::run_bench(s.options, *device, MPI_COMM_WORLD);
     if (s.topology) run.topology = s.topology->source.text;
     const report::BenchReport r = report::bench_report(run);
     int code = r.passed ? 0 : kExitCheckFailed;
@@ -198,7 +177,7 @@ int cmd_bench(const Args& args) {
         ("min-bytes", po::value<std::string>(&a.min_bytes)->default_value(a.min_bytes), "smallest size (nccl-tests' size; K, M, G suffixes)")
         ("max-bytes", po::value<std::string>(&a.max_bytes)->default_value(a.max_bytes), "largest size")
         ("factor", po::value<std::int64_t>(&a.factor)->default_value(a.factor), "each size is the previous one times this")
-        ("backend", po::value<std::string>(&a.backend)->default_value(a.backend), "auto (NCCL when every rank sees a GPU, else MPI), nccl, or mpi")
+        ("backend", po::value<std::string>(&a.backend)->default_value(a.backend), kBackendHelp)
         ("dtype", po::value<std::string>(&a.dtype)->default_value(a.dtype), "element type: fp32, bf16, fp16")
         ("iters", po::value<int>(&a.iters)->default_value(a.iters), "timed iterations per size")
         ("warmup", po::value<int>(&a.warmup)->default_value(a.warmup), "untimed iterations before them")
@@ -210,7 +189,7 @@ int cmd_bench(const Args& args) {
         "mpirun -np N shardsim bench [--op all_gather,reduce_scatter,all_reduce] [--min-bytes 8] [--max-bytes 64M] [--factor 2]\n"
         "       [--backend auto|nccl|mpi] [--dtype fp32|bf16|fp16] [--iters 20 --warmup 5] [--topology T] [--out bench.h5] [--json]";
     std::optional<po::variables_map> vm;
-    exec::BenchOptions options;
+    bench::BenchOptions options;
     try {
         vm = parse_options("bench", usage, desc, args);
         if (!vm) return 0;
@@ -223,7 +202,7 @@ int cmd_bench(const Args& args) {
     return run_mpi_command("shardsim bench", [&](int rank, int size) {
         Setup s;
         s.options = options;
-        if (auto code = prepare(s, a, rank, size)) return *code;
+        prepare(s, a, rank, size);
         return bench(s, a, rank);
     });
 }

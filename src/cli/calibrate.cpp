@@ -38,7 +38,7 @@ std::vector<config::IniEdit> edits(const sim::Calibration& c, const config::Topo
     return out;
 }
 
-std::vector<sim::Measurement> measurements(const exec::BenchRun& run) {
+std::vector<sim::Measurement> measurements(const bench::BenchRun& run) {
     std::vector<sim::Measurement> out;
     for (const auto& r : run.rows)
         out.push_back({r.kind, r.size_bytes, run.groups.at(static_cast<std::size_t>(r.group)).span, r.time_s});
@@ -74,7 +74,7 @@ int cmd_calibrate(const Args& args) {
     if (lo && hi && *lo > *hi) p.add("--max-bytes: bad value '" + max_text + "': below --min-bytes " + min_text);
     p.throw_if_any();
 
-    const exec::BenchRun run = io::read_bench_file(bench_path);
+    const bench::BenchRun run = io::read_bench_file(bench_path);
     const config::TopologyConfig topo = config::load_topology(topology, "", "--topology", {});
     const auto points = measurements(run);
     report::CalibrationInput in;

@@ -38,6 +38,10 @@ io::Json model_json(const model::ModelSpec& m, bool with_units) {
     j["tied_embeddings"] = m.tied_embeddings;
     j["attention_bias"] = m.attention_bias;
     j["mlp_bias"] = m.mlp_bias;
+    j["attention_dropout"] = m.attention_dropout;
+    j["hidden_dropout"] = m.hidden_dropout;
+    j["sdpa"] = m.sdpa;                  // Hugging Face has an SDPA / FlashAttention-2 path
+    j["softmax_fp32"] = m.softmax_fp32;  // eager softmax kept in fp32
     j["param_count"] = model::total_params(units).count();
     j["published_params"] = m.published_params;
     j["unit_count"] = static_cast<std::int64_t>(units.size());

@@ -8,6 +8,20 @@
 
 namespace shardsim::cli {
 
+namespace {
+
+std::string examples_section(const std::string& command) {
+    for (const auto& c : commands()) {
+        if (c.name != command || c.examples.empty()) continue;
+        std::string out = "\nEXAMPLES\n";
+        for (const auto& e : c.examples) out += "  " + e.command + "\n      " + e.what + "\n";
+        return out;
+    }
+    return "";
+}
+
+}  // namespace
+
 std::optional<po::variables_map> parse_options(const std::string& command, const std::string& usage,
                                                const po::options_description& desc, const Args& args,
                                                const std::string& extra_help,
@@ -20,7 +34,7 @@ std::optional<po::variables_map> parse_options(const std::string& command, const
         if (positional) parser.positional(*positional);
         po::store(parser.run(), vm);
         if (vm.count("help")) {
-            std::cout << "usage: " << usage << "\n\n" << all << extra_help;
+            std::cout << "usage: " << usage << "\n\n" << all << extra_help << examples_section(command);
             return std::nullopt;
         }
         po::notify(vm);
@@ -55,6 +69,12 @@ void write_text_file(const std::string& path, const std::string& text) {
     if (!out) throw Error(path + ": cannot open for writing");
     out << text;
     if (!out) throw Error(path + ": write failed");
+}
+
+device::BackendRequest parse_backend_option(const std::string& value) {
+    const auto r = device::parse_backend_request(value);
+    if (!r) throw InputError("--backend: bad value '" + value + "' (allowed: " + device::kBackendChoices + ")");
+    return *r;
 }
 
 }  // namespace shardsim::cli

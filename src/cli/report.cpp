@@ -21,6 +21,7 @@ int cmd_report(const Args& args) {
         ("step", po::value<int>()->default_value(-1), "optimizer step to report when FILE recorded several (-1: the last)")
         ("max-ranks", po::value<std::size_t>()->default_value(16),
          "rank panels the HTML page draws at most (ranks with identical timelines share one)")
+        ("allow-incomplete", "read a file whose run did not finish (complete = 0): the steps it holds")
         ("json", "print the report as JSON");
     po::positional_options_description positional;
     positional.add("file", 1);
@@ -28,14 +29,15 @@ int cmd_report(const Args& args) {
         "\nThe text and JSON describe one optimizer step (the last one of a measured file, whose first steps warm up).\n"
         "Simulated and measured processes in the trace are apart: pid = rank for measured, 100000 + rank for simulated.\n";
     auto vm = parse_options("report", "shardsim report FILE.h5 [--html report.html] [--chrome-trace trace.json] "
-                                      "[--compare OTHER.h5] [--step N] [--json]",
+                                      "[--compare OTHER.h5] [--step N] [--allow-incomplete] [--json]",
                             desc, args, extra, &positional);
     if (!vm) return 0;
     if (!vm->count("file")) throw InputError("shardsim report: no timeline file given (see shardsim report --help)");
     const int step = (*vm)["step"].as<int>();
-    const report::LoadedRun run = report::load_run((*vm)["file"].as<std::string>(), step);
+    const bool allow_incomplete = vm->count("allow-incomplete") > 0;
+    const report::LoadedRun run = report::load_run((*vm)["file"].as<std::string>(), step, false, allow_incomplete);
     std::optional<report::LoadedRun> other;
-    if (vm->count("compare")) other = report::load_run((*vm)["compare"].as<std::string>(), step, true);
+    if (vm->count("compare")) other = report::load_run((*vm)["compare"].as<std::string>(), step, true, allow_incomplete);
     const report::LoadedRun* compare = other ? &*other : nullptr;
 
     std::vector<std::string> written;

@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "shardsim/cli/options.hpp"
+#include "shardsim/cli/record.hpp"
 #include "shardsim/cli/run_setup.hpp"
 #include "shardsim/comm/mpi.hpp"
 #include "shardsim/core/format.hpp"
@@ -29,6 +31,7 @@ struct RunOptions {
     std::string backend = "auto";
     std::int64_t steps = 0;  // 0: the job's
     bool verify = false, json = false, force = false;
+    bool has_out = false;
     std::string out;
     int threads = 1;
 };
@@ -42,7 +45,10 @@ std::string progress_line(int step, int steps, double loss, double tokens_per_s,
 int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int world_size);
 
 int execute(const RunOptions& o, int world_rank, int world_size) {
-    RunContext ctx = prepare_run(o.job, o.sets, o.backend, o.threads, o.force, world_rank, world_size);
+    // From here a signal stops the run after a step instead of killing it mid-way.
+    install_stop_handlers();
+    if (o.has_out) check_output_paths({{"--out", o.out}}, world_rank, world_size);
+    RunContext ctx = prepare_run(o.job, o.sets, parse_backend_option(o.backend), o.threads, o.force, world_rank, world_size);
     try {
         return steps_and_outputs(ctx, o, world_rank, world_size);
     } catch (const std::exception& e) {
@@ -59,30 +65,68 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
 
     std::vector<double> losses;
     const double tokens_per_step = static_cast<double>(plan.scenario().job.micro_batch * plan.scenario().decoder_len() *
-                                                       plan.scenario().job.grad_accum * plan.groups().world);
+                                                       plan.scenario().job.grad_accum * plan.groups().world());
     double elapsed = 0;
     // A progress line that rewrites itself only for a person at a terminal: mpirun and srun give
     // their ranks a pseudo-terminal even when their own output goes to a file.
     const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("SLURM_JOB_ID");
     const bool tty = isatty(STDOUT_FILENO) != 0 && !launched;
-    for (int s = 0; s < steps; ++s) {
+    MeasuredRecord record(ctx, steps, o.out, world_rank);
+    int stopped_by = 0;
+    std::string last_line;
+    if (o.verify) ctx.executor->remember_first_step();
+    for (int s = 0; s < steps && stopped_by == 0; ++s) {
         const exec::StepResult r = ctx.executor->run_step(s);
         double loss = 0, seconds = 0;
         SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.loss, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
         SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+        stopped_by = agreed_stop_signal(MPI_COMM_WORLD);
         loss /= world_size;
         losses.push_back(loss);
         elapsed += seconds;
-        if (world_rank == 0 && !o.json) {
-            const std::string line = progress_line(s + 1, static_cast<int>(steps), loss, tokens_per_step / seconds, elapsed);
+        // The file first: a step said done is a step in the file.
+        record.add_step(s);
+        last_line = progress_line(s + 1, static_cast<int>(steps), loss, tokens_per_step / seconds, elapsed);
+        if (world_rank == 0 && !o.json && stopped_by == 0) {
             if (tty)
-                std::cout << "\r" << line << "   " << (s + 1 == steps ? "\n" : "") << std::flush;
+                std::cout << "\r" << last_line << "   " << (s + 1 == steps ? "\n" : "") << std::flush;
             else
-                std::cout << line << "\n" << std::flush;
+                std::cout << last_line << "\n" << std::flush;
         }
     }
 
-    timeline::RunTimeline run = collect_measured(ctx, steps, o.out);
+    if (stopped_by != 0) {
+        // Out of time (Slurm sends SIGTERM before the end) or asked to stop: close the file, say so
+        // (the launcher may be gone already: the file comes first) and leave at once; the checks
+        // and the summary would need the whole run.
+        const std::string why = "stopped by " + signal_name(stopped_by) + " after step " +
+                                std::to_string(record.steps_recorded()) + " of " + std::to_string(steps);
+        record.finish(false, why);
+        // Every rank waits for rank 0's file: a launcher that ends the job when a rank exits
+        // non-zero (srun --kill-on-bad-exit, mpirun) must not take rank 0 before it is closed.
+        SHARDSIM_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+        if (world_rank == 0 && o.json) {
+            io::Json j = io::Json::object();
+            j["complete"] = false;
+            j["completion"] = why;
+            j["stopped_by"] = signal_name(stopped_by);
+            j["steps_recorded"] = record.steps_recorded();
+            io::Json l = io::Json::array();
+            for (double x : losses) l.push_back(x);
+            j["loss"] = l;
+            if (!o.out.empty()) j["out"] = o.out;
+            j["exit_status"] = static_cast<std::int64_t>(stop_exit_code(stopped_by));
+            std::cout << j.dump() << "\n" << std::flush;
+        } else if (world_rank == 0)
+            std::cout << (tty ? "\r" : "") + last_line + "\n" << "shardsim run: " << why
+                      << (o.out.empty() ? std::string()
+                                        : "; the " + std::to_string(record.steps_recorded()) + " finished step(s) are in " + o.out +
+                                              " (complete = 0; report and validate read it with --allow-incomplete)")
+                      << "; exit status " << stop_exit_code(stopped_by) << "\n"
+                      << std::flush;
+        return stop_exit_code(stopped_by);
+    }
+    timeline::RunTimeline run = record.finish(true, "finished");
 
     // Checks against the plan, from every rank.
     const auto problems = ctx.executor->check_against_plan();
@@ -137,10 +181,12 @@ int cmd_run(const Args& args) {
         ("job", po::value<std::string>(&o.job)->default_value(model::kDefaultJob), "job .ini path or shipped job name")
         ("set", po::value<std::vector<std::string>>(&o.sets)->composing(), "override a key (as simulate); repeatable")
         ("backend", po::value<std::string>(&o.backend)->default_value("auto"),
-         "auto (NCCL when this rank sees a GPU, else MPI), nccl, or mpi")
+         kBackendHelp)
         ("steps", po::value<std::int64_t>(&o.steps)->default_value(0), "optimizer steps (0: the job's job.steps)")
         ("verify", po::bool_switch(&o.verify), "compare with a single-process reference trained on the same batches")
-        ("out", po::value<std::string>(&o.out), "write every rank's measured timeline to this HDF5 file (parallel HDF5)")
+        ("out", po::value<std::string>(&o.out),
+         "write every rank's measured timeline to this HDF5 file: FILE.partial, appended and flushed after every step, "
+         "renamed to FILE at the end (complete = 0 if the run was stopped)")
         ("json", po::bool_switch(&o.json), "print the measured summary as JSON (same keys as simulate --json)")
         ("force", po::bool_switch(&o.force), "run even when the plan is predicted not to fit")
         ("threads", po::value<int>(&o.threads)->default_value(1), "BLAS threads per rank on the CPU backend");
@@ -149,8 +195,8 @@ int cmd_run(const Args& args) {
     if (!vm) return 0;
     if (o.steps < 0) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 0)");
     if (o.threads < 1) throw InputError("--threads: bad value '" + std::to_string(o.threads) + "' (allowed: integer >= 1)");
-    if (o.backend != "auto" && o.backend != "nccl" && o.backend != "mpi")
-        throw InputError("--backend: bad value '" + o.backend + "' (allowed: auto, nccl, mpi)");
+    o.has_out = vm->count("out") > 0;
+    parse_backend_option(o.backend);  // refused before MPI starts
 
     return run_mpi_command("shardsim run", [&](int rank, int size) { return execute(o, rank, size); });
 }

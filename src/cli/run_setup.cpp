@@ -11,57 +11,36 @@
 #include "shardsim/config/launch.hpp"
 #include "shardsim/core/format.hpp"
 #include "shardsim/exec/gather.hpp"
-#include "shardsim/exec/memory.hpp"
+#include "shardsim/device/backend.hpp"
+#include "shardsim/device/memory.hpp"
 #include "shardsim/io/hdf5.hpp"
 #include "shardsim/report/header.hpp"
 #include "shardsim/report/summary.hpp"
-#include "shardsim/sim/simulator.hpp"
+#include "shardsim/sim/predict.hpp"
 
 namespace shardsim::cli {
 
 namespace {
-
-std::int64_t host_available_bytes() {
-    std::ifstream in("/proc/meminfo");
-    std::string key;
-    std::int64_t kb = 0;
-    std::string unit;
-    while (in >> key >> kb >> unit)
-        if (key == "MemAvailable:") return kb * 1024;
-    return 0;
-}
 
 std::string env(const char* name) {
     const char* v = std::getenv(name);
     return v ? v : "";
 }
 
-// The node-local rank as the launcher says it (see config/launch.hpp for the order), else from
-// the MPI node-local communicator.
-std::pair<int, std::string> local_rank() {
-    const config::LaunchEnv launch = config::read_launch_env();
-    if (launch.local_rank) return {*launch.local_rank, launch.local_rank_source};
-    return {comm::node_local_rank(MPI_COMM_WORLD), "MPI node-local communicator"};
-}
-
-// Everything that can be refused without touching a device or a communicator.
-void check_inputs(RunContext& ctx, const std::string& backend, bool force, int world_rank, int world_size) {
+void check_world(const RunContext& ctx, int world_size) {
     const auto& plan = *ctx.plan;
     const auto& s = plan.scenario();
-    if (plan.groups().world != world_size)
+    if (plan.groups().world() != world_size)
         throw InputError("this run has " + std::to_string(world_size) + " rank(s) (mpirun -np / srun -n; without a launcher: 1) but job " + s.job.name + " runs on " +
-                         std::to_string(plan.groups().world) + " = " + std::to_string(s.topology.nodes) + " node(s) x " +
+                         std::to_string(plan.groups().world()) + " = " + std::to_string(s.topology.nodes) + " node(s) x " +
                          std::to_string(s.topology.gpus_per_node) + " GPUs of topology " + s.topology.name +
-                         " (allowed: mpirun -np " + std::to_string(plan.groups().world) +
+                         " (allowed: mpirun -np " + std::to_string(plan.groups().world()) +
                          ", or --set topology.cluster.gpus_per_node=" + std::to_string(world_size) + ")");
-    std::string why;
-    const bool gpu = exec::cuda_available(&why) && comm::nccl_built();
-    if (backend == "nccl" && !gpu)
-        throw InputError("--backend: bad value 'nccl': rank " + std::to_string(world_rank) + " cannot use a GPU (" + why +
-                         ") (allowed: mpi, auto)");
-    ctx.backend = backend == "auto" ? (gpu ? "nccl" : "mpi") : backend;
+}
 
-    // Before allocating anything: does the simulator think it fits?
+// Before allocating anything: does the simulator think it fits?
+void check_fit(const RunContext& ctx, bool force) {
+    const auto& s = ctx.plan->scenario();
     std::int64_t peak = 0;  // the fullest rank's device peak
     for (const auto& tl : ctx.prediction.timelines) peak = std::max(peak, tl.summarize().peak_bytes);
     const std::int64_t host_node = report::summary_json(ctx.prediction).at("host_peak_bytes_per_node").as_int();
@@ -69,12 +48,12 @@ void check_inputs(RunContext& ctx, const std::string& backend, bool force, int w
     // memory (see set_device_limit in prepare_run).
     if (peak > s.topology.gpu.memory_bytes && !force)
         throw InputError("job " + s.job.name + " is predicted to need " + format_bytes(peak) + " per " +
-                         (ctx.backend == "mpi" ? "rank" : "GPU") + " but " + s.topology.gpu.name + " of topology " + s.topology.name +
+                         (ctx.backend == device::Backend::mpi ? "rank" : "GPU") + " but " + s.topology.gpu.name + " of topology " + s.topology.name +
                          " has " + format_bytes(s.topology.gpu.memory_bytes) + " (allowed: a plan that fits — see shardsim simulate — or --force to run anyway)");
-    if (ctx.backend == "mpi") {
+    if (ctx.backend == device::Backend::mpi) {
         const std::int64_t local = comm::node_local_size(MPI_COMM_WORLD);
         const std::int64_t need = peak * local + host_node;
-        const std::int64_t have = host_available_bytes();
+        const std::int64_t have = device::host_available_bytes();
         if (need > have && !force)
             throw InputError("job " + s.job.name + " is predicted to need " + format_gib(static_cast<double>(need), 2) +
                              " GiB of host memory on this node (" + format_gib(static_cast<double>(peak), 2) + " GiB per rank x " +
@@ -85,7 +64,7 @@ void check_inputs(RunContext& ctx, const std::string& backend, bool force, int w
 }
 
 std::string binding_table(const RunContext& ctx, int world_rank, int world_size) {
-    const int local = local_rank().first;
+    const int local = device::local_rank(MPI_COMM_WORLD).first;
     const std::string mine = std::to_string(world_rank) + "|" + comm::host_name() + "|" + std::to_string(local) + "|" +
                              ctx.device->name() + "|" + (env("CUDA_VISIBLE_DEVICES").empty() ? "-" : env("CUDA_VISIBLE_DEVICES"));
     int len = static_cast<int>(mine.size());
@@ -108,7 +87,7 @@ std::string binding_table(const RunContext& ctx, int world_rank, int world_size)
 timeline::RunTimeline attributes(const RunContext& ctx) {
     timeline::RunTimeline run = ctx.prediction;
     run.mode = "run";
-    run.backend = ctx.backend;
+    run.backend = device::backend_name(ctx.backend);
     run.timelines.clear();
     run.class_of_rank.clear();
     // Slurm: where this ran, to find it again.
@@ -122,6 +101,15 @@ void abort_job(int world_rank, const std::string& message) {
     std::cerr << "[rank " << world_rank << " on " << comm::host_name() << "] " << message << std::endl;
     MPI_Abort(MPI_COMM_WORLD, kExitFailure);
     std::_Exit(kExitFailure);
+}
+
+void agree_or_stop(const std::optional<InputError>& error, int world_rank, int world_size) {
+    const int mine = error ? world_rank : world_size;
+    int first = world_size;
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first == world_size) return;
+    if (world_rank == first) throw *error;
+    throw QuietExit{kExitBadInput};
 }
 
 int run_mpi_command(const std::string& what, const std::function<int(int, int)>& body) {
@@ -145,7 +133,7 @@ int run_mpi_command(const std::string& what, const std::function<int(int, int)>&
 }
 
 void abort_run(const RunContext& ctx, int world_rank, const std::string& command, const std::exception& e) {
-    const auto* oom = dynamic_cast<const exec::OutOfMemory*>(&e);
+    const auto* oom = dynamic_cast<const device::OutOfMemory*>(&e);
     if (!oom || oom->op < 0 || static_cast<std::size_t>(oom->op) >= ctx.schedule.ops.size())
         abort_job(world_rank, command + ": error: " + e.what());
     const plan::Op& op = ctx.schedule.ops[static_cast<std::size_t>(oom->op)];
@@ -171,73 +159,74 @@ void abort_run(const RunContext& ctx, int world_rank, const std::string& command
     abort_job(world_rank, msg);
 }
 
-timeline::RunTimeline collect_measured(const RunContext& ctx, std::int64_t steps, const std::string& out) {
-    timeline::RunTimeline run = ctx.run_attributes;
-    run.steps = steps;
-    timeline::RankTimeline mine = ctx.executor->timeline();
-    mine.host = comm::host_name();
-    if (!out.empty()) {
-        timeline::RunTimeline local = run;
-        local.timelines = {mine};
-        local.class_of_rank = {0};
-        io::write_run_parallel(out, local, MPI_COMM_WORLD);
+void check_output_paths(const std::vector<std::pair<std::string, std::string>>& outputs, int world_rank, int world_size) {
+    std::optional<InputError> error;
+    if (world_rank == 0) {
+        try {
+            for (const auto& [option, path] : outputs) io::check_output_path(option, path);
+        } catch (const InputError& e) {
+            error = e;
+        }
     }
-    run.timelines = exec::gather_timelines(mine, MPI_COMM_WORLD);
-    run.class_of_rank.clear();
-    for (std::size_t r = 0; r < run.timelines.size(); ++r) run.class_of_rank.push_back(static_cast<int>(r));
-    return run;
+    agree_or_stop(error, world_rank, world_size);
 }
 
-RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, const std::string& backend,
+RunContext prepare_run(const std::string& job, const std::vector<std::string>& sets, device::BackendRequest backend,
                        int threads, bool force, int world_rank, int world_size) {
     RunContext ctx;
     std::optional<InputError> error;
     try {
-        ctx.plan = plan::ShardingPlan::build(model::load_scenario(job, sets));
-        ctx.schedule = plan::build_schedule(*ctx.plan);
-        ctx.prediction = sim::simulate(*ctx.plan, ctx.schedule);
-        check_inputs(ctx, backend, force, world_rank, world_size);
+        sim::Prediction pred = sim::predict(model::load_scenario(job, sets));
+        ctx.plan = pred.plan;
+        ctx.schedule = std::move(pred.schedule);
+        ctx.prediction = std::move(pred.run);
+        // The files describe the model in full, so that they still do once moved away from its .ini.
+        ctx.prediction.attributes["effective_model"] = ctx.plan->scenario().model.effective_ini;
+        check_world(ctx, world_size);
     } catch (const InputError& e) {
         error = e;
     }
-    // Agree before any collective: the lowest failing rank speaks, every rank stops.
-    const int mine = error ? world_rank : world_size;
-    int first = world_size;
-    SHARDSIM_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    if (first < world_size) {
-        if (world_rank == first) throw *error;
-        throw QuietExit{kExitBadInput};
+    agree_or_stop(error, world_rank, world_size);
+    try {
+        ctx.backend = device::choose_backend(backend, MPI_COMM_WORLD);
+        check_fit(ctx, force);
+    } catch (const InputError& e) {
+        error = e;
     }
+    agree_or_stop(error, world_rank, world_size);
 
     const auto& p = *ctx.plan;
-    ctx.host_math = exec::make_cpu_device(threads);
-    if (ctx.backend == "nccl") {
-        const auto [local, source] = local_rank();
-        const config::GpuBinding gpu = config::bind_gpu(local, source, exec::cuda_device_count(), config::read_launch_env().cuda_visible);
-        ctx.device = exec::make_cuda_device(gpu.device);
+    ctx.host_math = device::make_cpu_device(threads);
+    if (ctx.backend == device::Backend::nccl) {
+        const config::GpuBinding gpu = device::bind_local_gpu(MPI_COMM_WORLD);
+        ctx.device = device::make_cuda_device(gpu.device);
         // Communicators issue on the device's communication stream.
-        ctx.device->set_stream(exec::DeviceStream::comm);
+        ctx.device->set_stream(device::DeviceStream::comm);
         void* stream = ctx.device->native_stream();
-        ctx.device->set_stream(exec::DeviceStream::compute);
+        ctx.device->set_stream(device::DeviceStream::compute);
         ctx.world = comm::make_nccl_communicator(MPI_COMM_WORLD, stream);
     } else {
-        ctx.device = exec::make_cpu_device(threads);
+        ctx.device = device::make_cpu_device(threads);
         // A CPU rank stands in for one GPU of the topology: it gets that GPU's memory and no more,
         // so a job forced past the prediction fails where a GPU would (out of memory, at an op).
         ctx.device->allocator().set_device_limit(p.scenario().topology.gpu.memory_bytes);
         ctx.world = std::make_unique<comm::MpiCommunicator>(MPI_COMM_WORLD, false);
     }
-    const auto& g = p.groups();
-    const int shard_group = static_cast<int>(g.shard_group(world_rank));
-    const int shard_rank = static_cast<int>(g.shard_rank(world_rank));
-    ctx.shard = ctx.world->split(shard_group, world_rank);
-    ctx.replicate = ctx.world->split(shard_rank, world_rank);
-    exec::Communicators comms{ctx.world.get(), g.shard_size == g.world ? ctx.world.get() : ctx.shard.get(), ctx.replicate.get()};
+    // One communicator per group of the plan ([Note: rank groups]); the world group is the world.
+    exec::Communicators comms;
+    for (const auto& g : p.groups().all()) {
+        if (g.size == world_size) {
+            comms.push_back(ctx.world.get());
+            continue;
+        }
+        ctx.group_comms.push_back(ctx.world->split(static_cast<int>(g.instance(world_rank)), static_cast<int>(g.member(world_rank))));
+        comms.push_back(ctx.group_comms.back().get());
+    }
     ctx.executor = std::make_unique<exec::Executor>(ctx.plan, ctx.schedule, *ctx.device,
-                                                    ctx.backend == "mpi" ? *ctx.device : *ctx.host_math, comms, world_rank);
+                                                    ctx.backend == device::Backend::mpi ? *ctx.device : *ctx.host_math, comms, world_rank);
     const std::string bindings = binding_table(ctx, world_rank, world_size);
     if (world_rank == 0)
-        ctx.startup_table = report::scenario_header(p, "shardsim run: " + ctx.backend + " backend, " + std::to_string(world_size) +
+        ctx.startup_table = report::scenario_header(p, "shardsim run: " + std::string(device::backend_name(ctx.backend)) + " backend, " + std::to_string(world_size) +
                                                            " rank(s)") + bindings + "\n";
     ctx.run_attributes = attributes(ctx);
     return ctx;

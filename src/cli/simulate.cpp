@@ -10,8 +10,8 @@
 #include "shardsim/core/format.hpp"
 #include "shardsim/plan/schedule.hpp"
 #include "shardsim/report/summary.hpp"
-#include "shardsim/report/sweep.hpp"
-#include "shardsim/sim/simulator.hpp"
+#include "shardsim/study/sweep.hpp"
+#include "shardsim/sim/predict.hpp"
 
 namespace shardsim::cli {
 
@@ -38,25 +38,30 @@ int cmd_simulate(const Args& args) {
     if (vm->count("set")) sets = (*vm)["set"].as<std::vector<std::string>>();
     if (vm->count("sweep")) {
         if (vm->count("out")) throw InputError("--out: not with --sweep (allowed: one of them)");
-        const report::Sweep sweep = report::parse_sweep((*vm)["sweep"].as<std::string>());
-        const report::SweepReport r = report::run_sweep((*vm)["job"].as<std::string>(), sets, sweep);
+        const study::Sweep sweep = study::parse_sweep((*vm)["sweep"].as<std::string>());
+        const study::SweepReport r = study::run_sweep((*vm)["job"].as<std::string>(), sets, sweep);
         std::cout << (vm->count("json") ? r.json.dump() + "\n" : r.text);
         return 0;
     }
-    const model::Scenario scenario = model::load_scenario((*vm)["job"].as<std::string>(), sets);
-    const plan::PlanPtr plan = plan::ShardingPlan::build(scenario);
-    const plan::Schedule schedule = plan::build_schedule(*plan);
-    const timeline::RunTimeline run = sim::simulate(*plan, schedule);
+    if (vm->count("out")) io::check_output_path("--out", (*vm)["out"].as<std::string>());
+    sim::Prediction pred = sim::predict(model::load_scenario((*vm)["job"].as<std::string>(), sets));
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The file describes the model in full, so that it still does once moved away from its .ini.
+    pred.run.attributes["effective_model"] = pred.plan->scenario().model.effective_ini;
+    const timeline::RunTimeline& run = pred.run;
     if (vm->count("out")) io::write_run_file((*vm)["out"].as<std::string>(), run);
     if (vm->count("json")) {
         io::Json j = report::summary_json(run);
         j["simulation_wall_time_s"] = elapsed;
+        io::Json resolved = io::Json::array();
+        for (const auto& r : pred.plan->engine_settings().resolved) resolved.push_back(r);
+        j["engine"] = plan::engine_name(pred.plan->traits().engine);
+        j["resolved"] = resolved;
         std::cout << j.dump() << "\n";
         return 0;
     }
-    std::cout << report::scenario_header(*plan, "shardsim simulate") << "\n" << report::summary_text(run);
-    std::cout << "\nsimulated " << schedule.ops.size() << " ops per rank in " << format_seconds(elapsed);
+    std::cout << report::scenario_header(*pred.plan, "shardsim simulate") << "\n" << report::summary_text(run);
+    std::cout << "\nsimulated " << pred.schedule.ops.size() << " ops per rank in " << format_seconds(elapsed);
     if (vm->count("out")) std::cout << "; timelines written to " << (*vm)["out"].as<std::string>();
     std::cout << "\n";
     return 0;

@@ -8,6 +8,7 @@
 #include "shardsim/comm/mpi.hpp"
 #include "shardsim/exec/gather.hpp"
 #include "shardsim/io/hdf5.hpp"
+#include "shardsim/report/report.hpp"
 #include "shardsim/report/validate.hpp"
 
 namespace shardsim::cli {
@@ -22,6 +23,8 @@ struct ValidateOptions {
     std::int64_t steps = 2;
     bool json = false, force = false;
     std::string out_sim, out_run;
+    bool has_out_sim = false, has_out_run = false;
+    bool allow_incomplete = false;
     report::Thresholds th;
     double floor_mib = 0.0625;
 };
@@ -38,7 +41,11 @@ int compare_after_run(RunContext& ctx, const ValidateOptions& o, int rank);
 
 int run_and_compare(const ValidateOptions& o) {
     return run_mpi_command("shardsim validate", [&](int rank, int size) {
-        RunContext ctx = prepare_run(o.job, o.sets, o.backend, 1, o.force, rank, size);
+        std::vector<std::pair<std::string, std::string>> outputs;
+        if (o.has_out_sim) outputs.emplace_back("--out-sim", o.out_sim);
+        if (o.has_out_run) outputs.emplace_back("--out-run", o.out_run);
+        check_output_paths(outputs, rank, size);
+        RunContext ctx = prepare_run(o.job, o.sets, parse_backend_option(o.backend), 1, o.force, rank, size);
         try {
             return compare_after_run(ctx, o, rank);
         } catch (const std::exception& e) {
@@ -71,7 +78,7 @@ int cmd_validate(const Args& args) {
     desc.add_options()
         ("job", po::value<std::string>(&o.job), "simulate and run this job (under mpirun), then compare")
         ("set", po::value<std::vector<std::string>>(&o.sets)->composing(), "override a key (as simulate); repeatable")
-        ("backend", po::value<std::string>(&o.backend)->default_value("auto"), "auto, nccl or mpi (as run)")
+        ("backend", po::value<std::string>(&o.backend)->default_value("auto"), kBackendHelp)
         ("steps", po::value<std::int64_t>(&o.steps)->default_value(2), "steps to run; the last one is compared")
         ("force", po::bool_switch(&o.force), "run even when the plan is predicted not to fit")
         ("out-sim", po::value<std::string>(&o.out_sim), "also write the prediction to this HDF5 file")
@@ -80,23 +87,29 @@ int cmd_validate(const Args& args) {
         ("memory-floor-mib", po::value<double>(&o.floor_mib)->default_value(0.0625),
          "differences smaller than this (MiB) never fail")
         ("time-tolerance", po::value<double>(&o.th.time_pct)->default_value(100), "% step and comm times may differ (0: off)")
+        ("allow-incomplete", po::bool_switch(&o.allow_incomplete),
+         "compare files whose run did not finish (complete = 0): their last recorded step")
         ("json", po::bool_switch(&o.json), "print the comparison as JSON")
         ("files", po::value<std::vector<std::string>>(&o.files), "SIM.h5 RUN.h5");
     po::positional_options_description pos;
     pos.add("files", 2);
-    auto vm = parse_options("validate", "mpirun -np N shardsim validate --job JOB [--json]  |  shardsim validate SIM.h5 RUN.h5 [--json]",
+    auto vm = parse_options("validate",
+                            "mpirun -np N shardsim validate --job JOB [--json]  |  shardsim validate SIM.h5 RUN.h5 [--allow-incomplete] [--json]",
                             desc, args, "", &pos);
     if (!vm) return 0;
     if (o.th.memory_pct < 0) throw InputError("--memory-tolerance: bad value (allowed: number >= 0)");
     if (o.th.time_pct < 0) throw InputError("--time-tolerance: bad value (allowed: number >= 0)");
     if (o.steps < 1) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 1)");
+    parse_backend_option(o.backend);  // refused before MPI starts
     o.th.memory_floor_bytes = static_cast<std::int64_t>(o.floor_mib * kMiB);
+    o.has_out_sim = vm->count("out-sim") > 0;
+    o.has_out_run = vm->count("out-run") > 0;
     if (!o.job.empty() && !o.files.empty())
         throw InputError("shardsim validate: give either --job or two files, not both");
     if (!o.job.empty()) return run_and_compare(o);
     if (o.files.size() != 2) throw InputError("shardsim validate: expected SIM.h5 RUN.h5 or --job JOB (see shardsim validate --help)");
-    const auto a = io::read_run_file(o.files[0]);
-    const auto b = io::read_run_file(o.files[1]);
+    const auto a = report::read_timeline_file(o.files[0], o.allow_incomplete);
+    const auto b = report::read_timeline_file(o.files[1], o.allow_incomplete);
     // Either order: the simulated file is the prediction.
     const bool a_sim = a.mode == "simulate";
     return report_result(report::validate_runs(a_sim ? a : b, a_sim ? b : a, o.th), o);

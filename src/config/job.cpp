@@ -1,5 +1,6 @@
 #include "shardsim/config/job.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "shardsim/config/limits.hpp"
@@ -22,6 +23,22 @@ std::optional<Strategy> parse_strategy(const std::string& s) {
         if (n[i] == s) return static_cast<Strategy>(i);
     return std::nullopt;
 }
+
+const std::vector<std::string>& attention_names() {
+    static const std::vector<std::string> names = {"auto", "eager", "sdpa", "flash"};
+    return names;
+}
+
+std::string attention_name(AttentionKind a) { return attention_names()[static_cast<std::size_t>(a)]; }
+
+namespace {
+
+AttentionKind parse_attention(const std::string& s) {  // the schema has checked it is one of the names
+    const auto& n = attention_names();
+    return static_cast<AttentionKind>(std::find(n.begin(), n.end(), s) - n.begin());
+}
+
+}  // namespace
 
 namespace {
 
@@ -96,18 +113,71 @@ const Schema& job_schema() {
         s.push_back(integer("job", "seed", "", "1234", 0, "seed of weights and synthetic data"));
 
         s.push_back(choice("parallel", "strategy", strategy_names(), "", "sharding strategy"));
-        s.push_back(integer("parallel", "prefetch", "units", "1", 0,
-                            "all-gathers issued ahead of the unit being computed", 16));
-        s.push_back(number("parallel", "bucket_mib", "MiB", "25", 0, true,
-                           "gradient bucket size for bucketed all-reduce / reduce-scatter (at most 1 TiB)",
-                           limits::kBufferMiB));
-        s.push_back(integer("parallel", "max_live_params", "elements", "1e9", 1,
-                            "ZeRO-3: most parameter elements gathered at once (DeepSpeed stage3_max_live_parameters; "
-                            "at most 2^50, the largest model)", static_cast<double>(limits::kParams)));
+        KeySpec prefetch = integer("parallel", "prefetch", "units", "1", 0, "");
+        prefetch.retired = "ZeRO-3 prefetches by deepspeed.stage3_prefetch_bucket_size (elements), FSDP as "
+                           "fsdp.backward_prefetch and fsdp.forward_prefetch say";
+        s.push_back(prefetch);
+        KeySpec bucket = number("parallel", "bucket_mib", "MiB", "auto", 0, true,
+                                "gradient bucket size: DDP's bucket_cap_mb (auto: 25 MiB), DeepSpeed's reduce_bucket_size "
+                                "(auto: 5e8 elements); a bucket closes once it reaches this size, and a larger tensor is a "
+                                "bucket of its own (at most 1 TiB)",
+                                limits::kBufferMiB);
+        bucket.allows_auto = true;
+        s.push_back(bucket);
+        KeySpec first = number("parallel", "first_bucket_mib", "MiB", "auto", 0, true,
+                               "DDP: the first bucket's size (auto: 1 MiB, PyTorch's first_bucket_bytes_cap; at most 1 TiB)",
+                               limits::kBufferMiB);
+        first.allows_auto = true;
+        s.push_back(first);
+        KeySpec live = integer("parallel", "max_live_params", "elements", "1e9", 1, "");
+        live.retired = "named as DeepSpeed names it: deepspeed.stage3_max_live_parameters";
+        s.push_back(live);
         s.push_back(integer("parallel", "world_size", "ranks", "0", 0,
                             "ranks used (0: every GPU of the topology); several nodes need all their GPUs "
                             "(at most 1,000,000: 10x the largest clusters)", limits::kWorld));
+        s.push_back(integer("parallel", "shard_size", "ranks", "0", 0,
+                            "fsdp-hybrid-shard: ranks that split one copy of the states, any divisor of the world below it "
+                            "(0: the GPUs of one node); the world is replicate x shard", limits::kWorld));
+        s.push_back(integer("parallel", "secondary_shard", "ranks", "0", 0,
+                            "zero3 only, DeepSpeed ZeRO++ hpZ (zero_hpz_partition_size): a second copy of the parameter "
+                            "shards split over this many consecutive ranks (usually the GPUs of a node), so backward "
+                            "gathers inside them (0: off)", limits::kWorld));
 
+        s.push_back(boolean("ddp", "gradient_as_bucket_view", "false",
+                            "DDP: gradients are views of the bucket storage (false, PyTorch's default: the buckets are "
+                            "a second copy of the gradients, for the model's life)"));
+        s.push_back(choice("deepspeed", "overlap_comm", {"auto", "true", "false"}, "auto",
+                           "zero1/2/3: reduce gradient buckets on a side stream while backward goes on, one bucket in "
+                           "flight (zero3: two) (auto: DeepSpeed's default, true for stage 3, false for stages 1 and 2: "
+                           "the reduction runs on the compute stream)"));
+        KeySpec pre = integer("deepspeed", "stage3_prefetch_bucket_size", "elements", "auto", 0,
+                              "zero3: parameters all-gathered ahead of use, at most (auto: 5e7, DeepSpeed's default; 0.9 x "
+                              "hidden^2 with hf_auto; at most 2^50, the largest model)",
+                              static_cast<double>(limits::kParams));
+        pre.allows_auto = true;
+        s.push_back(pre);
+        s.push_back(integer("deepspeed", "stage3_max_live_parameters", "elements", "1e9", 0,
+                            "zero3: prefetching stops once this many elements are gathered (fetching on demand does not; "
+                            "at most 2^50, the largest model)", static_cast<double>(limits::kParams)));
+        s.push_back(integer("deepspeed", "stage3_max_reuse_distance", "elements", "1e9", 0,
+                            "zero3: a unit stays gathered when its next use comes within this many elements of other "
+                            "units' parameters (at most 2^50, the largest model)", static_cast<double>(limits::kParams)));
+        s.push_back(boolean("deepspeed", "hf_auto", "false",
+                            "zero1/2/3: resolve 'auto' values as the Hugging Face Trainer and Accelerate fill a ds_config's "
+                            "\"auto\" keys (reduce_bucket_size = hidden^2) instead of DeepSpeed's own defaults"));
+        s.push_back(choice("fsdp", "backward_prefetch", {"backward_pre", "backward_post", "none"}, "backward_pre",
+                           "FSDP strategies: when backward all-gathers the next unit: before the current unit's gradient "
+                           "(FSDP's default), after its reshard, or when the unit comes, behind its reduce-scatter (what "
+                           "Accelerate and the HF Trainer pass unless set)"));
+        s.push_back(boolean("fsdp", "forward_prefetch", "false",
+                            "FSDP strategies: all-gather the next unit before the current one computes (false: the CPU "
+                            "issues it when it reaches the next unit)"));
+        s.push_back(boolean("fsdp", "limit_all_gathers", "true",
+                            "FSDP strategies: the rate limiter: a new all-gather waits until at most one freed unit is "
+                            "pending (2 in flight)"));
+        s.push_back(boolean("fsdp", "no_sync", "false",
+                            "FSDP strategies: accumulate inside no_sync() (as Accelerate and the current HF Trainer do): "
+                            "every unit's unsharded gradients are kept across micro-batches and reduced on the last"));
         s.push_back(choice("precision", "params", kDTypes, "bf16", "dtype of parameters in compute"));
         KeySpec grads = choice("precision", "grads", kDTypes, kSameAsParams, "dtype of gradients");
         s.push_back(grads);
@@ -137,8 +207,24 @@ const Schema& job_schema() {
         s.push_back(boolean("memory", "activation_checkpointing", "false", "keep only unit inputs, recompute in backward"));
         s.push_back(boolean("memory", "offload_optimizer", "false", "optimizer states and step on the host (ZeRO-Offload)"));
         s.push_back(boolean("memory", "offload_params", "false", "sharded parameters live on the host (ZeRO-3 only)"));
-        s.push_back(choice("memory", "attention", {"eager", "flash"}, "eager",
-                           "eager materialises attention scores; flash does not"));
+        s.push_back(choice("memory", "attention", attention_names(), "auto",
+                           "attention implementation, as Hugging Face's attn_implementation: eager keeps the softmax "
+                           "probabilities (fp32 where the family computes them in fp32) and dropout masks; sdpa "
+                           "(torch scaled_dot_product_attention) and flash (flash_attention_2) keep only q, k, v, the "
+                           "output and an fp32 log-sum-exp. auto = what transformers picks when none is asked for: "
+                           "sdpa for llama and gpt2, eager for t5, bloom and codet5p (they have no SDPA path; asking "
+                           "them for sdpa or flash is refused, as transformers refuses it)"));
+        s.push_back(choice("memory", "loss", {"eager", "fused"}, "eager",
+                           "eager: Hugging Face's loss (logits.float(), the fp32 log-softmax kept for backward); fused: "
+                           "a fused cross-entropy kernel (Liger style) that reads the model-dtype logits and writes their "
+                           "gradient in place in forward: no fp32 logits, no log-softmax"));
+
+        s.push_back(number("dropout", "attention", "probability", "model", 0, false,
+                           "dropout on the attention probabilities (the model file's attention_dropout unless given; "
+                           "0 turns it off)", 0.99));
+        s.push_back(number("dropout", "hidden", "probability", "model", 0, false,
+                           "dropout on hidden states: residual branches, embeddings, T5's FFN and stack ends (the "
+                           "model file's hidden_dropout unless given)", 0.99));
 
         s.push_back(integer("lora", "rank", "", "0", 0, "LoRA rank (0: LoRA off, full fine-tuning; at most 65,536)",
                             limits::kLoraRank));
@@ -163,6 +249,7 @@ std::string effective_text(const Schema& schema, const Values& values) {
     std::string out;
     std::string section;
     for (const auto& k : schema) {
+        if (!k.retired.empty()) continue;
         if (k.section != section) {
             if (!out.empty()) out += "\n";
             section = k.section;
@@ -195,10 +282,24 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.steps = v.integer("job.steps");
     job.seed = static_cast<std::uint64_t>(v.integer("job.seed"));
     job.strategy = *parse_strategy(v.text("parallel.strategy"));
-    job.prefetch = v.integer("parallel.prefetch");
-    job.bucket_mib = v.number("parallel.bucket_mib");
-    job.max_live_params = v.integer("parallel.max_live_params");
+    job.bucket_mib = v.is_auto("parallel.bucket_mib") ? 0 : v.number("parallel.bucket_mib");
+    job.first_bucket_mib = v.is_auto("parallel.first_bucket_mib") ? 0 : v.number("parallel.first_bucket_mib");
+    job.gradient_as_bucket_view = v.boolean("ddp.gradient_as_bucket_view");
     job.world_size = v.integer("parallel.world_size");
+    job.shard_size = v.integer("parallel.shard_size");
+    job.secondary_shard = v.integer("parallel.secondary_shard");
+    const std::string bp = v.text("fsdp.backward_prefetch");
+    job.fsdp.backward_prefetch = bp == "backward_post" ? BackwardPrefetch::backward_post
+                                 : bp == "none"        ? BackwardPrefetch::none
+                                                       : BackwardPrefetch::backward_pre;
+    job.fsdp.forward_prefetch = v.boolean("fsdp.forward_prefetch");
+    job.overlap_comm = v.text("deepspeed.overlap_comm") == "auto" ? -1 : v.text("deepspeed.overlap_comm") == "true" ? 1 : 0;
+    job.hf_auto = v.boolean("deepspeed.hf_auto");
+    job.stage3_prefetch_bucket_size = v.is_auto("deepspeed.stage3_prefetch_bucket_size") ? -1 : v.integer("deepspeed.stage3_prefetch_bucket_size");
+    job.stage3_max_live_parameters = v.integer("deepspeed.stage3_max_live_parameters");
+    job.stage3_max_reuse_distance = v.integer("deepspeed.stage3_max_reuse_distance");
+    job.fsdp.limit_all_gathers = v.boolean("fsdp.limit_all_gathers");
+    job.fsdp.no_sync = v.boolean("fsdp.no_sync");
     job.params = *parse_dtype(v.text("precision.params"));
     job.grads = v.is_explicit("precision.grads") ? *parse_dtype(v.text("precision.grads")) : job.params;
     job.reduce = v.is_explicit("precision.reduce") ? *parse_dtype(v.text("precision.reduce")) : job.grads;
@@ -221,7 +322,10 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.activation_checkpointing = v.boolean("memory.activation_checkpointing");
     job.offload_optimizer = v.boolean("memory.offload_optimizer");
     job.offload_params = v.boolean("memory.offload_params");
-    job.attention = v.text("memory.attention") == "flash" ? AttentionKind::flash : AttentionKind::eager;
+    job.attention = parse_attention(v.text("memory.attention"));
+    job.loss = v.text("memory.loss") == "fused" ? LossKind::fused : LossKind::eager;
+    if (v.is_explicit("dropout.attention")) job.attention_dropout = v.number("dropout.attention");
+    if (v.is_explicit("dropout.hidden")) job.hidden_dropout = v.number("dropout.hidden");
     job.lora_rank = v.integer("lora.rank");
     job.lora_alpha = v.number("lora.alpha");
     job.lora_targets = v.list("lora.targets");
@@ -233,6 +337,33 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
                      " but no target modules are given (allowed: module names such as q,v)");
     if (job.lora_rank == 0 && !job.lora_targets.empty())
         problems.add(job.where("lora.rank") + ": bad value '0': lora.targets is set but rank 0 turns LoRA off (allowed: integer >= 1)");
+    // Engine keys given a value for a strategy of another engine would be silently ignored:
+    // refused instead. (A key written with its default, as the effective job lists every key, is
+    // no request.)
+    auto requested = [&](const std::string& key) {
+        for (const auto& spec : job_schema())
+            if (spec.name() == key) return v.is_explicit(key) && v.raw(key) != spec.default_value;
+        return false;
+    };
+    auto refuse = [&](const std::string& key, const std::string& why, const std::string& allowed) {
+        if (requested(key)) problems.add(job.where(key) + ": bad value '" + v.raw(key) + "': " + why + " (allowed: " + allowed + ")");
+    };
+    const bool fsdp = strategy_name(job.strategy).rfind("fsdp-", 0) == 0;
+    const std::string strategy = strategy_name(job.strategy);
+    if (!fsdp)
+        for (const char* key : {"fsdp.backward_prefetch", "fsdp.forward_prefetch", "fsdp.limit_all_gathers", "fsdp.no_sync"})
+            refuse(key, "strategy " + strategy + " is not FSDP's", "the fsdp-* strategies");
+    const bool deepspeed = job.strategy == Strategy::zero1 || job.strategy == Strategy::zero2 || job.strategy == Strategy::zero3;
+    if (!deepspeed)
+        for (const char* key : {"deepspeed.overlap_comm", "deepspeed.hf_auto", "deepspeed.stage3_prefetch_bucket_size",
+                                "deepspeed.stage3_max_live_parameters", "deepspeed.stage3_max_reuse_distance"})
+            refuse(key, "strategy " + strategy + " is not DeepSpeed's", "zero1, zero2, zero3");
+    if (job.strategy != Strategy::ddp)
+        for (const char* key : {"ddp.gradient_as_bucket_view", "parallel.first_bucket_mib"})
+            refuse(key, "strategy " + strategy + " is not DDP", "strategy ddp");
+    if (fsdp) {
+        refuse("parallel.bucket_mib", "FSDP reduces one unit at a time, with no buckets", "auto with strategy " + strategy);
+    }
     if (job.offload_params && !job.offload_optimizer)
         problems.add(job.where("memory.offload_params") +
                      ": bad value 'true': parameter offload needs memory.offload_optimizer = true (the CPU updates what it holds)");

@@ -29,6 +29,11 @@ std::string KeySpec::allowed() const {
         if (hi) return s + " <= " + number_text(max);
         return s;
     };
+    if (allows_auto) {
+        KeySpec plain = *this;
+        plain.allows_auto = false;
+        return "auto, or " + plain.allowed();
+    }
     switch (type) {
         case ValueType::integer: return range("integer");
         case ValueType::number: return range("number");
@@ -156,6 +161,7 @@ std::vector<std::string> keys_of(const Schema& schema, const std::string& sectio
 }
 
 bool value_ok(const KeySpec& spec, const std::string& raw) {
+    if (spec.allows_auto && raw == "auto") return true;
     auto in_range = [&](double v) {
         if (v < spec.min || v > spec.max) return false;
         if (spec.min_exclusive && v == spec.min) return false;
@@ -209,6 +215,10 @@ Values resolve(const Schema& schema, const IniFile& file, const std::vector<Over
                          "]: " + join(keys_of(schema, section), ", ") + ")");
             return nullptr;
         }
+        if (!spec->retired.empty()) {
+            problems.add(where + ": " + spec->name() + ": retired: " + spec->retired + " (allowed: remove it)");
+            return nullptr;
+        }
         if (!value_ok(*spec, raw)) {
             problems.add(where + ": " + spec->name() + ": bad value '" + raw + "' (allowed: " +
                          spec->allowed() + ")");
@@ -235,7 +245,7 @@ Values resolve(const Schema& schema, const IniFile& file, const std::vector<Over
             values.set(spec->name(), {o.value, o.origin, true});
     }
     for (const auto& spec : schema) {
-        if (values.has(spec.name()) || present.count(spec.name())) continue;
+        if (values.has(spec.name()) || present.count(spec.name()) || !spec.retired.empty()) continue;
         if (spec.required) {
             const IniSection* sec = file.find_section(spec.section);
             const std::string where = sec ? file.path + ":" + std::to_string(sec->line) : file.path;
@@ -251,6 +261,7 @@ std::string describe(const Schema& schema, const std::string& title) {
     std::string out = title + "\n";
     TextTable t({"key", "type", "unit", "default", "allowed", "meaning"});
     for (const auto& k : schema) {
+        if (!k.retired.empty()) continue;
         const char* type = "";
         switch (k.type) {
             case ValueType::integer: type = "integer"; break;

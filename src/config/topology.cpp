@@ -190,7 +190,9 @@ TopologyConfig load_topology(const std::string& ref, const std::string& dir, con
         throw InputError(where + ": bad value '" + ref + "'" + (why.empty() ? "" : ": " + why) +
                          " (allowed: a shipped topology (" +
                          join(embedded_names("topologies"), ", ") + ") or a path to a .ini file relative to " +
-                         (dir.empty() ? std::string("the current folder") : dir) + ")");
+                         (dir.empty() ? std::string("the current folder")
+                                      : dir == embedded_dir("jobs") ? std::string("the shipped jobs (../topologies/NAME.ini)")
+                                                                   : dir) + ")");
     return load_topology_text(file->path, file->text, overrides);
 }
 

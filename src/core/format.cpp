@@ -8,6 +8,14 @@
 
 namespace shardsim {
 
+std::string format_change(double value, double reference) {
+    if (reference == 0) return value == 0 ? "+0.0%" : "-";
+    const double ratio = value / reference;
+    if (!std::isfinite(ratio)) return "-";
+    if (ratio < 2) return (ratio >= 1 ? "+" : "") + format_fixed(100 * (ratio - 1), 1) + "%";
+    return "x" + format_fixed(ratio, ratio >= 100 ? 0 : ratio >= 10 ? 1 : 2);
+}
+
 std::string format_fixed(double v, int precision) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", precision, v);

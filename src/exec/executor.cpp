@@ -7,10 +7,12 @@
 #include <cstring>
 
 #include "executor_impl.hpp"
+#include "movement.hpp"
 #include "shardsim/core/format.hpp"
 #include "shardsim/core/half.hpp"
 
 namespace shardsim::exec {
+
 
 namespace {
 double wall() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -18,20 +20,32 @@ double wall() { return std::chrono::duration<double>(std::chrono::steady_clock::
 // The loss is a sum over every token of the step's global batch, scaled to their mean.
 double loss_scale(const plan::ShardingPlan& p) {
     const auto& job = p.scenario().job;
-    return 1.0 / static_cast<double>(job.micro_batch * p.scenario().decoder_len() * job.grad_accum * p.groups().world);
+    return 1.0 / static_cast<double>(job.micro_batch * p.scenario().decoder_len() * job.grad_accum * p.groups().world());
 }
 }  // namespace
 
+Executor::Impl::Impl(plan::PlanPtr p, const plan::Schedule& s, Device& d, Device& h, Communicators c, int r)
+    : plan(std::move(p)), schedule(s), dev(d), host(h), rank(r) {
+    // Every collective goes through a counting wrapper: the sizes the library was asked to move.
+    for (comm::Communicator* inner : c) {
+        counted.push_back(std::make_unique<comm::CountingCommunicator>(*inner, calls));
+        comms.push_back(counted.back().get());
+    }
+    calls.reset(schedule.ops.size());
+    arena = std::make_unique<Arena>(*plan, dev, comms);
+}
+
 Executor::Executor(plan::PlanPtr plan, const plan::Schedule& schedule, Device& device, Device& host_math,
                    Communicators comms, int rank)
-    : impl_(std::make_unique<Impl>(plan, schedule, device, host_math, comms, rank)), plan_(std::move(plan)) {
+    : impl_(std::make_unique<Impl>(plan, schedule, device, host_math, std::move(comms), rank)), plan_(std::move(plan)) {
     Impl& m = *impl_;
-    m.allocate_state();
     m.model = std::make_unique<Transformer>(*plan_, device, loss_scale(*plan_));
-    m.measured_size.assign(schedule.ops.size(), -1);
     m.lanes = std::make_unique<Lanes>(device, schedule.ops.size(), [&m](int op, plan::Phase phase) {
         const double t0 = wall();
-        if (phase == plan::Phase::start) TrackingAllocator::set_op(op);
+        if (phase == plan::Phase::start) {
+            TrackingAllocator::set_op(op);
+            comm::CallLog::set_current_op(op);
+        }
         auto [current, peak] = m.dev.allocator().sample_and_reset();
         {
             std::lock_guard<std::mutex> lock(m.record_mu);
@@ -40,7 +54,10 @@ Executor::Executor(plan::PlanPtr plan, const plan::Schedule& schedule, Device& d
             m.samples.push_back({op, phase, current});
             m.record_seconds += wall() - t0;
         }
-        if (phase == plan::Phase::end) TrackingAllocator::set_op(-1);
+        if (phase == plan::Phase::end) {
+            TrackingAllocator::set_op(-1);
+            comm::CallLog::set_current_op(-1);
+        }
     });
     timeline_.rank = rank;
     timeline_.device = device.name();
@@ -59,7 +76,7 @@ StepResult Executor::run_step(int step) {
         std::lock_guard<std::mutex> lock(m.record_mu);
         m.samples.clear();
     }
-    std::fill(m.measured_size.begin(), m.measured_size.end(), -1);
+    m.calls.reset(m.schedule.ops.size());
     m.dev.allocator().reset_op_tallies(m.schedule.ops.size());
     m.runtime_bytes = m.dev.runtime_bytes();
     const MemoryByCategory before = m.dev.allocator().current();
@@ -73,18 +90,35 @@ StepResult Executor::run_step(int step) {
             m.run_op(op);
         });
     m.lanes->drain();
-    MemoryByCategory after = m.dev.allocator().current();
+    const MemoryByCategory after = m.dev.allocator().current();
     for (MemCategory c : kAllMemCategories) m.leftover[c] = after[c] - before[c];
+    record_step(step, before);
+    if (remember_first_step_ && first_moments_.empty() && plan_->precision().moment_count > 0)
+        for (const auto& u : plan_->units())
+            for (std::size_t i = 0; i < plan_->unit_plan(u.index).state.chunks.size(); ++i) {
+                std::int64_t first_row = 0;
+                first_moments_[{u.index, static_cast<int>(i)}] = owned_values(u.index, static_cast<int>(i), &first_row, true);
+            }
 
-    // The step's records on the run's time axis.
+    StepResult r;
+    for (double l : m.micro_losses) r.loss += l;
+    if (!m.micro_losses.empty()) r.loss /= static_cast<double>(m.micro_losses.size());
+    r.seconds = wall() - t_begin;
+    m.step_seconds += r.seconds;
+    return r;
+}
+
+// The step's records on the run's time axis: every op with what was measured in place of what
+// was planned, and the memory samples in time order.
+void Executor::record_step(int step, const MemoryByCategory& before) {
+    Impl& m = *impl_;
     const double t0 = wall();
     double step_end = 0;
     for (const auto& op : m.schedule.ops) {
         timeline::OpRecord r = timeline::planned_record(op, m.time_offset + m.lanes->start(op.id),
                                                         m.time_offset + m.lanes->end(op.id), step);
-        // What was measured replaces what was planned.
         r.net = m.dev.allocator().op_net(op.id);
-        if (op.collective) r.bytes = m.measured_size[static_cast<std::size_t>(op.id)];
+        if (op.collective) r.bytes = m.calls.size(op.id);
         step_end = std::max(step_end, m.lanes->end(op.id));
         timeline_.ops.push_back(r);
     }
@@ -105,13 +139,6 @@ StepResult Executor::run_step(int step) {
     timeline_.memory.insert(timeline_.memory.end(), samples.begin(), samples.end());
     m.time_offset += step_end;
     m.record_seconds += wall() - t0;
-
-    StepResult r;
-    for (double l : m.micro_losses) r.loss += l;
-    if (!m.micro_losses.empty()) r.loss /= static_cast<double>(m.micro_losses.size());
-    r.seconds = wall() - t_begin;
-    m.step_seconds += r.seconds;
-    return r;
 }
 
 double Executor::measurement_overhead() const {
@@ -130,7 +157,7 @@ std::vector<std::string> Executor::check_against_plan() const {
     }
     for (const auto& op : m.schedule.ops) {
         if (!op.collective) continue;
-        const std::int64_t got = m.measured_size[static_cast<std::size_t>(op.id)];
+        const std::int64_t got = m.calls.size(op.id);
         if (got != op.collective->size_bytes) {
             out.push_back("first collective that differs: op " + std::to_string(op.id) + " (" + plan::op_label(*plan_, op) +
                           "): moved " + std::to_string(got) + " B, the schedule says " + std::to_string(op.collective->size_bytes) + " B");
@@ -145,10 +172,11 @@ std::vector<std::string> Executor::check_against_plan() const {
 }
 
 namespace {
-std::vector<float> decode(Device& dev, const Buffer& buf, std::int64_t offset, std::int64_t n, DType dt) {
+std::vector<float> decode(Device& dev, const Resolved& buf, std::int64_t offset, std::int64_t n) {
+    const DType dt = buf.spec->dtype;
     std::vector<unsigned char> raw(static_cast<std::size_t>(n * dtype_size(dt)));
-    const char* src = static_cast<const char*>(buf.data()) + offset * dtype_size(dt);
-    if (buf.category() == MemCategory::offloaded)
+    const char* src = static_cast<const char*>(buf.data) + offset * dtype_size(dt);
+    if (buf.spec->side == plan::Side::host)
         std::memcpy(raw.data(), src, raw.size());
     else
         dev.copy_to_host(raw.data(), src, static_cast<std::int64_t>(raw.size()));
@@ -167,38 +195,31 @@ std::vector<float> decode(Device& dev, const Buffer& buf, std::int64_t offset, s
 }
 }  // namespace
 
-std::vector<float> Executor::owned_values(int unit, int chunk, std::int64_t* first_row) const {
+std::vector<float> Executor::owned_values(int unit, int chunk, std::int64_t* first_row, bool moment) const {
     const Impl& m = *impl_;
-    const auto& up = plan_->unit_plan(unit);
-    const auto& c = up.state.chunks.at(static_cast<std::size_t>(chunk));
-    const std::int64_t r = plan_->state_shards() > 1 ? m.shard_rank() : 0;
+    const Resolved values = m.arena->get(moment ? plan_->buffers().unit(unit).moments[0] : plan_->buffers().trained_values(unit), 0);
+    const auto& c = plan_->unit_plan(unit).state.chunks.at(static_cast<std::size_t>(chunk));
+    const std::int64_t r = m.arena->rank_in(plan_->unit_plan(unit).state, plan::kShardGroup);
     *first_row = r * c.rows_per_rank;
-    const std::int64_t n = c.owned_rows(r) * c.row_elements;
-    const UnitState& s = m.units[static_cast<std::size_t>(unit)];
-    if (s.master) return decode(m.dev, s.master, c.offset, n, DType::fp32);
-    if (plan_->offload_optimizer() && !plan_->offload_params()) return decode(m.dev, s.staging, c.offset, n, plan_->precision().params);
-    const DType pd = plan_->precision().params;
-    if (plan_->traits().shard_params) {
-        for (const auto& pc : up.params.chunks)
-            if (pc.tensor == c.tensor) return decode(m.dev, s.params, pc.offset, n, pd);
-    }
-    for (const auto& fc : up.full_params.chunks)
-        if (fc.tensor == c.tensor) return decode(m.dev, s.params, fc.offset + r * c.rows_per_rank * c.row_elements, n, pd);
-    return {};
+    return decode(m.dev, values, own_rows_offset(*plan_, *values.spec, unit, c.tensor, r), c.owned_rows(r) * c.row_elements);
 }
 
-std::vector<float> Executor::full_values(int unit, int tensor) const {
+std::vector<float> Executor::full_values(int unit, int tensor, bool moment) const {
     const Impl& m = *impl_;
-    SHARDSIM_ASSERT(!plan_->traits().shard_params, "full_values needs unsharded parameters");
     const auto& up = plan_->unit_plan(unit);
-    const UnitState& s = m.units[static_cast<std::size_t>(unit)];
-    // Trained values at full precision: the fp32 master copy when there is one.
-    for (const auto& c : up.full_state.chunks)
-        if (c.tensor == tensor && s.master)
-            for (const auto& sc : up.state.chunks)
-                if (sc.tensor == tensor) return decode(m.dev, s.master, sc.offset, c.rows * c.row_elements, DType::fp32);
-    for (const auto& c : up.full_params.chunks)
-        if (c.tensor == tensor) return decode(m.dev, s.params, c.offset, c.rows * c.row_elements, plan_->precision().params);
+    // Trained values at full precision (the master copy, when there is one) for trainable tensors;
+    // the parameters as they are for frozen ones.
+    for (std::size_t i = 0; i < up.state.chunks.size(); ++i) {
+        const auto& c = up.state.chunks[i];
+        if (c.tensor != tensor) continue;
+        SHARDSIM_ASSERT(up.state.shards == 1, "full_values needs unsharded states");
+        const Resolved values = m.arena->get(moment ? plan_->buffers().unit(unit).moments[0] : plan_->buffers().trained_values(unit), 0);
+        return decode(m.dev, values, own_rows_offset(*plan_, *values.spec, unit, c.tensor, 0), c.rows * c.row_elements);
+    }
+    const Resolved params = m.arena->get(plan_->buffers().unit(unit).params, 0);
+    SHARDSIM_ASSERT(up.params.shards == 1, "full_values needs unsharded parameters");
+    for (const auto& c : up.params.chunks)
+        if (c.tensor == tensor) return decode(m.dev, params, c.offset, c.rows * c.row_elements);
     return {};
 }
 

@@ -6,6 +6,9 @@
 
 namespace shardsim::exec {
 
+using device::Device;
+using device::DeviceStream;
+
 namespace {
 double steady_seconds() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

@@ -16,9 +16,9 @@ namespace shardsim::io {
 
 namespace {
 
-using exec::BenchGroup;
-using exec::BenchRow;
-using exec::BenchRun;
+using bench::BenchGroup;
+using bench::BenchRow;
+using bench::BenchRun;
 
 constexpr std::size_t kName = 16;  // NUL included
 constexpr const char* kFormat = "shardsim-bench";
@@ -78,21 +78,31 @@ h5::Datatype row_type() {
 
 // ---- datasets -------------------------------------------------------------------------------------
 
+// Units of the columns that have one, as the timeline file says them: "<column>.units" attributes
+// (a matrix has one "units" attribute).
+const std::vector<h5::Attr> kRowUnits = {
+    {"size_bytes.units", std::string("bytes")},  {"time_s.units", std::string("seconds")},
+    {"algbw_GBps.units", std::string("GB/s")},   {"busbw_GBps.units", std::string("GB/s")},
+    {"raw_time_s.units", std::string("seconds")}, {"raw_busbw_GBps.units", std::string("GB/s")}};
+
 template <class T>
-void write_table(hid_t file, const char* name, const h5::Datatype& memory, const std::vector<T>& rows) {
+void write_table(hid_t file, const char* name, const h5::Datatype& memory, const std::vector<T>& rows,
+                 const std::vector<h5::Attr>& units = {}) {
     const h5::Datatype file_type = h5::packed(memory);
     const hsize_t n = rows.size();
     const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Screate_simple(1, &n, nullptr))};
     const h5::Dataset d{SHARDSIM_H5_CHECK(H5Dcreate2(file, name, file_type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT))};
+    h5::write_attributes(d.id(), units);
     if (!rows.empty()) SHARDSIM_H5_CHECK(H5Dwrite(d.id(), memory.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()));
 }
 
 template <class T>
 void write_matrix(hid_t file, const char* name, hid_t file_type, hid_t memory_type, const std::vector<T>& v,
-                  std::int64_t ranks, std::size_t rows) {
+                  std::int64_t ranks, std::size_t rows, const char* units = nullptr) {
     const hsize_t dims[2] = {static_cast<hsize_t>(ranks), static_cast<hsize_t>(rows)};
     const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Screate_simple(2, dims, nullptr))};
     const h5::Dataset d{SHARDSIM_H5_CHECK(H5Dcreate2(file, name, file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT))};
+    if (units != nullptr) h5::write_attribute(d.id(), {"units", std::string(units)});
     if (!v.empty()) SHARDSIM_H5_CHECK(H5Dwrite(d.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()));
 }
 
@@ -178,10 +188,11 @@ void write_bench_file(const std::string& path, const BenchRun& run) {
         write_table(root, "groups", group_type(), groups);
         std::vector<RowRecord> rows;
         for (const auto& r : run.rows) rows.push_back(to_record(run, r));
-        write_table(root, "rows", row_type(), rows);
+        write_table(root, "rows", row_type(), rows, kRowUnits);
         const std::size_t n = run.rows.size();
-        write_matrix(root, "rank_time_s", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, run.rank_time_s, run.world_size, n);
-        write_matrix(root, "rank_raw_time_s", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, run.rank_raw_time_s, run.world_size, n);
+        write_matrix(root, "rank_time_s", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, run.rank_time_s, run.world_size, n, "seconds");
+        write_matrix(root, "rank_raw_time_s", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, run.rank_raw_time_s, run.world_size, n,
+                     "seconds");
         write_matrix(root, "rank_wrong", H5T_STD_I64LE, H5T_NATIVE_INT64, run.rank_wrong, run.world_size, n);
         f.close();
     } catch (const Error& e) {
@@ -209,7 +220,12 @@ BenchRun read_bench_file(const std::string& path) {
         run.hosts = split(h5::read_text_attribute(root, "/", "hosts"), ',');
 
         for (const auto& g : read_all<GroupRecord>(root, "/groups", group_type().id()))
-            run.groups.push_back({h5::get_name(g.name), {g.ranks, g.nodes, g.per_node}, g.instances});
+        {
+            // The file keeps sizes and spans; the stride follows from the placement (bench_groups).
+            const std::string name = h5::get_name(g.name);
+            const plan::RankGroup ranks{name, g.ranks, name == "replicate" ? run.ranks_per_node : 1};
+            run.groups.push_back({name, ranks, {g.ranks, g.nodes, g.per_node}, g.instances});
+        }
         for (const auto& rec : read_all<RowRecord>(root, "/rows", row_type().id())) {
             BenchRow r;
             const std::string group = h5::get_name(rec.group);

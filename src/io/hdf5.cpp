@@ -1,6 +1,12 @@
 #include "shardsim/io/hdf5.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <string>
@@ -31,24 +37,25 @@ void check_classes(const RunTimeline& run) {
     }
 }
 
+constexpr const char* kTables[] = {"ops", "memory", "steps"};
+
 // The first rank of each class holds the class's datasets; the other ranks hard-link to them.
 void write_ranks(hid_t file, const RunTimeline& run, const RowTypes& types) {
-    std::vector<std::optional<RankSummary>> summaries(run.timelines.size());
     std::vector<std::int64_t> holder(run.timelines.size(), -1);
     for (std::int64_t r = 0; r < run.world_size; ++r) {
         const auto c = static_cast<std::size_t>(run.class_of_rank[static_cast<std::size_t>(r)]);
         const RankTimeline& tl = run.timelines[c];
-        if (!summaries[c]) summaries[c] = tl.summarize();
-        const h5::Group group = create_rank_group(file, r, rank_attributes(r, tl, *summaries[c]));
+        const h5::Group group = create_rank_group(file, r, rank_attributes(r, tl));
         if (holder[c] < 0) {
             holder[c] = r;
-            const h5::Dataset ops = create_table(group.id(), "ops", types.op_file, tl.ops.size());
-            write_rows(ops, types.op_memory, rows_of<OpRow>(tl.ops));
-            const h5::Dataset memory = create_table(group.id(), "memory", types.sample_file, tl.memory.size());
-            write_rows(memory, types.sample_memory, rows_of<MemoryRow>(tl.memory));
+            write_rows(create_table(group.id(), "ops", types.op, tl.ops.size()), types.op, rows_of<OpRow>(tl.ops));
+            write_rows(create_table(group.id(), "memory", types.sample, tl.memory.size()), types.sample,
+                       rows_of<MemoryRow>(tl.memory));
+            const std::vector<StepRow> steps = step_rows(tl);
+            write_rows(create_table(group.id(), "steps", types.step, steps.size()), types.step, steps);
             continue;
         }
-        for (const char* table : {"ops", "memory"}) {
+        for (const char* table : kTables) {
             const std::string target = "/" + rank_group_name(holder[c]) + "/" + table;
             SHARDSIM_H5_CHECK(H5Lcreate_hard(file, target.c_str(), group.id(), table, H5P_DEFAULT, H5P_DEFAULT));
         }
@@ -128,15 +135,18 @@ std::vector<std::vector<Attr>> allgather_attributes(const std::vector<Attr>& min
 struct TableSizes {
     std::size_t ops = 0;
     std::size_t samples = 0;
+    std::size_t steps = 0;
 };
 
-std::vector<TableSizes> allgather_sizes(const RankTimeline& tl, MPI_Comm comm, int size) {
-    const std::int64_t mine[2] = {static_cast<std::int64_t>(tl.ops.size()), static_cast<std::int64_t>(tl.memory.size())};
-    std::vector<std::int64_t> all(2 * static_cast<std::size_t>(size));
-    SHARDSIM_MPI_CHECK(MPI_Allgather(mine, 2, MPI_INT64_T, all.data(), 2, MPI_INT64_T, comm));
+std::vector<TableSizes> allgather_sizes(const RankTimeline& tl, std::size_t steps, MPI_Comm comm, int size) {
+    const std::int64_t mine[3] = {static_cast<std::int64_t>(tl.ops.size()), static_cast<std::int64_t>(tl.memory.size()),
+                                  static_cast<std::int64_t>(steps)};
+    std::vector<std::int64_t> all(3 * static_cast<std::size_t>(size));
+    SHARDSIM_MPI_CHECK(MPI_Allgather(mine, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, comm));
     std::vector<TableSizes> sizes;
     for (std::size_t r = 0; r < static_cast<std::size_t>(size); ++r)
-        sizes.push_back({static_cast<std::size_t>(all[2 * r]), static_cast<std::size_t>(all[2 * r + 1])});
+        sizes.push_back({static_cast<std::size_t>(all[3 * r]), static_cast<std::size_t>(all[3 * r + 1]),
+                         static_cast<std::size_t>(all[3 * r + 2])});
     return sizes;
 }
 
@@ -180,19 +190,47 @@ void check_parallel_input(const RunTimeline& local, MPI_Comm comm, int size) {
 
 }  // namespace
 
+void check_output_path(const std::string& option, const std::string& path) {
+    namespace fs = std::filesystem;
+    const std::string allowed = " (allowed: a new or existing regular file in an existing folder this process can write to)";
+    const auto bad = [&](const std::string& why) { return InputError(option + ": bad value '" + path + "': " + why + allowed); };
+    if (path.empty()) throw bad("an empty path");
+    std::error_code ec;
+    const fs::file_status st = fs::status(path, ec);
+    if (fs::is_directory(st)) throw bad("is a folder");
+    if (fs::exists(st) && !fs::is_regular_file(st))
+        throw bad("is not a regular file (a device, a pipe or a socket), and the file is published by renaming a new one over it");
+    fs::path folder = fs::path(path).parent_path();
+    if (folder.empty()) folder = ".";
+    const fs::file_status fst = fs::status(folder, ec);
+    if (!fs::exists(fst)) throw bad("folder '" + folder.string() + "' does not exist");
+    if (!fs::is_directory(fst)) throw bad("'" + folder.string() + "' is not a folder");
+    // The file is written beside its final name and renamed: a new file there is what to try, under
+    // a name of its own (another run may be writing path + ".partial" right now).
+    std::string probe = (folder / ".shardsim-write-test-XXXXXX").string();
+    const int fd = ::mkstemp(probe.data());
+    if (fd < 0) throw bad("cannot create a file in folder '" + folder.string() + "' (" + std::strerror(errno) + ")");
+    ::close(fd);
+    fs::remove(probe, ec);
+}
+
 void write_run_file(const std::string& path, const RunTimeline& run) {
     const h5::QuietErrors quiet;
+    const std::string partial = partial_path(path);
     try {
         check_classes(run);
         const std::vector<Attr> root = root_attributes(run);
         const RowTypes types = make_row_types();
         const h5::PropList fapl = file_access();
-        h5::File file{SHARDSIM_H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()))};
+        h5::File file{SHARDSIM_H5_CHECK(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()))};
         write_attributes(file.id(), root);
         write_units(file.id(), run.unit_names, true);
         write_ranks(file.id(), run, types);
         file.close();
+        publish(partial, path);
     } catch (const Error& e) {
+        std::error_code ec;
+        std::filesystem::remove(partial, ec);
         throw Error("cannot write timeline file '" + path + "': " + e.what(), e.debug_detail());
     }
 }
@@ -205,13 +243,14 @@ void write_run_parallel(const std::string& path, const RunTimeline& local, MPI_C
     try {
         check_parallel_input(local, comm, size);
         const RankTimeline& mine = local.timelines.front();
-        const auto attrs = allgather_attributes(rank_attributes(me, mine, mine.summarize()), comm, size);
-        const auto sizes = allgather_sizes(mine, comm, size);
+        const auto attrs = allgather_attributes(rank_attributes(me, mine), comm, size);
+        const std::vector<StepRow> my_steps = step_rows(mine);
+        const auto sizes = allgather_sizes(mine, my_steps.size(), comm, size);
         const std::vector<Attr> root = root_attributes(local);
         const RowTypes types = make_row_types();
         const h5::PropList fapl = file_access();
         SHARDSIM_H5_CHECK(H5Pset_fapl_mpio(fapl.id(), comm, MPI_INFO_NULL));
-        h5::File file{SHARDSIM_H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()))};
+        h5::File file{SHARDSIM_H5_CHECK(H5Fcreate(partial_path(path).c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()))};
         // Metadata calls are collective: every rank creates every group, attribute and dataset
         // with the same arguments. Raw data is written independently, each rank its own rows.
         write_attributes(file.id(), root);
@@ -219,13 +258,27 @@ void write_run_parallel(const std::string& path, const RunTimeline& local, MPI_C
         for (int r = 0; r < size; ++r) {
             const auto& rank_sizes = sizes[static_cast<std::size_t>(r)];
             const h5::Group group = create_rank_group(file.id(), r, attrs[static_cast<std::size_t>(r)]);
-            const h5::Dataset ops = create_table(group.id(), "ops", types.op_file, rank_sizes.ops);
-            const h5::Dataset memory = create_table(group.id(), "memory", types.sample_file, rank_sizes.samples);
+            const h5::Dataset ops = create_table(group.id(), "ops", types.op, rank_sizes.ops);
+            const h5::Dataset memory = create_table(group.id(), "memory", types.sample, rank_sizes.samples);
+            const h5::Dataset steps = create_table(group.id(), "steps", types.step, rank_sizes.steps);
             if (r != me) continue;
-            write_rows(ops, types.op_memory, rows_of<OpRow>(mine.ops));
-            write_rows(memory, types.sample_memory, rows_of<MemoryRow>(mine.memory));
+            write_rows(ops, types.op, rows_of<OpRow>(mine.ops));
+            write_rows(memory, types.sample, rows_of<MemoryRow>(mine.memory));
+            write_rows(steps, types.step, my_steps);
         }
-        file.close();
+        file.close();  // collective: every rank's rows are in the file once it returns
+        // Rank 0 publishes it; every rank returns once it is there (or throws if it is not).
+        std::string failed;
+        if (me == 0) {
+            try {
+                publish(partial_path(path), path);
+            } catch (const Error& e) {
+                failed = e.what();
+            }
+        }
+        int ok = failed.empty() ? 1 : 0;
+        SHARDSIM_MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
+        if (!ok) throw Error(me == 0 ? failed : "rank 0 could not publish it");
     } catch (const Error& e) {
         throw Error("cannot write timeline file '" + path + "' (rank " + std::to_string(me) + "): " + e.what(), e.debug_detail());
     }

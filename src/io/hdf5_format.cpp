@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <optional>
 
@@ -24,53 +25,133 @@ std::optional<plan::OpStream> parse_op_stream(const std::string& s) {
     return std::nullopt;
 }
 
-// ---- rows of /rank_<r>/ops and /rank_<r>/memory ------------------------------------------------
+// ---- rows of /rank_<r>/ops, /rank_<r>/memory and /rank_<r>/steps -------------------------------
 
-void insert(const h5::Datatype& compound, const std::string& name, std::size_t offset, hid_t type) {
-    SHARDSIM_H5_CHECK(H5Tinsert(compound.id(), name.c_str(), offset, type));
-}
+// A compound built column by column, with the unit of each column that has one.
+struct Columns {
+    RowType type;
+    explicit Columns(std::size_t size) { type.memory = h5::Datatype{SHARDSIM_H5_CHECK(H5Tcreate(H5T_COMPOUND, size))}; }
+    void add(const std::string& name, std::size_t offset, hid_t member, const char* unit = nullptr) {
+        SHARDSIM_H5_CHECK(H5Tinsert(type.memory.id(), name.c_str(), offset, member));
+        if (unit != nullptr) type.units.push_back({name + ".units", std::string(unit)});
+    }
+    RowType done() {
+        type.file = packed(type.memory);
+        return std::move(type);
+    }
+};
 
-h5::Datatype op_row_type() {
+// Offset of element `i` of an array member that starts at `base`.
+std::size_t element(std::size_t base, int i, std::size_t size) { return base + static_cast<std::size_t>(i) * size; }
+
+RowType op_row_type() {
     const h5::Datatype name = string_type(kNameWidth, H5T_CSET_ASCII);
-    h5::Datatype t{SHARDSIM_H5_CHECK(H5Tcreate(H5T_COMPOUND, sizeof(OpRow)))};
-    insert(t, "op_id", offsetof(OpRow, op_id), H5T_NATIVE_INT32);
-    insert(t, "kind", offsetof(OpRow, kind), name.id());
-    insert(t, "unit", offsetof(OpRow, unit), H5T_NATIVE_INT32);
-    insert(t, "stream", offsetof(OpRow, stream), name.id());
-    insert(t, "micro_batch", offsetof(OpRow, micro_batch), H5T_NATIVE_INT32);
-    insert(t, "step", offsetof(OpRow, step), H5T_NATIVE_INT32);
-    insert(t, "t_start", offsetof(OpRow, t_start), H5T_NATIVE_DOUBLE);
-    insert(t, "t_end", offsetof(OpRow, t_end), H5T_NATIVE_DOUBLE);
-    insert(t, "bytes", offsetof(OpRow, bytes), H5T_NATIVE_INT64);
-    insert(t, "flops", offsetof(OpRow, flops), H5T_NATIVE_DOUBLE);
-    insert(t, "collective", offsetof(OpRow, collective), name.id());
-    insert(t, "ranks", offsetof(OpRow, ranks), H5T_NATIVE_INT64);
-    for (MemCategory c : kAllMemCategories)
-        insert(t, "net_" + std::string(category_name(c)),
-               offsetof(OpRow, net) + sizeof(std::int64_t) * static_cast<std::size_t>(category_index(c)), H5T_NATIVE_INT64);
-    return t;
+    Columns c(sizeof(OpRow));
+    c.add("op_id", offsetof(OpRow, op_id), H5T_NATIVE_INT32);
+    c.add("kind", offsetof(OpRow, kind), name.id());
+    c.add("unit", offsetof(OpRow, unit), H5T_NATIVE_INT32);
+    c.add("stream", offsetof(OpRow, stream), name.id());
+    c.add("micro_batch", offsetof(OpRow, micro_batch), H5T_NATIVE_INT32);
+    c.add("step", offsetof(OpRow, step), H5T_NATIVE_INT32);
+    c.add("t_start", offsetof(OpRow, t_start), H5T_NATIVE_DOUBLE, kSeconds);
+    c.add("t_end", offsetof(OpRow, t_end), H5T_NATIVE_DOUBLE, kSeconds);
+    c.add("bytes", offsetof(OpRow, bytes), H5T_NATIVE_INT64, kBytes);
+    c.add("flops", offsetof(OpRow, flops), H5T_NATIVE_DOUBLE, kFlops);
+    c.add("collective", offsetof(OpRow, collective), name.id());
+    c.add("ranks", offsetof(OpRow, ranks), H5T_NATIVE_INT64);
+    for (MemCategory m : kAllMemCategories)
+        c.add("net_" + std::string(category_name(m)), element(offsetof(OpRow, net), category_index(m), sizeof(std::int64_t)),
+              H5T_NATIVE_INT64, kBytes);
+    return c.done();
 }
 
-h5::Datatype memory_row_type() {
-    h5::Datatype t{SHARDSIM_H5_CHECK(H5Tcreate(H5T_COMPOUND, sizeof(MemoryRow)))};
-    insert(t, "t", offsetof(MemoryRow, t), H5T_NATIVE_DOUBLE);
-    insert(t, "op_id", offsetof(MemoryRow, op_id), H5T_NATIVE_INT32);
-    insert(t, "step", offsetof(MemoryRow, step), H5T_NATIVE_INT32);
-    for (MemCategory c : kAllMemCategories)
-        insert(t, std::string(category_name(c)),
-               offsetof(MemoryRow, by_category) + sizeof(std::int64_t) * static_cast<std::size_t>(category_index(c)),
-               H5T_NATIVE_INT64);
-    insert(t, "total", offsetof(MemoryRow, total), H5T_NATIVE_INT64);
-    return t;
+RowType memory_row_type() {
+    Columns c(sizeof(MemoryRow));
+    c.add("t", offsetof(MemoryRow, t), H5T_NATIVE_DOUBLE, kSeconds);
+    c.add("op_id", offsetof(MemoryRow, op_id), H5T_NATIVE_INT32);
+    c.add("step", offsetof(MemoryRow, step), H5T_NATIVE_INT32);
+    for (MemCategory m : kAllMemCategories)
+        c.add(std::string(category_name(m)), element(offsetof(MemoryRow, by_category), category_index(m), sizeof(std::int64_t)),
+              H5T_NATIVE_INT64, kBytes);
+    c.add("total", offsetof(MemoryRow, total), H5T_NATIVE_INT64, kBytes);
+    return c.done();
+}
+
+RowType step_row_type() {
+    Columns c(sizeof(StepRow));
+    c.add("step", offsetof(StepRow, step), H5T_NATIVE_INT32);
+    const std::pair<const char*, std::size_t> seconds[] = {
+        {"t_start_s", offsetof(StepRow, t_start_s)},           {"t_end_s", offsetof(StepRow, t_end_s)},
+        {"step_time_s", offsetof(StepRow, step_time_s)},       {"compute_time_s", offsetof(StepRow, compute_time_s)},
+        {"comm_time_s", offsetof(StepRow, comm_time_s)},       {"exposed_comm_s", offsetof(StepRow, exposed_comm_s)},
+        {"copy_time_s", offsetof(StepRow, copy_time_s)},       {"host_time_s", offsetof(StepRow, host_time_s)}};
+    for (const auto& [name, offset] : seconds) c.add(name, offset, H5T_NATIVE_DOUBLE, kSeconds);
+    c.add("flops", offsetof(StepRow, flops), H5T_NATIVE_DOUBLE, kFlops);
+    c.add("peak_bytes", offsetof(StepRow, peak_bytes), H5T_NATIVE_INT64, kBytes);
+    c.add("peak_op", offsetof(StepRow, peak_op), H5T_NATIVE_INT32);
+    for (MemCategory m : kAllMemCategories)
+        c.add("peak_" + std::string(category_name(m)),
+              element(offsetof(StepRow, peak_by_category), category_index(m), sizeof(std::int64_t)), H5T_NATIVE_INT64, kBytes);
+    for (MemCategory m : kAllMemCategories)
+        c.add("max_" + std::string(category_name(m)),
+              element(offsetof(StepRow, max_by_category), category_index(m), sizeof(std::int64_t)), H5T_NATIVE_INT64, kBytes);
+    c.add("host_peak_bytes", offsetof(StepRow, host_peak_bytes), H5T_NATIVE_INT64, kBytes);
+    for (int k = 0; k < plan::kCollectiveKindCount; ++k) {
+        const std::string kind = plan::collective_name(static_cast<plan::CollectiveKind>(k));
+        c.add("comm_" + kind + "_bytes", element(offsetof(StepRow, comm_bytes), k, sizeof(std::int64_t)), H5T_NATIVE_INT64, kBytes);
+        c.add("comm_" + kind + "_wire_bytes", element(offsetof(StepRow, comm_wire_bytes), k, sizeof(double)), H5T_NATIVE_DOUBLE,
+              kBytes);
+    }
+    return c.done();
 }
 
 RowTypes make_row_types() {
     RowTypes types;
-    types.op_memory = op_row_type();
-    types.op_file = packed(types.op_memory);
-    types.sample_memory = memory_row_type();
-    types.sample_file = packed(types.sample_memory);
+    types.op = op_row_type();
+    types.sample = memory_row_type();
+    types.step = step_row_type();
     return types;
+}
+
+template <class V>
+V value_or_zero(const std::map<int, V>& m, int key) {
+    const auto it = m.find(key);
+    return it == m.end() ? V{} : it->second;
+}
+
+StepRow step_row(const RankTimeline& one, int step) {
+    const RankSummary s = one.summarize();
+    StepRow row{};
+    row.step = step;
+    for (std::size_t i = 0; i < one.ops.size(); ++i) {
+        row.t_start_s = i == 0 ? one.ops[i].t_start : std::min(row.t_start_s, one.ops[i].t_start);
+        row.t_end_s = i == 0 ? one.ops[i].t_end : std::max(row.t_end_s, one.ops[i].t_end);
+    }
+    row.step_time_s = s.step_time;
+    row.compute_time_s = s.compute_time;
+    row.comm_time_s = s.comm_time;
+    row.exposed_comm_s = s.exposed_comm;
+    row.copy_time_s = s.copy_time;
+    row.host_time_s = s.host_time;
+    row.flops = s.flops;
+    row.peak_bytes = s.peak_bytes;
+    row.peak_op = s.peak_op;
+    for (MemCategory m : kAllMemCategories) {
+        row.peak_by_category[category_index(m)] = s.peak_breakdown[m];
+        row.max_by_category[category_index(m)] = s.max_by_category[m];
+    }
+    row.host_peak_bytes = s.host_peak_bytes;
+    for (int k = 0; k < plan::kCollectiveKindCount; ++k) {
+        row.comm_bytes[k] = value_or_zero(s.comm_size_bytes, k);
+        row.comm_wire_bytes[k] = value_or_zero(s.comm_wire_bytes, k);
+    }
+    return row;
+}
+
+std::vector<StepRow> step_rows(const RankTimeline& tl) {
+    std::vector<StepRow> rows;
+    for (int step : tl.steps()) rows.push_back(step_row(tl.only_step(step), step));
+    return rows;
 }
 
 OpRow to_row(const OpRecord& op) {
@@ -142,7 +223,7 @@ MemorySample from_row(const MemoryRow& row) {
 // ---- attributes -------------------------------------------------------------------------------
 
 bool is_standard_root(const std::string& name) {
-    if (name == "schema_version" || name == "shardsim_version") return true;
+    if (name == "schema_version" || name == "shardsim_version" || name == "complete" || name == "completion") return true;
     for (const auto& t : kRootTexts)
         if (name == t.name) return true;
     for (const auto& c : kRootCounts)
@@ -154,6 +235,8 @@ std::vector<Attr> root_attributes(const RunTimeline& run) {
     std::vector<Attr> attrs = {{"schema_version", std::int64_t{kSchemaVersion}}, {"shardsim_version", version()}};
     for (const auto& t : kRootTexts) attrs.push_back({t.name, run.*t.member});
     for (const auto& c : kRootCounts) attrs.push_back({c.name, run.*c.member});
+    attrs.push_back({"complete", std::int64_t{run.complete ? 1 : 0}});
+    attrs.push_back({"completion", run.completion});
     for (const auto& [name, value] : run.attributes) {
         if (is_standard_root(name))
             throw Error("run attribute '" + name + "' would replace the standard root attribute of that name");
@@ -162,28 +245,10 @@ std::vector<Attr> root_attributes(const RunTimeline& run) {
     return attrs;
 }
 
-template <class V>
-V value_or_zero(const std::map<int, V>& m, int key) {
-    const auto it = m.find(key);
-    return it == m.end() ? V{} : it->second;
-}
-
 // Every rank's list has the same names in the same order (write_run_parallel relies on it).
-std::vector<Attr> rank_attributes(std::int64_t rank, const RankTimeline& tl, const RankSummary& s) {
-    std::vector<Attr> a = {{"rank", rank}, {"device", tl.device}, {"host", tl.host}, {"peak_bytes", s.peak_bytes}};
-    for (MemCategory c : kAllMemCategories) a.push_back({"peak_" + std::string(category_name(c)), s.peak_breakdown[c]});
-    for (MemCategory c : kAllMemCategories) a.push_back({"max_" + std::string(category_name(c)), s.max_by_category[c]});
-    a.push_back({"host_peak_bytes", s.host_peak_bytes});
-    a.push_back({"step_time_s", s.step_time});
-    a.push_back({"compute_time_s", s.compute_time});
-    a.push_back({"comm_time_s", s.comm_time});
-    a.push_back({"exposed_comm_s", s.exposed_comm});
-    for (int k = 0; k < plan::kCollectiveKindCount; ++k) {
-        const std::string name = plan::collective_name(static_cast<plan::CollectiveKind>(k));
-        a.push_back({"comm_" + name + "_bytes", value_or_zero(s.comm_size_bytes, k)});
-        a.push_back({"comm_" + name + "_wire_bytes", value_or_zero(s.comm_wire_bytes, k)});
-    }
-    return a;
+// Figures per step are in /rank_<r>/steps.
+std::vector<Attr> rank_attributes(std::int64_t rank, const RankTimeline& tl) {
+    return {{"rank", rank}, {"device", tl.device}, {"host", tl.host}};
 }
 
 // ---- groups and datasets ----------------------------------------------------------------------
@@ -195,11 +260,13 @@ h5::Group create_rank_group(hid_t file, std::int64_t rank, const std::vector<Att
     return group;
 }
 
-h5::Dataset create_table(hid_t loc, const char* name, const h5::Datatype& file_type, std::size_t rows) {
+h5::Dataset create_table(hid_t loc, const char* name, const RowType& type, std::size_t rows) {
     const hsize_t dims[1] = {rows};
     const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Screate_simple(1, dims, nullptr))};
-    return h5::Dataset{
-        SHARDSIM_H5_CHECK(H5Dcreate2(loc, name, file_type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT))};
+    h5::Dataset dataset{
+        SHARDSIM_H5_CHECK(H5Dcreate2(loc, name, type.file.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT))};
+    write_attributes(dataset.id(), type.units);
+    return dataset;
 }
 
 // /units: one fixed-length string per unit, as wide as the longest name.
@@ -207,11 +274,20 @@ void write_units(hid_t file, const std::vector<std::string>& names, bool with_da
     std::size_t width = 1;
     for (const auto& n : names) width = std::max(width, n.size() + 1);
     const h5::Datatype type = string_type(width, H5T_CSET_ASCII);
-    const h5::Dataset units = create_table(file, "units", type, names.size());
+    const hsize_t dims[1] = {names.size()};
+    const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Screate_simple(1, dims, nullptr))};
+    const h5::Dataset units{
+        SHARDSIM_H5_CHECK(H5Dcreate2(file, "units", type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT))};
     if (!with_data || names.empty()) return;
     std::vector<char> packed_names(names.size() * width, '\0');
     for (std::size_t i = 0; i < names.size(); ++i) std::memcpy(&packed_names[i * width], names[i].data(), names[i].size());
     SHARDSIM_H5_CHECK(H5Dwrite(units.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, packed_names.data()));
+}
+
+void publish(const std::string& partial, const std::string& path) {
+    std::error_code ec;
+    std::filesystem::rename(partial, path, ec);
+    if (ec) throw Error("cannot rename '" + partial + "' to '" + path + "': " + ec.message());
 }
 
 // Earliest format 1.8: an attribute over 64 KiB (a long INI text) then moves to dense storage

@@ -49,14 +49,41 @@ struct MemoryRow {
     std::int64_t total;
 };
 
+// One optimizer step of one rank, summarised (/rank_<r>/steps): what a reader wants per step
+// without replaying the ops. Written, never read back (the reader recomputes it from the ops).
+struct StepRow {
+    std::int32_t step;
+    double t_start_s, t_end_s;  // on the file's time axis
+    double step_time_s, compute_time_s, comm_time_s, exposed_comm_s, copy_time_s, host_time_s;
+    double flops;
+    std::int64_t peak_bytes;
+    std::int32_t peak_op;
+    std::int64_t peak_by_category[kMemCategoryCount];  // the breakdown at the step's peak
+    std::int64_t max_by_category[kMemCategoryCount];   // each category's own maximum in the step
+    std::int64_t host_peak_bytes;
+    std::int64_t comm_bytes[plan::kCollectiveKindCount];       // nccl-tests sizes, summed per kind
+    double comm_wire_bytes[plan::kCollectiveKindCount];        // bytes this rank put on the wire
+};
+
+// Units of the columns that have one, written as attributes "<column>.units" on each dataset.
+inline constexpr const char* kSeconds = "seconds";
+inline constexpr const char* kBytes = "bytes";
+inline constexpr const char* kFlops = "FLOPs";
+
 // Each row type as an HDF5 compound twice: in memory (the struct, padding included) and in the
-// file (packed). Reads match members by name, so the reader does not depend on column order.
+// file (packed), with the unit of each column that has one. Reads match members by name, so the
+// reader does not depend on column order.
+struct RowType {
+    h5::Datatype memory, file;
+    std::vector<h5::Attr> units;  // "<column>.units" = "seconds" | "bytes" | "FLOPs"
+};
 struct RowTypes {
-    h5::Datatype op_memory, op_file, sample_memory, sample_file;
+    RowType op, sample, step;
 };
 
 // Row types as HDF5 compounds (in memory and packed in the file), and the conversions.
 RowTypes make_row_types();
+std::vector<StepRow> step_rows(const RankTimeline& tl);
 OpRow to_row(const OpRecord& op);
 OpRecord from_row(const OpRow& row, const std::string& dataset, std::size_t index);  // names "<dataset> row <index>" in errors
 MemoryRow to_row(const MemorySample& m);
@@ -99,16 +126,22 @@ constexpr RootCount kRootCounts[] = {
 bool is_standard_root(const std::string& name);
 std::vector<Attr> root_attributes(const RunTimeline& run);
 // Every rank's list has the same names in the same order (write_run_parallel relies on it).
-std::vector<Attr> rank_attributes(std::int64_t rank, const RankTimeline& tl, const RankSummary& s);
+std::vector<Attr> rank_attributes(std::int64_t rank, const RankTimeline& tl);
 
 inline std::string rank_group_name(std::int64_t rank) { return "rank_" + std::to_string(rank); }
 h5::Group create_rank_group(hid_t file, std::int64_t rank, const std::vector<Attr>& attrs);
-h5::Dataset create_table(hid_t loc, const char* name, const h5::Datatype& file_type, std::size_t rows);
+// A one-dimensional dataset of `rows` rows of `type`, its columns' units as attributes.
+h5::Dataset create_table(hid_t loc, const char* name, const RowType& type, std::size_t rows);
 template <class Row>
-void write_rows(const h5::Dataset& dataset, const h5::Datatype& memory_type, const std::vector<Row>& rows) {
+void write_rows(const h5::Dataset& dataset, const RowType& type, const std::vector<Row>& rows) {
     if (rows.empty()) return;  // a zero-row dataset is complete once created
-    SHARDSIM_H5_CHECK(H5Dwrite(dataset.id(), memory_type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()));
+    SHARDSIM_H5_CHECK(H5Dwrite(dataset.id(), type.memory.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()));
 }
+
+// Files are written beside their final name and renamed onto it once whole, so that a reader
+// never sees half a file at that name.
+inline std::string partial_path(const std::string& path) { return path + ".partial"; }
+void publish(const std::string& partial, const std::string& path);
 
 // /units: one fixed-length string per unit, as wide as the longest name.
 void write_units(hid_t file, const std::vector<std::string>& names, bool with_data);

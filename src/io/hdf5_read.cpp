@@ -162,20 +162,26 @@ std::vector<std::string> attribute_names(hid_t loc) {
     return names;
 }
 
-void check_schema(hid_t file) {
+std::int64_t check_schema(hid_t file) {
     if (!has_attribute(file, "schema_version"))
         throw Error("no schema_version attribute: not a shardsim timeline file");
     const std::int64_t version = read_int_attribute(file, "/", "schema_version");
-    if (version != kSchemaVersion)
+    if (version < kOldestReadableSchema || version > kSchemaVersion)
         throw Error("schema_version is " + std::to_string(version) + ", this shardsim reads " +
-                    std::to_string(kSchemaVersion));
+                    std::to_string(kOldestReadableSchema) + " to " + std::to_string(kSchemaVersion));
+    return version;
 }
 
 // Further string attributes become RunTimeline::attributes; other extra attributes are skipped.
-RunTimeline read_root(hid_t file) {
+// Schema 1 had no completeness attributes: its files were written whole, at the end.
+RunTimeline read_root(hid_t file, std::int64_t schema) {
     RunTimeline run;
     for (const auto& t : kRootTexts) run.*t.member = read_text_attribute(file, "/", t.name);
     for (const auto& c : kRootCounts) run.*c.member = read_int_attribute(file, "/", c.name);
+    if (schema >= 2) {
+        run.complete = read_int_attribute(file, "/", "complete") != 0;
+        run.completion = read_text_attribute(file, "/", "completion");
+    }
     for (const auto& name : attribute_names(file)) {
         if (is_standard_root(name)) continue;
         const h5::Attribute attr{SHARDSIM_H5_CHECK(H5Aopen(file, name.c_str(), H5P_DEFAULT))};
@@ -255,7 +261,7 @@ RankTimeline read_rank(hid_t group, std::int64_t rank, const h5::Dataset& ops, c
     check_text(At{where}, "device", tl.device);
     check_text(At{where}, "host", tl.host);
     const std::string ops_name = where + "/ops", memory_name = where + "/memory";
-    const auto op_rows = read_rows<OpRow>(ops, types.op_memory, ops_name);
+    const auto op_rows = read_rows<OpRow>(ops, types.op.memory, ops_name);
     if (op_rows.empty()) throw BadValue(ops_name + ": no rows (allowed: one row per op of the step)");
     tl.ops.reserve(op_rows.size());
     std::int64_t bytes_sum = 0;
@@ -263,7 +269,7 @@ RankTimeline read_rank(hid_t group, std::int64_t rank, const h5::Dataset& ops, c
         tl.ops.push_back(from_row(op_rows[i], ops_name, i));
         check_op(tl.ops.back(), run, At{ops_name, i}, bytes_sum);
     }
-    const auto memory_rows = read_rows<MemoryRow>(memory, types.sample_memory, memory_name);
+    const auto memory_rows = read_rows<MemoryRow>(memory, types.sample.memory, memory_name);
     if (memory_rows.empty()) throw BadValue(memory_name + ": no rows (allowed: at least the state before the first op)");
     tl.memory.reserve(memory_rows.size());
     for (std::size_t i = 0; i < memory_rows.size(); ++i) {
@@ -318,8 +324,7 @@ RunTimeline read_run_file(const std::string& path) {
     if (id < 0) throw InputError(prefix + "not an HDF5 file, or not readable" + allowed);
     const h5::File file{id};
     try {
-        check_schema(file.id());
-        RunTimeline run = read_root(file.id());
+        RunTimeline run = read_root(file.id(), check_schema(file.id()));
         check_root(run, rank_group_count(file.id()));
         run.unit_names = read_units(file.id());
         check_units(run.unit_names);

@@ -39,11 +39,11 @@ CallFlops call_flops(const ModelSpec& spec, const std::vector<Unit>& units, cons
         const double sq = static_cast<double>(shape.len(a.q_stream));
         const double sk = static_cast<double>(shape.len(a.kv_stream));
         double pairs = sq * sk;
-        if (shape.flash && a.causal) pairs = sq * (sk + 1) / 2;
+        if (shape.fused_attention && a.causal) pairs = sq * (sk + 1) / 2;
         const double fwd = 4.0 * static_cast<double>(shape.batch) * static_cast<double>(a.heads) * pairs *
                            static_cast<double>(a.head_dim);
         f.forward += fwd;
-        f.backward += 2.0 * fwd;
+        f.backward += (shape.fused_attention ? 2.5 : 2.0) * fwd;
     }
     if (unit.kind == UnitKind::head && spec.tied_embeddings) {
         const Unit& embed = units.at(static_cast<std::size_t>(step.reads.at(1)));

@@ -44,7 +44,7 @@ Scenario load_scenario(const std::string& job_ref, const std::vector<std::string
     const bool is_path = job_ref.find('/') != std::string::npos || fs::path(job_ref).extension() == ".ini";
     if (is_path) return complete(config::load_job(job_ref, ov.job), ov);
     if (auto text = config::embedded_text("jobs", job_ref))
-        return complete(config::load_job_text("<jobs/" + job_ref + ".ini>", *text, "", ov.job), ov);
+        return complete(config::load_job_text("<jobs/" + job_ref + ".ini>", *text, config::embedded_dir("jobs"), ov.job), ov);
     throw InputError("--job: bad value '" + job_ref + "' (allowed: a path to a job .ini, or a shipped job: " +
                      join(config::embedded_names("jobs"), ", ") + ")");
 }
@@ -56,6 +56,49 @@ Scenario load_scenario_text(const std::string& path, const std::string& text, co
 }
 
 namespace {
+
+std::string number_text(double v) {
+    std::string t = std::to_string(v);
+    while (t.size() > 1 && t.back() == '0') t.pop_back();
+    if (!t.empty() && t.back() == '.') t.pop_back();
+    return t;
+}
+
+// memory.attention and [dropout] against the model: `auto` becomes what transformers picks when no
+// attn_implementation is given (sdpa where the family has it, else eager); an explicit sdpa or
+// flash for a family without that path is refused, as transformers refuses it (its
+// _check_and_enable_sdpa / _check_and_enable_flash_attn_2 raise rather than fall back). The
+// dropout probabilities come from the model file unless the job gives them. The resolved values
+// are written back into the job's values, so the effective configuration shows them.
+void resolve_model_behaviour(Scenario& s, Problems& problems) {
+    config::JobConfig& job = s.job;
+    const std::string family = arch_name(s.model.arch);
+    const std::string where = job.values.where("memory.attention");
+    if (job.attention == config::AttentionKind::automatic) {
+        job.attention = s.model.sdpa ? config::AttentionKind::sdpa : config::AttentionKind::eager;
+        job.values.set("memory.attention", {config::attention_name(job.attention), where, job.values.is_explicit("memory.attention")});
+    } else if (job.attention != config::AttentionKind::eager && !s.model.sdpa) {
+        const bool sdpa = job.attention == config::AttentionKind::sdpa;
+        problems.add(job.where("memory.attention") + ": bad value '" + config::attention_name(job.attention) + "': Hugging Face's " +
+                     family + " (" + s.model.name + ") has no " +
+                     (sdpa ? "SDPA path (attn_implementation=\"sdpa\")" : "FlashAttention-2 path (attn_implementation=\"flash_attention_2\")") +
+                     " and transformers refuses it (allowed: auto, eager)");
+    }
+    if (job.attention_dropout < 0) {
+        job.attention_dropout = s.model.attention_dropout;
+        job.values.set("dropout.attention", {number_text(job.attention_dropout), "default", false});
+    }
+    if (job.hidden_dropout < 0) {
+        job.hidden_dropout = s.model.hidden_dropout;
+        job.values.set("dropout.hidden", {number_text(job.hidden_dropout), "default", false});
+    }
+    if (s.model.arch == Arch::llama && job.hidden_dropout != 0)
+        problems.add(job.where("dropout.hidden") + ": bad value '" + job.values.raw("dropout.hidden") +
+                     "': Hugging Face's Llama applies dropout to attention probabilities only (allowed: 0)");
+    s.model.attention_dropout = job.attention_dropout;
+    s.model.hidden_dropout = job.hidden_dropout;
+}
+
 Scenario complete(config::JobConfig job, const Overrides& ov) {
     Scenario s;
     s.job = std::move(job);
@@ -106,6 +149,7 @@ Scenario make_scenario(config::JobConfig job, config::TopologyConfig topology, M
                      std::to_string(units * s.job.grad_accum) + " unit passes per rank (allowed: at most " +
                      std::to_string(config::limits::kUnitPasses) + " unit passes, here grad_accum <= " +
                      std::to_string(config::limits::kUnitPasses / units) + ")");
+    resolve_model_behaviour(s, problems);
     problems.throw_if_any();
     return s;
 }

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "shardsim/config/embedded.hpp"
+#include "shardsim/config/job.hpp"
 #include "shardsim/config/limits.hpp"
 #include "shardsim/model/units.hpp"
 #include "shardsim/core/format.hpp"
@@ -110,26 +111,34 @@ void set_arch_traits(ModelSpec& m) {
             m.norm = NormKind::layernorm;
             m.position = PositionKind::learned;
             m.attention_bias = m.mlp_bias = true;
+            m.sdpa = true;
+            // eager_attention_forward: softmax in the input dtype (fp32 only under autocast, which the
+            // executor does not use: it stores and computes in the params dtype).
             break;
         case Arch::llama:
             m.norm = NormKind::rmsnorm;
             m.position = PositionKind::rotary;
+            m.sdpa = true;
+            m.softmax_fp32 = true;  // softmax(..., dtype=torch.float32).to(query.dtype)
             break;
         case Arch::bloom:
             m.norm = NormKind::layernorm;
             m.position = PositionKind::alibi;
             m.attention_bias = m.mlp_bias = true;
             m.embedding_norm = true;
+            m.softmax_fp32 = true;  // softmax(..., dtype=torch.float32).to(input_dtype)
             break;
         case Arch::t5:
             m.norm = NormKind::rmsnorm;
             m.position = PositionKind::relative_bias;
+            m.softmax_fp32 = true;  // softmax(scores.float()).type_as(scores)
             break;
         case Arch::codet5p:
             m.norm = NormKind::layernorm;
             m.position = PositionKind::rotary;
             m.mlp_bias = true;
             m.parallel_residual = true;
+            m.softmax_fp32 = true;  // CodeGen's _attn: softmax of fp32 scores, .to(value.dtype)
             break;
     }
 }
@@ -175,6 +184,16 @@ const config::Schema& model_schema() {
                          "parameter total its authors report (0: none; at most 2^50)",
                          static_cast<double>(config::limits::kParams)));
         s.push_back(make("model", "source", ValueType::text, "", false, 0, "where the dimensions come from"));
+        KeySpec adrop = make("model", "attention_dropout", ValueType::number, "0", false, 0,
+                             "dropout on the attention probabilities in training, as published (gpt2 attn_pdrop, "
+                             "t5 dropout_rate, llama and bloom attention_dropout, codet5p attn_pdrop)");
+        adrop.max = 0.99;
+        s.push_back(adrop);
+        KeySpec hdrop = make("model", "hidden_dropout", ValueType::number, "0", false, 0,
+                             "dropout on hidden states in training, as published (gpt2 resid_pdrop = embd_pdrop, t5 "
+                             "dropout_rate, bloom hidden_dropout, codet5p resid_pdrop = embd_pdrop; llama has none)");
+        hdrop.max = 0.99;
+        s.push_back(hdrop);
         add_stack_keys(s, "decoder", true);
         add_stack_keys(s, "encoder", false);
         return s;
@@ -191,6 +210,7 @@ ModelSpec load_model_text(const std::string& path, const std::string& text) {
     ModelSpec m;
     m.name = v.text("model.name");
     m.source = v.text("model.source");
+    m.effective_ini = config::effective_text(model_schema(), v);
     m.arch = static_cast<Arch>(std::find(kArchs.begin(), kArchs.end(), v.text("model.arch")) - kArchs.begin());
     m.vocab = v.integer("model.vocab");
     m.ffn_kind = static_cast<FfnKind>(
@@ -199,6 +219,8 @@ ModelSpec load_model_text(const std::string& path, const std::string& text) {
     m.max_positions = v.integer("model.max_positions");
     m.relative_buckets = v.integer("model.relative_buckets");
     m.published_params = v.integer("model.published_params");
+    m.attention_dropout = v.number("model.attention_dropout");
+    m.hidden_dropout = v.number("model.hidden_dropout");
     m.decoder = read_stack(v, "decoder");
     m.encoder = read_stack(v, "encoder");
     set_arch_traits(m);
@@ -243,6 +265,8 @@ ModelSpec load_model_text(const std::string& path, const std::string& text) {
     }
     if (m.arch == Arch::gpt2 && m.max_positions == 0)
         bad("model.max_positions", "gpt2 learns a position table and needs its size", "integer >= 1");
+    if (m.arch == Arch::llama && m.hidden_dropout != 0)
+        bad("model.hidden_dropout", "Hugging Face's Llama applies dropout to attention probabilities only", "0");
     if (m.arch == Arch::t5 && m.encoder.hidden > 0 && m.encoder.hidden != m.decoder.hidden)
         bad("encoder.hidden", "t5 shares one embedding between encoder and decoder", v.raw("decoder.hidden"));
     for (const std::string stack : {"encoder", "decoder"}) {

@@ -56,7 +56,7 @@ bool any_trainable(const Unit& unit, std::initializer_list<const char*> fragment
 class Builder {
 public:
     Builder(const ShardingPlan& plan, const Unit& unit, const model::BatchShape& shape)
-        : unit_(unit), shape_(shape), dt_(dtype_size(plan.precision().params)) {}
+        : unit_(unit), shape_(shape), rules_(model_behaviour(plan)), dt_(dtype_size(rules_.compute)) {}
 
     void add(const std::string& name, std::int64_t bytes, bool kept = false, bool input = false) {
         out_.terms.push_back({name, bytes, kept, input});
@@ -64,6 +64,10 @@ public:
     // A tensor of `width` values per token of `stream`, in the activation dtype.
     void act(const std::string& name, Stream stream, std::int64_t width, bool kept = false) {
         add(name, checked_product({shape_.tokens(stream), width, dt_}, kWhat), kept);
+    }
+    // Hidden dropout on the tensor `name` (width values per token): its 1-byte mask.
+    void mask(const std::string& name, Stream stream, std::int64_t width) {
+        if (rules_.hidden_dropout > 0) add(name + ".mask", checked_mul(shape_.tokens(stream), width, kWhat));
     }
     // A norm keeps its input; a block's first norm's input is the block's input (kept when
     // checkpointing, and produced by the previous call).
@@ -84,29 +88,32 @@ public:
                 t.out_features);
         }
     }
-    void attention(const std::string& p, const model::AttentionShape& a) {
+    // `qk_fp32`: eager attention upcasts q and k before the score matmul, which keeps the fp32
+    // copies (CodeGen's _attn).
+    void attention(const std::string& p, const model::AttentionShape& a, bool qk_fp32 = false) {
         const std::int64_t sq = shape_.len(a.q_stream), sk = shape_.len(a.kv_stream);
-        const std::int64_t q_width = checked_mul(a.heads, a.head_dim, kWhat);
-        const std::int64_t kv_width = checked_mul(a.kv_heads, a.head_dim, kWhat);
-        const std::int64_t score_elements = checked_product({shape_.batch, a.heads, sq, sk}, kWhat);
-        act(p + ".q", a.q_stream, q_width);
-        act(p + ".k", a.kv_stream, kv_width);
-        act(p + ".v", a.kv_stream, kv_width);
-        if (shape_.flash) {
-            act(p + ".out", a.q_stream, q_width);
+        const std::int64_t elems = checked_product({shape_.batch, a.heads, sq, sk}, kWhat);
+        const std::int64_t qk = qk_fp32 && !rules_.fused_attention ? kStat : dt_;
+        add(p + ".q", checked_product({shape_.tokens(a.q_stream), a.heads, a.head_dim, qk}, kWhat));
+        add(p + ".k", checked_product({shape_.tokens(a.kv_stream), a.kv_heads, a.head_dim, qk}, kWhat));
+        act(p + ".v", a.kv_stream, checked_mul(a.kv_heads, a.head_dim, kWhat));
+        if (rules_.fused_attention) {
+            act(p + ".out", a.q_stream, checked_mul(a.heads, a.head_dim, kWhat));
             add(p + ".lse", checked_product({shape_.batch, a.heads, sq, kStat}, kWhat));
         } else {
-            add(p + ".probs", checked_mul(score_elements, dt_, kWhat));
-            // The fp32 scores live until the probabilities exist; what forward allocates after
-            // them may cover them (see finish()).
-            scores_.push_back({checked_mul(score_elements, kStat, kWhat), out_.saved_bytes()});
+            if (rules_.separate_softmax()) add(p + ".softmax", checked_mul(elems, dtype_size(rules_.softmax), kWhat));
+            add(p + ".probs", checked_mul(elems, dt_, kWhat));
+            if (rules_.attention_dropout > 0) add(p + ".probs.mask", elems);
+            // The fp32 scores live until the softmax exists; what forward allocates after them may
+            // cover them (see finish()).
+            scores_.push_back({checked_mul(elems, kStat, kWhat), out_.saved_bytes()});
         }
         // Backward: the gradients of the scores and of q, k and v, in the activation dtype.
         const std::int64_t qkv_tokens =
             checked_add(shape_.tokens(a.q_stream), checked_mul(2, shape_.tokens(a.kv_stream), kWhat), kWhat);
         const std::int64_t grads = checked_product({qkv_tokens, a.heads, a.head_dim, dt_}, kWhat);
         out_.backward_workspace = std::max(
-            out_.backward_workspace, checked_add(shape_.flash ? 0 : checked_mul(score_elements, dt_, kWhat), grads, kWhat));
+            out_.backward_workspace, checked_add(rules_.fused_attention ? 0 : checked_mul(elems, dt_, kWhat), grads, kWhat));
     }
     // Forward's transient peak above what it leaves: an attention's fp32 scores, less whatever
     // the call allocates after its probabilities.
@@ -114,21 +121,26 @@ public:
         for (const auto& [scores, saved_then] : scores_)
             out_.forward_workspace = std::max(out_.forward_workspace, scores - (out_.saved_bytes() - saved_then));
     }
+    // The attention output as the output projection's kept input (sdpa / flash keep it anyway, as `out`).
     void context_if(const std::string& p, const model::AttentionShape& a, std::initializer_list<const char*> consumers) {
-        if (!shape_.flash && any_trainable(unit_, consumers)) act(p + ".context", a.q_stream, a.heads * a.head_dim);
+        if (!rules_.fused_attention && any_trainable(unit_, consumers)) act(p + ".context", a.q_stream, a.heads * a.head_dim);
     }
-    // Backward of an MLP: the gradients of its widest activations, in the activation dtype.
-    void mlp_backward(Stream s, std::int64_t ffn, int tensors) {
-        out_.backward_workspace =
-            std::max(out_.backward_workspace, checked_product({shape_.tokens(s), ffn, dt_, tensors}, kWhat));
+    // Backward of an MLP: the gradients of its widest activations, in the activation dtype, and
+    // with hidden dropout the gradient of the dropped branch output (`hidden` wide).
+    void mlp_backward(Stream s, std::int64_t ffn, int tensors, std::int64_t hidden) {
+        const std::int64_t dropped = rules_.hidden_dropout > 0 ? checked_product({shape_.tokens(s), hidden, dt_}, kWhat) : 0;
+        out_.backward_workspace = std::max(
+            out_.backward_workspace, checked_add(checked_product({shape_.tokens(s), ffn, dt_, tensors}, kWhat), dropped, kWhat));
     }
 
     std::int64_t dt() const { return dt_; }
+    const ModelBehaviour& rules() const { return rules_; }
     CallActivations& out() { return out_; }
 
 private:
     const Unit& unit_;
     const model::BatchShape& shape_;
+    ModelBehaviour rules_;
     std::int64_t dt_;
     CallActivations out_;
     std::vector<std::pair<std::int64_t, std::int64_t>> scores_;  // fp32 scores bytes, bytes saved before them
@@ -147,35 +159,26 @@ bool encoder_output_saved(const ShardingPlan& plan) {
     return false;
 }
 
-void gpt2_block(Builder& b, const Unit& u, const model::ModelSpec& m, const model::AttentionShape& a) {
+// GPT-2 and BLOOM: x + dropout(proj(attn(LN(x)))), then + dropout(fc2(gelu(fc1(LN(.))))): GPT-2's
+// resid_dropout and mlp.dropout, BLOOM's dropout_add.
+void classic_block(Builder& b, const model::ModelSpec& m, const model::AttentionShape& a) {
     const std::int64_t h = m.decoder.hidden, f = m.decoder.ffn;
-    b.norm("ln_1", Stream::decoder, h, true, true);
-    b.input_if("attn.input", Stream::decoder, h, {"attn.c_attn"});
+    const bool gpt2 = m.arch == Arch::gpt2;
+    b.norm(gpt2 ? "ln_1" : "input_layernorm", Stream::decoder, h, true, true);
+    b.input_if("attn.input", Stream::decoder, h, {gpt2 ? "attn.c_attn" : "query_key_value"});
     b.lora_middles();
     b.attention("attn", a);
-    b.context_if("attn", a, {"attn.c_proj"});
-    b.norm("ln_2", Stream::decoder, h, true, false);
-    b.input_if("mlp.input", Stream::decoder, h, {"mlp.c_fc"});
+    b.context_if("attn", a, {gpt2 ? "attn.c_proj" : "self_attention.dense"});
+    b.mask("attn.out", Stream::decoder, h);
+    b.norm(gpt2 ? "ln_2" : "post_attention_layernorm", Stream::decoder, h, true, false);
+    b.input_if("mlp.input", Stream::decoder, h, {gpt2 ? "mlp.c_fc" : "dense_h_to_4h"});
     b.act("mlp.fc_out", Stream::decoder, f);
-    b.input_if("mlp.act", Stream::decoder, f, {"mlp.c_proj"});
-    b.mlp_backward(Stream::decoder, f, 2);
-    (void)u;
+    b.input_if("mlp.act", Stream::decoder, f, {gpt2 ? "mlp.c_proj" : "dense_4h_to_h"});
+    b.mask("mlp.out", Stream::decoder, h);
+    b.mlp_backward(Stream::decoder, f, 2, h);
 }
 
-void bloom_block(Builder& b, const model::ModelSpec& m, const model::AttentionShape& a) {
-    const std::int64_t h = m.decoder.hidden, f = m.decoder.ffn;
-    b.norm("input_layernorm", Stream::decoder, h, true, true);
-    b.input_if("attn.input", Stream::decoder, h, {"query_key_value"});
-    b.lora_middles();
-    b.attention("attn", a);
-    b.context_if("attn", a, {"self_attention.dense"});
-    b.norm("post_attention_layernorm", Stream::decoder, h, true, false);
-    b.input_if("mlp.input", Stream::decoder, h, {"dense_h_to_4h"});
-    b.act("mlp.fc_out", Stream::decoder, f);
-    b.input_if("mlp.act", Stream::decoder, f, {"dense_4h_to_h"});
-    b.mlp_backward(Stream::decoder, f, 2);
-}
-
+// Llama has no hidden dropout (only attention_dropout on the probabilities).
 void llama_block(Builder& b, const model::ModelSpec& m, const model::AttentionShape& a) {
     const std::int64_t h = m.decoder.hidden, f = m.decoder.ffn;
     b.norm("input_layernorm", Stream::decoder, h, false, true);
@@ -189,9 +192,31 @@ void llama_block(Builder& b, const model::ModelSpec& m, const model::AttentionSh
     b.act("mlp.act", Stream::decoder, f);
     b.act("mlp.up", Stream::decoder, f);
     b.input_if("mlp.prod", Stream::decoder, f, {"down_proj"});
-    b.mlp_backward(Stream::decoder, f, 3);
+    b.mlp_backward(Stream::decoder, f, 3, h);
 }
 
+// T5's FFN: wo(dropout(gelu(wi_0 x) * wi_1 x)) or wo(dropout(relu(wi x))). ReLU keeps its output
+// and, with dropout, wo reads another tensor, the dropped one.
+void t5_ffn(Builder& b, const model::ModelSpec& m, const model::StackSpec& s, Stream st) {
+    if (m.ffn_kind == model::FfnKind::gated_gelu) {
+        b.act("ffn.gate", st, s.ffn);
+        b.act("ffn.act", st, s.ffn);
+        b.act("ffn.up", st, s.ffn);
+        b.mask("ffn.prod", st, s.ffn);
+        b.input_if("ffn.prod", st, s.ffn, {"DenseReluDense.wo"});
+        b.mlp_backward(st, s.ffn, 3, s.hidden);
+        return;
+    }
+    b.act("ffn.act", st, s.ffn);  // ReLU keeps its output, which wo reads too without dropout
+    if (b.rules().hidden_dropout > 0) {
+        b.mask("ffn.act", st, s.ffn);
+        b.input_if("ffn.dropped", st, s.ffn, {"DenseReluDense.wo"});
+    }
+    b.mlp_backward(st, s.ffn, 2, s.hidden);
+}
+
+// T5Block: every sublayer adds dropout(its output) to the residual (T5LayerSelfAttention,
+// T5LayerCrossAttention, T5LayerFF); T5Stack drops the encoder's final-norm output.
 void t5_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::vector<model::AttentionShape>& attn) {
     const auto& m = plan.scenario().model;
     const auto& s = model::stack_of(m, u);
@@ -201,6 +226,7 @@ void t5_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::ve
     b.lora_middles("SelfAttention");
     b.attention("sa", attn[0]);
     b.context_if("sa", attn[0], {"SelfAttention.o"});
+    b.mask("sa.out", st, s.hidden);
     if (u.layer == 0) {
         // The stack's position bias (heads x s x s, shared by the batch) is made by block 0 and
         // read by every block of the stack.
@@ -214,28 +240,24 @@ void t5_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::ve
         b.lora_middles("EncDecAttention");
         b.attention("ca", attn[1]);
         b.context_if("ca", attn[1], {"EncDecAttention.o"});
+        b.mask("ca.out", st, s.hidden);
         ffn_layer = 2;
     }
     const std::string ln = "layer" + std::to_string(ffn_layer);
     b.norm(ln, st, s.hidden, false, false);
     b.input_if("ffn.input", st, s.hidden, {"DenseReluDense.wi"});
     b.lora_middles("DenseReluDense");
-    if (m.ffn_kind == model::FfnKind::gated_gelu) {
-        b.act("ffn.gate", st, s.ffn);
-        b.act("ffn.act", st, s.ffn);
-        b.act("ffn.up", st, s.ffn);
-        b.input_if("ffn.prod", st, s.ffn, {"DenseReluDense.wo"});
-        b.mlp_backward(st, s.ffn, 3);
-    } else {
-        b.act("ffn.act", st, s.ffn);  // ReLU keeps its output, which wo reads too
-        b.mlp_backward(st, s.ffn, 2);
-    }
+    t5_ffn(b, m, s, st);
+    b.mask("ffn.out", st, s.hidden);
     if (st == Stream::encoder && u.layer == s.layers - 1) {
         b.norm("final_layer_norm", st, s.hidden, false, false);
+        b.mask("encoder.output", st, s.hidden);
         if (encoder_output_saved(plan)) b.act("encoder.output", st, s.hidden, true);
     }
 }
 
+// CodeGen's block (attention and MLP outputs dropped by resid_dropout / mlp.dropout), with the
+// cross-attention output dropped alike.
 void codet5p_block(Builder& b, const ShardingPlan& plan, const Unit& u, const std::vector<model::AttentionShape>& attn) {
     const auto& m = plan.scenario().model;
     const auto& s = model::stack_of(m, u);
@@ -248,16 +270,19 @@ void codet5p_block(Builder& b, const ShardingPlan& plan, const Unit& u, const st
         b.lora_middles("crossattention");
         b.attention("ca", attn[1]);
         b.context_if("ca", attn[1], {"crossattention.out_proj"});
+        b.mask("ca.out", st, s.hidden);
     }
     b.norm("ln_1", st, s.hidden, true, first_norm);
     b.input_if("attn.input", st, s.hidden, {"attn.qkv_proj", "mlp.fc_in"});
     b.lora_middles(".attn.");
     b.lora_middles(".mlp.");
-    b.attention("attn", attn[0]);
+    b.attention("attn", attn[0], true);
     b.context_if("attn", attn[0], {".attn.out_proj"});
+    b.mask("attn.out", st, s.hidden);
     b.act("mlp.fc_out", st, s.ffn);
     b.input_if("mlp.act", st, s.ffn, {"mlp.fc_out"});
-    b.mlp_backward(st, s.ffn, 2);
+    b.mask("mlp.out", st, s.hidden);
+    b.mlp_backward(st, s.ffn, 2, s.hidden);
     if (st == Stream::encoder && u.layer == s.layers - 1) {
         b.norm("ln_f", st, s.hidden, true, false);
         b.input_if("proj.input", st, s.hidden, {"enc_to_dec_proj"});
@@ -266,30 +291,44 @@ void codet5p_block(Builder& b, const ShardingPlan& plan, const Unit& u, const st
     }
 }
 
+// The embedding's output is dropped where the family does it: GPT-2's drop (embd_pdrop), T5Stack's
+// dropout of inputs_embeds, CodeGen's drop. BLOOM (a LayerNorm instead) and Llama have none.
 void embedding_call(Builder& b, const ShardingPlan& plan, const Unit& u, Stream stream) {
     const auto& m = plan.scenario().model;
     if (u.tensors.front().trainable) b.add("ids", checked_mul(batch_shape(plan).tokens(stream), kIndex, kWhat));
     if (m.embedding_norm) b.norm("word_embeddings_layernorm", stream, m.decoder.hidden, true, false);
+    if (m.arch == Arch::gpt2 || m.arch == Arch::t5 || m.arch == Arch::codet5p)
+        b.mask("hidden", stream, stream == Stream::encoder ? m.encoder.hidden : m.decoder.hidden);
 }
 
+// The head: final norm (T5: then T5Stack's dropout), the projection to the vocabulary and the loss.
 void head_call(Builder& b, const ShardingPlan& plan, const Unit& u, const model::ProgramStep& step) {
     const auto& m = plan.scenario().model;
     const std::int64_t h = m.decoder.hidden;
     const model::BatchShape shape = batch_shape(plan);
     const std::int64_t tv = checked_mul(shape.tokens(Stream::decoder), m.vocab, kWhat);
     b.norm("final_norm", Stream::decoder, h, m.norm == model::NormKind::layernorm, false, true);
+    if (m.arch == Arch::t5) b.mask("head.input", Stream::decoder, h);
     bool head_trainable = any_trainable(u, {"lm_head"});
     if (m.tied_embeddings) head_trainable = plan.units().at(static_cast<std::size_t>(step.reads.at(1))).tensors.front().trainable;
     if (head_trainable) b.act("head.input", Stream::decoder, h);
     b.lora_middles();
-    b.add("logits.fp32", checked_mul(tv, 4, kWhat));
-    b.add("log_softmax", checked_mul(tv, 4, kWhat));
-    b.add("targets", checked_mul(shape.tokens(Stream::decoder), kIndex, kWhat));
+    b.add("logits", checked_mul(tv, b.dt(), kWhat));
     CallActivations& o = b.out();
-    // Forward: the model-dtype logits die as the fp32 log-softmax (no bigger) is made: nothing
-    // above the end state. Backward: the logit gradient, once, in the model dtype.
-    o.forward_workspace = 0;
-    o.backward_workspace = checked_mul(tv, b.dt(), kWhat);
+    if (b.rules().fused_loss) {
+        // The kernel writes the logits' gradient into them in forward: nothing transient of B.S.V.
+        o.forward_workspace = 0;
+        o.backward_workspace = 0;
+    } else {
+        b.add("log_softmax", checked_mul(tv, kStat, kWhat));
+        // Forward: logits.float() is an fp32 copy next to the logits and the log-softmax (none
+        // in an fp32 model: .float() returns the tensor itself). Backward: the fp32 gradient of
+        // the logits, then its cast to the model dtype.
+        const bool upcast = b.dt() != kStat;
+        o.forward_workspace = upcast ? checked_mul(tv, kStat, kWhat) : 0;
+        o.backward_workspace = checked_add(checked_mul(tv, kStat, kWhat), upcast ? checked_mul(tv, b.dt(), kWhat) : 0, kWhat);
+    }
+    b.add("targets", checked_mul(shape.tokens(Stream::decoder), kIndex, kWhat));
 }
 
 }  // namespace
@@ -307,8 +346,8 @@ CallActivations call_activations(const ShardingPlan& plan, int call) {
         case model::UnitKind::encoder_block:
         case model::UnitKind::decoder_block:
             switch (m.arch) {
-                case Arch::gpt2: gpt2_block(b, u, m, attn[0]); break;
-                case Arch::bloom: bloom_block(b, m, attn[0]); break;
+                case Arch::gpt2:
+                case Arch::bloom: classic_block(b, m, attn[0]); break;
                 case Arch::llama: llama_block(b, m, attn[0]); break;
                 case Arch::t5: t5_block(b, plan, u, attn); break;
                 case Arch::codet5p: codet5p_block(b, plan, u, attn); break;
@@ -318,6 +357,18 @@ CallActivations call_activations(const ShardingPlan& plan, int call) {
     }
     b.finish();
     return b.out();
+}
+
+ModelBehaviour model_behaviour(const ShardingPlan& plan) {
+    const auto& s = plan.scenario();
+    ModelBehaviour r;
+    r.compute = plan.precision().params;
+    r.fused_attention = s.job.attention == config::AttentionKind::sdpa || s.job.attention == config::AttentionKind::flash;
+    r.softmax = s.model.softmax_fp32 ? DType::fp32 : r.compute;
+    r.attention_dropout = s.model.attention_dropout;
+    r.hidden_dropout = s.model.hidden_dropout;
+    r.fused_loss = s.job.loss == config::LossKind::fused;
+    return r;
 }
 
 std::vector<CrossCallBuffer> cross_call_buffers(const ShardingPlan& plan) {

@@ -7,8 +7,6 @@
 
 namespace shardsim::plan {
 
-std::int64_t Groups::shard_nodes() const { return ceil_div(shard_size, gpus_per_node); }
-
 namespace {
 
 Precision make_precision(const config::JobConfig& job) {
@@ -30,11 +28,6 @@ void check(const model::Scenario& s, const StrategyTraits& t, const std::vector<
     const auto& job = s.job;
     const auto& topo = s.topology;
     const std::string strategy = config::strategy_name(job.strategy);
-    const std::string topo_factors = "topology " + topo.name + " has " + std::to_string(topo.nodes) + " node(s) x " +
-                                     std::to_string(topo.gpus_per_node) + " GPUs";
-    if (t.hybrid && topo.nodes < 2)
-        problems.add(job.where("parallel.strategy") + ": bad value '" + strategy + "': " + topo_factors +
-                     ", so there is nothing to replicate across nodes (allowed: fsdp-full-shard here, or a topology with nodes >= 2)");
     if (job.offload_optimizer && !t.shard_optimizer)
         problems.add(job.where("memory.offload_optimizer") + ": bad value 'true': strategy " + strategy +
                      " keeps a full optimizer on every rank (allowed with: zero1, zero2, zero3, fsdp-full-shard, "
@@ -62,6 +55,61 @@ void check(const model::Scenario& s, const StrategyTraits& t, const std::vector<
         problems.add(s.topology.source.path + ": host.memory_gib: offload needs the host memory of the node");
 }
 
+// The divisors of n below it, for "allowed" lists.
+std::string divisors_below(std::int64_t n) {
+    std::vector<std::string> d;
+    for (std::int64_t k = 1; k < n && d.size() < 16; ++k)
+        if (n % k == 0) d.push_back(std::to_string(k));
+    return join(d, ", ");
+}
+
+// replicate x shard (x secondary inside shard), every factor checked against the world and the
+// strategy, each problem printed with all the factors.
+ParallelDims parallel_dims(const model::Scenario& s, const StrategyTraits& t) {
+    const auto& job = s.job;
+    ParallelDims d;
+    const std::int64_t world = s.world_size();
+    d.gpus_per_node = std::min(s.topology.gpus_per_node, world);
+    const std::string strategy = config::strategy_name(job.strategy);
+    const std::string world_factors = "world " + std::to_string(world) + " = " + std::to_string(s.topology.nodes) +
+                                      " node(s) x " + std::to_string(d.gpus_per_node) + " ranks of topology " + s.topology.name;
+    Problems problems;
+    if (job.shard_size > 0 && !t.hybrid)
+        problems.add(job.where("parallel.shard_size") + ": bad value '" + std::to_string(job.shard_size) + "': strategy " +
+                     strategy + " shards over the whole world or not at all (allowed: 0, or strategy fsdp-hybrid-shard)");
+    if (t.hybrid) {
+        d.shard = job.shard_size > 0 ? job.shard_size : d.gpus_per_node;
+        if (world % d.shard != 0 || d.shard >= world)
+            problems.add((job.shard_size > 0 ? job.where("parallel.shard_size") : job.where("parallel.strategy")) +
+                         ": bad value '" + (job.shard_size > 0 ? std::to_string(job.shard_size) : strategy) + "': " +
+                         "fsdp-hybrid-shard needs world = replicate x shard with replicate >= 2, but shard " +
+                         std::to_string(d.shard) + (job.shard_size > 0 ? std::string() : std::string(" (the GPUs of one node)")) +
+                         " and " + world_factors + " (allowed: parallel.shard_size in " +
+                         (world > 1 ? divisors_below(world) : std::string("none: one rank has nothing to replicate")) + ")");
+    } else if (t.shard_params || t.shard_optimizer) {
+        d.shard = world;
+    }
+    if (job.secondary_shard > 0) {
+        if (job.strategy != config::Strategy::zero3)
+            problems.add(job.where("parallel.secondary_shard") + ": bad value '" + std::to_string(job.secondary_shard) +
+                         "': hpZ is a ZeRO-3 feature, strategy is " + strategy + " (allowed: 0, or strategy zero3)");
+        else if (job.offload_params)
+            problems.add(job.where("parallel.secondary_shard") + ": bad value '" + std::to_string(job.secondary_shard) +
+                         "': shardsim models hpZ's secondary copy on the device only, and memory.offload_params keeps "
+                         "parameters on the host (allowed: 0 with offload_params)");
+        else if (job.secondary_shard < 2 || d.shard % job.secondary_shard != 0 || job.secondary_shard >= d.shard)
+            problems.add(job.where("parallel.secondary_shard") + ": bad value '" + std::to_string(job.secondary_shard) +
+                         "': the secondary partition splits the shard group of " + std::to_string(d.shard) + " ranks (" +
+                         world_factors + ") into equal parts of 2 or more ranks (allowed: 0, or a divisor of " +
+                         std::to_string(d.shard) + " in 2.." + std::to_string(d.shard / 2) + ")");
+        else
+            d.secondary = job.secondary_shard;
+    }
+    problems.throw_if_any();
+    d.replicate = world / d.shard;
+    return d;
+}
+
 }  // namespace
 
 std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& scenario) {
@@ -77,18 +125,7 @@ std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& s
     check(scenario, *p.traits_, p.units_, problems);
     problems.throw_if_any();
 
-    Groups& g = p.groups_;
-    g.world = scenario.world_size();
-    g.gpus_per_node = std::min(scenario.topology.gpus_per_node, g.world);
-    if (p.traits_->hybrid)
-        g.shard_size = g.gpus_per_node;
-    else if (p.traits_->shard_params || p.traits_->shard_optimizer)
-        g.shard_size = g.world;
-    else
-        g.shard_size = 1;
-    g.replicate_size = g.world / g.shard_size;
-    SHARDSIM_ASSERT(g.shard_size * g.replicate_size == g.world, "groups must tile the world");
-
+    p.groups_ = Groups(parallel_dims(scenario, *p.traits_));
     for (const auto& u : p.units_) {
         UnitPlan up;
         up.unit = u.index;
@@ -96,6 +133,7 @@ std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& s
         up.state = make_layout(u, p.state_shards(), true);
         up.full_params = make_layout(u, 1, false);
         up.full_state = make_layout(u, 1, true);
+        if (p.groups_.secondary_size() > 1) up.secondary = make_layout(u, p.groups_.secondary_size(), false);
         p.unit_plans_.push_back(std::move(up));
     }
     for (auto c = static_cast<int>(p.program_.size()) - 1; c >= 0; --c)
@@ -109,6 +147,8 @@ std::shared_ptr<const ShardingPlan> ShardingPlan::build(const model::Scenario& s
     if (p.trainable_count().count() == 0)
         throw InputError(scenario.job.where("lora.targets") + ": no trainable parameter is left (allowed: targets that exist in " +
                          scenario.model.name + ")");
+    p.engine_ = resolve_engine(scenario, *p.traits_);
+    p.buffers_ = build_buffer_table(p);
     return plan;
 }
 
@@ -117,7 +157,7 @@ model::BatchShape ShardingPlan::batch_shape() const {
     b.batch = scenario_.job.micro_batch;
     b.enc_len = scenario_.encoder_len();
     b.dec_len = scenario_.decoder_len();
-    b.flash = scenario_.job.attention == config::AttentionKind::flash;
+    b.fused_attention = scenario_.job.attention == config::AttentionKind::sdpa || scenario_.job.attention == config::AttentionKind::flash;
     return b;
 }
 
@@ -155,26 +195,15 @@ Bytes ShardingPlan::host_grad_bytes(int u) const {
 
 Bytes ShardingPlan::state_update_bytes(int u) const { return bytes_of(unit_plan(u).state.shard, precision_.params); }
 
+Bytes ShardingPlan::optimizer_traffic_bytes(int u) const {
+    const std::int64_t elems = unit_plan(u).state.shard.count();
+    const Precision& p = precision_;
+    return Bytes(elems * (2 * (p.master ? dtype_size(DType::fp32) : 0) + 2 * p.moment_count * dtype_size(p.moments) +
+                          dtype_size(p.grads) + dtype_size(p.params)));
+}
+
 MemoryByCategory ShardingPlan::persistent() const {
-    MemoryByCategory m;
-    for (const auto& u : units_) {
-        const int i = u.index;
-        if (offload_params())
-            m[MemCategory::offloaded] += param_shard_bytes(i).count();
-        else
-            m[MemCategory::params] += param_shard_bytes(i).count();
-        m[MemCategory::grads] += grad_shard_bytes(i).count();
-        if (offload_optimizer()) {
-            // Host: fp32 gradient shard, master weights, optimizer states, and (when the
-            // parameters live on the device) the pinned 16-bit staging copy of the update.
-            m[MemCategory::offloaded] += host_grad_bytes(i).count() + master_bytes(i).count() +
-                                         optimizer_state_bytes(i).count();
-            if (!offload_params()) m[MemCategory::offloaded] += state_update_bytes(i).count();
-        } else {
-            m[MemCategory::master_params] += master_bytes(i).count();
-            m[MemCategory::optimizer_states] += optimizer_state_bytes(i).count();
-        }
-    }
+    MemoryByCategory m = buffers_.persistent_bytes();
     m[MemCategory::runtime_overhead] += scenario_.topology.gpu.runtime_overhead_bytes;
     return m;
 }

@@ -11,9 +11,9 @@ namespace shardsim::report {
 
 namespace {
 
-using exec::BenchGroup;
-using exec::BenchRow;
-using exec::BenchRun;
+using bench::BenchGroup;
+using bench::BenchRow;
+using bench::BenchRun;
 
 io::Json number_or_null(double v) { return std::isfinite(v) ? io::Json(v) : io::Json(); }
 

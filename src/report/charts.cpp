@@ -1,5 +1,7 @@
 #include "shardsim/report/charts.hpp"
 
+#include <array>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -27,7 +29,12 @@ std::string f1(double v) {
     return buf;
 }
 
-double x_of(const ChartScales& s, double t) { return kLeft + (s.t_max > 0 ? std::clamp(t / s.t_max, 0.0, 1.0) : 0.0) * kPlotW; }
+double x_at(double t_max, double t) { return kLeft + (t_max > 0 ? std::clamp(t / t_max, 0.0, 1.0) : 0.0) * kPlotW; }
+double x_of(const ChartScales& s, double t) { return x_at(s.t_max, t); }
+// Where the compared timeline's time t goes: on its own axis, or on the shared one.
+double x_of_other(const ChartScales& s, double t) { return x_at(s.other_t_max > 0 ? s.other_t_max : s.t_max, t); }
+// Room above the plot for the compared timeline's own axis labels.
+double top_margin(const ChartScales& s) { return s.other_t_max > 0 ? 14 : 0; }
 
 std::vector<double> nice_ticks(double max, int target) {
     if (!(max > 0)) return {0};
@@ -50,13 +57,23 @@ std::string text(double x, double y, const std::string& s, const char* anchor = 
            html_escape(s) + "</text>";
 }
 
-// Vertical grid lines and seconds along the bottom, from y0 to y1.
+// Vertical grid lines and seconds along the bottom, from y0 to y1; with a separate axis for the
+// compared timeline, its seconds along the top (dashed ticks, in its legend's style).
 std::string time_axis(const ChartScales& s, double y0, double y1) {
     std::string o;
     for (double t : nice_ticks(s.t_max, 8)) {
         const double x = x_of(s, t);
         o += "<line class=\"grid\" x1=\"" + f1(x) + "\" y1=\"" + f1(y0) + "\" x2=\"" + f1(x) + "\" y2=\"" + f1(y1) + "\"/>";
         o += text(x, y1 + 15, t == 0 ? "0" : format_seconds(t), "middle");
+    }
+    if (s.other_t_max > 0) {
+        o += "<g class=\"cmp cmp-axis\" data-axis=\"compare\" data-t-max=\"" + format_seconds(s.other_t_max) + "\">";
+        for (double t : nice_ticks(s.other_t_max, 8)) {
+            const double x = x_of_other(s, t);
+            o += "<line class=\"cmp-tick\" x1=\"" + f1(x) + "\" y1=\"" + f1(y0 - 4) + "\" x2=\"" + f1(x) + "\" y2=\"" + f1(y0) + "\"/>";
+            o += text(x, y0 - 5, t == 0 ? "0" : format_seconds(t), "middle", "tick cmp-label");
+        }
+        o += "</g>";
     }
     return o;
 }
@@ -144,9 +161,10 @@ std::string category_colour(MemCategory c) {
 }
 
 std::string op_colour(plan::OpKind k) {
-    static const char* colours[plan::kOpKindCount] = {"#4e79a7", "#9c755f", "#bab0ac", "#59a14f", "#8cd17d", "#f28e2b",
-                                                      "#e15759", "#b07aa1", "#ff9da7", "#edc948", "#76b7b2"};
-    return colours[static_cast<int>(k)];
+    static const std::array<const char*, plan::kOpKindCount> colours = {
+        "#4e79a7", "#9c755f", "#bab0ac", "#59a14f", "#8cd17d", "#f28e2b",
+        "#e15759", "#b07aa1", "#ff9da7", "#edc948", "#76b7b2", "#d4a6c8"};
+    return colours[static_cast<std::size_t>(k)];
 }
 
 std::vector<MemorySample> thin_samples(const std::vector<MemorySample>& samples, double t_max, std::size_t max_samples) {
@@ -193,21 +211,23 @@ std::vector<OpBlock> merge_ops(const std::vector<const OpRecord*>& ops, double p
 }
 
 std::string memory_chart(const ChartInput& in, const ChartScales& s, DrawCount& count) {
-    const double height = kMemTop + kMemH + kAxisH;
+    const double top = kMemTop + top_margin(s);
+    const double height = top + kMemH + kAxisH;
     const bool gib = s.bytes_max >= static_cast<double>(kGiB);
     const double unit = static_cast<double>(gib ? kGiB : kMiB);
-    auto y_of = [&](double b) { return kMemTop + kMemH - (s.bytes_max > 0 ? std::clamp(b / s.bytes_max, 0.0, 1.0) : 0.0) * kMemH; };
+    auto y_of = [&](double b) { return top + kMemH - (s.bytes_max > 0 ? std::clamp(b / s.bytes_max, 0.0, 1.0) : 0.0) * kMemH; };
     std::string o = svg_open(height, "memory over the step, stacked by category");
     for (double v : nice_ticks(s.bytes_max / unit, 5)) {
         const double y = y_of(v * unit);
         o += "<line class=\"grid\" x1=\"" + f1(kLeft) + "\" y1=\"" + f1(y) + "\" x2=\"" + f1(kLeft + kPlotW) + "\" y2=\"" + f1(y) + "\"/>";
         o += text(kLeft - 6, y + 4, format_fixed(v, v < 10 && v != std::floor(v) ? 1 : 0) + (gib ? " GiB" : " MiB"));
     }
-    o += time_axis(s, kMemTop, kMemTop + kMemH);
+    o += time_axis(s, top, top + kMemH);
 
     const auto kept = thin_samples(in.tl->memory, s.t_max, s.max_samples);
     count = {in.tl->memory.size(), kept.size()};
-    if (kept.empty()) o += text(kLeft + kPlotW / 2, kMemTop + kMemH / 2, "no memory samples recorded", "middle", "empty");
+    std::string dot;  // drawn last: nothing (the compared file's line) may cover it
+    if (kept.empty()) o += text(kLeft + kPlotW / 2, top + kMemH / 2, "no memory samples recorded", "middle", "empty");
     if (!kept.empty()) {
         std::vector<double> xs, lower(kept.size(), 0.0), upper(kept.size());
         for (const auto& m : kept) xs.push_back(x_of(s, m.t));
@@ -239,27 +259,34 @@ std::string memory_chart(const ChartInput& in, const ChartScales& s, DrawCount& 
                              format_bytes(peak->bytes[c]) + " at the peak") + "</title></path>";
             lower = upper;
         }
+        // The total as a line over the areas: a spike of no width (a peak inside an op) shows as a
+        // vertical stroke, and the peak's dot sits at its top.
+        std::vector<double> y_total;
+        for (const auto& m : kept) y_total.push_back(y_of(static_cast<double>(m.bytes.device_total())));
+        std::string total;
+        step_edge(total, xs, x_end, y_total);
+        o += "<path class=\"mem-total\" d=\"" + total + "\"><title>" + html_escape(in.label + ": device total") + "</title></path>";
         const double px = x_of(s, peak->t), py = y_of(static_cast<double>(peak->bytes.device_total()));
-        o += "<circle class=\"peak\" cx=\"" + f1(px) + "\" cy=\"" + f1(py) + "\" r=\"4\"><title>" +
-             html_escape(in.label + " peak: " + format_bytes(peak->bytes.device_total()) + " at " + format_seconds(peak->t)) +
-             "</title></circle>";
+        dot = "<circle class=\"peak\" cx=\"" + f1(px) + "\" cy=\"" + f1(py) + "\" r=\"4\"><title>" +
+              html_escape(in.label + " peak: " + format_bytes(peak->bytes.device_total()) + " at " + format_seconds(peak->t)) +
+              "</title></circle>";
     }
     if (in.other && !in.other->memory.empty()) {
         const auto other = thin_samples(in.other->memory, s.t_max, s.max_samples);
         std::vector<double> xs, ys;
         std::int64_t peak = 0;
         for (const auto& m : other) {
-            xs.push_back(x_of(s, m.t));
+            xs.push_back(x_of_other(s, m.t));
             ys.push_back(y_of(static_cast<double>(m.bytes.device_total())));
             peak = std::max(peak, m.bytes.device_total());
         }
         std::string d;
-        step_edge(d, xs, x_of(s, timeline_end(*in.other)), ys);
+        step_edge(d, xs, x_of_other(s, timeline_end(*in.other)), ys);
         o += "<path class=\"cmp cmp-line\" d=\"" + d + "\"><title>" +
              html_escape(in.other_label + ": device total, peak " + format_bytes(peak)) + "</title></path>";
     }
     if (s.capacity_bytes > 0 && !s.capacity_on_scale) {
-        o += text(kLeft + kPlotW - 4, kMemTop + 10,
+        o += text(kLeft + kPlotW - 4, top + 10,
                   "device capacity " + format_bytes(static_cast<std::int64_t>(s.capacity_bytes)) + " is far above this axis",
                   "end", "capacity-off");
     } else if (s.capacity_bytes > 0) {
@@ -268,22 +295,23 @@ std::string memory_chart(const ChartInput& in, const ChartScales& s, DrawCount& 
              "\"><title>device capacity " + html_escape(format_bytes(static_cast<std::int64_t>(s.capacity_bytes))) + "</title></line>";
         o += text(kLeft + kPlotW - 4, y - 4, "capacity " + format_bytes(static_cast<std::int64_t>(s.capacity_bytes)), "end", "capacity-label");
     }
-    return o + "</svg>";
+    return o + dot + "</svg>";
 }
 
 std::string gantt_chart(const ChartInput& in, const ChartScales& s, DrawCount& count) {
     const double lanes_h = static_cast<double>(s.lanes.size()) * (kLaneH + kLaneGap);
-    std::string o = svg_open(kGanttTop + lanes_h + kAxisH, "ops per stream");
-    o += time_axis(s, kGanttTop, kGanttTop + lanes_h - kLaneGap);
-    const double pixel_s = s.t_max / kPlotW;
+    const double top = kGanttTop + top_margin(s);
+    std::string o = svg_open(top + lanes_h + kAxisH, "ops per stream");
+    o += time_axis(s, top, top + lanes_h - kLaneGap);
     count = {};
     auto draw = [&](const timeline::RunTimeline& run, const timeline::RankTimeline& tl, plan::OpStream lane, double y,
                     const std::string& label, bool other) {
         const auto ops = lane_ops(tl, lane);
-        const auto blocks = merge_ops(ops, pixel_s, s.max_ops);
+        const double t_max = other && s.other_t_max > 0 ? s.other_t_max : s.t_max;
+        const auto blocks = merge_ops(ops, t_max / kPlotW, s.max_ops);
         if (!other) count.items += ops.size(), count.drawn += blocks.size();
         for (const auto& b : blocks) {
-            const double x0 = x_of(s, b.t0), w = std::max(0.6, x_of(s, b.t1) - x0);
+            const double x0 = x_at(t_max, b.t0), w = std::max(0.6, x_at(t_max, b.t1) - x0);
             const std::string title = html_escape("[" + label + "] " + block_title(run, b));
             if (other)
                 o += "<rect class=\"op cmp\" x=\"" + f1(x0) + "\" y=\"" + f1(y) + "\" width=\"" + f1(w) + "\" height=\"" + f1(kLaneH) +
@@ -294,7 +322,7 @@ std::string gantt_chart(const ChartInput& in, const ChartScales& s, DrawCount& c
         }
     };
     for (std::size_t i = 0; i < s.lanes.size(); ++i) {
-        const double y = kGanttTop + static_cast<double>(i) * (kLaneH + kLaneGap);
+        const double y = top + static_cast<double>(i) * (kLaneH + kLaneGap);
         o += "<rect class=\"lane\" x=\"" + f1(kLeft) + "\" y=\"" + f1(y) + "\" width=\"" + f1(kPlotW) + "\" height=\"" + f1(kLaneH) + "\"/>";
         o += text(kLeft - 6, y + 13, plan::op_stream_name(s.lanes[i]), "end", "lane-label");
         draw(*in.run, *in.tl, s.lanes[i], y, in.label, false);

@@ -70,15 +70,20 @@ std::vector<Panel> make_panels(const RunTimeline& a, const RunTimeline* b, std::
 ChartScales make_scales(const RunTimeline& a, const RunTimeline* b, const std::vector<Panel>& panels, const HtmlOptions& opt) {
     ChartScales s;
     const double capacity = static_cast<double>(a.gpu_memory_bytes);
-    double bytes = 0;
+    double bytes = 0, t_main = 0, t_other = 0;
     bool used[plan::kOpStreamCount] = {};
     for (const auto& p : panels)
         for (const RankTimeline* tl : {p.tl, p.other}) {
             if (!tl) continue;
-            s.t_max = std::max(s.t_max, timeline_end(*tl));
+            (tl == p.tl ? t_main : t_other) = std::max(tl == p.tl ? t_main : t_other, timeline_end(*tl));
             for (const auto& m : tl->memory) bytes = std::max(bytes, static_cast<double>(m.bytes.device_total()));
             for (const auto& op : tl->ops) used[static_cast<int>(op.stream)] = true;
         }
+    // Steps of very different lengths (a measured CPU run against its GPU prediction) each get an
+    // axis of their own; one shared axis would squeeze the shorter into its first pixels.
+    const bool own_axis = t_main > 0 && t_other > 0 && std::max(t_main, t_other) > kOwnAxisRatio * std::min(t_main, t_other);
+    s.t_max = own_axis ? t_main : std::max(t_main, t_other);
+    if (own_axis) s.other_t_max = t_other;
     for (int i = 0; i < plan::kOpStreamCount; ++i)
         if (used[i]) s.lanes.push_back(static_cast<plan::OpStream>(i));
     if (s.lanes.empty()) s.lanes.push_back(plan::OpStream::compute);
@@ -211,6 +216,8 @@ h1{font-size:22px;margin:4px 0}h2{font-size:18px;margin:28px 0 8px;border-bottom
 .chart-svg .mem{stroke:none;opacity:.9}.chart-svg .mem:hover{opacity:1;stroke:#000;stroke-width:.5}
 .chart-svg .capacity{stroke:#d62728;stroke-width:1.5;stroke-dasharray:6 4}.chart-svg .capacity-label,.chart-svg .capacity-off{font-size:11px;fill:#d62728}
 .chart-svg .peak{fill:#d62728;stroke:#fff;stroke-width:1}.chart-svg .lane{fill:#f5f5f5}
+.chart-svg .mem-total{fill:none;stroke:#333;stroke-width:1}
+.chart-svg .cmp-tick{stroke:#222;stroke-width:1}.chart-svg .cmp-label{fill:#222;stroke:none;font-style:italic}
 .chart-svg .op:hover{stroke:#000;stroke-width:1}.chart-svg .cmp{fill:none;stroke:#222;stroke-width:1.2;stroke-dasharray:3 2}
 .chart-svg .empty{font-size:13px;fill:#999}.draw-note{color:#777;font-size:12px;margin:2px 0 8px}
 body.hide-compare .cmp{display:none}
@@ -218,8 +225,9 @@ body.hide-compare .cmp{display:none}
 pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}.configs{display:flex;gap:16px;flex-wrap:wrap}.config{flex:1;min-width:360px}
 )css";
 
-// Our own few lines: counts what was drawn (the e2e test reads the counts back from the DOM),
-// toggles the overlay and shows the hovered element's title at once in a status line.
+// Our own few lines: counts what was drawn and notes where each peak dot landed on the page (the
+// e2e test reads both back from the DOM and checks the screenshot there), toggles the overlay and
+// shows the hovered element's title at once in a status line.
 const char* kScript = R"js(
 (function () {
   'use strict';
@@ -233,6 +241,11 @@ const char* kScript = R"js(
       totals[kind] = (totals[kind] || 0) + n;
     });
     Object.keys(totals).forEach(function (k) { root.setAttribute('data-drawn-' + k, String(totals[k])); });
+    document.querySelectorAll('circle.peak').forEach(function (c) {
+      var r = c.getBoundingClientRect();
+      c.setAttribute('data-page-xyr', [r.left + r.width / 2 + window.scrollX, r.top + r.height / 2 + window.scrollY,
+                                       r.height / 2].map(Math.round).join(','));
+    });
     var box = document.getElementById('toggle-compare');
     if (box) box.addEventListener('change', function () { document.body.classList.toggle('hide-compare', !box.checked); });
     var status = document.getElementById('hover');
@@ -297,7 +310,15 @@ std::string render_html(const LoadedRun& run, const LoadedRun* compare, const Ht
     o += step_note(run, label);
     if (compare) {
         o += step_note(*compare, other_label);
-        o += "<li>Solid: " + html_escape(label) + ". Dashed, on the same axes: " + html_escape(other_label) +
+        const std::string axes =
+            scales.other_t_max > 0
+                ? "Dashed: " + html_escape(other_label) + ", on its own time axis (labels along the top of each chart): its step lasts " +
+                      html_escape(format_seconds(scales.other_t_max)) + ", " + html_escape(label) + "'s " +
+                      html_escape(format_seconds(scales.t_max)) + " (" +
+                      html_escape(format_change(std::max(scales.t_max, scales.other_t_max), std::min(scales.t_max, scales.other_t_max))) +
+                      "), too different to share one"
+                : "Dashed, on the same axes: " + html_escape(other_label);
+        o += "<li>Solid: " + html_escape(label) + ". " + axes +
              " (memory: its device total; ops: outlines in the same lanes). "
              "<label><input type=\"checkbox\" id=\"toggle-compare\" checked> show " + html_escape(other_label) + "</label></li>";
     }

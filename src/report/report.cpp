@@ -78,10 +78,31 @@ std::vector<double> step_offsets(const RankTimeline& tl, const std::vector<int>&
     return offsets;
 }
 
-LoadedRun load_run(const std::string& path, int step, bool fallback_to_last) {
+void require_complete(const RunTimeline& run, const std::string& path, bool allow_incomplete) {
+    if (run.complete || allow_incomplete) return;
+    const auto steps = recorded_steps(run);
+    const bool none = run.timelines.empty() || (run.timelines.front().ops.empty() && run.timelines.front().memory.empty());
+    throw InputError(path + ": incomplete timeline file (" + run.completion + "): it holds " +
+                     (none ? std::string("no step") : "step(s) " + step_list(steps)) +
+                     " (allowed: the file of a run that finished, or --allow-incomplete to read what it holds)");
+}
+
+RunTimeline read_timeline_file(const std::string& path, bool allow_incomplete) {
+    std::error_code ec;
+    const std::string partial = path + ".partial";
+    if (!std::filesystem::exists(path, ec) && std::filesystem::exists(partial, ec))
+        throw InputError(path + ": no such file, but " + partial +
+                         " is there: the file of a run that did not finish (allowed: " + partial +
+                         " with --allow-incomplete, to read the steps it holds)");
+    RunTimeline run = io::read_run_file(path);
+    require_complete(run, path, allow_incomplete);
+    return run;
+}
+
+LoadedRun load_run(const std::string& path, int step, bool fallback_to_last, bool allow_incomplete) {
     LoadedRun lr;
     lr.path = path;
-    lr.full = io::read_run_file(path);
+    lr.full = read_timeline_file(path, allow_incomplete);
     lr.steps = recorded_steps(lr.full);
     if (step >= 0 && !has(lr.steps, step) && fallback_to_last) step = -1;
     lr.step = step < 0 ? lr.steps.back() : step;
@@ -159,6 +180,8 @@ io::Json one_report(const LoadedRun& lr) {
     io::Json j = io::Json::object();
     j["file"] = lr.path;
     j["source"] = source_label(run);
+    j["complete"] = lr.full.complete;
+    j["completion"] = lr.full.completion;
     j["step"] = lr.step;
     io::Json steps = io::Json::array();
     for (int s : lr.steps) steps.push_back(s);
@@ -262,6 +285,7 @@ std::string headline(const io::Json& j) {
     std::string s = j.at("file").as_string() + ": " + j.at("source").as_string() + " (mode " + j.at("mode").as_string() +
                     ", backend " + j.at("backend").as_string() + "), job " + j.at("job").as_string() + ", " +
                     std::to_string(j.at("world_size").as_int()) + " rank(s)";
+    if (!j.at("complete").as_bool()) s += "\nINCOMPLETE: " + j.at("completion").as_string();
     const auto& steps = j.at("steps_in_file").as_array();
     if (steps.size() > 1) {
         std::vector<int> v;
@@ -291,7 +315,7 @@ std::string side_by_side(const io::Json& a, const io::Json& b) {
     }
     TextTable t({"side by side", la, lb, "difference"});
     auto add = [&](const std::string& name, double x, double y, auto fmt) {
-        t.add_row({name, fmt(x), fmt(y), y != 0 ? format_fixed(100 * (x - y) / y, 1) + "%" : std::string("-")});
+        t.add_row({name, fmt(x), fmt(y), format_change(x, y)});
     };
     auto bytes = [](double v) { return format_bytes(static_cast<std::int64_t>(v)); };
     add("peak memory (fullest rank)", static_cast<double>(max_peak(a)), static_cast<double>(max_peak(b)), bytes);

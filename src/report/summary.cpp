@@ -71,7 +71,7 @@ std::vector<RankGroup> group_ranks(const RunTimeline& run) {
 Exposure worst_exposed(const timeline::RankTimeline& tl) {
     std::vector<std::pair<double, double>> compute;
     for (const auto& op : tl.ops)
-        if (op.stream == plan::OpStream::compute) compute.push_back({op.t_start, op.t_end});
+        if (op.stream == plan::OpStream::compute && op.collective < 0) compute.push_back({op.t_start, op.t_end});
     const timeline::IntervalCover cover(std::move(compute));
     Exposure worst;
     for (const auto& op : tl.ops) {

@@ -107,16 +107,61 @@ RankValidation compare(const RunTimeline& pred_run, const RankTimeline& pred, co
     const bool peak_differs = std::any_of(v.categories.begin(), v.categories.end(), [](const CategoryCheck& c) { return c.failed; });
     if (peak_differs && v.divergence.empty() && v.exact_failures.empty()) {
         v.memory_cause = "every op allocates and frees as planned, so the peaks differ only in which ops overlapped";
-        if (ps.comm_time > 0 && ms.comm_time > 0)
-            v.memory_cause += ": communication took " + format_fixed(ms.comm_time / ps.comm_time, 1) +
-                              "x the predicted time, which changes how many buffers are live at once";
+        if (ps.comm_time > 0 && ms.comm_time > 0) v.comm_time_ratio = ms.comm_time / ps.comm_time;
     }
     return v;
 }
 
+std::string memory_cause_text(const RankValidation& v) {
+    if (v.memory_cause.empty() || v.comm_time_ratio <= 0) return v.memory_cause;
+    return v.memory_cause + ": communication took " + format_fixed(v.comm_time_ratio, 1) +
+           "x the predicted time, which changes how many buffers are live at once";
+}
+
+// Ranks fold when they share a prediction and their comparison says the same thing; their
+// measured figures differ a little (times above all), so that is not part of the key.
+std::string fold_key(int predicted_class, const RankValidation& v) {
+    std::string key = std::to_string(predicted_class) + "|" + v.divergence + "|" + (v.divergence_fails ? "1" : "0");
+    for (const auto& e : v.exact_failures) key += "|" + e;
+    return key;
+}
+
+// Further from the prediction: a larger |error|, an infinite one (nothing predicted) largest.
+bool further(double error_pct, double than_pct) { return std::fabs(error_pct) > std::fabs(than_pct); }
+
+template <class Check>
+void keep_furthest(Check& group, const Check& member) {
+    const bool failed = group.failed || member.failed;
+    if (further(member.error_pct, group.error_pct)) group = member;
+    group.failed = failed;
+}
+
+void fold_into(RankValidation& g, const RankValidation& v) {
+    g.ranks.push_back(v.ranks.front());
+    g.passed = g.passed && v.passed;
+    if (further(v.peak_error_pct, g.peak_error_pct)) {
+        g.peak_predicted = v.peak_predicted;
+        g.peak_measured = v.peak_measured;
+        g.peak_error_pct = v.peak_error_pct;
+        g.peak_rank = v.peak_rank;
+    }
+    for (std::size_t i = 0; i < g.categories.size() && i < v.categories.size(); ++i) keep_furthest(g.categories[i], v.categories[i]);
+    for (std::size_t i = 0; i < g.times.size() && i < v.times.size(); ++i) keep_furthest(g.times[i], v.times[i]);
+    if (g.memory_cause.empty()) g.memory_cause = v.memory_cause;
+    g.comm_time_ratio = std::max(g.comm_time_ratio, v.comm_time_ratio);
+}
+
+void set_rank(RankValidation& v, std::int64_t r) {
+    v.ranks = {r};
+    v.peak_rank = r;
+    for (auto& c : v.categories) c.rank = r;
+    for (auto& t : v.times) t.rank = r;
+}
+
+// The error as a change from the prediction: "+12.3%", or "x8.25" beyond twice it.
 std::string pct(double e) {
     if (std::isinf(e)) return "n/a";
-    return (e >= 0 ? "+" : "") + format_fixed(e, 1) + "%";
+    return format_change(1 + e / 100, 1);
 }
 
 }  // namespace
@@ -152,34 +197,28 @@ Validation validate_runs(const RunTimeline& predicted, const RunTimeline& measur
                          std::to_string(measured.world_size) + " (allowed: two files of the same plan)");
     Validation out;
     out.measured_step = measured.timelines.empty() ? 0 : last_step(measured.timelines.front());
-    // Ranks that share a timeline on both sides share a result: compare each pair of timelines
-    // once, and fold ranks whose results read the same through a map, so that 1,024 identical
-    // simulated ranks cost one comparison rather than 1,024 (and no rank is matched against
-    // every group).
-    struct Compared {
-        RankValidation v;
-        std::string key;
-    };
-    std::map<std::pair<int, int>, Compared> by_class;
-    std::map<std::string, std::size_t> group_of;
+    // Ranks that share a timeline on both sides share a comparison: compare each pair of
+    // timelines once (1,024 identical simulated ranks cost one comparison, not 1,024), then fold
+    // ranks whose results read the same through a map (no rank is matched against every group).
+    std::map<std::pair<int, int>, RankValidation> by_class;
+    std::map<std::string, std::size_t> group_of_key;
     for (std::int64_t r = 0; r < measured.world_size; ++r) {
         const auto i = static_cast<std::size_t>(r);
-        const std::pair<int, int> classes{predicted.class_of_rank.at(i), measured.class_of_rank.at(i)};
-        auto it = by_class.find(classes);
-        if (it == by_class.end()) {
+        const int predicted_class = predicted.class_of_rank.at(i);
+        const std::pair<int, int> classes{predicted_class, measured.class_of_rank.at(i)};
+        auto cached = by_class.find(classes);
+        if (cached == by_class.end()) {
             const RankTimeline meas = step_of(measured.rank(r), out.measured_step);
-            Compared c{compare(predicted, predicted.rank(r), measured, meas, th), ""};
-            c.key = validation_text(Validation{{c.v}, out.measured_step, c.v.passed}, th);
-            it = by_class.emplace(classes, std::move(c)).first;
+            cached = by_class.emplace(classes, compare(predicted, predicted.rank(r), measured, meas, th)).first;
         }
-        out.passed = out.passed && it->second.v.passed;
-        auto [g, added] = group_of.emplace(it->second.key, out.ranks.size());
-        if (added) {
-            out.ranks.push_back(it->second.v);
-            out.ranks.back().ranks = {r};
-        } else {
-            out.ranks[g->second].ranks.push_back(r);
-        }
+        RankValidation v = cached->second;
+        set_rank(v, r);
+        out.passed = out.passed && v.passed;
+        const auto [it, added] = group_of_key.try_emplace(fold_key(predicted_class, v), out.ranks.size());
+        if (added)
+            out.ranks.push_back(v);
+        else
+            fold_into(out.ranks[it->second], v);
     }
     return out;
 }
@@ -201,23 +240,25 @@ io::Json validation_json(const Validation& v, const Thresholds& th) {
         rj["ranks"] = list;
         rj["passed"] = r.passed;
         rj["peak_bytes"] = io::Json::Object{{"predicted", r.peak_predicted}, {"measured", r.peak_measured},
-                                            {"error_pct", std::isinf(r.peak_error_pct) ? io::Json() : io::Json(r.peak_error_pct)}};
+                                            {"error_pct", std::isinf(r.peak_error_pct) ? io::Json() : io::Json(r.peak_error_pct)},
+                                            {"rank", r.peak_rank}};
         io::Json cats = io::Json::object();
         for (const auto& c : r.categories)
             cats[std::string(category_name(c.category))] =
                 io::Json::Object{{"predicted", c.predicted}, {"measured", c.measured},
-                                 {"error_pct", std::isinf(c.error_pct) ? io::Json() : io::Json(c.error_pct)}, {"failed", c.failed}};
+                                 {"error_pct", std::isinf(c.error_pct) ? io::Json() : io::Json(c.error_pct)}, {"failed", c.failed},
+                                 {"rank", c.rank}};
         rj["peak_by_category"] = cats;
         io::Json exact = io::Json::array();
         for (const auto& e : r.exact_failures) exact.push_back(e);
         rj["exact_failures"] = exact;
         rj["first_divergence"] = r.divergence.empty() ? io::Json() : io::Json(r.divergence);
-        rj["memory_difference_cause"] = r.memory_cause.empty() ? io::Json() : io::Json(r.memory_cause);
+        rj["memory_difference_cause"] = r.memory_cause.empty() ? io::Json() : io::Json(memory_cause_text(r));
         io::Json times = io::Json::object();
         for (const auto& tc : r.times)
             times[tc.what] = io::Json::Object{{"predicted_s", tc.predicted}, {"measured_s", tc.measured},
                                               {"error_pct", std::isinf(tc.error_pct) ? io::Json() : io::Json(tc.error_pct)},
-                                              {"failed", tc.failed}};
+                                              {"failed", tc.failed}, {"rank", tc.rank}};
         rj["time"] = times;
         ranks.push_back(rj);
     }
@@ -228,25 +269,38 @@ io::Json validation_json(const Validation& v, const Thresholds& th) {
 std::string validation_text(const Validation& v, const Thresholds& th) {
     std::string out;
     for (const auto& r : v.ranks) {
-        out += "ranks " + rank_list(r.ranks) + ": " + (r.passed ? "PASS" : "FAIL") + "\n";
-        TextTable t({"peak memory", "predicted", "measured", "error", ""});
-        t.add_units({"", "MiB", "MiB", "", ""});
+        const bool folded = r.ranks.size() > 1;
+        out += "ranks " + rank_list(r.ranks) + ": " + (r.passed ? "PASS" : "FAIL") +
+               (folded ? " (" + std::to_string(r.ranks.size()) +
+                             " ranks with one prediction; each row shows the rank furthest from it)"
+                       : std::string()) + "\n";
+        // The rank column only when several ranks share the table: before the verdict column.
+        auto cells = [&](std::vector<std::string> c, const std::string& rank) {
+            if (folded) c.insert(c.end() - 1, rank);
+            return c;
+        };
+        TextTable t(cells({"peak memory", "predicted", "measured", "error", ""}, "rank"));
+        t.add_units(cells({"", "MiB", "MiB", "", ""}, ""));
+        const auto mib = [](std::int64_t b) { return format_fixed(static_cast<double>(b) / kMiB, 3); };
         for (const auto& c : r.categories) {
             if (c.predicted == 0 && c.measured == 0) continue;
-            t.add_row({std::string(category_name(c.category)), format_fixed(static_cast<double>(c.predicted) / kMiB, 3),
-                       format_fixed(static_cast<double>(c.measured) / kMiB, 3), pct(c.error_pct), c.failed ? "FAIL" : ""});
+            t.add_row(cells({std::string(category_name(c.category)), mib(c.predicted), mib(c.measured), pct(c.error_pct),
+                             c.failed ? "FAIL" : ""},
+                            std::to_string(c.rank)));
         }
-        t.add_row({"total (device)", format_fixed(static_cast<double>(r.peak_predicted) / kMiB, 3),
-                   format_fixed(static_cast<double>(r.peak_measured) / kMiB, 3), pct(r.peak_error_pct), ""});
+        t.add_row(cells({"total (device)", mib(r.peak_predicted), mib(r.peak_measured), pct(r.peak_error_pct), ""},
+                        std::to_string(r.peak_rank)));
         out += t.str();
-        TextTable tt({"time", "predicted", "measured", "error", ""});
+        TextTable tt(cells({"time", "predicted", "measured", "error", ""}, "rank"));
         for (const auto& tc : r.times)
-            tt.add_row({tc.what, format_seconds(tc.predicted), format_seconds(tc.measured), pct(tc.error_pct), tc.failed ? "FAIL" : ""});
+            tt.add_row(cells({tc.what, format_seconds(tc.predicted), format_seconds(tc.measured), pct(tc.error_pct),
+                              tc.failed ? "FAIL" : ""},
+                             std::to_string(tc.rank)));
         out += tt.str();
         out += "model states and collective sizes: " + std::string(r.exact_failures.empty() ? "exact" : "DIFFER") + "\n";
         for (const auto& e : r.exact_failures) out += "  " + e + "\n";
         out += "first memory divergence: " + (r.divergence.empty() ? std::string("none, every op allocates and frees as planned") : r.divergence + (r.divergence_fails ? "  (FAIL: an exactly planned category)" : "  (an estimated category)")) + "\n";
-        if (!r.memory_cause.empty()) out += "why the peaks differ: " + r.memory_cause + "\n";
+        if (!r.memory_cause.empty()) out += "why the peaks differ: " + memory_cause_text(r) + "\n";
     }
     out += std::string("thresholds: memory ") + format_fixed(th.memory_pct, 1) + "% beyond " + format_bytes(th.memory_floor_bytes) +
            ", time " + (th.time_pct > 0 ? format_fixed(th.time_pct, 0) + "%" : std::string("off")) + "\n";

@@ -62,19 +62,6 @@ double collective_time(const LinkModel& l, CollectiveKind kind, std::int64_t siz
 
 CostModel::CostModel(const plan::ShardingPlan& plan) : plan_(plan), links_(LinkModel::from(plan.scenario().topology)) {}
 
-GroupSpan CostModel::span(plan::GroupKind g) const {
-    const auto& gr = plan_.groups();
-    switch (g) {
-        case plan::GroupKind::shard: return {gr.shard_size, gr.shard_nodes(), gr.shard_size / gr.shard_nodes()};
-        case plan::GroupKind::replicate: return {gr.replicate_size, gr.replicate_size, 1};
-        case plan::GroupKind::world: {
-            const std::int64_t nodes = ceil_div(gr.world, gr.gpus_per_node);
-            return {gr.world, nodes, gr.world / nodes};
-        }
-    }
-    return {};
-}
-
 double CostModel::op_time(const plan::Op& op) const {
     const auto& topo = plan_.scenario().topology;
     const auto& prec = plan_.precision();
@@ -90,7 +77,7 @@ double CostModel::op_time(const plan::Op& op) const {
         case plan::OpKind::all_gather:
         case plan::OpKind::reduce_scatter:
         case plan::OpKind::all_reduce:
-            return collective_time(links_, op.collective->kind, op.collective->size_bytes, span(op.collective->group));
+            return collective_time(links_, op.collective->kind, op.collective->size_bytes, plan_.groups().span(op.collective->group));
         case plan::OpKind::upload_params:
         case plan::OpKind::offload_grads:
         case plan::OpKind::upload_update:
@@ -100,7 +87,8 @@ double CostModel::op_time(const plan::Op& op) const {
                 return static_cast<double>(op.optimizer_elements) / (topo.host.cpu_optimizer_gelems * 1e9);
             return static_cast<double>(op.optimizer_bytes) / (topo.gpu.hbm_gbps * 1e9);
         }
-        case plan::OpKind::reshard: return 0;
+        case plan::OpKind::reshard:
+        case plan::OpKind::backward_end: return 0;
     }
     return 0;
 }

@@ -85,10 +85,10 @@ timeline::RunTimeline simulate(const plan::ShardingPlan& plan, const plan::Sched
     run.job_text = s.job.source.text;
     run.topology_text = s.topology.source.text;
     run.job_name = s.job.name;
-    run.world_size = plan.groups().world;
+    run.world_size = plan.groups().world();
     run.gpu_memory_bytes = s.topology.gpu.memory_bytes;
     run.host_memory_bytes = s.topology.host.memory_bytes;
-    run.gpus_per_node = plan.groups().gpus_per_node;
+    run.gpus_per_node = plan.groups().gpus_per_node();
     run.steps = 1;
     run.param_count = plan.param_count().count();
     run.trainable_param_count = plan.trainable_count().count();

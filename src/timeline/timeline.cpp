@@ -81,6 +81,27 @@ OpRecord planned_record(const plan::Op& op, double t_start, double t_end, int st
     return r;
 }
 
+std::vector<int> RankTimeline::steps() const {
+    std::vector<int> out;
+    for (const auto& op : ops) out.push_back(op.step);
+    for (const auto& m : memory) out.push_back(m.step);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+RankTimeline RankTimeline::only_step(int step) const {
+    RankTimeline out;
+    out.rank = rank;
+    out.device = device;
+    out.host = host;
+    for (const auto& op : ops)
+        if (op.step == step) out.ops.push_back(op);
+    for (const auto& m : memory)
+        if (m.step == step) out.memory.push_back(m);
+    return out;
+}
+
 RankSummary RankTimeline::summarize() const {
     RankSummary s;
     if (!memory.empty()) s.model_state = memory.front().bytes;
@@ -106,7 +127,9 @@ RankSummary RankTimeline::summarize() const {
         first = false;
         const std::pair<double, double> iv{op.t_start, op.t_end};
         s.flops += op.flops;
-        switch (op.stream) {
+        // A collective is communication on whichever stream it runs (DeepSpeed without
+        // overlap_comm reduces on the compute stream, where nothing hides it).
+        switch (op.collective >= 0 ? plan::OpStream::comm : op.stream) {
             case plan::OpStream::compute: compute.push_back(iv); break;
             case plan::OpStream::comm: comm.push_back(iv); break;
             case plan::OpStream::copy: s.copy_time += op.duration(); break;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The house rule, checked: layers core -> config -> model -> plan -> timeline -> sim | comm ->
-# exec -> io -> report -> cli. A file under src/<layer>/ or include/shardsim/<layer>/ includes
+# device -> nn -> exec -> bench -> io -> report -> study -> launch -> cli. A file under src/<layer>/ or include/shardsim/<layer>/ includes
 # only shardsim headers of its own layer or of layers before it; sim and comm do not include
 # each other. Fails listing every offending include.
 set -euo pipefail
@@ -8,7 +8,7 @@ root=${SHARDSIM_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 python3 - "$root" <<'PY'
 import pathlib, re, sys
 root = pathlib.Path(sys.argv[1])
-order = ["core", "config", "model", "plan", "timeline", "sim", "comm", "exec", "io", "report", "cli"]
+order = ["core", "config", "model", "plan", "timeline", "sim", "comm", "device", "nn", "exec", "bench", "io", "report", "study", "launch", "cli"]
 rank = {layer: i for i, layer in enumerate(order)}
 parallel = {("sim", "comm"), ("comm", "sim")}
 bad, files = [], 0
@@ -32,6 +32,6 @@ if files == 0:
 for b in bad:
     print(b)
 print(f"layering: {files} files, {len(bad)} include(s) against the layer order "
-      "core -> config -> model -> plan -> timeline -> sim | comm -> exec -> io -> report -> cli")
+      "core -> config -> model -> plan -> timeline -> sim | comm -> device -> nn -> exec -> bench -> io -> report -> study -> launch -> cli")
 sys.exit(1 if bad else 0)
 PY

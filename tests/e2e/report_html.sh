@@ -2,6 +2,12 @@
 # `shardsim report` as a user runs it, and its HTML page in a real browser (headless Chromium):
 #   - a screenshot that is not blank (pixels decoded with python3's zlib, coloured chart pixels counted)
 #   - the DOM after the page's script ran: every chart has shapes, the script finished, no error
+#   - every peak dot sits on the curve (a vertex of the total's outline, which draws spikes of no
+#     width), in the DOM and in the pixels (ink right under each red dot, not background)
+#   - the peak card is the largest peak drawn (the step drawn, not another one)
+#   - with --compare, both files' ops span most of the chart: a step 14x shorter than the other
+#     gets its own time axis instead of a corner of the shared one
+#   - differences beyond twice read as ratios (x14.7), never as +1370.0%
 #   - no console errors in Chromium's log
 #   - the Chrome trace is valid JSON with the expected processes, threads and counters, and with
 #     --compare both files' processes, apart
@@ -31,25 +37,26 @@ chrome() {
         --user-data-dir="$profile" "$@"
 }
 
-# Checks one page: screenshot pixels, DOM counts, console. $1 = html, $2 = panels expected, $3 = compare (0|1)
+# Checks one page: screenshot pixels, DOM counts, console. $1 = html, $2 = panels expected, $3 = compare (0|1),
+# $4 = own axis expected for the compared file (0|1|any)
 check_page() {
-    local html=$1 panels=$2 compare=$3 name
+    local html=$1 panels=$2 compare=$3 own_axis=${4:-any} name
     name=$(basename "$html" .html)
     [ -s "$html" ] || fail "$html was not written"
     grep -Eq '(src|href)=["'"'"']?(https?:)?//' "$html" && fail "$html refers to something outside itself"
     chrome --screenshot="$work/$name.png" --window-size=1280,1800 --hide-scrollbars "file://$html" \
         >"$work/$name.shot.log" 2>&1 || { cat "$work/$name.shot.log"; fail "chromium could not screenshot $html"; }
-    chrome --dump-dom --enable-logging=stderr --v=0 "file://$html" >"$work/$name.dom.html" 2>"$work/$name.console.log" \
+    chrome --dump-dom --window-size=1280,1800 --hide-scrollbars --enable-logging=stderr --v=0 "file://$html" >"$work/$name.dom.html" 2>"$work/$name.console.log" \
         || { cat "$work/$name.console.log"; fail "chromium could not load $html"; }
     # Chromium logs every console message of the page as "INFO:CONSOLE:<line>] ..." whatever its level;
     # the page writes none, so any message (an uncaught exception, console.error) is a failure.
     if grep -E 'Uncaught|:CONSOLE[:(][0-9]*' "$work/$name.console.log"; then
         fail "console messages while loading $html"
     fi
-    python3 - "$work/$name.png" "$work/$name.dom.html" "$panels" "$compare" <<'PY'
+    python3 - "$work/$name.png" "$work/$name.dom.html" "$panels" "$compare" "$own_axis" <<'PY'
 import os, re, struct, sys, zlib
 
-png_path, dom_path, panels, compare = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+png_path, dom_path, panels, compare, own_axis = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
 name = os.path.basename(png_path)[:-4]
 
 def pixels(path):
@@ -114,6 +121,53 @@ for s in sections:
 drawn = re.search(r'data-drawn-gantt="(\d+)"', dom).group(1)
 areas = dom.count('<path class="mem"')
 print(f"DOM: {len(sections)} panel(s), {drawn} op blocks, {areas} memory areas")
+
+# The peak dot on the curve: its centre is a vertex of the total's outline (spikes included).
+LEFT, PLOT_W = 96.0, 1200 - 96 - 24  # charts.cpp: kLeft, kChartWidth - kLeft - kRight
+def vertices(d):
+    return {(round(float(x), 1), round(float(y), 1)) for x, y in re.findall(r"[ML](-?[\d.]+) (-?[\d.]+)", d)}
+peaks = []
+for s in sections:
+    mem = re.search(r'data-chart="memory".*?</figure>', s, re.S).group(0)
+    total = re.search(r'<path class="mem-total" d="([^"]+)"', mem)
+    dot = re.search(r'<circle class="peak" cx="([\d.]+)" cy="([\d.]+)"[^>]*><title>[^<]*peak: ([^<]+) at ', mem)
+    assert total and dot, "a memory chart without its total outline or its peak dot"
+    assert (round(float(dot.group(1)), 1), round(float(dot.group(2)), 1)) in vertices(total.group(1)), \
+        f"the peak dot ({dot.group(1)}, {dot.group(2)}) is not on the curve"
+    peaks.append(dot.group(3))
+# The card shows the drawn step's peak: the largest of the dots.
+def size(text):
+    v, u = text.split()
+    return float(v) * {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[u]
+card = re.search(r'peak device memory \(fullest rank\)</div><div class="card-value">([^<]+) of ', dom).group(1)
+assert size(card) == max(size(p) for p in peaks), f"peak card {card}, dots {peaks}"
+# Ratios, not four-digit percentages.
+big = re.findall(r"[+-]\d{3,}\.\d%", dom)
+assert not big, f"differences as huge percentages: {big[:3]}"
+if compare:
+    axis = 'data-axis="compare"' in dom
+    assert own_axis == "any" or axis == (own_axis == "1"), f"own axis for the compared file: {axis}, expected {own_axis}"
+    for s in sections:
+        gantt = re.search(r'data-chart="gantt".*?</figure>', s, re.S).group(0)
+        for cls in ("op", "op cmp"):
+            ends = [float(x) + float(w) for x, w in re.findall(r'<rect class="' + cls + r'" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', gantt)]
+            assert ends and (max(ends) - LEFT) / PLOT_W > 0.45, f"'{cls}' blocks span {(max(ends) - LEFT) / PLOT_W:.0%} of the chart"
+    print(f"compare: both timelines span the chart ({'own axis each' if axis else 'one shared axis'})")
+
+# In the pixels: where the page put each peak dot (its script notes it), red; right under it, ink
+# (the spike or the areas), not background. Dots below the screenshot's height are not checked.
+def red(p): return p[0] > 190 and p[1] < 90 and p[2] < 90
+found = 0
+for x, y, r in (map(int, m.split(",")) for m in re.findall(r'<circle class="peak"[^>]*data-page-xyr="([\d,-]+)"', dom)):
+    if y + r + 8 >= h:
+        continue
+    found += 1
+    assert any(red(rows[y + dy][(x + dx) * bpp:(x + dx) * bpp + 3]) for dy in (-1, 0, 1) for dx in (-1, 0, 1)), \
+        f"no red peak dot at ({x}, {y}) in the screenshot"
+    below = [rows[yy][xx * bpp:xx * bpp + 3] for yy in range(y + r + 2, y + r + 7) for xx in (x - 1, x, x + 1)]
+    assert any(min(p) < 200 for p in below), f"the peak dot at ({x}, {y}) floats over background in the screenshot"
+assert found >= 1, "no peak dot within the screenshot"
+print(f"pixels: {found} peak dot(s) red where the page put them, each with ink right under it")
 PY
 }
 
@@ -157,7 +211,7 @@ fi
 "$SHARDSIM" report "$other" --compare "$work/tiny-sim.h5" --html "$work/compare.html" \
     --chrome-trace "$work/compare.json" >"$work/compare.txt"
 grep -q "side by side" "$work/compare.txt" || fail "no side-by-side table with --compare"
-check_page "$work/compare.html" "$panels" 1
+check_page "$work/compare.html" "$panels" 1 any
 python3 - "$work/compare.json" "$expect_pid0" <<'PY'
 import json, sys
 events = json.load(open(sys.argv[1]))["traceEvents"]
@@ -170,4 +224,13 @@ if sys.argv[2]:
 assert all(any(e["ph"] == "X" and e["pid"] == p for e in events) for p in procs), "a process without ops"
 print(f"compare trace: processes {sorted(procs.values())}")
 PY
+# 3. Two predictions whose steps differ ~14x (compute at 2% instead of 30% of the peak): each file on
+#    its own time axis, both readable; the text says the difference as a ratio.
+"$SHARDSIM" simulate --job "$job" --out "$work/fast.h5" >/dev/null
+"$SHARDSIM" simulate --job "$job" --set topology.gpu.compute_efficiency=0.02 --out "$work/slow.h5" >/dev/null
+"$SHARDSIM" report "$work/slow.h5" --compare "$work/fast.h5" --html "$work/scales.html" >"$work/scales.txt"
+grep -Eq '^step time +[0-9.]+ [mu]?s +[0-9.]+ [mu]?s +x[0-9.]+$' "$work/scales.txt" ||
+    fail "the step time difference is not a ratio: $(grep '^step time' "$work/scales.txt")"
+check_page "$work/scales.html" 1 1 1
+
 echo "PASS: report text, HTML rendered in $("$CHROMIUM" --version 2>/dev/null | head -1), traces valid ($(elapsed))"

@@ -6,11 +6,11 @@
 #include <iostream>
 #include <string>
 
-#include "shardsim/exec/device.hpp"
+#include "shardsim/device/device.hpp"
 
 int main(int argc, char** argv) {
     std::string why;
-    if (!shardsim::exec::cuda_available(&why)) {
+    if (!shardsim::device::cuda_available(&why)) {
         std::cout << "SKIP: no usable GPU (" << why << "); the CUDA device and NCCL code was compiled, not run\n";
         return 77;
     }

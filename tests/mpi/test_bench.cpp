@@ -10,7 +10,7 @@
 #include <string>
 
 #include "mpi_helpers.hpp"
-#include "shardsim/exec/bench.hpp"
+#include "shardsim/bench/collectives.hpp"
 #include "shardsim/io/bench_file.hpp"
 
 using namespace shardsim;
@@ -20,8 +20,8 @@ using plan::CollectiveKind;
 namespace {
 
 
-exec::BenchOptions small(DType t, std::int64_t ranks_per_node) {
-    exec::BenchOptions o;
+bench::BenchOptions small(DType t, std::int64_t ranks_per_node) {
+    bench::BenchOptions o;
     o.ops = {CollectiveKind::all_gather, CollectiveKind::reduce_scatter, CollectiveKind::all_reduce};
     o.min_bytes = 4;
     o.max_bytes = 96 * 1024;  // not a power of two: counts that do not divide evenly come up
@@ -37,10 +37,10 @@ exec::BenchOptions small(DType t, std::int64_t ranks_per_node) {
 
 TEST_CASE("bench: #wrong is 0 for every size, op, placement and dtype; figures reach every rank") {
     const int n = world_size();
-    auto device = exec::make_cpu_device();
+    auto device = device::make_cpu_device();
     for (DType t : {DType::fp32, DType::bf16, DType::fp16}) {
         CAPTURE(dtype_name(t));
-        const exec::BenchRun run = exec::run_bench(small(t, n), *device, MPI_COMM_WORLD);
+        const bench::BenchRun run = bench::run_bench(small(t, n), *device, MPI_COMM_WORLD);
         if (n == 1) {  // a collective over one rank moves nothing: no group is benchmarked
             CHECK(run.groups.empty());
             CHECK(run.rows.empty());
@@ -63,8 +63,8 @@ TEST_CASE("bench: #wrong is 0 for every size, op, placement and dtype; figures r
 TEST_CASE("bench on the node and replicate groups of a two-node split") {
     const int n = world_size();
     if (n % 2 != 0 || n < 4) return;  // needs 2 nodes of >= 2 ranks
-    auto device = exec::make_cpu_device();
-    const exec::BenchRun run = exec::run_bench(small(DType::fp32, n / 2), *device, MPI_COMM_WORLD);
+    auto device = device::make_cpu_device();
+    const bench::BenchRun run = bench::run_bench(small(DType::fp32, n / 2), *device, MPI_COMM_WORLD);
     REQUIRE(run.groups.size() == 3);
     CHECK(run.groups[1].name == "node");
     CHECK(run.groups[2].span.nodes == 2);
@@ -73,12 +73,12 @@ TEST_CASE("bench on the node and replicate groups of a two-node split") {
 
 TEST_CASE("bench file: every rank's times, and busbw recomputed from a recorded time") {
     const int n = world_size();
-    auto device = exec::make_cpu_device();
-    const exec::BenchRun run = exec::run_bench(small(DType::fp32, n), *device, MPI_COMM_WORLD);
+    auto device = device::make_cpu_device();
+    const bench::BenchRun run = bench::run_bench(small(DType::fp32, n), *device, MPI_COMM_WORLD);
     if (world_rank() != 0) return;
     const std::string path = "/tmp/shardsim-test-bench-" + std::to_string(n) + ".h5";
     io::write_bench_file(path, run);
-    const exec::BenchRun back = io::read_bench_file(path);
+    const bench::BenchRun back = io::read_bench_file(path);
     const auto busbw = io::read_bench_column(path, "busbw_GBps");
     const auto algbw = io::read_bench_column(path, "algbw_GBps");
     REQUIRE(back.rows.size() == run.rows.size());

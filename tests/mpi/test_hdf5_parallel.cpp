@@ -158,6 +158,18 @@ T read_attribute(hid_t loc, const char* name, hid_t type) {
     return value;
 }
 
+// One column of a compound dataset, read by name (HDF5 converts members by name).
+template <class T>
+std::vector<T> read_column(hid_t file, const std::string& dataset, const char* column, hid_t type) {
+    const io::h5::Dataset d{SHARDSIM_H5_CHECK(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT))};
+    const io::h5::Dataspace space{SHARDSIM_H5_CHECK(H5Dget_space(d.id()))};
+    std::vector<T> values(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space.id())));
+    const io::h5::Datatype one{SHARDSIM_H5_CHECK(H5Tcreate(H5T_COMPOUND, sizeof(T)))};
+    SHARDSIM_H5_CHECK(H5Tinsert(one.id(), column, 0, type));
+    if (!values.empty()) SHARDSIM_H5_CHECK(H5Dread(d.id(), one.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
+    return values;
+}
+
 // Rank 0's whole check of a file written by `size` ranks from rank_timeline(r).
 void check_parallel_file(const std::string& path, int size) {
     const RunTimeline back = io::read_run_file(path);
@@ -184,18 +196,28 @@ void check_parallel_file(const std::string& path, int size) {
         CHECK(back.class_of_rank[static_cast<std::size_t>(r)] == r);
         const RankTimeline expected = rank_timeline(r);
         check_same_timeline(back.rank(r), expected);
-        const auto s = expected.summarize();
         const io::h5::Group g{SHARDSIM_H5_CHECK(H5Gopen2(file.id(), ("/rank_" + std::to_string(r)).c_str(), H5P_DEFAULT))};
         CHECK(read_attribute<std::int64_t>(g.id(), "rank", H5T_NATIVE_INT64) == r);
-        CHECK(read_attribute<std::int64_t>(g.id(), "peak_bytes", H5T_NATIVE_INT64) == s.peak_bytes);
-        CHECK(read_attribute<std::int64_t>(g.id(), "max_activations", H5T_NATIVE_INT64) ==
-              s.max_by_category[MemCategory::activations]);
-        CHECK(read_attribute<double>(g.id(), "exposed_comm_s", H5T_NATIVE_DOUBLE) == s.exposed_comm);
-        const int rs = static_cast<int>(plan::CollectiveKind::reduce_scatter);
-        CHECK(read_attribute<std::int64_t>(g.id(), "comm_reduce_scatter_bytes", H5T_NATIVE_INT64) ==
-              (s.comm_size_bytes.count(rs) ? s.comm_size_bytes.at(rs) : 0));
-        CHECK(read_attribute<double>(g.id(), "comm_reduce_scatter_wire_bytes", H5T_NATIVE_DOUBLE) ==
-              (s.comm_wire_bytes.count(rs) ? s.comm_wire_bytes.at(rs) : 0.0));
+        // Per step, in /rank_<r>/steps: one row per recorded step.
+        const std::string steps = "/rank_" + std::to_string(r) + "/steps";
+        const auto step = read_column<std::int32_t>(file.id(), steps, "step", H5T_NATIVE_INT32);
+        const auto peak = read_column<std::int64_t>(file.id(), steps, "peak_bytes", H5T_NATIVE_INT64);
+        const auto act = read_column<std::int64_t>(file.id(), steps, "max_activations", H5T_NATIVE_INT64);
+        const auto exposed = read_column<double>(file.id(), steps, "exposed_comm_s", H5T_NATIVE_DOUBLE);
+        const auto rs_bytes = read_column<std::int64_t>(file.id(), steps, "comm_reduce_scatter_bytes", H5T_NATIVE_INT64);
+        const auto rs_wire = read_column<double>(file.id(), steps, "comm_reduce_scatter_wire_bytes", H5T_NATIVE_DOUBLE);
+        const std::vector<int> recorded = expected.steps();
+        REQUIRE(step.size() == recorded.size());
+        for (std::size_t i = 0; i < recorded.size(); ++i) {
+            const auto s = expected.only_step(recorded[i]).summarize();
+            CHECK(step[i] == recorded[i]);
+            CHECK(peak[i] == s.peak_bytes);
+            CHECK(act[i] == s.max_by_category[MemCategory::activations]);
+            CHECK(exposed[i] == s.exposed_comm);
+            const int rs = static_cast<int>(plan::CollectiveKind::reduce_scatter);
+            CHECK(rs_bytes[i] == (s.comm_size_bytes.count(rs) ? s.comm_size_bytes.at(rs) : 0));
+            CHECK(rs_wire[i] == (s.comm_wire_bytes.count(rs) ? s.comm_wire_bytes.at(rs) : 0.0));
+        }
     }
 }
 

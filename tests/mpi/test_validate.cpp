@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "mpi_helpers.hpp"
@@ -25,8 +26,9 @@ struct Both {
 // Simulates and runs `job` on every rank of the world; rank 0 gets both timelines.
 Both simulate_and_run(const std::string& job, std::vector<std::string> sets) {
     const int rank = world_rank(), size = world_size();
-    sets.push_back("topology.cluster.gpus_per_node=" + std::to_string(size));
-    auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, "mpi", 1, false, rank, size);
+    if (std::none_of(sets.begin(), sets.end(), [](const std::string& s) { return s.rfind("topology.cluster.", 0) == 0; }))
+        sets.push_back("topology.cluster.gpus_per_node=" + std::to_string(size));
+    auto ctx = cli::prepare_run(std::string(SHARDSIM_SOURCE_DIR) + "/jobs/" + job, sets, device::BackendRequest::mpi, 1, false, rank, size);
     for (int s = 0; s < 2; ++s) ctx.executor->run_step(s);
     Both b;
     b.predicted = ctx.prediction;
@@ -49,10 +51,30 @@ TEST_CASE("validate: every op allocates and frees what the ledger says, for ever
         {"tiny-bloom-cpu.ini", {"parallel.strategy=fsdp-no-shard"}},
         {"tiny-t5-cpu.ini", {}},
         {"tiny-t5-cpu.ini", {"lora.rank=4", "lora.targets=q", "memory.activation_checkpointing=true"}},
+        {"tiny-llama-cpu.ini", {"fsdp.no_sync=true", "batch.grad_accum=2", "fsdp.backward_prefetch=backward_post"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=zero2", "batch.grad_accum=3"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=ddp", "parallel.bucket_mib=0.001", "precision.params=bf16", "precision.reduce=fp32"}},
+        // Hugging Face's activations: T5's fp32 softmax next to its bf16 probabilities with
+        // dropout 0.1 (masks in the probabilities, sublayers, FFN, stack ends), recomputed; Llama's
+        // fp32 softmax with attention dropout and its sdpa; GPT-2's dropout with the fused loss.
+        {"tiny-t5-cpu.ini", {"precision.params=bf16", "parallel.strategy=zero3"}},
+        {"tiny-t5-cpu.ini", {"precision.params=bf16", "memory.activation_checkpointing=true"}},
+        {"tiny-llama-cpu.ini", {"precision.params=bf16", "dropout.attention=0.1", "parallel.strategy=zero2"}},
+        {"tiny-llama-cpu.ini", {"memory.attention=sdpa", "dropout.attention=0.1"}},
+        {"tiny-gpt2-cpu.ini", {"memory.loss=fused", "precision.params=bf16"}},
     };
+    auto all = cases;
+    // ZeRO++ hpZ and HSDP with a shard size of its own, where the world splits in two.
+    if (world_size() >= 4 && world_size() % 2 == 0) {
+        const std::string half = std::to_string(world_size() / 2);
+        all.push_back({"tiny-llama-cpu.ini", {"parallel.strategy=zero3", "parallel.secondary_shard=" + half, "topology.cluster.nodes=2",
+                                              "topology.cluster.gpus_per_node=" + half, "topology.inter_node.kind=ethernet",
+                                              "topology.inter_node.bandwidth_gbps=1", "batch.grad_accum=2"}});
+        all.push_back({"tiny-llama-cpu.ini", {"parallel.strategy=fsdp-hybrid-shard", "parallel.shard_size=2"}});
+    }
     report::Thresholds th;
     th.time_pct = 0;  // times on an oversubscribed CPU host are not what this test is about
-    for (const auto& [job, sets] : cases) {
+    for (const auto& [job, sets] : all) {
         const Both b = simulate_and_run(job, sets);
         if (!is_root()) continue;
         const auto v = report::validate_runs(b.predicted, b.measured, th);

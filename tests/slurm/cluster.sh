@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# A private single-node Slurm cluster for tests: munged, slurmctld and slurmd started as root
+# A private Slurm cluster for tests: munged, slurmctld and one slurmd per node started as root
 # under one directory, no systemd, no cgroups, on ports of their own so that it can run beside
 # another cluster (a real one, or a second test). Fake GPUs are GRES whose device files are
 # symlinks to /dev/null (character devices), so `--gpus-per-node=6` is accepted and Slurm sets
 # CUDA_VISIBLE_DEVICES as it does on a GPU node.
+#
+# Several nodes (SLURM_TEST_NODES > 1) are several slurmd on this one host, each started for its
+# own node name (slurmd -N), on its own port, with its own spool, log, pid file and TmpFS (PMIx
+# keeps its per-step folders there: shared, the second node's step fails to start). Their jobs
+# are multi-node jobs to Slurm and to MPI; only Open MPI's shared-memory transport is fooled: the
+# "nodes" share a host name, so ranks on different nodes name their shared-memory segments alike
+# and crash. Multi-node jobs here use OMPI_MCA_btl=self,tcp on the loopback interface.
 #
 #   cluster.sh start DIR   start the daemons; config, state, spool, logs and pid files under DIR
 #   cluster.sh stop DIR    cancel what is left, `scontrol shutdown`, then munged by its pid;
@@ -13,10 +20,12 @@
 #   cluster.sh leftovers DIR   print every process of this cluster still alive: its daemons and
 #                          what its jobs started (stop kills those by pid after the shutdown)
 #
-# Settings (environment): SLURM_TEST_CPUS (16: CPUs the node declares, more than the machine has
-# is fine), SLURM_TEST_GPUS (8), SLURM_TEST_MEM_MB (262144: memory the node declares; nothing
+# Settings (environment): SLURM_TEST_NODES (1: nodes; one is named as this host, several are
+# n1, n2, ...), SLURM_TEST_CPUS (16: CPUs each node declares, more than the machine has is fine),
+# SLURM_TEST_GPUS (8, per node), SLURM_TEST_MEM_MB (262144: memory each node declares; nothing
 # enforces it here, so that jobs asking for a real node's memory are accepted on a small machine),
-# SLURM_TEST_PORT (first of the two ports; default: two free ports from 20000-59999).
+# SLURM_TEST_PORT (first of the ports, slurmctld's; each node's slurmd takes the next one;
+# default: free ports from 20000-59999).
 #
 # Why each slurm.conf key is there: ../../../shared/NOTES-environment.md ("Single-node Slurm for
 # tests") and the comments below.
@@ -38,21 +47,31 @@ ports_in_use() {
     return 0
 }
 
+# The first of $1 consecutive free ports.
 pick_ports() {
+    local n=$1
     if [[ -n ${SLURM_TEST_PORT:-} ]]; then
-        echo "$SLURM_TEST_PORT $((SLURM_TEST_PORT + 1))"
+        echo "$SLURM_TEST_PORT"
         return
     fi
-    local used p _
+    local used p i _ free
     used=" $(ports_in_use | tr '\n' ' ') "
     for _ in $(seq 1 50); do
         p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-        if [[ $used != *" $p "* && $used != *" $((p + 1)) "* ]]; then
-            echo "$p $((p + 1))"
+        free=1
+        for ((i = 0; i < n; i++)); do [[ $used == *" $((p + i)) "* ]] && free=0; done
+        if ((free)); then
+            echo "$p"
             return
         fi
     done
-    die "no two free ports found"
+    die "no $n free ports found"
+}
+
+# The node names of a cluster of $2 nodes on host $1.
+node_names() {
+    local i
+    if (($2 == 1)); then echo "$1"; else for ((i = 1; i <= $2; i++)); do echo "n$i"; done; fi
 }
 
 # Polls `cmd` every 0.1 s for up to `secs` seconds.
@@ -67,38 +86,41 @@ wait_for() {
     return 1
 }
 
-node_idle() { [[ "$(sinfo -h -N -o %T 2>/dev/null)" == idle ]]; }
+node_idle() { [[ "$(sinfo -h -N -o %T 2>/dev/null | sort -u)" == idle ]]; }
 queue_empty() { [[ -z "$(squeue -h -o %i 2>/dev/null)" ]]; }
 
 alive() { [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; }
 gone() { ! alive "$1"; }
 
 write_config() {
-    local dir=$1 host=$2 ctld_port=$3 slurmd_port=$4 cpus=$5 gpus=$6
+    local dir=$1 host=$2 port=$3 nodes=$4 cpus=$5 gpus=$6
     local mem_mib=${SLURM_TEST_MEM_MB:-262144}
+    local names i name
+    names=$(node_names "$host" "$nodes")
     mkdir -p "$dir"/{etc,state,spool,log,run,tmp,dev}
-    local i
+    for name in $names; do mkdir -p "$dir/tmp/$name"; done
     for ((i = 0; i < gpus; i++)); do ln -sf /dev/null "$dir/dev/nvidia$i"; done
     cat >"$dir/etc/slurm.conf" <<EOF
 # Written by tests/slurm/cluster.sh for a private test cluster; removed with its directory.
 ClusterName=shardsimtest
 SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=$ctld_port
-SlurmdPort=$slurmd_port
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
+# cred_expire: a requeued job waits this long before it may start again (default 120 s).
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=5
 CredType=cred/munge
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool/slurmd-%n
 SlurmctldPidFile=$dir/run/slurmctld.pid
-SlurmdPidFile=$dir/run/slurmd.pid
+SlurmdPidFile=$dir/run/slurmd-%n.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
-SlurmdLogFile=$dir/log/slurmd.log
+SlurmdLogFile=$dir/log/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
-TmpFS=$dir/tmp
+TmpFS=$dir/tmp/%n
 # No systemd and no cgroups here: track processes through /proc, bind nothing.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -108,8 +130,9 @@ MpiDefault=pmix
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 GresTypes=gpu
-# Start jobs at once (~0.5 s) instead of after the default batch delay (~3 s).
-SchedulerParameters=batch_sched_delay=0
+# Start jobs at once (~0.5 s) instead of after the default batch delay (~3 s); look for jobs that
+# became eligible (a requeued job, after cred_expire) every second, not every 30 to 60.
+SchedulerParameters=batch_sched_delay=0,sched_interval=1,bf_interval=1
 # The node may declare more CPUs and memory than the machine has (it would drain otherwise).
 # Memory is not a consumable resource here (CR_Core) and no cgroup enforces it.
 SlurmdParameters=config_overrides
@@ -122,11 +145,17 @@ MailProg=/bin/true
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mib Gres=gpu:$gpus State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+    i=0
+    for name in $names; do
+        echo "NodeName=$name NodeHostname=$host NodeAddr=127.0.0.1 Port=$((port + 1 + i)) CPUs=$cpus RealMemory=$mem_mib Gres=gpu:$gpus State=UNKNOWN" \
+            >>"$dir/etc/slurm.conf"
+        i=$((i + 1))
+    done
+    names=$(echo $names | tr ' ' ',')
+    echo "PartitionName=debug Nodes=$names Default=YES MaxTime=INFINITE State=UP" >>"$dir/etc/slurm.conf"
     local files=""
-    ((gpus > 0)) && files="NodeName=$host Name=gpu File=$dir/dev/nvidia[0-$((gpus - 1))]"
+    ((gpus > 0)) && files="NodeName=$names Name=gpu File=$dir/dev/nvidia[0-$((gpus - 1))]"
     cat >"$dir/etc/gres.conf" <<EOF
 # Fake GPUs: character devices (symlinks to /dev/null); regular files would set no
 # CUDA_VISIBLE_DEVICES, and a count without File= drains the node.
@@ -157,31 +186,32 @@ cmd_start() {
     [[ $(id -u) == 0 ]] || die "must run as root (the daemons run as SlurmUser=root)"
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    local host ports cpus=${SLURM_TEST_CPUS:-16} gpus=${SLURM_TEST_GPUS:-8}
+    local host port nodes=${SLURM_TEST_NODES:-1} cpus=${SLURM_TEST_CPUS:-16} gpus=${SLURM_TEST_GPUS:-8} name
     host=$(hostname -s)
-    ports=$(pick_ports)
-    # shellcheck disable=SC2086
-    write_config "$dir" "$host" $ports "$cpus" "$gpus"
+    port=$(pick_ports $((nodes + 1)))
+    write_config "$dir" "$host" "$port" "$nodes" "$cpus" "$gpus"
     export SLURM_CONF=$dir/etc/slurm.conf
     start_munge "$dir"
-    # Both Slurm daemons daemonise and write their pid files.
+    # The Slurm daemons daemonise and write their pid files.
     slurmctld -f "$SLURM_CONF" || die "slurmctld did not start (log: $dir/log/slurmctld.log)"
     wait_for 10 test -s "$dir/run/slurmctld.pid" || die "slurmctld wrote no pid file (log: $dir/log/slurmctld.log)"
     cat "$dir/run/slurmctld.pid" >"$dir/run/slurmctld.started"
-    slurmd -f "$SLURM_CONF" || die "slurmd did not start (log: $dir/log/slurmd.log)"
-    wait_for 10 test -s "$dir/run/slurmd.pid" || die "slurmd wrote no pid file (log: $dir/log/slurmd.log)"
-    cat "$dir/run/slurmd.pid" >"$dir/run/slurmd.started"
+    for name in $(node_names "$host" "$nodes"); do
+        slurmd -f "$SLURM_CONF" -N "$name" || die "slurmd of $name did not start (log: $dir/log/slurmd-$name.log)"
+        wait_for 10 test -s "$dir/run/slurmd-$name.pid" || die "slurmd of $name wrote no pid file (log: $dir/log/slurmd-$name.log)"
+        cat "$dir/run/slurmd-$name.pid" >"$dir/run/slurmd-$name.started"
+    done
     if ! wait_for 20 node_idle; then
         sinfo -N -l >&2 || true
-        tail -n 20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
-        die "node $host did not become idle"
+        tail -n 20 "$dir"/log/*.log >&2 || true
+        die "the nodes did not become idle"
     fi
-    echo "cluster.sh: cluster up in $dir (ports $ports, node $host: $cpus CPUs, $gpus fake GPUs)" >&2
+    echo "cluster.sh: cluster up in $dir (ports $port-$((port + nodes)), $nodes node(s) $(node_names "$host" "$nodes" | paste -sd ,) on $host: $cpus CPUs and $gpus fake GPUs each)" >&2
 }
 
 started_pids() {
     local dir=$1 f
-    for f in "$dir"/run/{slurmctld,slurmd,munged}.started; do
+    for f in "$dir"/run/slurmctld.started "$dir"/run/slurmd*.started "$dir"/run/munged.started; do
         [[ -s $f ]] && cat "$f"
     done
     return 0
@@ -199,9 +229,11 @@ cmd_stop() {
     local dir=$1 pid
     [[ -d $dir/run ]] || return 0
     export SLURM_CONF=$dir/etc/slurm.conf
-    local ctld slurmd munge
+    local ctld slurmd="" munge f
     ctld=$(cat "$dir/run/slurmctld.started" 2>/dev/null || true)
-    slurmd=$(cat "$dir/run/slurmd.started" 2>/dev/null || true)
+    for f in "$dir"/run/slurmd*.started; do
+        [[ -s $f ]] && slurmd="$slurmd $(cat "$f")" || true
+    done
     munge=$(cat "$dir/run/munged.started" 2>/dev/null || true)
     if alive "$ctld"; then
         # Jobs still running (a failed test) are cancelled first, so no step outlives the cluster.
@@ -213,8 +245,8 @@ cmd_stop() {
             wait_for 10 queue_empty || true
         fi
         scontrol shutdown >/dev/null 2>&1 || true
-    elif alive "$slurmd"; then
-        kill -TERM "$slurmd" 2>/dev/null || true
+    else
+        for pid in $slurmd; do alive "$pid" && kill -TERM "$pid" 2>/dev/null || true; done
     fi
     for pid in $ctld $slurmd; do
         wait_for 10 gone "$pid" ||

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# ctest label "slurm": a private single-node Slurm cluster (tests/slurm/cluster.sh: munged,
-# slurmctld and slurmd as root under a temp folder, fake GPUs as GRES) runs the sbatch scripts that
-# `shardsim slurm` writes and the templates in slurm/, all submitted at once:
+# ctest label "slurm": a private two-node Slurm cluster (tests/slurm/cluster.sh: munged,
+# slurmctld and a slurmd per node as root under a temp folder, fake GPUs as GRES) runs the sbatch
+# scripts that `shardsim slurm` writes and the templates in slurm/, all submitted at once:
 #   - a --mode simulate script runs the real binary and leaves its HDF5 under $SHARDSIM_OUT_DIR/<job id>/;
 #   - generated --mode run scripts for 2 and 6 GPUs (srun, PMIx) and for 2 CPU ranks (mpirun), and
 #     the single-node and CPU-only templates, run with tests/slurm/fake_shardsim.sh in place of the
@@ -11,7 +11,12 @@
 #   - a generated script whose rank 1 fails ends its step at once, not at the time limit;
 #   - the 6-GPU and multi-node templates pass `sbatch --test-only`;
 #   - once `shardsim run` exists, generated run scripts for a 2- and a 6-rank CPU job write HDF5
-#     files with every rank and the Slurm job id, nodes and step in the root attributes.
+#     files with every rank and the Slurm job id, nodes and step in the root attributes;
+# then, alone on the cluster, a 2-node x 3-rank job from `shardsim slurm --nodes 2 --exclusive
+# --requeue --setup ...` (bash 4.2 syntax, named after the effective job) that finds shardsim only
+# through its site set-up, is requeued by Slurm (scontrol requeue: every rank ends its step, writes
+# its file complete = 0 and exits 143), then stopped the way --signal stops it before the time limit
+# (SIGTERM to the ranks only: the script requeues the job itself), and finishes on its third try.
 # Every daemon is stopped by pid at the end, also when a check fails, and the test fails if any
 # process of the cluster is left.
 #
@@ -98,10 +103,11 @@ trap 'echo "FAIL: interrupted"; exit 1' INT TERM HUP
 
 # --- the cluster ---------------------------------------------------------------------------------
 t0=$(now)
-SLURM_TEST_CPUS=64 SLURM_TEST_GPUS=16 "$here/cluster.sh" start "$CLUSTER"
+SLURM_TEST_NODES=2 SLURM_TEST_CPUS=64 SLURM_TEST_GPUS=16 "$here/cluster.sh" start "$CLUSTER"
 eval "$("$here/cluster.sh" env "$CLUSTER")"
 echo "cluster up in $(since "$t0") s"
-node=$(sinfo -h -N -o %N)
+# The host name MPI reports for every rank (both nodes are this host).
+host=$(hostname)
 
 # --- inputs ---------------------------------------------------------------------------------------
 # A tiny job on CPU ranks; `--set topology.cluster.gpus_per_node=N` sets its rank count.
@@ -280,9 +286,11 @@ for t in single-node-2gpu cpu-only; do
     SHARDSIM=$FAKE SHARDSIM_SLURM_PROBE=$PROBE SHARDSIM_OUT_DIR=$OUT submit "$t" "$SOURCE/slurm/$t.sbatch"
 done
 # The bench sweep with the real `shardsim bench` (small sizes); the probe only if bench is broken.
+# The cluster's GPUs are fake (/dev/null), so the CPU is asked for: `auto` refuses a GPU allocation
+# it cannot use rather than falling back to the CPU silently.
 if ((bench_ready)); then
     SHARDSIM=$SHARDSIM SHARDSIM_OUT_DIR=$OUT SHARDSIM_BENCH_RANKS="2" \
-        SHARDSIM_ARGS="--max-bytes 64K --iters 2 --warmup 1" submit bench-sweep "$SOURCE/slurm/bench-sweep.sbatch"
+        SHARDSIM_ARGS="--backend mpi --max-bytes 64K --iters 2 --warmup 1" submit bench-sweep "$SOURCE/slurm/bench-sweep.sbatch"
 else
     SHARDSIM=$FAKE SHARDSIM_SLURM_PROBE=$PROBE SHARDSIM_OUT_DIR=$OUT SHARDSIM_BENCH_RANKS="1 2" \
         submit bench-sweep "$SOURCE/slurm/bench-sweep.sbatch"
@@ -387,7 +395,8 @@ if ((run_ready)); then
             h5dump -a /slurm_job_id -a /slurm_job_num_nodes -a /slurm_job_nodelist -a /slurm_step_id "$h5" 2>/dev/null |
                 awk '/ATTRIBUTE "/ { split($0, q, "\""); key = q[2] }
                      /\(0\): "/ { split($0, q, "\""); sub(/ +$/, "", q[2]); print key, q[2] }')
-        for expect in "slurm_job_id=${JOB_ID[$name]}" slurm_job_num_nodes=1 "slurm_job_nodelist=$node" slurm_step_id=0; do
+        for expect in "slurm_job_id=${JOB_ID[$name]}" slurm_job_num_nodes=1 "slurm_job_nodelist=$(job_field "$name" NodeList)" \
+            slurm_step_id=0; do
             key=${expect%%=*}
             [[ ${attr[$key]:-} == "${expect#*=}" ]] ||
                 fail "$name: root attribute $key is '${attr[$key]:-}' in $h5, expected '${expect#*=}'"
@@ -397,7 +406,7 @@ if ((run_ready)); then
         log=$(job_log "$name")
         if grep -q "local rank" "$log"; then
             for ((r = 0; r < n; r++)); do
-                grep -qE "^$r +$node +$r( |$)" "$log" || fail "$name: the start-up table has no line 'rank $r, host $node, local rank $r'"
+                grep -qE "^$r +$host +$r( |$)" "$log" || fail "$name: the start-up table has no line 'rank $r, host $host, local rank $r'"
             done
         else
             fail "$name: no start-up table with the local rank of every rank in $log"
@@ -406,4 +415,87 @@ if ((run_ready)); then
 fi
 
 echo "checked in $(since "$t_checks") s"
+
+# --- a 2-node x 3-rank run that is requeued twice -------------------------------------------------------
+# Generated for 2 nodes of 3 CPU ranks (--nodes derives topology.cluster.nodes; the network is
+# named, as the generator asks), exclusive nodes, requeue, and a set-up line that puts shardsim on
+# PATH: SHARDSIM is not set, so the job finds it only if the set-up ran first. The site file
+# (SHARDSIM_SETUP) reads an unset variable, as module and conda scripts do, and sets the steps:
+# endless for the first two tries, 3 for the third.
+t_req=$(now)
+cat >"$WORK/site.sh" <<'EOF'
+echo "site set-up sourced: restart ${SLURM_RESTART_COUNT:-0}${SITE_VARIABLE_NOBODY_SET}"
+if [ "${SLURM_RESTART_COUNT:-0}" -ge 2 ]; then SHARDSIM_ARGS="--steps 3"; else SHARDSIM_ARGS="--steps 1000000"; fi
+EOF
+generate req --job "$WORK/tiny.ini" --set topology.cluster.gpus_per_node=3 --nodes 2 \
+    --set topology.inter_node.kind=ethernet --set topology.inter_node.bandwidth_gbps=10 \
+    --exclusive --requeue --setup "export PATH=$(dirname "$SHARDSIM"):\$PATH" || exit 1
+req_name=$(sed -n 's/^#SBATCH --job-name=//p' "$SUBMIT/req.sbatch")
+[[ $req_name == shardsim-tiny-llama-zero3-2x3-* ]] || fail "req: job name '$req_name' does not follow the effective job (2 x 3 ranks)"
+bash -n "$SUBMIT/req.sbatch" || fail "req: bash -n failed"
+JOB_ID=() JOB_INFO=()
+# Two "nodes" on one host share its name: Open MPI's shared-memory segments would collide across
+# them, so the ranks talk TCP over the loopback interface (see cluster.sh).
+(unset SHARDSIM
+ export SHARDSIM_SETUP=$WORK/site.sh SHARDSIM_OUT_DIR=$OUT OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo \
+        OMPI_MCA_oob_tcp_if_include=lo
+ cd "$SUBMIT" && sbatch --parsable "$SUBMIT/req.sbatch" >"$WORK/req.id") || fail "req: sbatch refused it"
+id=$(cut -d';' -f1 "$WORK/req.id")
+JOB_ID[req]=$id
+JOB_T0[req]=$(now)
+req_log=$SUBMIT/$req_name-$id.out
+
+# wait_steps N TRIES: until the log shows TRIES tries that reached step N (at most 60 s).
+wait_steps() {
+    local deadline=$(($(date +%s) + 60)) tries
+    while :; do
+        tries=$(grep -c "^step $1/1000000 " "$req_log" 2>/dev/null || true)
+        ((${tries:-0} >= $2)) && return 0
+        if (($(date +%s) > deadline)); then
+            fail "req: try $2 did not reach step $1 in 60 s"
+            tail -n 20 "$req_log" 2>/dev/null
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+# 1. Slurm requeues it (as after preemption): SIGTERM to everything, SIGKILL after KillWait.
+if wait_steps 3 1; then
+    scontrol requeue "$id" 2>"$WORK/requeue.err" || fail "req: scontrol requeue $id failed: $(cat "$WORK/requeue.err")"
+    # 2. SIGTERM to the ranks only, as #SBATCH --signal sends it before the time limit.
+    if wait_steps 3 2; then
+        scancel --signal=TERM "$id" || fail "req: scancel --signal=TERM $id failed"
+    fi
+fi
+wait_all 90
+load_job_info
+if expect_state req COMPLETED; then
+    [[ $(job_field req Restarts) == 2 ]] || fail "req: Restarts=$(job_field req Restarts), expected 2"
+    [[ $(job_field req NumNodes) == 2 ]] || fail "req: NumNodes=$(job_field req NumNodes)"
+    [[ $(grep -c "^site set-up sourced: restart " "$req_log") == 3 ]] || fail "req: the site set-up did not run on each try"
+    [[ $(grep -c "^shardsim: exit status 143;" "$req_log") == 2 ]] || fail "req: two tries should end with status 143"
+    expect_in_log req "requeueing job $id (restart 2)"
+    [[ $(grep -c "requeueing job" "$req_log") == 1 ]] || fail "req: the script requeued a job Slurm was requeueing itself"
+    expect_in_log req "shardsim: exit status 0; output in $OUT/$id/restart-2"
+    # The start-up table of each try: 6 ranks, node-local ranks 0-2 on each node.
+    [[ $(grep -cE "^[0-5] +$host +[0-2] +cpu" "$req_log") == 18 ]] || fail "req: start-up tables without 3 tries x 6 ranks"
+    for try in "" restart-1/ restart-2/; do
+        h5=$OUT/$id/${try}run.h5
+        if [[ ! -s $h5 ]]; then
+            fail "req: no $h5 ($(ls -R "$OUT/$id" | tr '\n' ' '))"
+            continue
+        fi
+        read -r complete n ranks nodes completion < <("$SHARDSIM" report "$h5" --allow-incomplete --json | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print(int(j["complete"]), len(j["steps_in_file"]), j["world_size"], j.get("slurm_job_num_nodes", "?"), j["completion"])')
+        want="0 stopped by SIGTERM after step $n of 1000000"
+        [[ -z $try || $try == restart-1/ ]] || want="1 finished"
+        [[ "$complete $completion" == "$want" && $ranks == 6 ]] ||
+            fail "req: $h5 says complete=$complete, '$completion', $ranks ranks; expected '$want', 6 ranks"
+        h5dump -a /slurm_job_num_nodes "$h5" | grep -q '(0): "2"' || fail "req: $h5 does not say 2 nodes"
+        echo "req ${try:-first try/}: complete=$complete, $n step(s): $completion"
+    done
+fi
+echo "requeued job done in $(since "$t_req") s"
 ((failures == 0)) || exit 1

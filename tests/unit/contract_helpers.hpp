@@ -41,17 +41,19 @@ struct Measured {
     std::int64_t fwd_transient = 0, fwd_estimate = 0, bwd_transient = 0, bwd_estimate = 0;
 };
 
-inline Measured check_contract(exec::Device& dev_ref, const std::string& model, bool checkpointing, bool lora, DType dtype) {
+inline Measured check_contract(device::Device& dev_ref, const std::string& model, bool checkpointing, bool lora, DType dtype,
+                               const std::vector<std::string>& extra = {}) {
     std::vector<std::string> sets = lora ? test::lora_all(model) : std::vector<std::string>{};
+    sets.insert(sets.end(), extra.begin(), extra.end());
     sets.push_back(std::string("memory.activation_checkpointing=") + (checkpointing ? "true" : "false"));
     sets.push_back(std::string("precision.params=") + std::string(dtype_name(dtype)));
     sets.push_back(std::string("precision.grads=") + std::string(dtype_name(dtype)));
-    exec::Device* dev = &dev_ref;
+    device::Device* dev = &dev_ref;
     MemoryByCategory states = dev->allocator().current();  // whatever the device held already
     test::Trainer tr(test::tiny_plan(model, sets), *dev);
     const plan::ShardingPlan& plan = tr.plan();
     const auto shape = plan.batch_shape();
-    exec::TrackingAllocator& alloc = dev->allocator();
+    device::TrackingAllocator& alloc = dev->allocator();
     Measured m;
 
     // Model states, exactly as allocated by the trainer.
@@ -64,7 +66,7 @@ inline Measured check_contract(exec::Device& dev_ref, const std::string& model, 
     CHECK(alloc.current() == states);
 
     tr.zero_grads();
-    exec::Transformer& tf = tr.model();
+    nn::Transformer& tf = tr.model();
     tf.start_micro_batch(tr.batch(0));
     const double flops0 = dev->gemm_flops();
     double expected_flops = 0;

@@ -99,13 +99,13 @@ TEST_CASE("edit_ini_text replaces, inserts and appends keys and keeps the rest o
 }
 
 TEST_CASE("bench sizes and groups") {
-    CHECK(exec::bench_sizes(8, 64, 2) == std::vector<std::int64_t>{8, 16, 32, 64});
-    CHECK(exec::bench_sizes(8, 100, 4) == std::vector<std::int64_t>{8, 32});
-    CHECK(exec::bench_sizes(1LL << 30, 1LL << 30, 2) == std::vector<std::int64_t>{1LL << 30});
-    const auto one = exec::bench_groups(6, 6);
+    CHECK(bench::bench_sizes(8, 64, 2) == std::vector<std::int64_t>{8, 16, 32, 64});
+    CHECK(bench::bench_sizes(8, 100, 4) == std::vector<std::int64_t>{8, 32});
+    CHECK(bench::bench_sizes(1LL << 30, 1LL << 30, 2) == std::vector<std::int64_t>{1LL << 30});
+    const auto one = bench::bench_groups(6, 6);
     REQUIRE(one.size() == 1);
     CHECK(one[0].name == "world");
-    const auto two = exec::bench_groups(4, 2);  // 2 nodes x 2: world, node, replicate
+    const auto two = bench::bench_groups(4, 2);  // 2 nodes x 2: world, node, replicate
     REQUIRE(two.size() == 3);
     CHECK(two[0].span.nodes == 2);
     CHECK(two[0].span.per_node == 2);
@@ -113,13 +113,13 @@ TEST_CASE("bench sizes and groups") {
     CHECK(two[1].instances == 2);
     CHECK(two[2].name == "replicate");
     CHECK(two[2].span.per_node == 1);
-    CHECK(exec::bench_groups(2, 1).size() == 1);  // one rank per node: the world is the replicate group
+    CHECK(bench::bench_groups(2, 1).size() == 1);  // one rank per node: the world is the replicate group
 }
 
 namespace {
 // A bench file whose times are the model's own, as `shardsim bench` would write it.
-exec::BenchRun synthetic_run(const sim::LinkModel& l) {
-    exec::BenchRun run;
+bench::BenchRun synthetic_run(const sim::LinkModel& l) {
+    bench::BenchRun run;
     run.backend = "mpi";
     run.raw_library = "MPI";
     run.world_size = 32;
@@ -127,12 +127,12 @@ exec::BenchRun synthetic_run(const sim::LinkModel& l) {
     run.ranks_per_node = 8;
     run.iters = 1;
     run.hosts.assign(32, "host");
-    run.groups = exec::bench_groups(32, 8);
+    run.groups = bench::bench_groups(32, 8);
     for (std::size_t g = 0; g < run.groups.size(); ++g)
         for (auto k : kOps)
             for (std::int64_t size = 64; size <= (256LL << 20); size *= 4)
                 for (bool in_place : {false, true}) {
-                    exec::BenchRow r;
+                    bench::BenchRow r;
                     r.group = static_cast<int>(g);
                     r.kind = k;
                     r.size_bytes = size;
@@ -177,10 +177,10 @@ memory_gib = 1024
 
 TEST_CASE("bench file round trip, and the stored busbw is nccl-tests' arithmetic on the stored time") {
     test::TempDir dir;
-    const exec::BenchRun run = synthetic_run(truth());
+    const bench::BenchRun run = synthetic_run(truth());
     const std::string path = dir.path("bench.h5");
     io::write_bench_file(path, run);
-    const exec::BenchRun back = io::read_bench_file(path);
+    const bench::BenchRun back = io::read_bench_file(path);
     REQUIRE(back.rows.size() == run.rows.size());
     CHECK(back.groups.size() == 3);
     CHECK(back.rank_time_s == run.rank_time_s);

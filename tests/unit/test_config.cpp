@@ -53,11 +53,37 @@ TEST_CASE("every shipped job parses into a scenario and a plan") {
     CHECK(n >= 18);
 }
 
+TEST_CASE("every shipped job loads by its catalogue name too, relative paths inside it included") {
+    // jobs/mini-llama-fsdp-2cpu.ini names its model as ../models/mini-llama.ini: by name, from the
+    // binary, that path resolves among the shipped files, from any working folder.
+    int n = 0;
+    for (const auto& name : config::embedded_names("jobs")) {
+        INFO(name);
+        const auto by_name = model::load_scenario(name, {});
+        const auto by_path = model::load_scenario(test::source_dir() + "/jobs/" + name + ".ini", {});
+        CHECK(by_name.model.name == by_path.model.name);
+        CHECK(by_name.topology.name == by_path.topology.name);
+        ++n;
+    }
+    CHECK(n >= 18);
+    const auto mini = model::load_scenario("mini-llama-fsdp-2cpu", {});
+    CHECK(mini.model.name == "mini-llama");
+    // A relative path from a shipped job that names no shipped file is the usual one-line error.
+    CHECK_THROWS_WITH_AS(model::load_scenario("mini-llama-fsdp-2cpu", {"job.model=../models/nope.ini"}),
+                         doctest::Contains("job.model: bad value '../models/nope.ini'"), InputError);
+    CHECK_THROWS_AS(model::load_scenario("mini-llama-fsdp-2cpu", {"job.model=../../etc/passwd"}), InputError);
+    // From another folder, as the issue found it: the binary run by name.
+    const TempDir dir;
+    const auto r = run_command("cd " + dir.path() + " && " + test::shardsim_binary() + " simulate --job mini-llama-fsdp-2cpu");
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.find("mini-llama") != std::string::npos);
+}
+
 TEST_CASE("overrides: --set reaches job and topology keys, and the origin is remembered") {
     const auto s = model::load_scenario("llama-7b-fsdp-6x-a100-40g",
-                                        {"batch.micro_batch=4", "topology.cluster.gpus_per_node=4", "parallel.prefetch=2"});
+                                        {"batch.micro_batch=4", "topology.cluster.gpus_per_node=4", "fsdp.backward_prefetch=none"});
     CHECK(s.job.micro_batch == 4);
-    CHECK(s.job.prefetch == 2);
+    CHECK(s.job.fsdp.backward_prefetch == config::BackwardPrefetch::none);
     CHECK(s.topology.gpus_per_node == 4);
     CHECK(s.world_size() == 4);
     CHECK(s.job.where("batch.micro_batch") == "--set batch.micro_batch=4: batch.micro_batch");
@@ -68,7 +94,8 @@ TEST_CASE("precision defaults follow params; the effective job lists every key")
     CHECK(s.job.grads == DType::bf16);
     CHECK(s.job.reduce == DType::bf16);
     const std::string eff = s.job.effective_ini();
-    for (const auto& k : config::job_schema()) CHECK(eff.find(k.key + " = ") != std::string::npos);
+    for (const auto& k : config::job_schema())
+        if (k.retired.empty()) CHECK(eff.find(k.key + " = ") != std::string::npos);
 }
 
 namespace {
@@ -105,7 +132,7 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
     const std::string good = kGoodJob;
     const std::vector<BadCase> cases = {
         {"unknown section", good + "[batchh]\nmicro_batch = 2\n", "",
-         {"JOB:12: [batchh]: unknown section (allowed: job, parallel, precision, optimizer, batch, memory, lora)"}},
+         {"JOB:12: [batchh]: unknown section (allowed: job, parallel, ddp, deepspeed, fsdp, precision, optimizer, batch, memory, dropout, lora)"}},
         {"misspelled key", replace_line(good, "micro_batch = 1", "micro_bach = 1"), "",
          {"JOB:10: batch.micro_bach: unknown key (allowed in [batch]: micro_batch, grad_accum, seq_len, decoder_seq_len)"}},
         {"bad number", replace_line(good, "seq_len = 16", "seq_len = 16x"), "",
@@ -143,9 +170,25 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
         {"world size on several nodes", replace_line(good, "6x-a100-40g", "4x8-h100-ib"), "--set parallel.world_size=16",
          {"--set parallel.world_size=16: parallel.world_size: bad value '16': topology 4x8-h100-ib has 4 node(s) x 8 GPUs = 32 "
           "(allowed: 0 or 32, as several nodes use all their GPUs)"}},
-        {"hybrid shard on one node", replace_line(good, "fsdp-full-shard", "fsdp-hybrid-shard"), "",
-         {"JOB:7: parallel.strategy: bad value 'fsdp-hybrid-shard': topology 6x-a100-40g has 1 node(s) x 6 GPUs, so there "
-          "is nothing to replicate across nodes (allowed: fsdp-full-shard here, or a topology with nodes >= 2)"}},
+        {"hybrid shard over a whole node of one", replace_line(good, "fsdp-full-shard", "fsdp-hybrid-shard"), "",
+         {"JOB:7: parallel.strategy: bad value 'fsdp-hybrid-shard': fsdp-hybrid-shard needs world = replicate x shard with "
+          "replicate >= 2, but shard 6 (the GPUs of one node) and world 6 = 1 node(s) x 6 ranks of topology 6x-a100-40g "
+          "(allowed: parallel.shard_size in 1, 2, 3)"}},
+        {"hybrid shard size that does not divide the world", replace_line(good, "fsdp-full-shard", "fsdp-hybrid-shard"),
+         "--set parallel.shard_size=4",
+         {"--set parallel.shard_size=4: parallel.shard_size: bad value '4': fsdp-hybrid-shard needs world = replicate x shard "
+          "with replicate >= 2, but shard 4 and world 6 = 1 node(s) x 6 ranks of topology 6x-a100-40g (allowed: "
+          "parallel.shard_size in 1, 2, 3)"}},
+        {"a shard size without hybrid sharding", good, "--set parallel.shard_size=3",
+         {"--set parallel.shard_size=3: parallel.shard_size: bad value '3': strategy fsdp-full-shard shards over the whole world "
+          "or not at all (allowed: 0, or strategy fsdp-hybrid-shard)"}},
+        {"hpZ on a strategy other than zero3", good, "--set parallel.secondary_shard=3",
+         {"--set parallel.secondary_shard=3: parallel.secondary_shard: bad value '3': hpZ is a ZeRO-3 feature, strategy is "
+          "fsdp-full-shard (allowed: 0, or strategy zero3)"}},
+        {"hpZ that does not split the shard group", replace_line(good, "fsdp-full-shard", "zero3"), "--set parallel.secondary_shard=4",
+         {"--set parallel.secondary_shard=4: parallel.secondary_shard: bad value '4': the secondary partition splits the shard "
+          "group of 6 ranks (world 6 = 1 node(s) x 6 ranks of topology 6x-a100-40g) into equal parts of 2 or more ranks "
+          "(allowed: 0, or a divisor of 6 in 2..3)"}},
         {"offload with a replicated optimizer", replace_line(good, "fsdp-full-shard", "ddp") + "[memory]\noffload_optimizer = true\n", "",
          {"JOB:13: memory.offload_optimizer: bad value 'true': strategy ddp keeps a full optimizer on every rank (allowed "
           "with: zero1, zero2, zero3, fsdp-full-shard, fsdp-shard-grad-op, fsdp-hybrid-shard)"}},
@@ -322,6 +365,7 @@ TEST_CASE("job files that are directories, devices or too large: one line naming
 TEST_CASE("help lists every job and topology key from the parser's own table") {
     const auto r = run_command(test::shardsim_binary() + " simulate --help");
     CHECK(r.exit_code == 0);
-    for (const auto& k : config::job_schema()) CHECK(r.output.find(k.name()) != std::string::npos);
+    for (const auto& k : config::job_schema())
+        if (k.retired.empty()) CHECK(r.output.find(k.name()) != std::string::npos);
     for (const auto& k : config::topology_schema()) CHECK(r.output.find(k.name()) != std::string::npos);
 }

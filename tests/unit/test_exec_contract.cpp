@@ -16,7 +16,7 @@ TEST_CASE("activation and FLOP contracts: every call of every tiny model, checkp
                 CAPTURE(model);
                 CAPTURE(ckpt);
                 CAPTURE(lora);
-                auto dev = exec::make_cpu_device();
+                auto dev = device::make_cpu_device();
                 const Measured m = test::check_contract(*dev, model, ckpt, lora, DType::fp32);
                 if (!ckpt && !lora) worst = m;
             }
@@ -29,7 +29,7 @@ TEST_CASE("activation and FLOP contracts: every call of every tiny model, checkp
 TEST_CASE("the activation contract also holds in bf16 (activations in the params dtype, statistics in fp32)") {
     for (const auto& model : test::tiny_models()) {
         CAPTURE(model);
-        auto dev = exec::make_cpu_device();
+        auto dev = device::make_cpu_device();
         const Measured m = test::check_contract(*dev, model, false, false, DType::bf16);
         MESSAGE(model << " (bf16): largest transient within a call: forward " << m.fwd_transient << " B (plan estimate "
                       << m.fwd_estimate << " B), backward " << m.bwd_transient << " B (plan estimate " << m.bwd_estimate << " B)");
@@ -39,9 +39,9 @@ TEST_CASE("the activation contract also holds in bf16 (activations in the params
 TEST_CASE("the encoder output lives only until the last cross-attention when no backward needs it") {
     // LoRA on q and wi only: no cross-attention k/v is trainable, so the encoder output is not a
     // saved term; it is freed after the last cross-attention forward.
-    auto dev = exec::make_cpu_device();
+    auto dev = device::make_cpu_device();
     test::Trainer tr(test::tiny_plan("tiny-t5", {"lora.rank=2", "lora.targets=q,wi_0"}), *dev);
-    exec::Transformer& tf = tr.model();
+    nn::Transformer& tf = tr.model();
     tf.start_micro_batch(tr.batch(0));
     std::int64_t forward_bytes = 0;
     for (int c = 0; c < tr.calls(); ++c) {
@@ -54,22 +54,67 @@ TEST_CASE("the encoder output lives only until the last cross-attention when no 
     CHECK(dev->allocator().current()[MemCategory::activations] == 0);
 }
 
-TEST_CASE("the transformer refuses flash attention rather than silently running eager") {
-    auto dev = exec::make_cpu_device();
-    auto plan = test::tiny_plan("tiny-gpt2", {"memory.attention=flash"});
-    CHECK_THROWS_AS(exec::Transformer(*plan, *dev, 1.0), InputError);
+// Every attention implementation a family has, attention and hidden dropout on, and the fused
+// loss: the model keeps exactly the plan's terms (the fp32 softmax and the 1-byte masks included)
+// and performs exactly the plan's GEMM FLOPs (sdpa / flash: the causal half, backward 2.5x).
+TEST_CASE("activation and FLOP contracts: eager, sdpa and flash, dropout on, eager and fused loss") {
+    for (const auto& model : test::tiny_models()) {
+        const bool sdpa = model == "tiny-gpt2" || model == "tiny-llama";
+        std::vector<std::vector<std::string>> variants = {{"memory.attention=eager"}, {"memory.loss=fused"}};
+        if (sdpa) variants.push_back({"memory.attention=flash"});
+        // Llama has attention dropout only (HF LlamaModel drops nothing else).
+        const std::string hidden = model == "tiny-llama" ? "0" : "0.2";
+        for (const char* attention : {"eager", "sdpa"}) {
+            if (!sdpa && std::string(attention) == "sdpa") continue;
+            variants.push_back({std::string("memory.attention=") + attention, "dropout.attention=0.2", "dropout.hidden=" + hidden});
+            variants.push_back({std::string("memory.attention=") + attention, "dropout.attention=0.2", "dropout.hidden=" + hidden,
+                                "memory.loss=fused"});
+        }
+        for (const auto& v : variants)
+            for (const DType dt : {DType::fp32, DType::bf16})
+                for (const bool ckpt : {false, true}) {
+                    std::string what = model + " " + std::string(dtype_name(dt)) + (ckpt ? " checkpointed" : "");
+                    for (const auto& s : v) what += " " + s;
+                    CAPTURE(what);
+                    auto dev = device::make_cpu_device();
+                    test::check_contract(*dev, model, ckpt, false, dt, v);
+                }
+    }
+}
+
+TEST_CASE("a family without an SDPA path refuses sdpa and flash, naming the family and what is allowed") {
+    for (const char* model : {"tiny-t5", "tiny-bloom", "tiny-codet5p"})
+        for (const char* kind : {"sdpa", "flash"}) {
+            CAPTURE(model);
+            CAPTURE(kind);
+            try {
+                test::tiny_plan(model, {std::string("memory.attention=") + kind});
+                FAIL("accepted");
+            } catch (const InputError& e) {
+                const std::string what = e.what();
+                CHECK(what.find("--set memory.attention=" + std::string(kind) + ": memory.attention: bad value '" + kind + "'") !=
+                      std::string::npos);
+                CHECK(what.find("(allowed: auto, eager)") != std::string::npos);
+            }
+        }
+    // auto is what transformers picks: sdpa where the family has it, eager elsewhere.
+    CHECK(test::tiny_plan("tiny-llama")->scenario().job.attention == config::AttentionKind::sdpa);
+    CHECK(test::tiny_plan("tiny-gpt2")->scenario().job.attention == config::AttentionKind::sdpa);
+    CHECK(test::tiny_plan("tiny-t5")->scenario().job.attention == config::AttentionKind::eager);
+    CHECK(test::tiny_plan("tiny-bloom")->scenario().job.attention == config::AttentionKind::eager);
+    CHECK_THROWS_AS(test::tiny_plan("tiny-llama", {"dropout.hidden=0.1"}), InputError);
 }
 
 TEST_CASE("tracking allocator: current and peak per category are what was allocated") {
-    auto dev = exec::make_cpu_device();
-    exec::TrackingAllocator& a = dev->allocator();
+    auto dev = device::make_cpu_device();
+    device::TrackingAllocator& a = dev->allocator();
     a.reset_peak();
     {
-        exec::Buffer off(a, 64, MemCategory::offloaded, "o");
-        exec::Buffer p(a, 1000, MemCategory::params, "p");
-        exec::Buffer act(a, 300, MemCategory::activations, "a");
+        device::Buffer off(a, 64, MemCategory::offloaded, "o");
+        device::Buffer p(a, 1000, MemCategory::params, "p");
+        device::Buffer act(a, 300, MemCategory::activations, "a");
         {
-            exec::Buffer t(a, 500, MemCategory::temporaries, "t");
+            device::Buffer t(a, 500, MemCategory::temporaries, "t");
             CHECK(a.current()[MemCategory::temporaries] == 500);
             CHECK(a.current().device_total() == 1800);
         }
@@ -88,16 +133,16 @@ TEST_CASE("tracking allocator: current and peak per category are what was alloca
 }
 
 TEST_CASE("tracking allocator: past the device limit an allocation fails, saying who asked for what") {
-    auto dev = exec::make_cpu_device();
-    exec::TrackingAllocator& a = dev->allocator();
+    auto dev = device::make_cpu_device();
+    device::TrackingAllocator& a = dev->allocator();
     a.set_device_limit(1000);
-    exec::TrackingAllocator::set_op(7);
-    exec::Buffer p(a, 600, MemCategory::params, "p");
-    exec::Buffer off(a, 5000, MemCategory::offloaded, "host side");  // host bytes do not count
+    device::TrackingAllocator::set_op(7);
+    device::Buffer p(a, 600, MemCategory::params, "p");
+    device::Buffer off(a, 5000, MemCategory::offloaded, "host side");  // host bytes do not count
     try {
-        exec::Buffer g(a, 401, MemCategory::gathered_params, "gathered block.3");
+        device::Buffer g(a, 401, MemCategory::gathered_params, "gathered block.3");
         FAIL("401 more bytes fitted under a limit of 1000 with 600 in use");
-    } catch (const exec::OutOfMemory& e) {
+    } catch (const device::OutOfMemory& e) {
         CHECK(e.bytes == 401);
         CHECK(e.category == MemCategory::gathered_params);
         CHECK(e.op == 7);
@@ -105,7 +150,7 @@ TEST_CASE("tracking allocator: past the device limit an allocation fails, saying
         CHECK(std::string(e.what()).find("gathered block.3 asked for 401 B of gathered_params (op 7)") != std::string::npos);
     }
     CHECK(a.current().device_total() == 600);  // the failed allocation left nothing behind
-    exec::Buffer fits(a, 400, MemCategory::gathered_params, "exactly the rest");
+    device::Buffer fits(a, 400, MemCategory::gathered_params, "exactly the rest");
     CHECK(a.current().device_total() == 1000);
-    exec::TrackingAllocator::set_op(-1);
+    device::TrackingAllocator::set_op(-1);
 }

@@ -93,7 +93,7 @@ TEST_CASE("fp16 rounds to nearest even, with gradual underflow and overflow to i
 }
 
 TEST_CASE("the CPU device converts and accumulates in 16 bits as the host helpers round") {
-    auto dev = exec::make_cpu_device();
+    auto dev = device::make_cpu_device();
     const std::vector<double> v = {1.0, 1.0 + 0x1p-8, 1.0 + 3 * 0x1p-8, 65520.0, 0x1p-25, 3 * 0x1p-25, -0.1, 1e-40};
     for (const DType dt : {DType::bf16, DType::fp16}) {
         CAPTURE(dtype_name(dt));

@@ -35,7 +35,7 @@ void randomize(test::Trainer& tr) {
 }
 
 Worst check_model(const std::string& model, const std::vector<std::string>& sets) {
-    auto dev = exec::make_cpu_device();
+    auto dev = device::make_cpu_device();
     test::Trainer tr(test::tiny_plan(model, sets), *dev);
     const auto& units = tr.plan().units();
     randomize(tr);
@@ -46,7 +46,7 @@ Worst check_model(const std::string& model, const std::vector<std::string>& sets
     const bool relu = tr.plan().scenario().model.ffn_kind == model::FfnKind::relu;
     const double rel_tol = relu ? 0.35 : 1e-2;
     int checked = 0, loose = 0;
-    const exec::Batch batch = tr.batch(0);
+    const nn::Batch batch = tr.batch(0);
     tr.zero_grads();
     tr.forward(batch);
     tr.backward();

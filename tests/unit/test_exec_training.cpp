@@ -19,7 +19,7 @@ Run train(const std::string& model, std::vector<std::string> sets, int steps) {
     const std::string lr = model == "tiny-t5-v10" ? "0.03" : "0.01";
     sets.insert(sets.begin(), {"batch.micro_batch=8", "batch.seq_len=32", "optimizer.lr=" + lr});
     if (test::encoder_decoder(model)) sets.push_back("batch.decoder_seq_len=24");
-    auto dev = exec::make_cpu_device();
+    auto dev = device::make_cpu_device();
     test::Trainer tr(test::tiny_plan(model, sets), *dev);
     Run r;
     for (int s = 0; s < steps; ++s) {
@@ -64,11 +64,13 @@ TEST_CASE("SGD with momentum and fp16 storage also make the loss fall") {
 }
 
 // On a random frozen base the loss cannot fall far (the frozen head's small weights bound the
-// logits), so this checks that LoRA trains the adapters and nothing else.
+// logits), so this checks that LoRA trains the adapters and nothing else. Without dropout: on
+// that base tiny-t5's published 0.1 moves the loss by more per step than the adapters do in 30.
 TEST_CASE("LoRA trains only the adapters, and the loss falls") {
     auto sets = test::lora_all("tiny-t5");
-    sets.insert(sets.end(), {"batch.micro_batch=8", "batch.seq_len=32", "batch.decoder_seq_len=24", "optimizer.lr=0.05"});
-    auto dev = exec::make_cpu_device();
+    sets.insert(sets.end(), {"batch.micro_batch=8", "batch.seq_len=32", "batch.decoder_seq_len=24", "optimizer.lr=0.05",
+                             "dropout.attention=0", "dropout.hidden=0"});
+    auto dev = device::make_cpu_device();
     test::Trainer tr(test::tiny_plan("tiny-t5", sets), *dev);
     std::vector<std::vector<double>> before;
     const auto& u = tr.plan().units().at(1);

@@ -12,6 +12,7 @@
 
 #include "shardsim/core/error.hpp"
 #include "shardsim/io/h5_handles.hpp"
+#include "shardsim/io/h5_util.hpp"
 #include "shardsim/io/hdf5.hpp"
 
 namespace {
@@ -187,6 +188,8 @@ void check_same_root(const RunTimeline& got, const RunTimeline& want) {
     CHECK(got.trainable_param_count == want.trainable_param_count);
     CHECK(got.unit_names == want.unit_names);
     CHECK(got.attributes == want.attributes);
+    CHECK(got.complete == want.complete);
+    CHECK(got.completion == want.completion);
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -204,6 +207,18 @@ T read_attribute(hid_t loc, const char* name, hid_t type) {
     T value{};
     SHARDSIM_H5_CHECK(H5Aread(attr.id(), type, &value));
     return value;
+}
+
+// One column of a compound dataset, read by name (HDF5 converts members by name).
+template <class T>
+std::vector<T> read_column(hid_t file, const std::string& dataset, const char* column, hid_t type) {
+    const io::h5::Dataset d = io::h5::open_dataset(file, dataset);
+    const io::h5::Dataspace space{SHARDSIM_H5_CHECK(H5Dget_space(d.id()))};
+    std::vector<T> values(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space.id())));
+    const io::h5::Datatype one{SHARDSIM_H5_CHECK(H5Tcreate(H5T_COMPOUND, sizeof(T)))};
+    SHARDSIM_H5_CHECK(H5Tinsert(one.id(), column, 0, type));
+    if (!values.empty()) SHARDSIM_H5_CHECK(H5Dread(d.id(), one.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
+    return values;
 }
 
 bool have_h5dump() { return std::system("command -v h5dump > /dev/null 2>&1") == 0; }
@@ -227,41 +242,91 @@ TEST_CASE("hdf5: a two-class run round-trips every field") {
     CHECK(back.timelines[1].rank == 1);
 }
 
-TEST_CASE("hdf5: rank groups carry the summary as attributes") {
+TEST_CASE("hdf5: a steps dataset per rank holds each step's figures, not sums over steps") {
     const RunTimeline run = two_class_run();
     const TempFile file;
     io::write_run_file(file.path(), run);
     const io::h5::File f{SHARDSIM_H5_CHECK(H5Fopen(file.path().c_str(), H5F_ACC_RDONLY, H5P_DEFAULT))};
     for (std::int64_t r = 0; r < run.world_size; ++r) {
         CAPTURE(r);
-        const auto s = run.rank(r).summarize();
-        const io::h5::Group g{
-            SHARDSIM_H5_CHECK(H5Gopen2(f.id(), ("/rank_" + std::to_string(r)).c_str(), H5P_DEFAULT))};
+        const RankTimeline& tl = run.rank(r);
+        const std::string steps = "/rank_" + std::to_string(r) + "/steps";
+        const io::h5::Group g{SHARDSIM_H5_CHECK(H5Gopen2(f.id(), ("/rank_" + std::to_string(r)).c_str(), H5P_DEFAULT))};
         CHECK(read_attribute<std::int64_t>(g.id(), "rank", H5T_NATIVE_INT64) == r);
-        CHECK(read_attribute<std::int64_t>(g.id(), "peak_bytes", H5T_NATIVE_INT64) == s.peak_bytes);
-        CHECK(read_attribute<std::int64_t>(g.id(), "host_peak_bytes", H5T_NATIVE_INT64) == s.host_peak_bytes);
-        for (MemCategory c : kAllMemCategories) {
-            const std::string name(category_name(c));
-            CHECK(read_attribute<std::int64_t>(g.id(), ("peak_" + name).c_str(), H5T_NATIVE_INT64) ==
-                  s.peak_breakdown[c]);
-            CHECK(read_attribute<std::int64_t>(g.id(), ("max_" + name).c_str(), H5T_NATIVE_INT64) ==
-                  s.max_by_category[c]);
-        }
-        CHECK(read_attribute<double>(g.id(), "step_time_s", H5T_NATIVE_DOUBLE) == s.step_time);
-        CHECK(read_attribute<double>(g.id(), "compute_time_s", H5T_NATIVE_DOUBLE) == s.compute_time);
-        CHECK(read_attribute<double>(g.id(), "comm_time_s", H5T_NATIVE_DOUBLE) == s.comm_time);
-        CHECK(read_attribute<double>(g.id(), "exposed_comm_s", H5T_NATIVE_DOUBLE) == s.exposed_comm);
-        for (int k = 0; k < plan::kCollectiveKindCount; ++k) {
-            const std::string name = plan::collective_name(static_cast<plan::CollectiveKind>(k));
-            const auto size = s.comm_size_bytes.count(k) ? s.comm_size_bytes.at(k) : 0;
-            const auto wire = s.comm_wire_bytes.count(k) ? s.comm_wire_bytes.at(k) : 0.0;
-            CHECK(read_attribute<std::int64_t>(g.id(), ("comm_" + name + "_bytes").c_str(), H5T_NATIVE_INT64) == size);
-            CHECK(read_attribute<double>(g.id(), ("comm_" + name + "_wire_bytes").c_str(), H5T_NATIVE_DOUBLE) == wire);
+        CHECK_FALSE(io::h5::has_attribute(g.id(), "step_time_s"));  // no summed attributes any more
+        const auto step = read_column<std::int32_t>(f.id(), steps, "step", H5T_NATIVE_INT32);
+        const std::vector<int> recorded = tl.steps();
+        CHECK(step == std::vector<std::int32_t>(recorded.begin(), recorded.end()));
+        const auto step_time = read_column<double>(f.id(), steps, "step_time_s", H5T_NATIVE_DOUBLE);
+        const auto exposed = read_column<double>(f.id(), steps, "exposed_comm_s", H5T_NATIVE_DOUBLE);
+        const auto peak = read_column<std::int64_t>(f.id(), steps, "peak_bytes", H5T_NATIVE_INT64);
+        const auto max_act = read_column<std::int64_t>(f.id(), steps, "max_activations", H5T_NATIVE_INT64);
+        const auto ag = read_column<std::int64_t>(f.id(), steps, "comm_all_gather_bytes", H5T_NATIVE_INT64);
+        REQUIRE(step_time.size() == step.size());
+        for (std::size_t i = 0; i < step.size(); ++i) {
+            const auto s = tl.only_step(step[i]).summarize();
+            CHECK(step_time[i] == s.step_time);
+            CHECK(exposed[i] == s.exposed_comm);
+            CHECK(peak[i] == s.peak_bytes);
+            CHECK(max_act[i] == s.max_by_category[MemCategory::activations]);
+            const int k = static_cast<int>(plan::CollectiveKind::all_gather);
+            CHECK(ag[i] == (s.comm_size_bytes.count(k) ? s.comm_size_bytes.at(k) : 0));
         }
     }
-    // The fixtures exercise non-zero figures, so the checks above compare something.
+    // Rank 0 records steps 0, 1 and 2: three rows, and step 2's time is its own, not the file's.
+    CHECK(run.rank(0).steps() == std::vector<int>{0, 1, 2});
+    CHECK(run.rank(0).only_step(2).summarize().step_time == doctest::Approx(0.005));
+    CHECK(run.rank(0).summarize().step_time == doctest::Approx(0.047));
     CHECK(run.rank(0).summarize().comm_size_bytes.at(static_cast<int>(plan::CollectiveKind::all_gather)) > 0);
     CHECK(run.rank(1).summarize().exposed_comm > 0);
+}
+
+TEST_CASE("hdf5: every column with a unit says it, and the root says the schema and completeness") {
+    RunTimeline run = two_class_run();
+    run.complete = false;
+    run.completion = "stopped by SIGTERM after step 2 of 3";
+    const TempFile file;
+    io::write_run_file(file.path(), run);
+    const io::h5::File f{SHARDSIM_H5_CHECK(H5Fopen(file.path().c_str(), H5F_ACC_RDONLY, H5P_DEFAULT))};
+    CHECK(io::h5::read_int_attribute(f.id(), "/", "schema_version") == 2);
+    CHECK(io::h5::read_int_attribute(f.id(), "/", "complete") == 0);
+    CHECK(io::h5::read_text_attribute(f.id(), "/", "completion") == run.completion);
+    const auto units = [&](const std::string& dataset, const std::string& column) {
+        const io::h5::Dataset d = io::h5::open_dataset(f.id(), dataset);
+        return io::h5::read_text_attribute(d.id(), dataset, column + ".units");
+    };
+    CHECK(units("/rank_1/ops", "t_start") == "seconds");
+    CHECK(units("/rank_1/ops", "bytes") == "bytes");
+    CHECK(units("/rank_1/ops", "flops") == "FLOPs");
+    CHECK(units("/rank_1/ops", "net_activations") == "bytes");
+    CHECK(units("/rank_1/memory", "t") == "seconds");
+    CHECK(units("/rank_1/memory", "optimizer_states") == "bytes");
+    CHECK(units("/rank_1/memory", "total") == "bytes");
+    CHECK(units("/rank_1/steps", "step_time_s") == "seconds");
+    CHECK(units("/rank_1/steps", "flops") == "FLOPs");
+    CHECK(units("/rank_1/steps", "comm_all_reduce_wire_bytes") == "bytes");
+    const io::h5::Dataset ops = io::h5::open_dataset(f.id(), "/rank_1/ops");
+    CHECK_FALSE(io::h5::has_attribute(ops.id(), "kind.units"));  // a name has no unit
+    const RunTimeline back = io::read_run_file(file.path());
+    CHECK_FALSE(back.complete);
+    CHECK(back.completion == run.completion);
+}
+
+TEST_CASE("hdf5: a schema 1 file is still read, as a complete one") {
+    const TempFile file;
+    io::write_run_file(file.path(), two_class_run());
+    {  // What schema 1 lacked: completeness and the steps datasets.
+        const io::h5::File f{SHARDSIM_H5_CHECK(H5Fopen(file.path().c_str(), H5F_ACC_RDWR, H5P_DEFAULT))};
+        const io::h5::Attribute a{SHARDSIM_H5_CHECK(H5Aopen(f.id(), "schema_version", H5P_DEFAULT))};
+        const std::int64_t one = 1;
+        SHARDSIM_H5_CHECK(H5Awrite(a.id(), H5T_NATIVE_INT64, &one));
+        SHARDSIM_H5_CHECK(H5Adelete(f.id(), "complete"));
+        SHARDSIM_H5_CHECK(H5Adelete(f.id(), "completion"));
+        for (int r = 0; r < 4; ++r) SHARDSIM_H5_CHECK(H5Ldelete(f.id(), ("/rank_" + std::to_string(r) + "/steps").c_str(), H5P_DEFAULT));
+    }
+    const RunTimeline back = io::read_run_file(file.path());
+    CHECK(back.complete);
+    check_same_timeline(back.rank(1), two_class_run().rank(1));
 }
 
 TEST_CASE("hdf5: ranks sharing one timeline store it once") {

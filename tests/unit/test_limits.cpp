@@ -26,6 +26,7 @@ TEST_CASE("every integer and every size in the job, topology and model schemas h
         for (const auto& k : *schema) {
             if (k.type != config::ValueType::integer && k.type != config::ValueType::number) continue;
             if (not_sizes.count(k.name())) continue;
+            if (!k.retired.empty()) continue;  // refused whatever its value, with a pointer to its successor
             INFO(k.name());
             CHECK(std::isfinite(k.max));
             CHECK(k.max < 9.2e18);

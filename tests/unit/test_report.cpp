@@ -11,12 +11,14 @@
 #include <set>
 #include <sstream>
 
+#include "shardsim/core/format.hpp"
 #include "shardsim/io/hdf5.hpp"
 #include "shardsim/model/scenario.hpp"
 #include "shardsim/report/charts.hpp"
 #include "shardsim/report/chrome_trace.hpp"
 #include "shardsim/report/html.hpp"
 #include "shardsim/report/report.hpp"
+#include "shardsim/report/validate.hpp"
 #include "shardsim/sim/simulator.hpp"
 #include "test_util.hpp"
 
@@ -33,8 +35,8 @@ RunTimeline simulated(const std::string& job = "tiny-gpt2-cpu", const std::vecto
 
 // What `run` writes: one timeline per rank, `steps` steps whose times each start at 0; rank r is
 // slower by `r` x 10% so that ranks differ in time (not in memory).
-RunTimeline measured(int steps = 3) {
-    RunTimeline run = simulated();
+RunTimeline measured(int steps = 3, const std::vector<std::string>& sets = {}) {
+    RunTimeline run = simulated("tiny-gpt2-cpu", sets);
     run.mode = "run";
     run.backend = "mpi";
     run.steps = steps;
@@ -157,6 +159,48 @@ TEST_CASE("report text: folded rank groups, peak placement, utilisation, side by
     CHECK(j.at("compare").at("source").as_string() == "simulated");
 }
 
+TEST_CASE("validate folds ranks of one prediction as simulate does, showing the furthest rank per row") {
+    const std::vector<std::string> six = {"topology.cluster.gpus_per_node=6"};
+    const RunTimeline pred = simulated("tiny-gpt2-cpu", six);
+    RunTimeline meas = measured(2, six);  // rank r is 10% x r slower: the times differ, nothing else
+    report::Thresholds th;
+    th.time_pct = 0;
+    const auto v = report::validate_runs(pred, meas, th);
+    REQUIRE(v.ranks.size() == 1);
+    CHECK(v.ranks[0].ranks == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5});
+    for (const auto& t : v.ranks[0].times)
+        if (t.what == "step time") {
+            CHECK(t.rank == 5);  // the slowest: 1.5x the prediction
+            CHECK(t.measured == doctest::Approx(1.5 * t.predicted));
+        }
+    const std::string text = report::validation_text(v, th);
+    CHECK(count("\n" + text, "\nranks ") == 1);
+    CHECK(text.find("ranks 0-5: PASS (6 ranks with one prediction; each row shows the rank furthest from it)") != std::string::npos);
+    CHECK(text.find("step time") != std::string::npos);
+    CHECK(report::validation_json(v, th).at("ranks")[0].at("time").at("step time").at("rank").as_int() == 5);
+
+    // A rank whose op changes memory otherwise than planned is its own result.
+    auto& ops3 = meas.timelines[3].ops;
+    timeline::OpRecord& op = ops3[ops3.size() / 2 + 7];  // in the last step, the one compared
+    REQUIRE(op.step == 1);
+    op.net[MemCategory::activations] += 4096;
+    const auto split = report::validate_runs(pred, meas, th);
+    REQUIRE(split.ranks.size() == 2);
+    CHECK(split.ranks[0].ranks == std::vector<std::int64_t>{0, 1, 2, 4, 5});
+    CHECK(split.ranks[1].ranks == std::vector<std::int64_t>{3});
+    CHECK(!split.ranks[1].divergence.empty());
+}
+
+TEST_CASE("differences read as a percentage within a factor of two, as a ratio beyond") {
+    CHECK(format_change(112.3, 100) == "+12.3%");
+    CHECK(format_change(60, 100) == "-40.0%");
+    CHECK(format_change(100, 100) == "+0.0%");
+    CHECK(format_change(341, 100) == "x3.41");
+    CHECK(format_change(33138.6, 100) == "x331");
+    CHECK(format_change(1, 0) == "-");
+    CHECK(format_change(0, 0) == "+0.0%");
+}
+
 TEST_CASE("chrome trace: processes per rank, threads per stream, memory counters, both files apart") {
     const LoadedRun meas = loaded(measured(2), "run.h5");
     const LoadedRun sim = loaded(simulated(), "sim.h5");
@@ -243,6 +287,34 @@ TEST_CASE("HTML: self-contained, charts per rank panel, overlay, configuration, 
     CHECK(seed.find("ranks 0-5") != std::string::npos);
     CHECK(count(seed, "class=\"capacity\"") == 1);
     CHECK(seed.find("capacity 40.00 GiB") != std::string::npos);
+}
+
+TEST_CASE("HTML: the peak dot sits on the total's outline; steps of very different lengths get an axis each") {
+    const LoadedRun sim = loaded(simulated(), "sim.h5");
+    const std::string one = report::render_html(sim);
+    std::smatch dot, total;
+    REQUIRE(std::regex_search(one, dot, std::regex("<circle class=\"peak\" cx=\"([0-9.]+)\" cy=\"([0-9.]+)\"")));
+    REQUIRE(std::regex_search(one, total, std::regex("<path class=\"mem-total\" d=\"([^\"]+)\"")));
+    // The outline passes through the dot, and the dot is drawn after everything else of its chart.
+    CHECK(total[1].str().find("L" + dot[1].str() + " " + dot[2].str()) != std::string::npos);
+    CHECK(one.find("</circle></svg>") != std::string::npos);
+    CHECK(one.find("data-axis=\"compare\"") == std::string::npos);
+
+    // The same file 1.1x slower (measured, last step): one shared axis.
+    const LoadedRun near = loaded(measured(3), "run.h5");
+    CHECK(report::render_html(near, &sim).find("data-axis=\"compare\"") == std::string::npos);
+    // 14x slower: the compared file gets its own axis, and the page says why.
+    RunTimeline slow = simulated("tiny-gpt2-cpu", {"topology.gpu.compute_efficiency=0.02"});
+    const LoadedRun far = loaded(slow, "slow.h5");
+    const std::string two = report::render_html(far, &sim);
+    CHECK(count(two, "data-axis=\"compare\"") == 2);  // memory and ops chart
+    CHECK(two.find("on its own time axis (labels along the top of each chart)") != std::string::npos);
+    // Both span the chart: the compared ops reach past 90% of its width.
+    double cmp_end = 0;
+    const std::regex cmp_op("<rect class=\"op cmp\" x=\"([0-9.]+)\" y=\"[0-9.]+\" width=\"([0-9.]+)\"");
+    for (std::sregex_iterator it(two.begin(), two.end(), cmp_op), end; it != end; ++it)
+        cmp_end = std::max(cmp_end, std::stod((*it)[1]) + std::stod((*it)[2]));
+    CHECK((cmp_end - 96) / (report::kChartWidth - 96 - 24) > 0.9);
 }
 
 TEST_CASE("HTML: many distinct ranks are folded, then capped, and the page says so") {

@@ -79,9 +79,11 @@ TEST_CASE("simulated memory starts and ends at the persistent state; peak >= per
     }
 }
 
-TEST_CASE("prefetch hides all-gathers behind compute: less exposed communication") {
-    const auto none = simulate("llama-7b-fsdp-6x-a100-40g", {"parallel.prefetch=0", "topology.intra_node.bandwidth_gbps=300"});
-    const auto one = simulate("llama-7b-fsdp-6x-a100-40g", {"parallel.prefetch=1", "topology.intra_node.bandwidth_gbps=300"});
+TEST_CASE("FSDP's backward prefetch hides all-gathers behind compute: less exposed communication") {
+    // Without prefetch the next unit's all-gather queues behind this unit's reduce-scatter on the
+    // one communication stream; BACKWARD_PRE issues it before the gradient is computed.
+    const auto none = simulate("llama-7b-fsdp-6x-a100-40g", {"fsdp.backward_prefetch=none", "topology.intra_node.bandwidth_gbps=300"});
+    const auto one = simulate("llama-7b-fsdp-6x-a100-40g", {"fsdp.backward_prefetch=backward_pre", "topology.intra_node.bandwidth_gbps=300"});
     const auto a = report::summary_json(none), b = report::summary_json(one);
     CHECK(b.at("exposed_comm_s").as_number() < 0.5 * a.at("exposed_comm_s").as_number());
     CHECK(b.at("step_time_s").as_number() < a.at("step_time_s").as_number());

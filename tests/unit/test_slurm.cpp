@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -13,19 +14,19 @@
 #include "shardsim/config/launch.hpp"
 #include "shardsim/core/error.hpp"
 #include "shardsim/core/format.hpp"
-#include "shardsim/report/slurm.hpp"
+#include "shardsim/launch/slurm.hpp"
 #include "test_util.hpp"
 
 using namespace shardsim;
-using report::SlurmLauncher;
-using report::SlurmMode;
-using report::SlurmOptions;
+using launch::SlurmLauncher;
+using launch::SlurmMode;
+using launch::SlurmOptions;
 
 namespace {
 
 // A tiny job on CPU ranks, as the Slurm tests run it.
 const char* kTinyCpuJob =
-    "[job]\nmodel = tiny-llama\ntopology = cpu-host\n[parallel]\nstrategy = zero3\n"
+    "[job]\nmodel = tiny-llama\ntopology = cpu-host\n[parallel]\nstrategy = zero3\n[deepspeed]\nhf_auto = true\n"
     "[precision]\nparams = fp32\n[batch]\nmicro_batch = 2\nseq_len = 32\n";
 
 model::Scenario scenario(const std::string& job, const std::vector<std::string>& sets = {}) {
@@ -41,7 +42,7 @@ SlurmOptions options(const std::string& job, const std::vector<std::string>& set
 
 std::vector<std::string> refusal(const model::Scenario& s, const SlurmOptions& o) {
     try {
-        report::derive_slurm_resources(s, o);
+        launch::derive_slurm_resources(s, o);
     } catch (const InputError& e) {
         return e.problems();
     }
@@ -89,17 +90,17 @@ TEST_CASE("slurm: resources derived from shipped jobs and their topologies") {
     };
     for (const auto& c : cases) {
         INFO(c.job << " " << join(c.sets, " "));
-        const auto r = report::derive_slurm_resources(scenario(c.job, c.sets), options(c.job, c.sets));
+        const auto r = launch::derive_slurm_resources(scenario(c.job, c.sets), options(c.job, c.sets));
         CHECK(r.nodes == c.nodes);
         CHECK(r.tasks_per_node == c.tasks);
         CHECK(r.gpus_per_node == c.gpus);
         CHECK(r.cpus_per_task == c.cpus);
-        CHECK(r.time == report::kDefaultTime);
+        CHECK(r.time == launch::kDefaultTime);
         CHECK(r.launcher == SlurmLauncher::srun);
         CHECK(r.warnings.size() == (c.fits ? 0u : 1u));
         // Memory: every rank's process overhead at least, with headroom, never more than the topology's host.
         const auto s = scenario(c.job, c.sets);
-        CHECK(gib_of(r.mem) * kGiB >= c.tasks * report::kGpuRankHostOverhead);
+        CHECK(gib_of(r.mem) * kGiB >= c.tasks * launch::kGpuRankHostOverhead);
         CHECK(gib_of(r.mem) * kGiB <= s.topology.host.memory_bytes);
         CHECK(r.table.size() == 6);
     }
@@ -107,17 +108,17 @@ TEST_CASE("slurm: resources derived from shipped jobs and their topologies") {
 
 TEST_CASE("slurm: memory per node follows the simulated host memory") {
     // No offload: 6 GPU ranks x 2 GiB of process overhead x 1.25 = 15 GiB.
-    const auto plain = report::derive_slurm_resources(scenario("llama-7b-fsdp-6x-a100-40g"), options("llama-7b-fsdp-6x-a100-40g"));
+    const auto plain = launch::derive_slurm_resources(scenario("llama-7b-fsdp-6x-a100-40g"), options("llama-7b-fsdp-6x-a100-40g"));
     CHECK(plain.mem == "15G");
     // Offload: the optimizer states on the host come on top, per rank.
-    const auto off = report::derive_slurm_resources(scenario("flan-t5-xxl-zero3-offload-8x-a100-40g"),
+    const auto off = launch::derive_slurm_resources(scenario("flan-t5-xxl-zero3-offload-8x-a100-40g"),
                                                     options("flan-t5-xxl-zero3-offload-8x-a100-40g"));
     CHECK(gib_of(off.mem) > 8 * 20);
     CHECK(off.table[4].origin.find("predicted on the host") != std::string::npos);
     // A CPU host: the device is host memory too, and a process needs less.
     test::TempDir dir;
     const std::string job = dir.file("tiny.ini", kTinyCpuJob);
-    const auto cpu = report::derive_slurm_resources(scenario(job, {"topology.cluster.gpus_per_node=6"}),
+    const auto cpu = launch::derive_slurm_resources(scenario(job, {"topology.cluster.gpus_per_node=6"}),
                                                     options(job, {"topology.cluster.gpus_per_node=6"}));
     CHECK(cpu.nodes == 1);
     CHECK(cpu.tasks_per_node == 6);
@@ -125,13 +126,13 @@ TEST_CASE("slurm: memory per node follows the simulated host memory") {
     CHECK(cpu.cpus_per_task == 1);
     CHECK(gib_of(cpu.mem) == 4);  // 6 x 0.5 GiB x 1.25 = 3.75 GiB, plus the tiny model
     // Predicted host need above the topology's: requested anyway, with a warning.
-    const auto over = report::derive_slurm_resources(scenario("codet5p-2b-zero3-offload-2x-a100-40g"),
+    const auto over = launch::derive_slurm_resources(scenario("codet5p-2b-zero3-offload-2x-a100-40g"),
                                                      options("codet5p-2b-zero3-offload-2x-a100-40g"));
     REQUIRE(over.warnings.size() == 1);
     CHECK(over.warnings[0].find("has 50.00 GiB (host.memory_gib)") != std::string::npos);
     CHECK(gib_of(over.mem) * kGiB > 50 * kGiB);
     // A plan predicted not to fit its GPUs: a warning, not a refusal.
-    const auto big = report::derive_slurm_resources(scenario("mt0-xxl-full-1x-a100-80g"), options("mt0-xxl-full-1x-a100-80g"));
+    const auto big = launch::derive_slurm_resources(scenario("mt0-xxl-full-1x-a100-80g"), options("mt0-xxl-full-1x-a100-80g"));
     REQUIRE(big.warnings.size() == 1);
     CHECK(big.warnings[0].find("device memory") == 0);
 }
@@ -146,7 +147,7 @@ TEST_CASE("slurm: explicit options that agree with the job are taken") {
     o.partition = "gpu,gpu-long";
     o.account = "proj_42";
     o.launcher = SlurmLauncher::mpirun;
-    const auto r = report::derive_slurm_resources(scenario(o.job), o);
+    const auto r = launch::derive_slurm_resources(scenario(o.job), o);
     CHECK(r.cpus_per_task == 8);
     CHECK(r.mem == "0");
     CHECK(r.time == "1-00:00:00");
@@ -155,16 +156,16 @@ TEST_CASE("slurm: explicit options that agree with the job are taken") {
     for (const char* t : {"5", "30:00", "12:30:00", "2-0", "2-12:00", "INFINITE"}) {
         o.time = t;
         INFO(t);
-        CHECK_NOTHROW(report::derive_slurm_resources(scenario(o.job), o));
+        CHECK_NOTHROW(launch::derive_slurm_resources(scenario(o.job), o));
     }
     // The simulator needs one process and no GPU, whatever the job's topology.
     auto sim = options("llama-7b-fsdp-6x-a100-40g", {"job.topology=4x8-h100-ib"});
     sim.mode = SlurmMode::simulate;
-    const auto rs = report::derive_slurm_resources(scenario(sim.job, sim.sets), sim);
+    const auto rs = launch::derive_slurm_resources(scenario(sim.job, sim.sets), sim);
     CHECK(rs.nodes == 1);
     CHECK(rs.tasks_per_node == 1);
     CHECK(rs.gpus_per_node == 0);
-    CHECK(rs.time == report::kDefaultSimulateTime);
+    CHECK(rs.time == launch::kDefaultSimulateTime);
 }
 
 TEST_CASE("slurm: impossible requests are refused, one line each with the factors") {
@@ -241,7 +242,7 @@ TEST_CASE("slurm: the script carries the resources, the effective configuration 
     o.partition = "gpu";
     o.account = "proj";
     const auto s = scenario(o.job, o.sets);
-    const std::string script = report::slurm_script(s, o);
+    const std::string script = launch::slurm_script(s, o);
     const auto ls = test::lines(script);
     REQUIRE(!ls.empty());
     CHECK(ls[0] == "#!/bin/bash");
@@ -277,7 +278,7 @@ TEST_CASE("slurm: the script carries the resources, the effective configuration 
     CHECK(script.find("mpirun -np 6 --map-by ppr:6:node --bind-to none") != std::string::npos);
     CHECK(script.find("SHARDSIM_JOB=${SHARDSIM_JOB:-llama-7b-fsdp-6x-a100-40g}") != std::string::npos);
     CHECK(script.find("CMD=(\"$SHARDSIM\" run --job \"$SHARDSIM_JOB\" --set batch.micro_batch=2 --set 'job.name=it'\\''s mine' "
-                      "--out \"$OUT_DIR/run.h5\" \"${EXTRA_ARGS[@]}\")") != std::string::npos);
+                      "--out \"$OUT_DIR/run.h5\" ${EXTRA_ARGS[@]+\"${EXTRA_ARGS[@]}\"})") != std::string::npos);
     CHECK(script.find("OUT_DIR=${SHARDSIM_OUT_DIR:-${SLURM_SUBMIT_DIR:-$PWD}/shardsim-out}/${SLURM_JOB_ID:-local}") != std::string::npos);
 }
 
@@ -293,20 +294,20 @@ TEST_CASE("slurm: each mode runs its subcommand and writes its file") {
           Case{SlurmMode::validate,
                "validate --job \"$SHARDSIM_JOB\" --out-sim \"$OUT_DIR/simulate.h5\" --out-run \"$OUT_DIR/run.h5\"", true},
           // bench measures the allocation the job's shape asks for; it takes no job
-          Case{SlurmMode::bench, "bench --out \"$OUT_DIR/bench.h5\" \"${EXTRA_ARGS[@]}\")", true}}) {
+          Case{SlurmMode::bench, "bench --out \"$OUT_DIR/bench.h5\" ${EXTRA_ARGS[@]+\"${EXTRA_ARGS[@]}\"})", true}}) {
         auto o = options("gpt2-xl-fsdp-2x-titan-rtx");
         o.mode = c.mode;
-        const std::string script = report::slurm_script(scenario(o.job), o);
-        INFO(report::slurm_mode_name(c.mode));
+        const std::string script = launch::slurm_script(scenario(o.job), o);
+        INFO(launch::slurm_mode_name(c.mode));
         CHECK(script.find(std::string("CMD=(\"$SHARDSIM\" ") + c.command) != std::string::npos);
         CHECK((script.find("srun --mpi=pmix") != std::string::npos) == c.launched);
         CHECK((script.find("#SBATCH --gpus-per-node=2") != std::string::npos) == c.launched);
     }
-    CHECK(report::parse_slurm_mode("bench") == SlurmMode::bench);
-    CHECK(!report::parse_slurm_mode("train"));
-    CHECK(report::shell_quote("jobs/a-b_c.ini") == "jobs/a-b_c.ini");
-    CHECK(report::shell_quote("a b") == "'a b'");
-    CHECK(report::shell_quote("$HOME") == "'$HOME'");
+    CHECK(launch::parse_slurm_mode("bench") == SlurmMode::bench);
+    CHECK(!launch::parse_slurm_mode("train"));
+    CHECK(launch::shell_quote("jobs/a-b_c.ini") == "jobs/a-b_c.ini");
+    CHECK(launch::shell_quote("a b") == "'a b'");
+    CHECK(launch::shell_quote("$HOME") == "'$HOME'");
 }
 
 TEST_CASE("slurm: the command line writes the script or refuses with exit code 2") {
@@ -320,15 +321,176 @@ TEST_CASE("slurm: the command line writes the script or refuses with exit code 2
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     CHECK(text.find("#SBATCH --time=10\n") != std::string::npos);
 
-    const auto bad = test::run_command(bin + " slurm --job llama-7b-fsdp-6x-a100-40g --gpus-per-node 8");
-    CHECK(bad.exit_code == kExitBadInput);
-    const auto out = test::lines(bad.output);
-    REQUIRE(out.size() == 1);
-    CHECK(out[0].rfind("--gpus-per-node: bad value '8': 8 GPUs per node asked on topology 6x-a100-40g, which has 6", 0) == 0);
+    // More GPUs per node than the topology has: the job gets them (--set written into the script).
+    const auto more = test::run_command(bin + " slurm --job llama-7b-fsdp-6x-a100-40g --gpus-per-node 8");
+    CHECK(more.exit_code == 0);
+    CHECK(more.output.find("#SBATCH --gpus-per-node=8\n") != std::string::npos);
+    CHECK(more.output.find("--set topology.cluster.gpus_per_node=8 --out") != std::string::npos);
 
     const auto mode = test::run_command(bin + " slurm --mode train");
     CHECK(mode.exit_code == kExitBadInput);
     CHECK(mode.output == "--mode: bad value 'train' (allowed: run, simulate, validate, bench)\n");
+}
+
+TEST_CASE("slurm: --nodes and --gpus-per-node shape the job; a missing network is named once, completely") {
+    const std::string bin = test::shardsim_binary();
+    const std::string base = bin + " slurm --job llama-7b-fsdp-6x-a100-40g --nodes 2 --gpus-per-node 8";
+    const auto refused = test::run_command(base);
+    CHECK(refused.exit_code == kExitBadInput);
+    const auto out = test::lines(refused.output);
+    REQUIRE(out.size() == 1);
+    INFO(out[0]);
+    CHECK(out[0].rfind("--nodes: bad value '2': 2 nodes of topology 6x-a100-40g, which has no network between nodes", 0) == 0);
+    // What it says to add, taken from the message itself (a choice and a value filled in), is enough.
+    std::smatch kind, bandwidth, topology;
+    REQUIRE(std::regex_search(out[0], kind, std::regex("--set (topology\\.inter_node\\.kind=)([a-z]+)\\|")));
+    REQUIRE(std::regex_search(out[0], bandwidth, std::regex("--set (topology\\.inter_node\\.bandwidth_gbps=)<")));
+    REQUIRE(std::regex_search(out[0], topology, std::regex("--set (job\\.topology=)([a-z0-9x-]+)")));
+    const auto fixed = test::run_command(base + " --set " + kind[1].str() + kind[2].str() + " --set " + bandwidth[1].str() + "25");
+    CHECK(fixed.exit_code == 0);
+    for (const char* l : {"#SBATCH --nodes=2\n", "#SBATCH --ntasks-per-node=8\n", "#SBATCH --gpus-per-node=8\n",
+                          "--set topology.cluster.nodes=2 --set topology.cluster.gpus_per_node=8 --out",
+                          "#SBATCH --job-name=shardsim-llama-7b-fsdp-full-shard-2x8-a100-pcie-40gb\n"}) {
+        INFO(l);
+        CHECK(fixed.output.find(l) != std::string::npos);
+    }
+    const auto other = test::run_command(base + " --set " + topology[1].str() + topology[2].str());
+    CHECK(other.exit_code == 0);
+    CHECK(other.output.find("#SBATCH --nodes=2\n") != std::string::npos);
+
+    // Library level: the overrides, and none when the shape is the job's already.
+    auto o = options("llama-7b-fsdp-6x-a100-40g", {"job.topology=4x8-h100-ib"});
+    o.nodes = 2;
+    CHECK(launch::shape_overrides(scenario(o.job, o.sets), o) == std::vector<std::string>{"topology.cluster.nodes=2"});
+    o.nodes = 4;
+    o.gpus_per_node = 8;
+    CHECK(launch::shape_overrides(scenario(o.job, o.sets), o).empty());
+    // A world size the job fixes follows the shape asked for.
+    auto fixed_world = options("llama-7b-fsdp-6x-a100-40g", {"parallel.world_size=4"});
+    fixed_world.gpus_per_node = 6;
+    CHECK(launch::shape_overrides(scenario(fixed_world.job, fixed_world.sets), fixed_world) ==
+          std::vector<std::string>{"parallel.world_size=0"});
+}
+
+TEST_CASE("slurm: the job name follows the effective job") {
+    const auto name = [](const std::vector<std::string>& sets) {
+        return launch::slurm_job_name(scenario("llama-7b-fsdp-6x-a100-40g", sets));
+    };
+    CHECK(name({}) == "shardsim-llama-7b-fsdp-6x-a100-40g");
+    CHECK(name({"batch.micro_batch=4"}) == "shardsim-llama-7b-fsdp-6x-a100-40g");  // the same job, another batch
+    CHECK(name({"job.topology=4x8-h100-ib"}) == "shardsim-llama-7b-fsdp-full-shard-4x8-h100-ib");
+    CHECK(name({"parallel.strategy=zero2"}) == "shardsim-llama-7b-zero2-6x-a100-40g");
+    CHECK(name({"topology.cluster.gpus_per_node=4"}) == "shardsim-llama-7b-fsdp-full-shard-1x4-a100-pcie-40gb");
+    CHECK(name({"job.topology=4x8-h100-ib", "job.name=mine"}) == "shardsim-mine");
+}
+
+TEST_CASE("slurm: site set-up, exclusive nodes, bindings, NCCL_DEBUG and requeue in the script") {
+    auto o = options("llama-7b-fsdp-6x-a100-40g");
+    o.setup = {"module load cuda/12.4", "source \"$HOME/venv/bin/activate\""};
+    o.exclusive = true;
+    o.gpu_bind = "closest";
+    o.cpu_bind = "cores";
+    o.nccl_debug = "INFO";
+    o.requeue = true;
+    o.signal_grace_s = 300;
+    const std::string script = launch::slurm_script(scenario(o.job), o);
+    for (const char* l : {"#SBATCH --exclusive\n", "#SBATCH --requeue\n", "#SBATCH --signal=TERM@300\n", "#SBATCH --open-mode=append\n",
+                          "set +u\nmodule load cuda/12.4\nsource \"$HOME/venv/bin/activate\"\nif [ -n \"${SHARDSIM_SETUP:-}\" ]; then\n",
+                          "--cpus-per-task=2 --gpu-bind=closest --cpu-bind=cores \\\n", "export NCCL_DEBUG=${NCCL_DEBUG:-INFO}\n",
+                          "trap 'signalled=1' TERM\n", "scontrol requeue \"$SLURM_JOB_ID\"",
+                          "OUT_DIR=$OUT_DIR/restart-$SLURM_RESTART_COUNT"}) {
+        INFO(l);
+        CHECK(script.find(l) != std::string::npos);
+    }
+    // The set-up comes before the binary is looked for: it may be what puts shardsim on PATH.
+    CHECK(script.find("module load cuda/12.4") < script.find("command -v \"$SHARDSIM\""));
+    // The heap settings are for Open MPI's reductions on CPU ranks; a GPU job reduces with NCCL.
+    CHECK(script.find("MALLOC_MMAP_THRESHOLD_") == std::string::npos);
+    test::TempDir dir;
+    const std::string tiny = dir.file("tiny.ini", kTinyCpuJob);
+    auto cpu = options(tiny, {"topology.cluster.gpus_per_node=2"});
+    CHECK(launch::slurm_script(scenario(cpu.job, cpu.sets), cpu).find("export MALLOC_MMAP_THRESHOLD_=") != std::string::npos);
+
+    // What does not fit is refused, one line each.
+    const auto refused = [&](SlurmOptions x, const std::string& start) {
+        INFO(start);
+        const auto lines = refusal(scenario(x.job, x.sets), x);
+        REQUIRE(lines.size() == 1);
+        CHECK(lines[0].rfind(start, 0) == 0);
+    };
+    auto m = options("llama-7b-fsdp-6x-a100-40g");
+    m.launcher = SlurmLauncher::mpirun;
+    m.gpu_bind = "closest";
+    refused(m, "--gpu-bind: bad value 'closest': srun binds the ranks it starts; this script starts them with mpirun");
+    auto c = cpu;
+    c.nccl_debug = "INFO";
+    refused(c, "--nccl-debug: bad value 'INFO': topology cpu-host is a CPU host");
+    auto n = options("llama-7b-fsdp-6x-a100-40g");
+    n.nccl_debug = "LOUD";
+    refused(n, "--nccl-debug: bad value 'LOUD': not an NCCL_DEBUG level");
+    auto v = options("llama-7b-fsdp-6x-a100-40g");
+    v.mode = SlurmMode::validate;
+    v.requeue = true;
+    refused(v, "--requeue: bad value 'validate'");
+    auto g = options("llama-7b-fsdp-6x-a100-40g");
+    g.requeue = true;
+    g.signal_grace_s = 0;
+    refused(g, "--signal-grace: bad value '0'");
+}
+
+TEST_CASE("slurm: every script is bash 4.2 (RHEL 7) syntax, arrays included") {
+    // Bash before 4.4 calls an empty "${A[@]}" unbound under set -u: every array that can be empty
+    // is expanded as ${A[@]+"${A[@]}"}; CMD never is. Nor any syntax newer than 4.2.
+    test::TempDir dir;
+    const std::string tiny = dir.file("tiny.ini", kTinyCpuJob);
+    const std::regex expansion("(\\$\\{([A-Z_]+)\\[@\\]\\+)?\"\\$\\{([A-Z_]+)\\[@\\]\\}\"");
+    const std::vector<std::string> newer = {"${!", "declare -n", "local -n", "wait -n", "mapfile -d", "readarray -d",
+                                            "[[ -v", "[-1]", "EPOCHREALTIME", "EPOCHSECONDS", "@Q}", "@E}", "@P}", "@A}"};
+    int scripts = 0;
+    for (SlurmMode mode : {SlurmMode::run, SlurmMode::simulate, SlurmMode::validate, SlurmMode::bench})
+        for (bool requeue : {false, true})
+            for (const std::string& job : {std::string("llama-7b-fsdp-6x-a100-40g"), tiny}) {
+                if (requeue && mode != SlurmMode::run) continue;
+                auto o = options(job, job == tiny ? std::vector<std::string>{"topology.cluster.gpus_per_node=2"}
+                                                  : std::vector<std::string>{});
+                o.mode = mode;
+                o.requeue = requeue;
+                o.setup = {"module load x"};
+                const std::string script = launch::slurm_script(scenario(o.job, o.sets), o);
+                const std::string body = script.substr(script.find("\nset -euo pipefail\n"));
+                INFO(launch::slurm_mode_name(mode) << " requeue " << requeue << " " << job);
+                int arrays = 0;
+                for (std::sregex_iterator it(body.begin(), body.end(), expansion), end; it != end; ++it, ++arrays) {
+                    const std::string name = (*it)[3];
+                    INFO((*it)[0].str());
+                    CHECK((name == "CMD" || (*it)[2] == name));
+                }
+                CHECK(arrays >= 2);
+                CHECK(body.find("[@]}") != std::string::npos);
+                for (const auto& construct : newer) {
+                    INFO(construct);
+                    CHECK(body.find(construct) == std::string::npos);
+                }
+                const std::string file = dir.file("s" + std::to_string(scripts++) + ".sbatch", script);
+                CHECK(test::run_command("bash -n " + file).exit_code == 0);
+            }
+    CHECK(scripts == 10);
+    // The templates in slurm/ too.
+    int templates = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(test::source_dir() + "/slurm")) {
+        if (entry.path().extension() != ".sbatch") continue;
+        INFO(entry.path());
+        std::ifstream in(entry.path());
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        for (std::sregex_iterator it(text.begin(), text.end(), expansion), end; it != end; ++it) {
+            INFO((*it)[0].str());
+            CHECK(((*it)[3] == "CMD" || (*it)[2] == (*it)[3]));
+        }
+        for (const auto& construct : newer) CHECK(text.find(construct) == std::string::npos);
+        CHECK(text.find("SHARDSIM_SETUP") != std::string::npos);
+        ++templates;
+    }
+    CHECK(templates == 5);
 }
 
 TEST_CASE("launch environment: local rank, Slurm attributes and GPU binding") {

@@ -4,35 +4,35 @@
 
 #include "shardsim/core/error.hpp"
 #include "shardsim/io/json.hpp"
-#include "shardsim/report/sweep.hpp"
+#include "shardsim/study/sweep.hpp"
 #include "test_util.hpp"
 
 using namespace shardsim;
 
 TEST_CASE("parse_sweep") {
-    const auto s = report::parse_sweep("batch.micro_batch=1, 2,4");
+    const auto s = study::parse_sweep("batch.micro_batch=1, 2,4");
     CHECK(s.key == "batch.micro_batch");
     CHECK(s.values == std::vector<std::string>{"1", "2", "4"});
-    CHECK_THROWS_AS(report::parse_sweep("batch.micro_batch"), InputError);
-    CHECK_THROWS_AS(report::parse_sweep("micro_batch=1,2"), InputError);
-    CHECK_THROWS_AS(report::parse_sweep("batch.micro_batch=1,,2"), InputError);
+    CHECK_THROWS_AS(study::parse_sweep("batch.micro_batch"), InputError);
+    CHECK_THROWS_AS(study::parse_sweep("micro_batch=1,2"), InputError);
+    CHECK_THROWS_AS(study::parse_sweep("batch.micro_batch=1,,2"), InputError);
 }
 
 TEST_CASE("sweep rows: one per value, each what simulate says for that value") {
-    const auto r = report::run_sweep("llama-7b-fsdp-6x-a100-40g", {}, report::parse_sweep("parallel.prefetch=0,1,2"));
+    const auto r = study::run_sweep("llama-7b-fsdp-6x-a100-40g", {}, study::parse_sweep("fsdp.backward_prefetch=none,backward_post,backward_pre"));
     const auto& rows = r.json.at("rows").as_array();
     REQUIRE(rows.size() == 3);
-    CHECK(rows[0].at("value").as_string() == "0");
+    CHECK(rows[0].at("value").as_string() == "none");
     for (const auto& row : rows) {
         CHECK(row.at("world_size").as_int() == 6);
         CHECK(row.at("exposed_comm_fraction").as_number() ==
               doctest::Approx(row.at("exposed_comm_s").as_number() / row.at("step_time_s").as_number()));
     }
     // No prefetch leaves more communication exposed than prefetching one unit ahead.
-    CHECK(rows[0].at("exposed_comm_s").as_number() > rows[1].at("exposed_comm_s").as_number());
-    CHECK(r.text.find("parallel.prefetch") != std::string::npos);
+    CHECK(rows[0].at("exposed_comm_s").as_number() > rows[2].at("exposed_comm_s").as_number());
+    CHECK(r.text.find("fsdp.backward_prefetch") != std::string::npos);
 
-    const auto one = test::run_command(test::shardsim_binary() + " simulate --json --set parallel.prefetch=2");
+    const auto one = test::run_command(test::shardsim_binary() + " simulate --json --set fsdp.backward_prefetch=backward_pre");
     REQUIRE(one.exit_code == 0);
     const auto plain = io::Json::parse(one.output);
     CHECK(plain.at("step_time_s").as_number() == doctest::Approx(rows[2].at("step_time_s").as_number()));
@@ -51,15 +51,15 @@ TEST_CASE("simulate --sweep from the command line: world size via topology keys,
     CHECK(text.output.find("zero3") != std::string::npos);
     CHECK(text.output.find("most exposed op") != std::string::npos);
 
-    for (const std::string bad : {"--sweep parallel.nope=1,2", "--sweep parallel.prefetch=1,x", "--sweep prefetch",
+    for (const std::string bad : {"--sweep parallel.nope=1,2", "--sweep batch.micro_batch=1,x", "--sweep prefetch",
                                   "--sweep batch.micro_batch=1 --out x.h5"}) {
         const auto e = test::run_command(test::shardsim_binary() + " simulate " + bad);
         INFO(bad, ": ", e.output);
         CHECK(e.exit_code == 2);
         CHECK(test::lines(e.output).size() == 1);
     }
-    const auto named = test::run_command(test::shardsim_binary() + " simulate --sweep parallel.prefetch=1,x");
-    CHECK(named.output.find("--sweep parallel.prefetch=x") != std::string::npos);
+    const auto named = test::run_command(test::shardsim_binary() + " simulate --sweep batch.micro_batch=1,x");
+    CHECK(named.output.find("--sweep batch.micro_batch=x") != std::string::npos);
 }
 
 TEST_CASE("bench: bad options are one-line errors with exit 2, before MPI starts") {

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "shardsim/exec/data.hpp"
-#include "shardsim/exec/device.hpp"
+#include "shardsim/nn/data.hpp"
+#include "shardsim/device/device.hpp"
 #include "shardsim/core/half.hpp"
-#include "shardsim/exec/init.hpp"
-#include "shardsim/exec/transformer.hpp"
+#include "shardsim/nn/init.hpp"
+#include "shardsim/nn/transformer.hpp"
 #include "shardsim/model/scenario.hpp"
 #include "shardsim/plan/plan.hpp"
 
@@ -71,16 +71,16 @@ inline const std::vector<std::string>& tiny_models() {
 
 // A tracked device buffer holding a tensor.
 struct DeviceTensor {
-    exec::Buffer buf;
-    exec::Tensor t;
+    device::Buffer buf;
+    device::Tensor t;
 };
 
-inline DeviceTensor upload(exec::Device& dev, const std::vector<double>& v, DType dt, std::vector<std::int64_t> shape,
+inline DeviceTensor upload(device::Device& dev, const std::vector<double>& v, DType dt, std::vector<std::int64_t> shape,
                            MemCategory cat = MemCategory::temporaries) {
     DeviceTensor d;
-    d.t = exec::Tensor{nullptr, dt, std::move(shape)};
+    d.t = device::Tensor{nullptr, dt, std::move(shape)};
     SHARDSIM_ASSERT(d.t.numel() == static_cast<std::int64_t>(v.size()), "upload: shape and values differ");
-    d.buf = exec::Buffer(dev.allocator(), d.t.bytes(), cat, "test tensor");
+    d.buf = device::Buffer(dev.allocator(), d.t.bytes(), cat, "test tensor");
     d.t.data = d.buf.data();
     std::vector<std::uint16_t> h16(v.size());
     std::vector<float> h32(v.size());
@@ -92,14 +92,14 @@ inline DeviceTensor upload(exec::Device& dev, const std::vector<double>& v, DTyp
     return d;
 }
 
-inline DeviceTensor zeros(exec::Device& dev, DType dt, std::vector<std::int64_t> shape,
+inline DeviceTensor zeros(device::Device& dev, DType dt, std::vector<std::int64_t> shape,
                           MemCategory cat = MemCategory::temporaries) {
     std::int64_t n = 1;
     for (auto s : shape) n *= s;
     return upload(dev, std::vector<double>(static_cast<std::size_t>(n), 0.0), dt, std::move(shape), cat);
 }
 
-inline std::vector<double> download(exec::Device& dev, const exec::Tensor& t) {
+inline std::vector<double> download(device::Device& dev, const device::Tensor& t) {
     std::vector<std::uint8_t> raw(static_cast<std::size_t>(t.bytes()));
     dev.copy_to_host(raw.data(), t.data, t.bytes());
     std::vector<double> out(static_cast<std::size_t>(t.numel()));
@@ -118,13 +118,13 @@ inline std::vector<double> random_values(std::size_t n, std::uint64_t seed, doub
 // Every parameter unsharded on one device, with gradients, master weights and optimizer states.
 class Trainer {
 public:
-    Trainer(plan::PlanPtr plan, exec::Device& dev, std::uint64_t seed = 7)
+    Trainer(plan::PlanPtr plan, device::Device& dev, std::uint64_t seed = 7)
         : plan_(std::move(plan)), dev_(dev), seed_(seed) {
         const auto& p = plan_->precision();
         for (const auto& u : plan_->units()) {
             Unit s;
             for (const auto& t : u.tensors) {
-                const auto init = exec::initial_values(seed_, t, 0, t.numel().count());
+                const auto init = nn::initial_values(seed_, t, 0, t.numel().count());
                 s.params.push_back(upload(dev_, std::vector<double>(init.begin(), init.end()), p.params, t.shape, MemCategory::params));
                 s.p.tensors.push_back(s.params.back().t);
                 State st;
@@ -141,31 +141,31 @@ public:
             units_.push_back(std::move(s));
         }
         const auto shape = plan_->batch_shape();
-        model_ = std::make_unique<exec::Transformer>(*plan_, dev_, 1.0 / static_cast<double>(shape.tokens(model::Stream::decoder)));
+        model_ = std::make_unique<nn::Transformer>(*plan_, dev_, 1.0 / static_cast<double>(shape.tokens(model::Stream::decoder)));
     }
 
-    exec::Transformer& model() { return *model_; }
+    nn::Transformer& model() { return *model_; }
     const plan::ShardingPlan& plan() const { return *plan_; }
 
-    exec::Batch batch(std::int64_t step) const {
+    nn::Batch batch(std::int64_t step) const {
         const auto shape = plan_->batch_shape();
-        return exec::make_batch(plan_->scenario().job.seed, exec::first_sample(step, 0, 0, 1, 1, shape.batch), shape.batch, shape,
+        return nn::make_batch(plan_->scenario().job.seed, nn::first_sample(step, 0, 0, 1, 1, shape.batch), shape.batch, shape,
                                 plan_->scenario().model.vocab);
     }
 
-    exec::CallTensors params(int call) {
-        exec::CallTensors c;
+    device::CallTensors params(int call) {
+        device::CallTensors c;
         for (int u : plan_->program().at(static_cast<std::size_t>(call)).reads) c.units.push_back(&units_[static_cast<std::size_t>(u)].p);
         return c;
     }
-    exec::CallTensors grads(int call) {
-        exec::CallTensors c;
+    device::CallTensors grads(int call) {
+        device::CallTensors c;
         for (int u : plan_->program().at(static_cast<std::size_t>(call)).reads) c.units.push_back(&units_[static_cast<std::size_t>(u)].g);
         return c;
     }
     int calls() const { return static_cast<int>(plan_->program().size()); }
 
-    double forward(const exec::Batch& b) {
+    double forward(const nn::Batch& b) {
         model_->start_micro_batch(b);
         for (int i = 0; i < calls(); ++i) model_->forward(i, params(i));
         return model_->last_loss();
@@ -196,10 +196,10 @@ public:
             for (std::size_t i = 0; i < u.state.size(); ++i) {
                 State& s = u.state[i];
                 if (!s.grad.buf) continue;
-                const exec::Tensor param = s.master.buf ? s.master.t : u.params[i].t;
-                const exec::Tensor copy = s.master.buf ? u.params[i].t : exec::Tensor{};
+                const device::Tensor param = s.master.buf ? s.master.t : u.params[i].t;
+                const device::Tensor copy = s.master.buf ? u.params[i].t : device::Tensor{};
                 if (job.optimizer == config::OptimizerKind::adamw) {
-                    exec::AdamWOp op;
+                    device::AdamWOp op;
                     op.param = param;
                     op.grad = s.grad.t;
                     op.exp_avg = s.moments.at(0).t;
@@ -213,10 +213,10 @@ public:
                     op.step = t;
                     dev_.adamw(op);
                 } else {
-                    exec::SgdOp op;
+                    device::SgdOp op;
                     op.param = param;
                     op.grad = s.grad.t;
-                    op.momentum_buf = s.moments.empty() ? exec::Tensor{} : s.moments[0].t;
+                    op.momentum_buf = s.moments.empty() ? device::Tensor{} : s.moments[0].t;
                     op.param_copy = copy;
                     op.lr = static_cast<float>(job.lr);
                     op.momentum = static_cast<float>(job.momentum);
@@ -232,7 +232,7 @@ public:
         return g.buf ? download(dev_, g.t) : std::vector<double>{};
     }
     void set_values(int unit, int tensor, const std::vector<double>& v) {
-        const exec::Tensor& t = at(unit, tensor).params[static_cast<std::size_t>(tensor)].t;
+        const device::Tensor& t = at(unit, tensor).params[static_cast<std::size_t>(tensor)].t;
         DeviceTensor src = upload(dev_, v, t.dtype, t.shape);
         dev_.copy(t.data, src.t.data, t.bytes());
     }
@@ -245,7 +245,7 @@ private:
     struct Unit {
         std::vector<DeviceTensor> params;
         std::vector<State> state;
-        exec::UnitTensors p, g;
+        device::UnitTensors p, g;
     };
     Unit& at(int unit, int tensor) {
         Unit& u = units_.at(static_cast<std::size_t>(unit));
@@ -254,10 +254,10 @@ private:
     }
 
     plan::PlanPtr plan_;
-    exec::Device& dev_;
+    device::Device& dev_;
     std::uint64_t seed_;
     std::vector<Unit> units_;
-    std::unique_ptr<exec::Transformer> model_;
+    std::unique_ptr<nn::Transformer> model_;
 };
 
 }  // namespace shardsim::test

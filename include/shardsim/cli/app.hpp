@@ -7,10 +7,17 @@ namespace shardsim::cli {
 
 using Args = std::vector<std::string>;  // the arguments after the subcommand's name
 
+// One line people run, and what it does: the EXAMPLES section of the command's --help.
+struct Example {
+    std::string command;  // as typed, from "shardsim" or the launcher ("mpirun -np 2 shardsim run ...")
+    std::string what;
+};
+
 struct Command {
     std::string name;
     std::string summary;
     int (*run)(const Args& args);
+    std::vector<Example> examples;
 };
 
 const std::vector<Command>& commands();

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "shardsim/cli/app.hpp"
+#include "shardsim/device/backend.hpp"
 
 namespace shardsim::cli {
 
@@ -21,6 +22,10 @@ std::optional<po::variables_map> parse_options(const std::string& command, const
 // "8", "64K", "1G": a byte count with an optional K, M or G suffix (powers of 1024).
 std::optional<std::int64_t> parse_byte_count(const std::string& s);
 inline constexpr const char* kByteCountAllowed = "a byte count with an optional K, M or G suffix (powers of 1024), e.g. 8, 64K, 1G";
+
+// --backend: "auto" | "nccl" | "mpi", else an InputError naming the option.
+device::BackendRequest parse_backend_option(const std::string& value);
+inline constexpr const char* kBackendHelp = "auto (NCCL when every rank can use a GPU, else MPI; a GPU allocation without a usable GPU is an error), nccl, or mpi";
 
 // Writes `text` to `path` ("-" = stdout); a failure names the path.
 void write_text_file(const std::string& path, const std::string& text);

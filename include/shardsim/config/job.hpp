@@ -26,7 +26,23 @@ std::string strategy_name(Strategy s);
 std::optional<Strategy> parse_strategy(const std::string& s);
 
 enum class OptimizerKind { adamw, sgd };
-enum class AttentionKind { eager, flash };
+enum class BackwardPrefetch { backward_pre, backward_post, none };
+
+// PyTorch FSDP's knobs, named as FSDP names them (ENGINES.md §4).
+struct FsdpOptions {
+    BackwardPrefetch backward_prefetch = BackwardPrefetch::backward_pre;
+    bool forward_prefetch = false;
+    bool limit_all_gathers = true;
+    bool no_sync = false;  // gradient accumulation inside no_sync(): reduce on the last micro-batch only
+};
+// What memory.attention names; `automatic` (the key's `auto`) resolves per model family when the
+// scenario is completed (model/scenario.cpp): after that only eager, sdpa and flash remain.
+enum class AttentionKind { automatic, eager, sdpa, flash };
+const std::vector<std::string>& attention_names();  // in the enum's order, as users spell them
+std::string attention_name(AttentionKind a);
+// memory.loss: Hugging Face's cross-entropy (fp32 logits copy, fp32 log-softmax kept) or a fused
+// kernel that never materialises fp32 logits (plan/activations.hpp says what each keeps).
+enum class LossKind { eager, fused };
 
 struct JobConfig {
     // [job]
@@ -37,10 +53,19 @@ struct JobConfig {
     std::uint64_t seed = 0;
     // [parallel]
     Strategy strategy = Strategy::ddp;
-    std::int64_t prefetch = 1;
-    double bucket_mib = 25;
-    std::int64_t max_live_params = 0;
+    double bucket_mib = 0;        // 0: auto (the engine's default)
+    double first_bucket_mib = 0;  // 0: auto (DDP's first bucket)
     std::int64_t world_size = 0;  // 0: every GPU of the topology
+    std::int64_t shard_size = 0;       // hybrid: ranks per shard group (0: GPUs per node)
+    std::int64_t secondary_shard = 0;  // zero3 hpZ: secondary partition size (0: off)
+    FsdpOptions fsdp;  // [fsdp]
+    // [deepspeed] (names as in a ds_config's zero_optimization section; -1: auto)
+    int overlap_comm = -1;
+    bool hf_auto = false;  // resolve "auto" values as the Hugging Face integration does
+    std::int64_t stage3_prefetch_bucket_size = -1;  // -1: auto
+    std::int64_t stage3_max_live_parameters = 1'000'000'000;
+    std::int64_t stage3_max_reuse_distance = 1'000'000'000;
+    bool gradient_as_bucket_view = false;  // [ddp]
     // [precision]
     DType params = DType::fp32;
     DType grads = DType::fp32;
@@ -59,6 +84,10 @@ struct JobConfig {
     bool offload_optimizer = false;
     bool offload_params = false;
     AttentionKind attention = AttentionKind::eager;
+    LossKind loss = LossKind::eager;
+    // [dropout]: the model file's probabilities unless given (< 0 here: not given).
+    double attention_dropout = -1;
+    double hidden_dropout = -1;
     // [lora]
     std::int64_t lora_rank = 0;
     double lora_alpha = 16;

@@ -24,6 +24,8 @@ struct KeySpec {
     double min = -std::numeric_limits<double>::infinity();
     double max = std::numeric_limits<double>::infinity();
     bool min_exclusive = false;
+    bool allows_auto = false;         // "auto" is accepted too: the engine's own default (see help)
+    std::string retired;              // non-empty: the key is gone, and this says what replaced it
     std::string help;
 
     std::string name() const { return section + "." + key; }
@@ -60,6 +62,7 @@ public:
     bool boolean(const std::string& name) const;
     std::string text(const std::string& name) const { return raw(name); }
     std::vector<std::string> list(const std::string& name) const;
+    bool is_auto(const std::string& name) const { return raw(name) == "auto"; }
 
     void set(const std::string& name, Value v) { values_[name] = std::move(v); }
 

@@ -11,6 +11,10 @@ std::string format_gib(double bytes, int precision = 2);
 std::string format_count(std::int64_t n);         // "6.74B", "124.4M", "3.2K"
 std::string format_seconds(double s);             // "12.3 ms", "1.20 s", "850 us"
 std::string format_fixed(double v, int precision);
+// How `value` differs from `reference`: "+12.3%", "-40.0%" while within a factor of two, then
+// the ratio ("x3.41", "x331"): a run 331 times slower reads better so than "+33000.0%". "-" when
+// the reference is 0 and the value is not (nothing to compare with), "+0.0%" when both are 0.
+std::string format_change(double value, double reference);
 std::string join(const std::vector<std::string>& parts, const std::string& sep);
 std::vector<std::string> split(const std::string& s, char sep);
 std::string trim(const std::string& s);

@@ -2,26 +2,25 @@
 // The executor: performs the plan's schedule op by op on one rank — real parameter shards,
 // real collectives, real updates — and measures every op and every memory category.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "shardsim/comm/communicator.hpp"
-#include "shardsim/exec/device.hpp"
+#include "shardsim/device/device.hpp"
 #include "shardsim/exec/lanes.hpp"
-#include "shardsim/exec/transformer.hpp"
+#include "shardsim/nn/transformer.hpp"
 #include "shardsim/plan/schedule.hpp"
 #include "shardsim/timeline/timeline.hpp"
 
 namespace shardsim::exec {
 
-// The groups the schedule's collectives run on (see plan::GroupKind). `shard` and `replicate`
-// may be the world itself.
-struct Communicators {
-    comm::Communicator* world = nullptr;
-    comm::Communicator* shard = nullptr;
-    comm::Communicator* replicate = nullptr;
-};
+using device::Device;
+
+// The communicator of each group of the plan, indexed as plan::Groups::all() ([Note: rank
+// groups]); a group as large as the world may be the world's communicator itself.
+using Communicators = std::vector<comm::Communicator*>;
 
 struct StepResult {
     double loss = 0;     // mean over this rank's micro-batches
@@ -41,6 +40,13 @@ public:
     // One optimizer step (collective over the communicators).
     StepResult run_step(int step);
 
+    // Keep this rank's optimizer first moments as the first step leaves them (--verify compares
+    // them: they are a linear function of the first step's reduced gradients). Call before it.
+    void remember_first_step() { remember_first_step_ = true; }
+    // What the first step left: per trainable tensor (unit, state chunk), this rank's rows; empty
+    // when not asked for, or when the optimizer keeps no first moment.
+    const std::map<std::pair<int, int>, std::vector<float>>& first_step_moments() const { return first_moments_; }
+
     // Every recorded op and memory sample so far (steps back to back on one time axis).
     const timeline::RankTimeline& timeline() const { return timeline_; }
     // Seconds spent recording ops and memory, over the steps' wall time.
@@ -52,14 +58,19 @@ public:
 
     // This rank's trained values of the trainable tensor `chunk` of `unit` (its owned rows, in
     // fp32: master weights when there are some), and the first row they start at.
-    std::vector<float> owned_values(int unit, int chunk, std::int64_t* first_row) const;
+    // `moment` picks the optimizer's first state instead (AdamW's exp_avg, SGD's momentum buffer).
+    std::vector<float> owned_values(int unit, int chunk, std::int64_t* first_row, bool moment = false) const;
     // The full values of any tensor, when parameters are unsharded (a world-1 reference run).
-    std::vector<float> full_values(int unit, int tensor) const;
+    std::vector<float> full_values(int unit, int tensor, bool moment = false) const;
 
     const plan::ShardingPlan& plan() const { return *plan_; }
 
+    struct Impl;  // defined in src/exec/executor_impl.hpp, for src/exec only
+
 private:
-    struct Impl;
+    void record_step(int step, const MemoryByCategory& before);
+    bool remember_first_step_ = false;
+    std::map<std::pair<int, int>, std::vector<float>> first_moments_;
     std::unique_ptr<Impl> impl_;
     plan::PlanPtr plan_;
     timeline::RankTimeline timeline_;

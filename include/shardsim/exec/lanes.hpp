@@ -14,10 +14,13 @@
 #include <thread>
 #include <vector>
 
-#include "shardsim/exec/device.hpp"
+#include "shardsim/device/device.hpp"
 #include "shardsim/plan/schedule.hpp"
 
 namespace shardsim::exec {
+
+using device::Device;
+using device::Event;
 
 class Lanes {
 public:

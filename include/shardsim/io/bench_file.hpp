@@ -5,7 +5,7 @@
 //                             dtype, world_size, nodes, ranks_per_node, iters, warmup,
 //                             topology (INI text of --topology, "" when none),
 //                             hosts (comma-separated, rank order)
-//   /groups            compound, one row per group ([Note: bench groups] in exec/bench.hpp):
+//   /groups            compound, one row per group ([Note: bench groups] in bench/collectives.hpp):
 //                             name, ranks, nodes, per_node, instances
 //   /rows              compound, one row per group, op, size and placement:
 //                             group, ranks, nodes, per_node, op, size_bytes, count, in_place,
@@ -23,15 +23,15 @@
 #include <string>
 #include <vector>
 
-#include "shardsim/exec/bench.hpp"
+#include "shardsim/bench/collectives.hpp"
 
 namespace shardsim::io {
 
 inline constexpr int kBenchSchemaVersion = 1;
 
 // Written by one process (rank 0 of the bench holds every rank's figures).
-void write_bench_file(const std::string& path, const exec::BenchRun& run);
-exec::BenchRun read_bench_file(const std::string& path);
+void write_bench_file(const std::string& path, const bench::BenchRun& run);
+bench::BenchRun read_bench_file(const std::string& path);
 // A float64 column of /rows as stored (e.g. "busbw_GBps"), for tests and tools.
 std::vector<double> read_bench_column(const std::string& path, const std::string& column);
 

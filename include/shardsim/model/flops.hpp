@@ -4,9 +4,12 @@
 // work, norms and softmax are not counted; the executor counts the GEMMs it performs by the same
 // rule, and a test holds the two together.
 //   forward        2 * tokens * in * out per projection; 4 * b * heads * s_q * s_k * head_dim for
-//                  eager attention (flash attention skips the masked half of causal scores)
+//                  eager attention (sdpa / flash kernels skip the masked half of causal scores:
+//                  query i of a causal self-attention reads keys 0..i only)
 //   backward       input gradients of every projection (2 * tokens * in * out) + weight gradients
-//                  of trainable ones (the same again); attention backward is twice its forward
+//                  of trainable ones (the same again); eager attention backward is twice its
+//                  forward, an sdpa / flash backward 2.5 times (it computes the scores again from
+//                  q and k: five GEMMs where the forward has two, as FlashAttention-2 counts it)
 //   recompute      the forward again, for checkpointed blocks
 #include <cstdint>
 
@@ -19,7 +22,7 @@ struct BatchShape {
     std::int64_t batch = 1;    // sequences per micro-batch
     std::int64_t enc_len = 0;  // encoder tokens per sequence (0 for decoder-only)
     std::int64_t dec_len = 0;  // decoder tokens per sequence
-    bool flash = false;        // flash attention: causal scores computed for the unmasked half
+    bool fused_attention = false;  // sdpa / flash: no score matrix kept, causal scores for the unmasked half
 
     std::int64_t len(Stream s) const { return s == Stream::encoder ? enc_len : dec_len; }
     std::int64_t tokens(Stream s) const { return checked_mul(batch, len(s), "tokens of a micro-batch (micro_batch x sequence length)"); }

@@ -51,9 +51,17 @@ struct ModelSpec {
     bool attention_bias = false;    // biases on q/k/v/o projections
     bool mlp_bias = false;          // biases on FFN projections
     bool parallel_residual = false; // CodeGen: attention and MLP read the same normed input
+    // Hugging Face's attention code for the family (ENGINES.md section 7):
+    bool sdpa = false;          // an SDPA / FlashAttention-2 path exists (_supports_sdpa): llama, gpt2
+    bool softmax_fp32 = false;  // eager softmax computed and kept in fp32, then cast to the compute dtype
     std::int64_t max_positions = 0;      // learned position table size (GPT-2), or nominal context
     std::int64_t relative_buckets = 0;   // T5 relative position buckets
     std::int64_t published_params = 0;  // the total the model's authors report (0: none published)
+    std::string effective_ini;          // every key with its effective value: the model, described in full
+    // Dropout probabilities of the published config (Hugging Face's names differ per family: see
+    // model_schema's help). The job's [dropout] keys override them when the scenario is completed.
+    double attention_dropout = 0;  // on the attention probabilities
+    double hidden_dropout = 0;     // on hidden states (residual branches, embeddings, ...)
 
     bool encoder_decoder() const { return encoder.layers > 0; }
     std::string family() const { return encoder_decoder() ? "encoder-decoder" : "decoder"; }

@@ -1,24 +1,39 @@
 #pragma once
-// Activation memory of one call of the forward program: every tensor an eager implementation
-// keeps from forward to backward, by name, in the dtype it is kept in. The executor's model keeps
-// exactly these (a test compares them term by term); the simulator's ledger allocates them.
+// Activation memory of one call of the forward program: every tensor the Hugging Face model keeps
+// from forward to backward under autograd, by name, in the dtype it is kept in. The executor's
+// model keeps exactly these (a test compares them term by term); the simulator's ledger allocates
+// them.
 //
 // The terms follow Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
-// Transformer Models", section 4.1), adapted to each architecture and to what each op needs for
-// its backward:
+// Transformer Models", section 4.1), adapted to each architecture, to what each op saves for its
+// backward, and to the families' Hugging Face code (ENGINES.md section 7):
 //   - a norm keeps its input (dtype) and its per-token statistics (fp32: mean and rstd, or rstd);
 //   - a projection keeps its input only when its weight is trainable (frozen LoRA bases do not),
 //     and projections reading the same tensor keep it once; a LoRA adapter keeps its rank-wide
 //     middle activation;
-//   - eager attention keeps Q, K, V and the softmax probabilities (b * heads * s_q * s_k);
-//     flash attention keeps Q, K, V, the output and the fp32 log-sum-exp instead of the
-//     probabilities;
+//   - eager attention keeps Q, K, V and what the matmul with V reads (`probs`, the compute dtype,
+//     b * heads * s_q * s_k), plus the softmax output as a tensor of its own (`softmax`) wherever
+//     it is another tensor: when the family computes the softmax in fp32 and the compute dtype is
+//     16-bit (T5, Llama, BLOOM, CodeGen: 4 B + 2 B per element), or when attention dropout is on
+//     (softmax saves its output, dropout its 1-byte mask `probs.mask`, the matmul the dropped
+//     probabilities): T5 in bf16 with dropout 7 B, Llama in bf16 6 B, GPT-2 in bf16 with dropout
+//     5 B (softmax in the input dtype; the executor uses no autocast, under which it would be 7 B);
+//   - CodeGen's eager _attn (CodeT5+'s self-attention) upcasts q and k to fp32 before the score
+//     matmul, which keeps those copies: q and k at 4 B;
+//   - sdpa and flash attention keep Q, K, V, the output and the fp32 log-sum-exp (b * heads * s_q)
+//     and no score matrix and no mask (the kernel draws its dropout again in backward);
+//   - hidden dropout (p > 0) keeps a 1-byte mask per element where the family applies it (GPT-2:
+//     embeddings, attention and MLP outputs; BLOOM: attention and MLP outputs; T5: embeddings,
+//     sublayer outputs, the FFN's inner activation, the end of each stack; CodeGen: embeddings,
+//     attention and MLP outputs); where the dropped tensor feeds a projection it is that
+//     projection's kept input; at p = 0 nothing (ATen's dropout returns its input);
 //   - GELU / SiLU keep their input; an elementwise product keeps both factors; ReLU keeps its
 //     output;
-//   - no dropout (fine-tuning recipes for these models mostly turn it off; Korthikanti's
-//     dropout masks are left out);
-//   - the head keeps the logits in fp32 (what `logits.float()` returns and the training loop
-//     holds) and the fp32 log-softmax of the cross-entropy, plus int32 targets;
+//   - the head: memory.loss = eager keeps the logits in the model dtype (the model's output, which
+//     the training loop holds until backward) and the fp32 log-softmax of the cross-entropy
+//     (`logits.float()` is a transient copy in forward, an fp32 gradient plus its cast in
+//     backward); fused keeps only the model-dtype logits, which a Liger-style kernel overwrites
+//     with their gradient in forward; both keep int32 targets;
 //   - an embedding keeps the int32 token ids when its table is trainable.
 // With activation checkpointing a block keeps only the terms marked `kept` (its input, and the
 // tensors later blocks read: T5's position bias, the encoder output) and recomputes the rest in
@@ -56,6 +71,20 @@ struct CallActivations {
 };
 
 CallActivations call_activations(const ShardingPlan& plan, int call);
+
+// How the model computes in this job (the family's Hugging Face code, memory.attention,
+// memory.loss and [dropout]): read by call_activations and by the executor's model alike.
+struct ModelBehaviour {
+    DType compute = DType::fp32;   // activations: the params dtype
+    bool fused_attention = false;  // sdpa / flash
+    DType softmax = DType::fp32;   // dtype of the eager softmax output
+    double attention_dropout = 0;  // on the probabilities
+    double hidden_dropout = 0;     // on hidden states, where the family applies it
+    bool fused_loss = false;
+    // Eager attention keeps the softmax output apart from the probabilities the matmul reads.
+    bool separate_softmax() const { return softmax != compute || attention_dropout > 0; }
+};
+ModelBehaviour model_behaviour(const ShardingPlan& plan);
 
 // Buffers that one call makes and another frees (encoder-decoder models):
 //   encoder output gradient   (activation dtype, encoder tokens x its width) summed over the

@@ -1,10 +1,14 @@
 #pragma once
-// The collectives, each a row of one table (nccl-tests style): its name, the bus-bandwidth
-// factor, and the bytes one rank puts on the wire. `size` is always what nccl-tests calls the
-// size: the gathered output of all-gather, the full input of reduce-scatter, the buffer of
-// all-reduce and broadcast.
+// The collectives, each a row of one table (nccl-tests style): its name, the bus-bandwidth factor,
+// how a `size` becomes the call's count, where each rank's send and receive data sit, whether the
+// result is a sum, and (comm/collective_call.hpp, the layer that can make the call) the call
+// itself. `size` is always what nccl-tests calls the size: the gathered output of all-gather, the
+// full input of reduce-scatter, the buffer of all-reduce and broadcast.
 //   algbw = size / time            busbw = algbw * factor(n)
 //   all_gather, reduce_scatter: factor (n-1)/n     all_reduce: 2(n-1)/n     broadcast: 1
+// Counts and offsets are in elements; `count` is the count argument of the call (elements per
+// rank for all-gather and reduce-scatter, the whole buffer for all-reduce). In place, send and
+// receive share one buffer at exactly the offsets below (the NCCL convention).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +22,15 @@ struct CollectiveInfo {
     CollectiveKind kind;
     const char* name;
     double (*bus_factor)(std::int64_t ranks);
+    bool reduces;  // the result is a sum over ranks; otherwise each block is its owner's input
+    std::int64_t (*count_for)(std::int64_t size_elements, std::int64_t ranks);
+    std::int64_t (*send_elements)(std::int64_t count, std::int64_t ranks);
+    std::int64_t (*recv_elements)(std::int64_t count, std::int64_t ranks);
+    std::int64_t (*send_base)(std::int64_t count, std::int64_t rank);  // in the nccl-tests size
+    std::int64_t (*recv_base)(std::int64_t count, std::int64_t rank);
+
+    // The nccl-tests size (elements) of a call with `count` over `ranks`.
+    std::int64_t size_elements(std::int64_t count, std::int64_t ranks) const;
 };
 
 const CollectiveInfo& collective_info(CollectiveKind k);

@@ -21,6 +21,7 @@
 namespace shardsim::plan {
 
 struct ChunkLayout {
+    int unit = -1;                   // the unit the tensor belongs to
     int tensor = 0;                  // index in Unit::tensors
     std::int64_t rows = 0;           // dim 0 of the tensor
     std::int64_t row_elements = 0;   // elements per dim-0 row
@@ -46,5 +47,16 @@ struct FlatLayout {
 
 // Lays out the tensors of `unit` (all of them, or only the trainable ones) over `shards` ranks.
 FlatLayout make_layout(const model::Unit& unit, std::int64_t shards, bool trainable_only);
+
+// A tensor of some unit: the pieces of a layout that spans units (a gradient bucket).
+struct TensorRef {
+    int unit = 0;
+    int tensor = 0;
+};
+// Lays out the given tensors, in that order, over `shards` ranks.
+FlatLayout make_layout(const std::vector<model::Unit>& units, const std::vector<TensorRef>& tensors, std::int64_t shards);
+
+// The chunk of (unit, tensor) in `l`; nullptr when it has none.
+const ChunkLayout* find_chunk(const FlatLayout& l, int unit, int tensor);
 
 }  // namespace shardsim::plan

@@ -10,28 +10,13 @@
 #include "shardsim/core/memory.hpp"
 #include "shardsim/model/flops.hpp"
 #include "shardsim/model/scenario.hpp"
+#include "shardsim/plan/buffers.hpp"
+#include "shardsim/plan/engine.hpp"
+#include "shardsim/plan/groups.hpp"
 #include "shardsim/plan/layout.hpp"
 #include "shardsim/plan/strategy.hpp"
 
 namespace shardsim::plan {
-
-// Rank groups. Ranks are numbered node-major (rank = node * gpus_per_node + local). A shard group
-// is `shard_size` consecutive ranks; a replicate group holds the ranks with the same position in
-// every shard group.
-struct Groups {
-    std::int64_t world = 1;
-    std::int64_t shard_size = 1;      // ranks that split one copy of the sharded states
-    std::int64_t replicate_size = 1;  // copies of the sharded states (world / shard_size)
-    std::int64_t gpus_per_node = 1;
-
-    std::int64_t shard_group(std::int64_t rank) const { return rank / shard_size; }
-    std::int64_t shard_rank(std::int64_t rank) const { return rank % shard_size; }
-    std::int64_t replicate_rank(std::int64_t rank) const { return rank / shard_size; }
-    std::int64_t node_of(std::int64_t rank) const { return rank / gpus_per_node; }
-    // Nodes one group spans, and its ranks per node: what the collective time model needs.
-    std::int64_t shard_nodes() const;
-    std::int64_t replicate_nodes() const { return replicate_size; }
-};
 
 struct Precision {
     DType params = DType::bf16;
@@ -53,6 +38,8 @@ struct UnitPlan {
     // Unsharded parameters, full gradients and one unit's gradient buffer use them.
     FlatLayout full_params;
     FlatLayout full_state;
+    // ZeRO++ hpZ: every tensor over the secondary group (empty without a secondary partition).
+    FlatLayout secondary;
 };
 
 class ShardingPlan {
@@ -69,14 +56,17 @@ public:
     const std::vector<UnitPlan>& unit_plans() const { return unit_plans_; }
     const UnitPlan& unit_plan(int unit) const { return unit_plans_.at(static_cast<std::size_t>(unit)); }
 
-    std::int64_t param_shards() const { return traits_->shard_params ? groups_.shard_size : 1; }
-    std::int64_t state_shards() const { return traits_->shard_optimizer ? groups_.shard_size : 1; }
+    std::int64_t param_shards() const { return traits_->shard_params ? groups_.shard_size() : 1; }
+    std::int64_t state_shards() const { return traits_->shard_optimizer ? groups_.shard_size() : 1; }
     bool offload_optimizer() const { return scenario_.job.offload_optimizer; }
     bool offload_params() const { return scenario_.job.offload_params; }
     // Parameters are gathered (or uploaded) per unit before use, and freed after.
     bool gathers_params() const { return traits_->shard_params && (param_shards() > 1 || offload_params()); }
     // Gradients leave backward as a per-unit buffer that a reduce-scatter consumes.
     bool shards_grads() const { return traits_->shard_grads; }
+    // Backward writes a unit's gradients into a buffer of their own, freed when reduced (or sent
+    // to the host); otherwise into persistent gradient storage.
+    bool transient_grads() const { return shards_grads() && (state_shards() > 1 || offload_optimizer()); }
 
     // Sequences and tokens of one micro-batch on one rank.
     model::BatchShape batch_shape() const;
@@ -100,6 +90,14 @@ public:
     Bytes optimizer_state_bytes(int unit) const;
     Bytes host_grad_bytes(int unit) const;        // offload: fp32 gradient shard on the host
     Bytes state_update_bytes(int unit) const;     // the updated trainable shard in param dtype
+    // What the optimizer step of one unit reads and writes: master and moments read and written,
+    // the gradient read, the parameter written.
+    Bytes optimizer_traffic_bytes(int unit) const;
+
+    // Every buffer of a step ([Note: buffer table]).
+    const BufferTable& buffers() const { return buffers_; }
+    // The engine's knobs with their "auto" values resolved (plan/engine.hpp).
+    const EngineSettings& engine_settings() const { return engine_; }
 
     // The persistent state of one rank before the step (model states, runtime overhead, and on
     // the host the offloaded states): the first memory sample of every timeline.
@@ -115,6 +113,8 @@ private:
     std::vector<model::ProgramStep> program_;
     std::vector<UnitPlan> unit_plans_;
     std::vector<int> grad_order_;
+    EngineSettings engine_;
+    BufferTable buffers_;
 };
 
 using PlanPtr = std::shared_ptr<const ShardingPlan>;

@@ -13,7 +13,13 @@ enum class GradReduction {
     reduce_scatter_per_unit,  // ZeRO-1/2/3, FSDP sharded: one reduce-scatter per unit
 };
 
+// The framework whose behaviour a strategy follows (ENGINES.md): PyTorch DDP, DeepSpeed ZeRO,
+// PyTorch FSDP (FSDP1, as Hugging Face's Trainer and Accelerate wrap it by default).
+enum class Engine { ddp, deepspeed, fsdp };
+const char* engine_name(Engine e);
+
 struct StrategyTraits {
+    Engine engine = Engine::ddp;
     bool shard_params = false;           // resident parameters are shards (gathered per unit)
     bool shard_grads = false;            // gradients are kept as shards after reduction
     bool shard_optimizer = false;        // master weights and optimizer states are shards
@@ -21,7 +27,6 @@ struct StrategyTraits {
     bool gather_after_step = false;      // ZeRO-1/2: all-gather the updated shards into the full parameters
     bool hybrid = false;                 // shard inside a node, replicate across nodes
     bool reduce_every_micro_batch = false;  // false: gradients are reduced on the last micro-batch only (no_sync)
-    bool live_param_limit = false;       // ZeRO-3 honours max_live_params
     GradReduction reduction = GradReduction::all_reduce_buckets;
     const char* summary = "";
 };

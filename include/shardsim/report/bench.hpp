@@ -10,7 +10,7 @@
 // never a pass/fail criterion (timing noise is not a bug). Pass/fail is #wrong alone.
 #include <string>
 
-#include "shardsim/exec/bench.hpp"
+#include "shardsim/bench/collectives.hpp"
 #include "shardsim/io/json.hpp"
 
 namespace shardsim::report {
@@ -24,6 +24,6 @@ struct BenchReport {
     bool passed = false;  // no wrong element anywhere
 };
 
-BenchReport bench_report(const exec::BenchRun& run);
+BenchReport bench_report(const bench::BenchRun& run);
 
 }  // namespace shardsim::report

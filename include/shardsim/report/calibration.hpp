@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "shardsim/exec/bench.hpp"
+#include "shardsim/bench/collectives.hpp"
 #include "shardsim/io/json.hpp"
 #include "shardsim/sim/calibrate.hpp"
 
@@ -14,7 +14,7 @@ namespace shardsim::report {
 struct CalibrationInput {
     std::string bench_path;
     std::string topology_name;
-    const exec::BenchRun* bench = nullptr;
+    const bench::BenchRun* bench = nullptr;
     std::vector<sim::Measurement> points;  // parallel to bench->rows
     std::int64_t min_bytes = 0;            // the sizes the fit used (errors are stated over them)
     std::int64_t max_bytes = 0;

@@ -2,7 +2,11 @@
 // Inline SVG charts of one rank, drawn in C++ so that the HTML page needs no script library and
 // no network: memory over the step stacked by category with the device's capacity, and a Gantt of
 // the ops on each stream. A second timeline (the --compare file) is overlaid on the same axes:
-// its total memory as a dashed line, its ops as dashed outlines in the same lanes.
+// its total memory as a dashed line, its ops as dashed outlines in the same lanes; when the two
+// steps differ in length by more than kOwnAxisRatio, each gets its own time axis (the other's
+// labels along the top), so that both read at their own scale. The memory chart outlines the
+// device total too, so that a peak inside an op (two samples at one time: a spike of no width,
+// which an area cannot show) is drawn, with the peak's dot on it.
 //
 // Big timelines are thinned before drawing, and the page says by how much:
 //   memory  at most `max_samples` samples: the step is cut into max_samples / 2 slices of time
@@ -31,6 +35,10 @@ struct ChartInput {
 // Axes shared by every rank's charts, so that ranks line up.
 struct ChartScales {
     double t_max = 0;              // seconds
+    // > 0: the compared timeline is drawn on its own time axis (labelled along the top), from 0 to
+    // this: the two files' steps differ so much in length that one axis would squeeze the shorter
+    // into a corner. 0: both share t_max.
+    double other_t_max = 0;
     double bytes_max = 0;          // memory axis top
     double capacity_bytes = 0;     // the device's capacity (0: unknown)
     bool capacity_on_scale = true; // a line at the capacity, or a note that it is above the axis
@@ -61,6 +69,8 @@ double timeline_end(const timeline::RankTimeline& tl);
 
 // Width of the charts in SVG user units (they scale to the page).
 inline constexpr double kChartWidth = 1200;
+// Steps whose lengths differ by more than this factor get a time axis each.
+inline constexpr double kOwnAxisRatio = 2.0;
 
 std::string memory_chart(const ChartInput& in, const ChartScales& s, DrawCount& samples);
 std::string gantt_chart(const ChartInput& in, const ChartScales& s, DrawCount& ops);

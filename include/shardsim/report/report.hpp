@@ -32,9 +32,18 @@ timeline::RunTimeline select_step(const timeline::RunTimeline& run, int step);
 // laid end to end; files with one running clock keep it (offset 0). Indexed like recorded_steps.
 std::vector<double> step_offsets(const timeline::RankTimeline& tl, const std::vector<int>& steps);
 
+// A file whose run did not finish (complete = 0: stopped by a signal, or left by a run that died)
+// is an InputError naming it, why and the steps it holds, unless `allow_incomplete`.
+void require_complete(const timeline::RunTimeline& run, const std::string& path, bool allow_incomplete);
+
+// io::read_run_file, refusing an incomplete file as require_complete does; when `path` is missing
+// but the .partial file a run that died leaves is there, the error says so.
+timeline::RunTimeline read_timeline_file(const std::string& path, bool allow_incomplete);
+
 // Reads `path` and selects `step` (-1: the last; a step the file lacks falls back to its last
-// when `fallback_to_last`, which is how the --compare file is read).
-LoadedRun load_run(const std::string& path, int step, bool fallback_to_last = false);
+// when `fallback_to_last`, which is how the --compare file is read). An incomplete file is
+// refused unless `allow_incomplete` (see require_complete).
+LoadedRun load_run(const std::string& path, int step, bool fallback_to_last = false, bool allow_incomplete = false);
 
 // "measured" for mode run, "simulated" for mode simulate.
 std::string source_label(const timeline::RunTimeline& run);

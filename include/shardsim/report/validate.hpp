@@ -11,6 +11,9 @@
 //   time        step, communication and exposed communication time, error in %; fails beyond
 //               `time_pct` (0 turns the time check off)
 // A measured file with several steps is compared on its last step (the first one warms up).
+// Ranks are folded as simulate folds them: ranks with the same prediction whose comparison says
+// the same (the same exact failures and first divergence) share one result, and each row of it
+// shows the rank furthest from the prediction (`rank`), failing when any of them fails.
 #include <string>
 #include <vector>
 
@@ -29,24 +32,28 @@ struct CategoryCheck {
     MemCategory category = MemCategory::params;
     std::int64_t predicted = 0, measured = 0;
     double error_pct = 0;
-    bool failed = false;
+    bool failed = false;   // on any rank of the group
+    std::int64_t rank = 0;  // the rank whose figures these are: the group's furthest from the prediction
 };
 
 struct TimeCheck {
     std::string what;
     double predicted = 0, measured = 0, error_pct = 0;
     bool failed = false;
+    std::int64_t rank = 0;
 };
 
 struct RankValidation {
-    std::vector<std::int64_t> ranks;  // ranks with identical results
+    std::vector<std::int64_t> ranks;  // ranks folded into this result
     std::int64_t peak_predicted = 0, peak_measured = 0;
     double peak_error_pct = 0;
+    std::int64_t peak_rank = 0;
     std::vector<CategoryCheck> categories;
     std::vector<std::string> exact_failures;  // model-state and collective-size mismatches
     std::string divergence;                   // first op whose memory change differs ("" if none)
     bool divergence_fails = false;
     std::string memory_cause;                 // why peaks differ when every op's change is as planned ("" otherwise)
+    double comm_time_ratio = 0;               // measured / predicted communication time (the largest of the group)
     std::vector<TimeCheck> times;
     bool passed = true;
 };

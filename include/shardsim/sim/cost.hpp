@@ -19,12 +19,7 @@
 
 namespace shardsim::sim {
 
-// Where a group's ranks sit: how many, on how many nodes, how many per node.
-struct GroupSpan {
-    std::int64_t ranks = 1;
-    std::int64_t nodes = 1;
-    std::int64_t per_node = 1;
-};
+using plan::GroupSpan;
 
 // Link parameters the collective model uses; from the topology, or fitted by `calibrate`.
 struct LinkModel {
@@ -44,7 +39,6 @@ class CostModel {
 public:
     explicit CostModel(const plan::ShardingPlan& plan);
     double op_time(const plan::Op& op) const;
-    GroupSpan span(plan::GroupKind g) const;
     const LinkModel& links() const { return links_; }
 
 private:

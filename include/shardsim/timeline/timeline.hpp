@@ -66,6 +66,9 @@ struct RankTimeline {
     std::vector<MemorySample> memory;
 
     RankSummary summarize() const;
+    // The optimizer steps recorded (ascending), and one of them alone (its times unchanged).
+    std::vector<int> steps() const;
+    RankTimeline only_step(int step) const;
 };
 
 // One run: every rank's timeline plus what produced it.
@@ -82,6 +85,10 @@ struct RunTimeline {
     std::int64_t steps = 1;
     std::int64_t param_count = 0;
     std::int64_t trainable_param_count = 0;
+    // false: the run ended before its last step (a signal) or had not finished when this copy was
+    // written (a file left by a run that died); `completion` says which.
+    bool complete = true;
+    std::string completion = "finished";
     std::vector<std::string> unit_names;  // OpRecord::unit indexes this
     std::map<std::string, std::string> attributes;  // further root attributes (e.g. Slurm job id)
     // Ranks that share a timeline share one entry: `timelines[class_of_rank[r]]`.
