@@ -13,6 +13,7 @@
 #include "shardsim/cli/record.hpp"
 #include "shardsim/cli/run_setup.hpp"
 #include "shardsim/comm/mpi.hpp"
+#include "shardsim/comm/watchdog.hpp"
 #include "shardsim/core/format.hpp"
 #include "shardsim/exec/gather.hpp"
 #include "shardsim/exec/verify.hpp"
@@ -34,6 +35,7 @@ struct RunOptions {
     bool has_out = false;
     std::string out;
     int threads = 1;
+    double collective_timeout_s = 600;
 };
 
 std::string progress_line(int step, int steps, double loss, double tokens_per_s, double elapsed) {
@@ -50,6 +52,13 @@ int execute(const RunOptions& o, int world_rank, int world_size) {
     if (o.has_out) check_output_paths({{"--out", o.out}}, world_rank, world_size);
     RunContext ctx = prepare_run(o.job, o.sets, parse_backend_option(o.backend), o.threads, o.force, world_rank, world_size);
     try {
+        comm::watchdog::start(MPI_COMM_WORLD, o.collective_timeout_s, [&ctx](int op) {
+            if (op < 0 || static_cast<std::size_t>(op) >= ctx.schedule.ops.size()) return std::string();
+            return "op " + std::to_string(op) + " (" + plan::op_label(*ctx.plan, ctx.schedule.ops[static_cast<std::size_t>(op)]) + ")";
+        });
+        struct StopWatch {
+            ~StopWatch() { comm::watchdog::stop(); }
+        } stop_watch;
         return steps_and_outputs(ctx, o, world_rank, world_size);
     } catch (const std::exception& e) {
         // Abort while this rank's threads and buffers still exist: unwinding them first would
@@ -76,16 +85,23 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
     std::string last_line;
     if (o.verify) ctx.executor->remember_first_step();
     for (int s = 0; s < steps && stopped_by == 0; ++s) {
+        comm::watchdog::set_step(s);
         const exec::StepResult r = ctx.executor->run_step(s);
         double loss = 0, seconds = 0;
-        SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.loss, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-        SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
-        stopped_by = agreed_stop_signal(MPI_COMM_WORLD);
+        {
+            const comm::InCollective watched(ctx.step_group, "the step's loss, time and stop-signal all-reduces");
+            SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.loss, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+            SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+            stopped_by = agreed_stop_signal(MPI_COMM_WORLD);
+        }
         loss /= world_size;
         losses.push_back(loss);
         elapsed += seconds;
         // The file first: a step said done is a step in the file.
-        record.add_step(s);
+        {
+            const comm::InCollective watched(ctx.step_group, "gathering the step's timelines on rank 0 (--out)");
+            record.add_step(s);
+        }
         last_line = progress_line(s + 1, static_cast<int>(steps), loss, tokens_per_step / seconds, elapsed);
         if (world_rank == 0 && !o.json && stopped_by == 0) {
             if (tty)
@@ -189,11 +205,17 @@ int cmd_run(const Args& args) {
          "renamed to FILE at the end (complete = 0 if the run was stopped)")
         ("json", po::bool_switch(&o.json), "print the measured summary as JSON (same keys as simulate --json)")
         ("force", po::bool_switch(&o.force), "run even when the plan is predicted not to fit")
-        ("threads", po::value<int>(&o.threads)->default_value(1), "BLAS threads per rank on the CPU backend");
+        ("threads", po::value<int>(&o.threads)->default_value(1), "BLAS threads per rank on the CPU backend")
+        ("collective-timeout", po::value<double>(&o.collective_timeout_s)->default_value(600),
+         "seconds a rank waits in one collective before the watchdog names the ranks that did not arrive and aborts "
+         "the job (exit 124); 0: no watchdog");
     auto vm = parse_options("run", "mpirun -np N shardsim run --job JOB [--backend auto|nccl|mpi] [--steps S] [--verify] [--out FILE.h5] [--json]",
                             desc, args);
     if (!vm) return 0;
     if (o.steps < 0) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 0)");
+    if (!std::isfinite(o.collective_timeout_s) || o.collective_timeout_s < 0 || o.collective_timeout_s > 1e6)
+        throw InputError("--collective-timeout: bad value '" + format_fixed(o.collective_timeout_s, 1) +
+                         "' (allowed: seconds in [0, 1e6]; 0: no watchdog)");
     if (o.threads < 1) throw InputError("--threads: bad value '" + std::to_string(o.threads) + "' (allowed: integer >= 1)");
     o.has_out = vm->count("out") > 0;
     parse_backend_option(o.backend);  // refused before MPI starts
