@@ -17,6 +17,8 @@
 #include "shardsim/core/format.hpp"
 #include "shardsim/exec/gather.hpp"
 #include "shardsim/exec/verify.hpp"
+#include "shardsim/device/backend.hpp"
+#include "shardsim/launch/slurm.hpp"
 #include "shardsim/io/hdf5.hpp"
 #include "shardsim/report/header.hpp"
 #include "shardsim/report/report.hpp"
@@ -45,6 +47,57 @@ std::string progress_line(int step, int steps, double loss, double tokens_per_s,
 }
 
 int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int world_size);
+
+// [Note: process footprint] The host memory a rank is predicted to hold: its buffers (on a CPU
+// the host stands in for the device, so the device peak too, plus anything offloaded). The
+// process holds more: MPI, BLAS, the CUDA runtime, the plan and its simulated prediction, the
+// allocator's slack. The Slurm script's --mem adds kCpuRankHostOverhead / kGpuRankHostOverhead
+// per process for that; run measures its resident size (VmRSS after every step, VmHWM at the
+// end) against the buffers and that allowance.
+struct HostWatch {
+    std::int64_t predicted = 0;  // this rank's buffers on the host
+    std::int64_t allowance = 0;  // the process's own footprint, as the Slurm script counts it
+    bool warned = false;
+
+    HostWatch(const RunContext& ctx, int world_rank) {
+        const auto& pred = ctx.prediction;
+        const auto r = static_cast<std::size_t>(world_rank);
+        if (r < pred.class_of_rank.size()) {
+            const timeline::RankSummary s = pred.timelines.at(static_cast<std::size_t>(pred.class_of_rank[r])).summarize();
+            predicted = s.host_peak_bytes + (ctx.backend == device::Backend::mpi ? s.peak_bytes : 0);
+        }
+        allowance = ctx.backend == device::Backend::mpi ? launch::kCpuRankHostOverhead : launch::kGpuRankHostOverhead;
+    }
+    // After a step: one warning per rank when the resident size passes the prediction and the
+    // allowance (the kernel's OOM killer, or Slurm's memory limit, may end the process).
+    void check(int step, int world_rank) {
+        const std::int64_t rss = device::process_resident_bytes();
+        if (warned || rss <= predicted + allowance) return;
+        warned = true;
+        std::cerr << "[rank " << world_rank << " on " << comm::host_name() << "] shardsim run: warning: resident size "
+                  << format_bytes(rss) << " after step " << step + 1 << " exceeds the " << format_bytes(predicted)
+                  << " predicted for this rank's buffers + " << format_bytes(allowance)
+                  << " for the process itself (the Slurm script's --mem counts as much)" << std::endl;
+    }
+};
+
+// Rank 0 gets every rank's peak resident size and prediction (collective over the world).
+struct HostUse {
+    std::int64_t rss = 0, predicted = 0;
+    int rank = 0;
+};
+HostUse largest_host_use(const HostWatch& w, int world_rank, int world_size) {
+    const std::int64_t mine[2] = {device::process_peak_resident_bytes(), w.predicted};
+    std::vector<std::int64_t> all(2 * static_cast<std::size_t>(world_size));
+    SHARDSIM_MPI_CHECK(MPI_Gather(mine, 2, MPI_INT64_T, all.data(), 2, MPI_INT64_T, 0, MPI_COMM_WORLD));
+    HostUse worst;
+    if (world_rank != 0) return worst;
+    for (int r = 0; r < world_size; ++r) {
+        const auto i = 2 * static_cast<std::size_t>(r);
+        if (r == 0 || all[i] - all[i + 1] > worst.rss - worst.predicted) worst = {all[i], all[i + 1], r};
+    }
+    return worst;
+}
 
 int execute(const RunOptions& o, int world_rank, int world_size) {
     // From here a signal stops the run after a step instead of killing it mid-way.
@@ -84,6 +137,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
     int stopped_by = 0;
     std::string last_line;
     if (o.verify) ctx.executor->remember_first_step();
+    HostWatch host(ctx, world_rank);
     for (int s = 0; s < steps && stopped_by == 0; ++s) {
         comm::watchdog::set_step(s);
         const exec::StepResult r = ctx.executor->run_step(s);
@@ -94,6 +148,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
             SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
             stopped_by = agreed_stop_signal(MPI_COMM_WORLD);
         }
+        host.check(s, world_rank);
         loss /= world_size;
         losses.push_back(loss);
         elapsed += seconds;
@@ -152,6 +207,8 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
     double overhead = ctx.executor->measurement_overhead(), max_overhead = 0;
     SHARDSIM_MPI_CHECK(MPI_Allreduce(&overhead, &max_overhead, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
 
+    const HostUse host_use = largest_host_use(host, world_rank, world_size);
+
     exec::VerifyResult verify;
     if (o.verify) verify = exec::verify_against_reference(*ctx.executor, static_cast<int>(steps), MPI_COMM_WORLD);
 
@@ -166,6 +223,10 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
             j["loss"] = l;
             j["measurement_overhead_fraction"] = max_overhead;
             j["plan_checks_passed"] = any_bad == 0;
+            j["host_rss_peak_bytes"] = host_use.rss;
+            j["host_rss_rank"] = static_cast<std::int64_t>(host_use.rank);
+            j["host_predicted_bytes"] = host_use.predicted;
+            j["host_process_bytes"] = host_use.rss - host_use.predicted;
             if (o.verify) {
                 j["verify_max_rel_diff"] = verify.max_rel_diff;
                 j["verify_tolerance"] = verify.tolerance;
@@ -178,6 +239,12 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
             std::cout << "\nmeasured step " << steps << " of " << steps << " (earlier steps warm up)\n" << report::summary_text(last);
             std::cout << "\nrecording cost " << format_fixed(100 * max_overhead, 2) << "% of the step time; plan checks "
                       << (any_bad ? "FAILED (see above)" : "passed: persistent bytes and collective sizes as planned") << "\n";
+            std::cout << "host memory: peak resident size " << format_bytes(host_use.rss) << " (rank " << host_use.rank
+                      << ", the rank furthest above its prediction) against " << format_bytes(host_use.predicted)
+                      << " predicted for its buffers: the process itself holds " << format_bytes(host_use.rss - host_use.predicted)
+                      << " (MPI, BLAS, libraries, the plan; the Slurm script allows "
+                      << format_bytes(ctx.backend == device::Backend::mpi ? launch::kCpuRankHostOverhead : launch::kGpuRankHostOverhead)
+                      << ")\n";
             if (o.verify)
                 std::cout << "verify: max relative difference from a single-process reference " << verify.max_rel_diff
                           << " (worst " << verify.worst_tensor << ", tolerance " << verify.tolerance << ": " << verify.rule << "): "
