@@ -254,8 +254,10 @@ void stop() noexcept {
     if (!s.on) return;
     s.stopping = true;
     if (s.thread.joinable()) s.thread.join();
-    for (auto& p : s.sends) MPI_Wait(&p.request, MPI_STATUS_IGNORE);
-    s.sends.clear();
+    // An answer still going out goes on without us (waiting for it could wait on a dead rank);
+    // its buffer stays, in the list, for the life of the process.
+    for (auto& p : s.sends)
+        if (p.request != MPI_REQUEST_NULL) MPI_Request_free(&p.request);
     MPI_Comm_free(&s.comm);
     s.on = false;
 }
