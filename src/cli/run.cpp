@@ -18,7 +18,6 @@
 #include "shardsim/exec/gather.hpp"
 #include "shardsim/exec/verify.hpp"
 #include "shardsim/device/backend.hpp"
-#include "shardsim/launch/slurm.hpp"
 #include "shardsim/io/hdf5.hpp"
 #include "shardsim/report/header.hpp"
 #include "shardsim/report/report.hpp"
@@ -48,15 +47,14 @@ std::string progress_line(int step, int steps, double loss, double tokens_per_s,
 
 int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int world_size);
 
-// [Note: process footprint] The host memory a rank is predicted to hold: its buffers (on a CPU
-// the host stands in for the device, so the device peak too, plus anything offloaded). The
-// process holds more: MPI, BLAS, the CUDA runtime, the plan and its simulated prediction, the
-// allocator's slack. The Slurm script's --mem adds kCpuRankHostOverhead / kGpuRankHostOverhead
-// per process for that; run measures its resident size (VmRSS after every step, VmHWM at the
-// end) against the buffers and that allowance.
+// [Note: process footprint] The host memory a rank is predicted to hold is simulate's host figure
+// (report::host_per_rank): what it offloads, the process itself (host.process_gib: libraries,
+// MPI, BLAS, the CUDA runtime, the plan and its simulated prediction, the allocator's slack),
+// pinned rounding, and on a CPU its device peak. run measures its resident size against it:
+// VmRSS after every step, VmHWM at the end.
 struct HostWatch {
-    std::int64_t predicted = 0;  // this rank's buffers on the host
-    std::int64_t allowance = 0;  // the process's own footprint, as the Slurm script counts it
+    std::int64_t predicted = 0;  // this rank's share of the node's host memory
+    std::int64_t process = 0;    // of which the process itself (host.process_gib)
     bool warned = false;
 
     HostWatch(const RunContext& ctx, int world_rank) {
@@ -64,20 +62,22 @@ struct HostWatch {
         const auto r = static_cast<std::size_t>(world_rank);
         if (r < pred.class_of_rank.size()) {
             const timeline::RankSummary s = pred.timelines.at(static_cast<std::size_t>(pred.class_of_rank[r])).summarize();
-            predicted = s.host_peak_bytes + (ctx.backend == device::Backend::mpi ? s.peak_bytes : 0);
+            predicted = report::host_per_rank(pred, s);
+            // A GPU topology run on CPU ranks: its device is this host's memory too (as check_fit counts it).
+            if (ctx.backend == device::Backend::mpi && !pred.host_is_device) predicted += s.peak_bytes;
         }
-        allowance = ctx.backend == device::Backend::mpi ? launch::kCpuRankHostOverhead : launch::kGpuRankHostOverhead;
+        process = pred.host_process_bytes;
     }
-    // After a step: one warning per rank when the resident size passes the prediction and the
-    // allowance (the kernel's OOM killer, or Slurm's memory limit, may end the process).
+    // After a step: one warning per rank when the resident size passes the prediction (the
+    // kernel's OOM killer, or Slurm's memory limit, may end the process).
     void check(int step, int world_rank) {
         const std::int64_t rss = device::process_resident_bytes();
-        if (warned || rss <= predicted + allowance) return;
+        if (warned || rss <= predicted) return;
         warned = true;
         std::cerr << "[rank " << world_rank << " on " << comm::host_name() << "] shardsim run: warning: resident size "
                   << format_bytes(rss) << " after step " << step + 1 << " exceeds the " << format_bytes(predicted)
-                  << " predicted for this rank's buffers + " << format_bytes(allowance)
-                  << " for the process itself (the Slurm script's --mem counts as much)" << std::endl;
+                  << " of host memory predicted for this rank (of which " << format_bytes(process)
+                  << " for the process itself, host.process_gib)" << std::endl;
     }
 };
 
@@ -226,7 +226,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
             j["host_rss_peak_bytes"] = host_use.rss;
             j["host_rss_rank"] = static_cast<std::int64_t>(host_use.rank);
             j["host_predicted_bytes"] = host_use.predicted;
-            j["host_process_bytes"] = host_use.rss - host_use.predicted;
+            j["host_process_measured_bytes"] = host_use.rss - (host_use.predicted - host.process);
             if (o.verify) {
                 j["verify_max_rel_diff"] = verify.max_rel_diff;
                 j["verify_tolerance"] = verify.tolerance;
@@ -241,10 +241,9 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
                       << (any_bad ? "FAILED (see above)" : "passed: persistent bytes and collective sizes as planned") << "\n";
             std::cout << "host memory: peak resident size " << format_bytes(host_use.rss) << " (rank " << host_use.rank
                       << ", the rank furthest above its prediction) against " << format_bytes(host_use.predicted)
-                      << " predicted for its buffers: the process itself holds " << format_bytes(host_use.rss - host_use.predicted)
-                      << " (MPI, BLAS, libraries, the plan; the Slurm script allows "
-                      << format_bytes(ctx.backend == device::Backend::mpi ? launch::kCpuRankHostOverhead : launch::kGpuRankHostOverhead)
-                      << ")\n";
+                      << " predicted: buffers " << format_bytes(host_use.predicted - host.process) << " + the process itself "
+                      << format_bytes(host.process) << " (host.process_gib), which measured "
+                      << format_bytes(host_use.rss - (host_use.predicted - host.process)) << "\n";
             if (o.verify)
                 std::cout << "verify: max relative difference from a single-process reference " << verify.max_rel_diff
                           << " (worst " << verify.worst_tensor << ", tolerance " << verify.tolerance << ": " << verify.rule << "): "

@@ -51,17 +51,18 @@ void check_fit(const RunContext& ctx, bool force) {
         throw InputError("job " + s.job.name + " is predicted to need " + format_bytes(peak) + " per " +
                          (ctx.backend == device::Backend::mpi ? "rank" : "GPU") + " but " + s.topology.gpu.name + " of topology " + s.topology.name +
                          " has " + format_bytes(s.topology.gpu.memory_bytes) + " (allowed: a plan that fits — see shardsim simulate — or --force to run anyway)");
-    if (ctx.backend == device::Backend::mpi) {
-        const std::int64_t local = comm::node_local_size(MPI_COMM_WORLD);
-        const std::int64_t need = peak * local + host_node;
-        const std::int64_t have = device::host_available_bytes();
-        if (need > have && !force)
-            throw InputError("job " + s.job.name + " is predicted to need " + format_gib(static_cast<double>(need), 2) +
-                             " GiB of host memory on this node (" + format_gib(static_cast<double>(peak), 2) + " GiB per rank x " +
-                             std::to_string(local) + " ranks + " + format_gib(static_cast<double>(host_node), 2) +
-                             " GiB offloaded) but " + format_gib(static_cast<double>(have), 2) +
-                             " GiB are available (allowed: a smaller job, or --force to run anyway)");
-    }
+    // The host: the figure simulate prints (report::summary_json), for the ranks of this node —
+    // offloaded states, each process itself, pinned rounding, and on a CPU host the device peaks.
+    const std::int64_t have = device::host_available_bytes();
+    const std::int64_t local = comm::node_local_size(MPI_COMM_WORLD);
+    const std::int64_t per_node = std::max<std::int64_t>(1, std::min(s.topology.gpus_per_node, ctx.plan->groups().world()));
+    std::int64_t need = host_node / per_node * local;
+    // A GPU topology run on CPU ranks: its devices are this host's memory too.
+    if (ctx.backend == device::Backend::mpi && !ctx.prediction.host_is_device) need += peak * local;
+    if (need > have && !force)
+        throw InputError("job " + s.job.name + " is predicted to need " + format_gib(static_cast<double>(need), 2) +
+                         " GiB of host memory on this node (" + std::to_string(local) + " rank(s), as simulate's host per node says) but " +
+                         format_gib(static_cast<double>(have), 2) + " GiB are available (allowed: a smaller job, or --force to run anyway)");
 }
 
 std::string binding_table(const RunContext& ctx, int world_rank, int world_size) {

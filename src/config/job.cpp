@@ -111,6 +111,10 @@ const Schema& job_schema() {
                          "shipped topology name or path to a topology .ini, relative to the job file"));
         s.push_back(integer("job", "steps", "optimizer steps", "1", 1, "steps the executor runs", limits::kSteps));
         s.push_back(integer("job", "seed", "", "1234", 0, "seed of weights and synthetic data"));
+        s.push_back(number("job", "reported_host_gb", "GB", "0", 0, false,
+                           "host memory a published run of this job reports having used (decimal GB, as such tables "
+                           "give it), printed next to the predicted host use for comparison; 0: none. It is not the "
+                           "host's size (topology host.memory_gib)", 1e6));
 
         s.push_back(choice("parallel", "strategy", strategy_names(), "", "sharding strategy"));
         KeySpec prefetch = integer("parallel", "prefetch", "units", "1", 0, "");
@@ -162,6 +166,14 @@ const Schema& job_schema() {
         s.push_back(integer("deepspeed", "stage3_max_reuse_distance", "elements", "1e9", 0,
                             "zero3: a unit stays gathered when its next use comes within this many elements of other "
                             "units' parameters (at most 2^50, the largest model)", static_cast<double>(limits::kParams)));
+        s.push_back(boolean("deepspeed", "pin_memory", "true",
+                            "zero1/2/3 with offload: pin the host buffers DeepSpeed pins (offload_optimizer.pin_memory, "
+                            "true since DeepSpeed 0.16.5; pinning rounds each buffer up to a power of two); zero3's "
+                            "offloaded parameters are pinned either way"));
+        s.push_back(integer("deepspeed", "sub_group_size", "elements", "1e9", 1,
+                            "zero3: the optimizer steps over sub-groups of this many partition elements; with offload its "
+                            "fp32 gradient buffer on the host holds the largest sub-group (at most 2^50, the largest model)",
+                            static_cast<double>(limits::kParams)));
         s.push_back(boolean("deepspeed", "hf_auto", "false",
                             "zero1/2/3: resolve 'auto' values as the Hugging Face Trainer and Accelerate fill a ds_config's "
                             "\"auto\" keys (reduce_bucket_size = hidden^2) instead of DeepSpeed's own defaults"));
@@ -273,6 +285,7 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
 
     const Values& v = job.values;
     job.name = v.text("job.name");
+    job.reported_host_gb = v.number("job.reported_host_gb");
     if (job.name.empty()) {
         job.name = std::filesystem::path(path).stem().string();
         job.values.set("job.name", {job.name, "default", false});
@@ -298,6 +311,8 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.stage3_prefetch_bucket_size = v.is_auto("deepspeed.stage3_prefetch_bucket_size") ? -1 : v.integer("deepspeed.stage3_prefetch_bucket_size");
     job.stage3_max_live_parameters = v.integer("deepspeed.stage3_max_live_parameters");
     job.stage3_max_reuse_distance = v.integer("deepspeed.stage3_max_reuse_distance");
+    job.pin_memory = v.boolean("deepspeed.pin_memory");
+    job.sub_group_size = v.integer("deepspeed.sub_group_size");
     job.fsdp.limit_all_gathers = v.boolean("fsdp.limit_all_gathers");
     job.fsdp.no_sync = v.boolean("fsdp.no_sync");
     job.params = *parse_dtype(v.text("precision.params"));
@@ -356,7 +371,8 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     const bool deepspeed = job.strategy == Strategy::zero1 || job.strategy == Strategy::zero2 || job.strategy == Strategy::zero3;
     if (!deepspeed)
         for (const char* key : {"deepspeed.overlap_comm", "deepspeed.hf_auto", "deepspeed.stage3_prefetch_bucket_size",
-                                "deepspeed.stage3_max_live_parameters", "deepspeed.stage3_max_reuse_distance"})
+                                "deepspeed.stage3_max_live_parameters", "deepspeed.stage3_max_reuse_distance",
+                                "deepspeed.pin_memory", "deepspeed.sub_group_size"})
             refuse(key, "strategy " + strategy + " is not DeepSpeed's", "zero1, zero2, zero3");
     if (job.strategy != Strategy::ddp)
         for (const char* key : {"ddp.gradient_as_bucket_view", "parallel.first_bucket_mib"})

@@ -110,6 +110,15 @@ const Schema& topology_schema() {
                              limits::kGBps));
         s.push_back(positive("host", "cpu_optimizer_gelems", "1e9 params/s", "1",
                              "CPU optimizer throughput per rank (offload; at most 1e6)", limits::kGelemsPerSecond));
+        KeySpec process = key("host", "process_gib", ValueType::number, "GiB", "auto",
+                              "host memory of each training process itself, beyond the buffers it offloads: libraries, "
+                              "CUDA's host side, the data loader (auto: 2 GiB per GPU rank, an estimate for a PyTorch "
+                              "process with CUDA; 0.5 GiB per CPU rank, measured for shardsim's own ranks: README; at most "
+                              "1 PiB)");
+        process.min = 0;
+        process.max = limits::kMemoryGiB;
+        process.allows_auto = true;
+        s.push_back(process);
         return s;
     }();
     return schema;
@@ -162,6 +171,8 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
     t.host.memory_bytes = static_cast<std::int64_t>(v.number("host.memory_gib") * kGiB);
     t.host.h2d_gbps = v.number("host.h2d_gbps");
     t.host.cpu_optimizer_gelems = v.number("host.cpu_optimizer_gelems");
+    t.host.process_bytes = v.is_auto("host.process_gib") ? (t.gpu.is_cpu ? kGiB / 2 : 2 * kGiB)
+                                                         : static_cast<std::int64_t>(v.number("host.process_gib") * kGiB);
 
     auto at = [&](const std::string& k) {
         const std::string& w = v.where(k);

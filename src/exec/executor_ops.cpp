@@ -142,6 +142,12 @@ void offload_grads(OpRun& r) {
 void upload_update(OpRun& r) {
     Executor::Impl& m = r.impl();
     const Resolved in = r.get(Role::input);
+    if (r.has(Role::stage)) {
+        // Up as it is, then converted into this rank's rows of the parameters on the device.
+        const Resolved stage = r.get(Role::stage);
+        transfer(m.dev, stage.data, stage.spec->side, in.data, in.spec->side, in.spec->bytes);
+        return copy_own_rows(m.dev, *m.plan, stage, r.get(Role::result), r.state_rank());
+    }
     if (r.has(Role::output)) {
         const Resolved out = r.get(Role::output);
         return transfer(m.dev, out.data, out.spec->side, in.data, in.spec->side, in.spec->bytes);
@@ -216,6 +222,16 @@ void optimizer_step(OpRun& r) {
                         b.spec->dtype, n)
                  : Tensor{};
     };
+    if (r.has(Role::input)) {
+        // The gradients flattened (and converted to fp32) first, as the plan's step group says.
+        const Resolved in = r.get(Role::input);
+        if (r.has(Role::stage)) {
+            copy_own_rows(m.dev, p, in, r.get(Role::stage), rank);
+            copy_own_rows(m.dev, p, r.get(Role::stage), grad, rank);
+        } else {
+            copy_own_rows(m.dev, p, in, grad, rank);
+        }
+    }
     const auto& job = p.scenario().job;
     for (std::size_t i = 0; i < chunks.size(); ++i) {
         const std::int64_t n = chunks[i].owned_rows(rank) * chunks[i].row_elements;

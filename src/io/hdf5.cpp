@@ -225,6 +225,7 @@ void write_run_file(const std::string& path, const RunTimeline& run) {
         h5::File file{SHARDSIM_H5_CHECK(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()))};
         write_attributes(file.id(), root);
         write_units(file.id(), run.unit_names, true);
+        write_buffer_tables(file.id(), run, true);
         write_ranks(file.id(), run, types);
         file.close();
         publish(partial, path);
@@ -255,6 +256,7 @@ void write_run_parallel(const std::string& path, const RunTimeline& local, MPI_C
         // with the same arguments. Raw data is written independently, each rank its own rows.
         write_attributes(file.id(), root);
         write_units(file.id(), local.unit_names, me == 0);
+        write_buffer_tables(file.id(), local, me == 0);
         for (int r = 0; r < size; ++r) {
             const auto& rank_sizes = sizes[static_cast<std::size_t>(r)];
             const h5::Group group = create_rank_group(file.id(), r, attrs[static_cast<std::size_t>(r)]);

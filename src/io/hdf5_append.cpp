@@ -69,6 +69,7 @@ RunFileAppender::RunFileAppender(std::string path, const timeline::RunTimeline& 
         file_ = h5::File{SHARDSIM_H5_CHECK(H5Fcreate(partial_path(path_).c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()))};
         h5::write_attributes(file_.id(), root);
         write_units(file_.id(), header_.unit_names, true);
+        write_buffer_tables(file_.id(), header_, true);
         SHARDSIM_H5_CHECK(H5Fflush(file_.id(), H5F_SCOPE_GLOBAL));
     } catch (const Error& e) {
         throw Error("cannot write timeline file '" + partial_path(path_) + "': " + e.what());

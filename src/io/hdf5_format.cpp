@@ -228,6 +228,8 @@ bool is_standard_root(const std::string& name) {
         if (name == t.name) return true;
     for (const auto& c : kRootCounts)
         if (name == c.name) return true;
+    for (const auto& c : kRootOptionalCounts)
+        if (name == c.name) return true;
     return false;
 }
 
@@ -235,6 +237,7 @@ std::vector<Attr> root_attributes(const RunTimeline& run) {
     std::vector<Attr> attrs = {{"schema_version", std::int64_t{kSchemaVersion}}, {"shardsim_version", version()}};
     for (const auto& t : kRootTexts) attrs.push_back({t.name, run.*t.member});
     for (const auto& c : kRootCounts) attrs.push_back({c.name, run.*c.member});
+    for (const auto& c : kRootOptionalCounts) attrs.push_back({c.name, run.*c.member});
     attrs.push_back({"complete", std::int64_t{run.complete ? 1 : 0}});
     attrs.push_back({"completion", run.completion});
     for (const auto& [name, value] : run.attributes) {
@@ -282,6 +285,103 @@ void write_units(hid_t file, const std::vector<std::string>& names, bool with_da
     std::vector<char> packed_names(names.size() * width, '\0');
     for (std::size_t i = 0; i < names.size(); ++i) std::memcpy(&packed_names[i * width], names[i].data(), names[i].size());
     SHARDSIM_H5_CHECK(H5Dwrite(units.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, packed_names.data()));
+}
+
+namespace {
+
+// A compound of fixed columns laid out at run time (string widths depend on the data), filled
+// row by row into one packed byte buffer.
+class PackedTable {
+public:
+    void column(const std::string& name, hid_t type, std::size_t size) {
+        cols_.push_back({name, type, offset_, size});
+        offset_ += size;
+    }
+    void string_column(const std::string& name, std::size_t width) {
+        strings_.push_back(string_type(width, H5T_CSET_ASCII));
+        column(name, strings_.back().id(), width);
+    }
+    void row() { data_.resize(data_.size() + offset_, '\0'); }
+    template <class T>
+    void set(std::size_t col, T value) {
+        std::memcpy(&data_[data_.size() - offset_ + cols_[col].offset], &value, sizeof(T));
+    }
+    void set_text(std::size_t col, const std::string& text) {
+        std::memcpy(&data_[data_.size() - offset_ + cols_[col].offset], text.data(), std::min(text.size(), cols_[col].size - 1));
+    }
+    void write(hid_t file, const char* name, std::size_t rows, bool with_data, const std::vector<Attr>& attrs) {
+        const h5::Datatype type{SHARDSIM_H5_CHECK(H5Tcreate(H5T_COMPOUND, std::max<std::size_t>(offset_, 1)))};
+        for (const auto& c : cols_) SHARDSIM_H5_CHECK(H5Tinsert(type.id(), c.name.c_str(), c.offset, c.type));
+        const hsize_t dims[1] = {rows};
+        const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Screate_simple(1, dims, nullptr))};
+        const h5::Dataset d{SHARDSIM_H5_CHECK(H5Dcreate2(file, name, type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT))};
+        write_attributes(d.id(), attrs);
+        if (with_data && rows > 0) SHARDSIM_H5_CHECK(H5Dwrite(d.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data_.data()));
+    }
+
+private:
+    struct Col {
+        std::string name;
+        hid_t type;
+        std::size_t offset, size;
+    };
+    std::vector<Col> cols_;
+    std::vector<h5::Datatype> strings_;
+    std::size_t offset_ = 0;
+    std::vector<char> data_;
+};
+
+std::size_t widest(std::size_t w, const std::string& s) { return std::max(w, s.size() + 1); }
+
+}  // namespace
+
+void write_buffer_tables(hid_t file, const RunTimeline& run, bool with_data) {
+    if (run.buffers.empty()) return;
+    std::size_t name_w = 1, cat_w = 1, dt_w = 1, role_w = 1, acc_w = 1;
+    for (const auto& b : run.buffers) name_w = widest(name_w, b.name), cat_w = widest(cat_w, b.category), dt_w = widest(dt_w, b.dtype);
+    for (const auto& u : run.op_buffers) role_w = widest(role_w, u.role), acc_w = widest(acc_w, u.access);
+    PackedTable b;
+    b.column("id", H5T_NATIVE_INT32, 4);
+    b.string_column("name", name_w);
+    b.string_column("category", cat_w);
+    b.string_column("dtype", dt_w);
+    b.column("bytes", H5T_NATIVE_INT64, 8);
+    b.column("unit", H5T_NATIVE_INT32, 4);
+    b.column("parent", H5T_NATIVE_INT32, 4);
+    b.column("offset", H5T_NATIVE_INT64, 8);
+    b.column("host", H5T_NATIVE_INT8, 1);
+    b.column("pinned", H5T_NATIVE_INT8, 1);
+    b.column("persistent", H5T_NATIVE_INT8, 1);
+    for (const auto& x : run.buffers) {
+        b.row();
+        b.set(0, x.id);
+        b.set_text(1, x.name);
+        b.set_text(2, x.category);
+        b.set_text(3, x.dtype);
+        b.set(4, x.bytes);
+        b.set(5, x.unit);
+        b.set(6, x.parent);
+        b.set(7, x.offset);
+        b.set(8, static_cast<std::int8_t>(x.host));
+        b.set(9, static_cast<std::int8_t>(x.pinned));
+        b.set(10, static_cast<std::int8_t>(x.persistent));
+    }
+    b.write(file, "buffers", run.buffers.size(), with_data, {{"bytes.units", std::string(kBytes)}, {"offset.units", std::string(kBytes)}});
+    PackedTable u;
+    u.column("op_id", H5T_NATIVE_INT32, 4);
+    u.column("buffer", H5T_NATIVE_INT32, 4);
+    u.column("instance", H5T_NATIVE_INT32, 4);
+    u.string_column("role", role_w);
+    u.string_column("access", acc_w);
+    for (const auto& x : run.op_buffers) {
+        u.row();
+        u.set(0, x.op_id);
+        u.set(1, x.buffer);
+        u.set(2, x.instance);
+        u.set_text(3, x.role);
+        u.set_text(4, x.access);
+    }
+    u.write(file, "op_buffers", run.op_buffers.size(), with_data, {});
 }
 
 void publish(const std::string& partial, const std::string& path) {

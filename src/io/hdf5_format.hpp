@@ -122,6 +122,13 @@ constexpr RootCount kRootCounts[] = {
     {"param_count", &RunTimeline::param_count},
     {"trainable_param_count", &RunTimeline::trainable_param_count},
 };
+// Added after schema 2 was first written: read when present (0 otherwise).
+constexpr RootCount kRootOptionalCounts[] = {
+    {"host_process_bytes", &RunTimeline::host_process_bytes},
+    {"host_pinned_slack_bytes", &RunTimeline::host_pinned_slack_bytes},
+    {"host_is_device", &RunTimeline::host_is_device},
+    {"reported_host_bytes", &RunTimeline::reported_host_bytes},
+};
 
 bool is_standard_root(const std::string& name);
 std::vector<Attr> root_attributes(const RunTimeline& run);
@@ -145,6 +152,9 @@ void publish(const std::string& partial, const std::string& path);
 
 // /units: one fixed-length string per unit, as wide as the longest name.
 void write_units(hid_t file, const std::vector<std::string>& names, bool with_data);
+// /buffers and /op_buffers (RunTimeline::buffers, op_buffers), when the run has them. Written,
+// not read back: they describe the plan for readers of the file.
+void write_buffer_tables(hid_t file, const RunTimeline& run, bool with_data);
 h5::PropList file_access();
 
 }  // namespace shardsim::io::detail

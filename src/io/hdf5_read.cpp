@@ -178,6 +178,8 @@ RunTimeline read_root(hid_t file, std::int64_t schema) {
     RunTimeline run;
     for (const auto& t : kRootTexts) run.*t.member = read_text_attribute(file, "/", t.name);
     for (const auto& c : kRootCounts) run.*c.member = read_int_attribute(file, "/", c.name);
+    for (const auto& c : kRootOptionalCounts)
+        if (has_attribute(file, c.name)) run.*c.member = read_int_attribute(file, "/", c.name);
     if (schema >= 2) {
         run.complete = read_int_attribute(file, "/", "complete") != 0;
         run.completion = read_text_attribute(file, "/", "completion");

@@ -10,6 +10,7 @@
 #include "shardsim/core/version.hpp"
 #include "shardsim/plan/plan.hpp"
 #include "shardsim/plan/schedule.hpp"
+#include "shardsim/report/summary.hpp"
 #include "shardsim/sim/predict.hpp"
 
 namespace shardsim::launch {
@@ -43,6 +44,11 @@ struct ResourcePrediction {
     std::int64_t device_peak = 0;  // the largest rank's
     std::int64_t host_peak = 0;    // offloaded states on the host, per rank
     double step_time = 0;
+    // The host figure simulate prints and --json says (report::summary_json): the fullest node's
+    // offloaded bytes, processes, pinned rounding and, on a CPU host, device peaks.
+    std::int64_t host_node = 0;
+    std::int64_t process = 0;       // per rank
+    std::int64_t pinned_slack = 0;  // per rank
 };
 
 ResourcePrediction predict_resources(const model::Scenario& s) {
@@ -54,6 +60,10 @@ ResourcePrediction predict_resources(const model::Scenario& s) {
         p.host_peak = std::max(p.host_peak, sum.host_peak_bytes);
         p.step_time = std::max(p.step_time, sum.step_time);
     }
+    const io::Json j = report::summary_json(run);
+    p.host_node = j.at("host_peak_bytes_per_node").as_int();
+    p.process = j.at("host_process_bytes_per_rank").as_int();
+    p.pinned_slack = j.at("host_pinned_slack_bytes_per_rank").as_int();
     return p;
 }
 
@@ -163,13 +173,14 @@ MemNeed memory_need(const model::Scenario& s, const Shape& shape, const Resource
         n.factors = "the simulator: one process, ~1 GiB";
         return n;
     }
+    // The figure simulate prints as "host per node", for the ranks of one node.
     const bool cpu = s.topology.gpu.is_cpu;
-    const std::int64_t overhead = cpu ? kCpuRankHostOverhead : kGpuRankHostOverhead;
-    const std::int64_t per_rank = p.host_peak + (cpu ? p.device_peak : 0) + overhead;
-    n.bytes = shape.tasks_per_node * per_rank;
-    n.factors = plural(shape.tasks_per_node, "rank") + " x (" +
-                (cpu ? gib(p.device_peak) + " predicted peak (host is the device) + " : std::string()) +
-                gib(p.host_peak) + " predicted on the host + " + gib(overhead) + " per process) = " + gib(n.bytes);
+    (void)shape;
+    n.bytes = p.host_node;
+    n.factors = "the predicted host use per node, " + gib(n.bytes) + " (per rank: " +
+                (cpu ? gib(p.device_peak) + " device peak (the device is host memory) + " : std::string()) + gib(p.host_peak) +
+                " offloaded + " + gib(p.process) + " process (host.process_gib)" +
+                (p.pinned_slack > 0 ? " + " + gib(p.pinned_slack) + " pinned rounding" : std::string()) + ")";
     return n;
 }
 

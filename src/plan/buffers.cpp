@@ -1,5 +1,10 @@
 #include "shardsim/plan/buffers.hpp"
 
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <optional>
+
 #include "shardsim/core/error.hpp"
 #include "shardsim/plan/activations.hpp"
 #include "shardsim/plan/engine.hpp"
@@ -61,7 +66,11 @@ public:
             after_step(u.index);
         }
         if (p_.traits().reduction == GradReduction::all_reduce_buckets && p_.groups().world() > 1) buckets();
-        if (p_.traits().engine == Engine::deepspeed) zero_buckets();
+        if (p_.traits().engine == Engine::deepspeed) {
+            zero_buckets();
+            step_groups();
+            offload_extras();
+        }
         for (int c = 0; c < static_cast<int>(p_.program().size()); ++c) call(c);
         cross_calls();
         return std::move(t_);
@@ -87,15 +96,21 @@ private:
     int add(int u, const std::string& what, MemCategory c, DType dt, LayoutRef l, Arrangement a, std::int64_t bytes) {
         return put(spec(u, what, c, dt, l, a, bytes));
     }
-    int persistent(int u, const std::string& what, MemCategory c, DType dt, LayoutRef l, std::int64_t bytes, Init init) {
+    // Host buffers are pinned as the engine pins them: optimizer moments never (CPU Adam's states
+    // are plain host memory); DeepSpeed the rest when pin_memory (`pin` says which of its rules
+    // applies); FSDP its offloaded shards, always.
+    int persistent(int u, const std::string& what, MemCategory c, DType dt, LayoutRef l, std::int64_t bytes, Init init,
+                   bool moments = false, std::optional<bool> pin = std::nullopt) {
         BufferSpec b = spec(u, what, c, dt, l, Arrangement::shard, bytes);
         b.persistent = true;
         b.init = init;
-        // DeepSpeed pins its host copies of parameters, master weights and gradients (offload
-        // configs' pin_memory, true by default); its CPU Adam moments are plain host memory.
-        b.pinned = b.side == Side::host && c != MemCategory::optimizer_states && what.find("adam") == std::string::npos &&
-                   what.find("momentum") == std::string::npos;
+        b.pinned = b.side == Side::host && !moments && pin.value_or(true);
         return put(std::move(b));
+    }
+    bool deepspeed() const { return p_.traits().engine == Engine::deepspeed; }
+    // DeepSpeed's pin_memory rule for a buffer that follows it.
+    std::optional<bool> ds_pin() const {
+        return deepspeed() ? std::optional<bool>(p_.engine_settings().pin_memory) : std::nullopt;
     }
 
     // Replicated gradients live in one arena in grad_order, so that buckets are contiguous.
@@ -123,21 +138,33 @@ private:
             b.grad_shard = persistent(u, "gradient shard", MemCategory::grads, gd_, LayoutRef::state, p_.grad_shard_bytes(u).count(), Init::zeros);
         else if (trainable(u))
             b.grads = arena_view(u);
+        // ZeRO-3's offloaded fp32 master is a plain CPU clone, never pinned (ENGINES.md §2).
+        const bool ds3 = deepspeed() && p_.engine_settings().zero_stage == 3;
         b.master = persistent(u, "fp32 master shard", off ? MemCategory::offloaded : MemCategory::master_params, DType::fp32,
-                              LayoutRef::state, p_.master_bytes(u).count(), Init::weights);
+                              LayoutRef::state, p_.master_bytes(u).count(), Init::weights, false,
+                              ds3 ? std::optional<bool>(false) : ds_pin());
         const Precision& prec = p_.precision();
         const std::int64_t per_moment = prec.moment_count ? p_.optimizer_state_bytes(u).count() / prec.moment_count : 0;
         const char* moment_names[2] = {prec.moment_count == 2 ? "adam exp_avg shard" : "sgd momentum shard", "adam exp_avg_sq shard"};
         for (int m = 0; m < prec.moment_count; ++m)
             b.moments[m] = persistent(u, moment_names[m], off ? MemCategory::offloaded : MemCategory::optimizer_states, prec.moments,
-                                      LayoutRef::state, per_moment, Init::zeros);
+                                      LayoutRef::state, per_moment, Init::zeros, true);
         if (!off) return;
-        b.host_grads = persistent(u, "fp32 gradient shard (host)", MemCategory::offloaded, DType::fp32, LayoutRef::state,
-                                  p_.host_grad_bytes(u).count(), Init::zeros);
-        // Without master weights the staging copy is what the host optimizer updates.
-        if (!p_.offload_params())
+        const DType hg = p_.host_grad_dtype();
+        b.host_grads = persistent(u, std::string(hg == DType::fp32 ? "fp32 " : "") + "gradient shard (host)", MemCategory::offloaded,
+                                  hg, LayoutRef::state, p_.host_grad_bytes(u).count(), Init::zeros, false, ds_pin());
+        // The host copy the update lands in before it goes up: ZeRO-1/2's bit16 partition. ZeRO-3
+        // sends its fp32 master up and converts it on the device (StepGroup::upload); without
+        // master weights the staging copy is what the host optimizer updates.
+        if (!p_.offload_params() && !(ds3 && b.master >= 0))
             b.staging = persistent(u, "updated 16-bit shard (host)", MemCategory::offloaded, pd_, LayoutRef::state,
-                                   p_.state_update_bytes(u).count(), Init::weights);
+                                   p_.state_update_bytes(u).count(), Init::weights, false, ds_pin());
+        // ZeRO-1/2 with several backwards per step: a host buffer per in-partition parameter in the
+        // model dtype, the micro-batches' sum (async_accumulate_grad_in_cpu_via_gpu). Held as
+        // DeepSpeed holds it; the executor adds each micro-batch straight into the fp32 shard.
+        if (deepspeed() && !ds3 && p_.scenario().job.grad_accum > 1)
+            b.host_accum = persistent(u, "accumulated gradients (host)", MemCategory::offloaded, gd_, LayoutRef::state,
+                                      bytes_of(p_.unit_plan(u).state.shard, gd_).count(), Init::zeros, false, ds_pin());
     }
 
     int arena_view(int u) {
@@ -364,7 +391,7 @@ private:
         b.arrangement = a;
         b.bytes = bytes;
         b.side = c == MemCategory::offloaded ? Side::host : Side::device;
-        b.pinned = b.side == Side::host;
+        b.pinned = b.side == Side::host && ds_pin().value_or(true);
         return t_.add(std::move(b));
     }
 
@@ -429,6 +456,103 @@ private:
             z.bounce = table_buffer(name + " pinned host copy", off, rd_, sharded, Arrangement::shard, sl.shard.count() * dtype_size(rd_));
     }
 
+    // A unit's view of a step group's buffer: its shard, at its place in the group.
+    int group_view(int parent, int u, std::int64_t offset, const std::string& what) {
+        BufferSpec v = t_[parent];
+        v.id = -1;
+        v.name = name(u, what);
+        v.unit = u;
+        v.parent = parent;
+        v.offset = offset;
+        v.bytes = p_.unit_plan(u).state.shard.count() * dtype_size(v.dtype);
+        v.layout = LayoutRef::state;
+        v.arrangement = Arrangement::shard;
+        v.persistent = false;
+        return t_.add(std::move(v));
+    }
+
+    int group_buffer(const std::string& what, MemCategory c, DType dt, std::int64_t elements) {
+        BufferSpec b;
+        b.name = what;
+        b.category = c;
+        b.dtype = dt;
+        b.bytes = elements * dtype_size(dt);
+        b.init = Init::none;
+        return t_.add(std::move(b));
+    }
+
+    // DeepSpeed's optimizer groups (StepGroup). ZeRO-3 closes a sub-group once it holds at least
+    // sub_group_size elements (DeepSpeed closes it after the parameter that reaches the size; here
+    // after the unit, since the step runs unit by unit).
+    void step_groups() {
+        const EngineSettings& e = p_.engine_settings();
+        const bool off = p_.offload_optimizer();
+        std::vector<StepGroup> groups(1);
+        for (int u : p_.grad_order()) {
+            if (!trainable(u)) continue;
+            if (e.zero_stage == 3 && groups.back().elements >= e.sub_group_elements) groups.emplace_back();
+            groups.back().units.push_back(u);
+            groups.back().elements += p_.unit_plan(u).state.shard.count();
+        }
+        if (groups.back().units.empty()) groups.pop_back();
+        const bool upload = e.zero_stage == 3 && off && !p_.offload_params() && p_.precision().master;
+        for (std::size_t k = 0; k < groups.size(); ++k) {
+            StepGroup& g = groups[k];
+            const std::string gname = (e.zero_stage == 3 ? "optimizer sub-group " + std::to_string(k) : std::string("optimizer group"));
+            if (!off) {
+                // Flatten (gradient dtype), then .to(fp32): a second buffer only when the dtypes differ.
+                g.flat = group_buffer(gname + " flattened gradients", MemCategory::grads, gd_, g.elements);
+                if (gd_ != DType::fp32) g.fp32 = group_buffer(gname + " fp32 gradients", MemCategory::grads, DType::fp32, g.elements);
+            }
+            if (upload) g.upload = group_buffer(gname + " fp32 upload", MemCategory::comm_buffers, DType::fp32, g.elements);
+            std::int64_t offset = 0;
+            for (int u : g.units) {
+                UnitBuffers& b = t_.units_[static_cast<std::size_t>(u)];
+                const std::int64_t n = p_.unit_plan(u).state.shard.count();
+                if (g.flat >= 0) {
+                    b.step_flat = group_view(g.flat, u, offset * dtype_size(gd_), "flattened gradients (step)");
+                    b.step_fp32 = g.fp32 >= 0 ? group_view(g.fp32, u, offset * 4, "fp32 gradients (step)") : b.step_flat;
+                }
+                if (g.upload >= 0) b.upload_fp32 = group_view(g.upload, u, offset * 4, "fp32 update on its way up");
+                offset += n;
+            }
+        }
+        t_.step_groups_ = std::move(groups);
+    }
+
+    // What DeepSpeed's offload holds besides the states (ENGINES.md §1 ZeRO-Offload, §2 Offload).
+    // ZeRO-1/2: a pinned host buffer and a device buffer of the largest parameter in the model
+    // dtype (the temp gradient buffers for CPU and GPU offload); ZeRO-3: the fp32 gradient buffer
+    // of the largest sub-group on the host. Memory as DeepSpeed keeps it; no op moves data through
+    // them here (the executor converts the gradients on the way to the optimizer).
+    void offload_extras() {
+        if (!p_.offload_optimizer()) return;
+        const EngineSettings& e = p_.engine_settings();
+        auto held = [&](const std::string& what, MemCategory c, DType dt, std::int64_t elements) {
+            BufferSpec b;
+            b.name = what;
+            b.category = c;
+            b.dtype = dt;
+            b.bytes = elements * dtype_size(dt);
+            b.side = c == MemCategory::offloaded ? Side::host : Side::device;
+            b.pinned = b.side == Side::host && e.pin_memory;
+            b.persistent = true;
+            b.init = Init::zeros;
+            put(std::move(b));
+        };
+        if (e.zero_stage == 3) {
+            std::int64_t largest = 0;
+            for (const auto& g : t_.step_groups_) largest = std::max(largest, g.elements);
+            held("fp32 sub-group gradient buffer (host)", MemCategory::offloaded, DType::fp32, largest);
+            return;
+        }
+        std::int64_t largest = 0;
+        for (int u : p_.grad_order())
+            for (const auto& c : p_.unit_plan(u).full_state.chunks) largest = std::max(largest, c.rows * c.row_elements);
+        held("largest-parameter gradient buffer (pinned host)", MemCategory::offloaded, gd_, largest);
+        held("largest-parameter gradient buffer (device)", MemCategory::comm_buffers, gd_, largest);
+    }
+
     int model_buffer(const std::string& what, MemCategory c, std::int64_t bytes, int unit) {
         if (bytes <= 0) return -1;
         BufferSpec b;
@@ -471,5 +595,32 @@ private:
 }  // namespace
 
 BufferTable build_buffer_table(const ShardingPlan& plan) { return TableBuilder(plan).build(); }
+
+namespace {
+std::int64_t power_of_two_ceil(std::int64_t n) {
+    std::int64_t p = 1;
+    while (p < n && p <= std::numeric_limits<std::int64_t>::max() / 2) p *= 2;
+    return std::max(p, n);
+}
+}  // namespace
+
+std::int64_t pinned_rounding_bytes(const ShardingPlan& plan) {
+    // DeepSpeed pins one flat buffer per kind of state (per parameter group): the table's buffers
+    // of one kind across units are one allocation. FSDP pins each unit's shard on its own.
+    const bool flat = plan.traits().engine == Engine::deepspeed;
+    std::map<std::string, std::int64_t> kinds;
+    std::int64_t slack = 0;
+    for (const auto& b : plan.buffers().all()) {
+        if (!b.persistent || !b.has_memory() || b.side != Side::host || !b.pinned) continue;
+        if (!flat || b.unit < 0) {
+            slack += power_of_two_ceil(b.bytes) - b.bytes;
+            continue;
+        }
+        const std::string& unit = plan.units()[static_cast<std::size_t>(b.unit)].name;
+        kinds[b.name.substr(std::min(b.name.size(), unit.size() + 1))] += b.bytes;
+    }
+    for (const auto& [kind, bytes] : kinds) slack += power_of_two_ceil(bytes) - bytes;
+    return slack;
+}
 
 }  // namespace shardsim::plan

@@ -50,6 +50,8 @@ void resolve_deepspeed(const model::Scenario& s, EngineSettings& e) {
     e.bucket_bytes = e.reduce_bucket_elements * dtype_size(grads);
     e.max_live_parameters = job.stage3_max_live_parameters;
     e.max_reuse_distance = job.stage3_max_reuse_distance;
+    e.pin_memory = job.pin_memory;
+    e.sub_group_elements = job.sub_group_size;
     if (job.stage3_prefetch_bucket_size >= 0) {
         e.prefetch_bucket_elements = job.stage3_prefetch_bucket_size;
     } else if (job.hf_auto) {

@@ -189,8 +189,15 @@ Bytes ShardingPlan::optimizer_state_bytes(int u) const {
     return bytes_of(unit_plan(u).state.shard, precision_.moments) * precision_.moment_count;
 }
 
+// DeepSpeed ZeRO-3 keeps its offloaded gradient partition in the accumulation dtype (the model's
+// by default) and converts a sub-group at a time at the step; ZeRO-1/2 (and the others) add into
+// an fp32 partition (ENGINES.md §1-2).
+DType ShardingPlan::host_grad_dtype() const {
+    return engine_settings().zero_stage == 3 ? precision_.grads : DType::fp32;
+}
+
 Bytes ShardingPlan::host_grad_bytes(int u) const {
-    return offload_optimizer() ? bytes_of(unit_plan(u).state.shard, DType::fp32) : Bytes(0);
+    return offload_optimizer() ? bytes_of(unit_plan(u).state.shard, host_grad_dtype()) : Bytes(0);
 }
 
 Bytes ShardingPlan::state_update_bytes(int u) const { return bytes_of(unit_plan(u).state.shard, precision_.params); }

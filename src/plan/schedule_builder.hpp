@@ -94,6 +94,7 @@ private:
 
     // --- the step (schedule_step.cpp) ------------------------------------------------------------
     int optimizer_step(int u, int sync);
+    const StepGroup* step_group(int u) const;  // DeepSpeed's optimizer group of a unit (nullptr: none)
     void post_step_gather(int u, int after);
     void optimizer_phase();
 

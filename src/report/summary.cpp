@@ -123,8 +123,43 @@ std::int64_t host_per_node(const RunTimeline& run, const std::vector<RankGroup>&
     // Ranks of one node share its host memory: sum them node by node, report the fullest node.
     std::vector<std::int64_t> per_node(static_cast<std::size_t>(ceil_div(run.world_size, std::max<std::int64_t>(1, run.gpus_per_node))), 0);
     for (const auto& g : groups)
-        for (auto r : g.ranks) per_node[static_cast<std::size_t>(r / std::max<std::int64_t>(1, run.gpus_per_node))] += g.summary.host_peak_bytes;
+        for (auto r : g.ranks) per_node[static_cast<std::size_t>(r / std::max<std::int64_t>(1, run.gpus_per_node))] += host_per_rank(run, g.summary);
     return per_node.empty() ? 0 : *std::max_element(per_node.begin(), per_node.end());
+}
+
+std::string host_line(const RunTimeline& run, const std::vector<RankGroup>& groups, const io::Json& js) {
+    const double node = static_cast<double>(js.at("host_peak_bytes_per_node").as_int());
+    std::int64_t offloaded = 0;
+    for (const auto& g : groups) offloaded = std::max(offloaded, g.summary.host_peak_bytes);
+    std::string parts = format_gib(static_cast<double>(offloaded), 2) + " offloaded + " + format_gib(static_cast<double>(run.host_process_bytes), 2) +
+                        " process";
+    if (run.host_pinned_slack_bytes > 0) parts += " + " + format_gib(static_cast<double>(run.host_pinned_slack_bytes), 2) + " pinned rounding";
+    if (run.host_is_device) parts += " + the device peak (the device is host memory)";
+    const std::int64_t ranks_per_node = std::min(run.world_size, std::max<std::int64_t>(1, run.gpus_per_node));
+    std::string line = "host per node                 " + format_gib(node, 2) + " of " + format_gib(static_cast<double>(run.host_memory_bytes), 2) +
+                       " GiB (" + std::to_string(ranks_per_node) + " rank(s) x (" + parts + ") GiB)\n";
+    if (run.reported_host_bytes > 0) {
+        // A published run's figure counts what the offload used, not the process: compare like with like.
+        const double used = static_cast<double>(ranks_per_node * offloaded);
+        line += "host reported                 " + format_fixed(static_cast<double>(run.reported_host_bytes) / 1e9, 1) +
+                " GB used by the published run; predicted offload use " + format_fixed(used / 1e9, 1) + " GB (" +
+                format_change(used, static_cast<double>(run.reported_host_bytes)) + ")\n";
+    }
+    return line;
+}
+
+// One verdict for device and host, as --json's "fits" says it.
+std::string verdict_line(const RunTimeline& run, const std::vector<RankGroup>& groups, const io::Json& js) {
+    std::int64_t fullest = 0;
+    for (const auto& g : groups) fullest = std::max(fullest, g.summary.peak_bytes);
+    const double device = static_cast<double>(run.gpu_memory_bytes - fullest);
+    const double host = static_cast<double>(run.host_memory_bytes - js.at("host_peak_bytes_per_node").as_int());
+    std::string d = device >= 0 ? "device " + format_gib(device, 2) + " GiB free on the fullest rank"
+                                : "device " + format_gib(-device, 2) + " GiB short on the fullest rank";
+    std::string h = run.host_memory_bytes == 0 ? "host not given"
+                    : host >= 0                ? "host " + format_gib(host, 2) + " GiB free per node"
+                                               : "host " + format_gib(-host, 2) + " GiB short per node";
+    return std::string("fits                          ") + (js.at("fits").as_bool() ? "yes" : "NO") + " (" + d + "; " + h + ")\n";
 }
 
 }  // namespace
@@ -141,8 +176,13 @@ io::Json summary_json(const RunTimeline& run) {
     j["gpu_memory_bytes"] = run.gpu_memory_bytes;
     j["host_memory_bytes"] = run.host_memory_bytes;
     const std::int64_t host_node = host_per_node(run, groups);
-    j["host_peak_bytes_per_node"] = host_node;
-    bool fits = run.host_memory_bytes == 0 || host_node <= run.host_memory_bytes;
+    j["host_peak_bytes_per_node"] = host_node;  // what the node's ranks need: see host_per_rank
+    j["host_process_bytes_per_rank"] = run.host_process_bytes;
+    j["host_pinned_slack_bytes_per_rank"] = run.host_pinned_slack_bytes;
+    if (run.reported_host_bytes > 0) j["reported_host_bytes"] = run.reported_host_bytes;
+    const bool host_fits = run.host_memory_bytes == 0 || host_node <= run.host_memory_bytes;
+    j["host_fits"] = host_fits;
+    bool fits = host_fits;
     double step = 0, compute = 0, comm = 0, exposed = 0;
     const RankSummary* slowest = nullptr;
     io::Json ranks = io::Json::array();
@@ -237,17 +277,13 @@ std::string summary_text(const RunTimeline& run) {
         return std::string("-");
     });
     row("device capacity", [&](const RankSummary&) { return in_unit(cap); });
-    row("fits", [&](const RankSummary& s) {
+    row("device headroom", [&](const RankSummary& s) {
         const double d = cap - static_cast<double>(s.peak_bytes);
-        return d >= 0 ? "yes, " + format_gib(d, 2) + " GiB free" : "NO, " + format_gib(-d, 2) + " GiB short";
+        return d >= 0 ? format_gib(d, 2) + " GiB free" : format_gib(-d, 2) + " GiB short";
     });
     row("host (offloaded)", [&](const RankSummary& s) { return in_unit(static_cast<double>(s.host_peak_bytes)); });
     out += mem.str();
-    const double host_node = static_cast<double>(js.at("host_peak_bytes_per_node").as_int());
-    if (host_node > 0)
-        out += "host memory per node: " + format_gib(host_node, 2) + " of " +
-               format_gib(static_cast<double>(run.host_memory_bytes), 2) + " GiB" +
-               (host_node <= static_cast<double>(run.host_memory_bytes) ? "" : "  (DOES NOT FIT)") + "\n";
+    out += host_line(run, groups, js) + verdict_line(run, groups, js);
 
     const double step = js.at("step_time_s").as_number();
     auto pct = [&](double v) { return step > 0 ? " (" + format_fixed(100 * v / step, 1) + "% of the step)" : std::string(); };
@@ -272,6 +308,10 @@ std::string summary_text(const RunTimeline& run) {
         out += t.str();
     }
     return out;
+}
+
+std::int64_t host_per_rank(const RunTimeline& run, const RankSummary& s) {
+    return s.host_peak_bytes + run.host_process_bytes + run.host_pinned_slack_bytes + (run.host_is_device ? s.peak_bytes : 0);
 }
 
 }  // namespace shardsim::report

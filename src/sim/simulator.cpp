@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "shardsim/plan/buffers.hpp"
 #include "shardsim/sim/cost.hpp"
 
 namespace shardsim::sim {
@@ -16,7 +17,8 @@ std::vector<timeline::MemorySample> replay_memory(const plan::Schedule& schedule
     struct Event {
         double t;
         // At one instant: ends of ops that took time (memory freed is reusable at once), then
-        // starts, then ends of instantaneous ops (after their own start).
+        // starts in schedule order, an instantaneous op ending right after its own start (so
+        // what a synchronisation point frees is free for the op that waited on it).
         int order;
         int op;
         plan::Phase phase;
@@ -25,12 +27,13 @@ std::vector<timeline::MemorySample> replay_memory(const plan::Schedule& schedule
     events.reserve(ops.size() * 2);
     for (const auto& r : ops) {
         events.push_back({r.t_start, 1, r.op_id, plan::Phase::start});
-        events.push_back({r.t_end, r.t_end > r.t_start ? 0 : 2, r.op_id, plan::Phase::end});
+        events.push_back({r.t_end, r.t_end > r.t_start ? 0 : 1, r.op_id, plan::Phase::end});
     }
     std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
         if (a.t != b.t) return a.t < b.t;
         if (a.order != b.order) return a.order < b.order;
-        return a.op < b.op;
+        if (a.op != b.op) return a.op < b.op;
+        return a.phase == plan::Phase::start && b.phase == plan::Phase::end;
     });
     std::vector<timeline::MemorySample> samples;
     MemoryByCategory cur = initial;
@@ -88,6 +91,10 @@ timeline::RunTimeline simulate(const plan::ShardingPlan& plan, const plan::Sched
     run.world_size = plan.groups().world();
     run.gpu_memory_bytes = s.topology.gpu.memory_bytes;
     run.host_memory_bytes = s.topology.host.memory_bytes;
+    run.host_process_bytes = s.topology.host.process_bytes;
+    run.host_pinned_slack_bytes = plan::pinned_rounding_bytes(plan);
+    run.reported_host_bytes = static_cast<std::int64_t>(s.job.reported_host_gb * 1e9);
+    run.host_is_device = s.topology.gpu.is_cpu ? 1 : 0;
     run.gpus_per_node = plan.groups().gpus_per_node();
     run.steps = 1;
     run.param_count = plan.param_count().count();
@@ -95,6 +102,7 @@ timeline::RunTimeline simulate(const plan::ShardingPlan& plan, const plan::Sched
     for (const auto& u : plan.units()) run.unit_names.push_back(u.name);
     run.attributes["effective_job"] = s.job.effective_ini();
     run.attributes["effective_topology"] = s.topology.effective_ini();
+    timeline::describe_buffers(plan, schedule, run.buffers, run.op_buffers);
     run.timelines.push_back(simulate_rank(plan, schedule));
     run.class_of_rank.assign(static_cast<std::size_t>(run.world_size), 0);
     return run;

@@ -1,5 +1,8 @@
 #include "shardsim/timeline/timeline.hpp"
 
+#include "shardsim/plan/buffers.hpp"
+#include "shardsim/plan/plan.hpp"
+
 #include <algorithm>
 
 namespace shardsim::timeline {
@@ -148,6 +151,44 @@ RankSummary RankTimeline::summarize() const {
     s.comm_time = union_length(comm);
     s.exposed_comm = uncovered_length(comm, compute);
     return s;
+}
+
+}  // namespace shardsim::timeline
+
+namespace shardsim::timeline {
+
+void describe_buffers(const plan::ShardingPlan& plan, const plan::Schedule& schedule, std::vector<BufferInfo>& buffers,
+                      std::vector<OpBufferUse>& uses) {
+    buffers.clear();
+    uses.clear();
+    for (const auto& b : plan.buffers().all()) {
+        BufferInfo i;
+        i.id = b.id;
+        i.name = b.name;
+        i.category = std::string(category_name(b.category));
+        i.dtype = std::string(dtype_name(b.dtype));
+        i.bytes = b.bytes;
+        i.unit = b.unit;
+        i.parent = b.parent;
+        i.offset = b.offset;
+        i.host = b.side == plan::Side::host;
+        i.pinned = b.pinned;
+        i.persistent = b.persistent;
+        buffers.push_back(std::move(i));
+    }
+    for (const auto& op : schedule.ops)
+        for (const auto& u : op.buffers) {
+            OpBufferUse x;
+            x.op_id = op.id;
+            x.buffer = u.buffer;
+            x.instance = u.instance;
+            x.role = plan::role_name(u.role);
+            if (u.read) x.access += 'r';
+            if (u.write) x.access += 'w';
+            if (u.alloc) x.access += 'a';
+            if (u.free) x.access += 'f';
+            uses.push_back(std::move(x));
+        }
 }
 
 }  // namespace shardsim::timeline

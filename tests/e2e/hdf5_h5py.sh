@@ -50,6 +50,36 @@ print(next(g["peak_bytes"] for g in json.load(sys.stdin)["ranks"] if r in g["ran
     done
 done
 
+# /buffers and /op_buffers: every op's net memory change per category (its row in /rank_0/ops)
+# is what its allocations minus its frees of buffers with memory of their own come to.
+for f in sim run; do
+    "$PY" - "$work/$f.h5" <<'PYEOF' || fail "$f.h5: /op_buffers does not account for the ops' memory changes"
+import sys, collections, h5py
+f = h5py.File(sys.argv[1], "r")
+buffers = {int(b["id"]): b for b in f["buffers"][:]}
+net = collections.defaultdict(lambda: collections.Counter())
+for u in f["op_buffers"][:]:
+    b = buffers[int(u["buffer"])]
+    if b["parent"] >= 0 or b["persistent"]:
+        continue
+    acc = u["access"].decode()
+    cat = b["category"].decode()
+    if "a" in acc: net[int(u["op_id"])][cat] += int(b["bytes"])
+    if "f" in acc: net[int(u["op_id"])][cat] -= int(b["bytes"])
+ops = f["rank_0/ops"][:]
+cats = [n[len("net_"):] for n in ops.dtype.names if n.startswith("net_")]
+assert cats, "no net_ columns in the ops table"
+checked = 0
+for row in ops[ops["step"] == ops["step"][0]]:
+    for c in cats:
+        want = int(row["net_" + c])
+        got = net[int(row["op_id"])][c]
+        assert want == got, f"op {row['op_id']} {row['kind'].decode()}: {c} {want} in ops, {got} from op_buffers"
+        checked += 1
+print(f"{sys.argv[1]}: {len(buffers)} buffers, {checked} op/category changes accounted for")
+PYEOF
+done
+
 for f in sim run; do
     h5dump -A "$work/$f.h5" >"$work/$f.attrs" || fail "h5dump -A $f.h5"
     for a in schema_version complete completion effective_model t_start.units t.units step_time_s.units; do

@@ -15,6 +15,8 @@
 #include "shardsim/core/error.hpp"
 #include "shardsim/core/format.hpp"
 #include "shardsim/launch/slurm.hpp"
+#include "shardsim/report/summary.hpp"
+#include "shardsim/sim/predict.hpp"
 #include "test_util.hpp"
 
 using namespace shardsim;
@@ -100,9 +102,21 @@ TEST_CASE("slurm: resources derived from shipped jobs and their topologies") {
         CHECK(r.warnings.size() == (c.fits ? 0u : 1u));
         // Memory: every rank's process overhead at least, with headroom, never more than the topology's host.
         const auto s = scenario(c.job, c.sets);
-        CHECK(gib_of(r.mem) * kGiB >= c.tasks * launch::kGpuRankHostOverhead);
+        CHECK(gib_of(r.mem) * kGiB >= c.tasks * scenario(c.job, c.sets).topology.host.process_bytes);
         CHECK(gib_of(r.mem) * kGiB <= s.topology.host.memory_bytes);
         CHECK(r.table.size() == 6);
+    }
+}
+
+TEST_CASE("slurm: the memory need is simulate's host figure, for every shipped job") {
+    for (const auto& entry : std::filesystem::directory_iterator(std::string(SHARDSIM_SOURCE_DIR) + "/jobs")) {
+        const std::string job = entry.path().stem().string();
+        CAPTURE(job);
+        const auto s = scenario(job);
+        const io::Json j = report::summary_json(sim::predict(s).run);
+        const auto r = launch::derive_slurm_resources(s, options(job));
+        const std::string figure = "the predicted host use per node, " + format_bytes(j.at("host_peak_bytes_per_node").as_int());
+        CHECK(r.table[4].origin.find(figure) != std::string::npos);
     }
 }
 
@@ -114,7 +128,7 @@ TEST_CASE("slurm: memory per node follows the simulated host memory") {
     const auto off = launch::derive_slurm_resources(scenario("flan-t5-xxl-zero3-offload-8x-a100-40g"),
                                                     options("flan-t5-xxl-zero3-offload-8x-a100-40g"));
     CHECK(gib_of(off.mem) > 8 * 20);
-    CHECK(off.table[4].origin.find("predicted on the host") != std::string::npos);
+    CHECK(off.table[4].origin.find("offloaded") != std::string::npos);
     // A CPU host: the device is host memory too, and a process needs less.
     test::TempDir dir;
     const std::string job = dir.file("tiny.ini", kTinyCpuJob);
@@ -126,8 +140,9 @@ TEST_CASE("slurm: memory per node follows the simulated host memory") {
     CHECK(cpu.cpus_per_task == 1);
     CHECK(gib_of(cpu.mem) == 4);  // 6 x 0.5 GiB x 1.25 = 3.75 GiB, plus the tiny model
     // Predicted host need above the topology's: requested anyway, with a warning.
-    const auto over = launch::derive_slurm_resources(scenario("codet5p-2b-zero3-offload-2x-a100-40g"),
-                                                     options("codet5p-2b-zero3-offload-2x-a100-40g"));
+    const std::vector<std::string> small_host = {"topology.host.memory_gib=50"};
+    const auto over = launch::derive_slurm_resources(scenario("codet5p-2b-zero3-offload-2x-a100-40g", small_host),
+                                                     options("codet5p-2b-zero3-offload-2x-a100-40g", small_host));
     REQUIRE(over.warnings.size() == 1);
     CHECK(over.warnings[0].find("has 50.00 GiB (host.memory_gib)") != std::string::npos);
     CHECK(gib_of(over.mem) * kGiB > 50 * kGiB);
@@ -211,7 +226,7 @@ TEST_CASE("slurm: impossible requests are refused, one line each with the factor
         {"memory in no Slurm spelling", "llama-7b-fsdp-6x-a100-40g", {}, [](SlurmOptions& o) { o.mem = "12GB"; },
          {"--mem: bad value '12GB': not a Slurm size|(allowed: a size per node such as 64G"}},
         {"less memory than the ranks need", "llama-7b-fsdp-6x-a100-40g", {}, [](SlurmOptions& o) { o.mem = "4G"; },
-         {"--mem: bad value '4G': the job needs 6 ranks x (0 B predicted on the host + 2.00 GiB per process) = 12.00 GiB per node|"
+         {"--mem: bad value '4G': the job needs the predicted host use per node, 12.00 GiB (per rank: 0 B offloaded + 2.00 GiB process (host.process_gib)) per node|"
           "(allowed: at least 12G, or 0 for all of the node's memory)"}},
         {"a time limit in no Slurm spelling", "llama-7b-fsdp-6x-a100-40g", {}, [](SlurmOptions& o) { o.time = "2h"; },
          {"--time: bad value '2h': not a Slurm time limit|(allowed: minutes, minutes:seconds, hours:minutes:seconds"}},

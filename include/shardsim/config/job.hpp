@@ -47,6 +47,7 @@ enum class LossKind { eager, fused };
 struct JobConfig {
     // [job]
     std::string name;
+    double reported_host_gb = 0;  // a published run's host use, for comparison (0: none)
     std::string model;     // catalogue name or path to a model .ini (relative to the job file)
     std::string topology;  // shipped topology name or path to a topology .ini
     std::int64_t steps = 1;
@@ -65,6 +66,8 @@ struct JobConfig {
     std::int64_t stage3_prefetch_bucket_size = -1;  // -1: auto
     std::int64_t stage3_max_live_parameters = 1'000'000'000;
     std::int64_t stage3_max_reuse_distance = 1'000'000'000;
+    bool pin_memory = true;                       // offload_optimizer / offload_param .pin_memory
+    std::int64_t sub_group_size = 1'000'000'000;  // zero3's optimizer sub-groups, elements
     bool gradient_as_bucket_view = false;  // [ddp]
     // [precision]
     DType params = DType::fp32;

@@ -36,6 +36,7 @@ struct HostSpec {
     std::int64_t memory_bytes = 0;
     double h2d_gbps = 0;              // host<->device copy bandwidth per GPU, decimal GB/s
     double cpu_optimizer_gelems = 0;  // CPU optimizer throughput per rank, 1e9 params/s
+    std::int64_t process_bytes = 0;   // each training process's own host footprint
 };
 
 struct TopologyConfig {

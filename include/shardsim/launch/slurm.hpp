@@ -71,10 +71,6 @@ struct SlurmResources {
     std::vector<std::string> warnings;     // predictions that say the run will likely fail
 };
 
-// Host memory one process needs besides what the plan puts on the host: the CUDA runtime, NCCL
-// and MPI buffers and the binary itself for a GPU rank; MPI and the binary for a CPU rank.
-inline constexpr std::int64_t kGpuRankHostOverhead = 2 * kGiB;
-inline constexpr std::int64_t kCpuRankHostOverhead = kGiB / 2;
 // The memory request is the predicted need times this, capped at the topology's host memory.
 inline constexpr double kMemHeadroom = 1.25;
 inline constexpr const char* kDefaultTime = "00:30:00";

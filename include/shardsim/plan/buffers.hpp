@@ -73,7 +73,8 @@ struct UnitBuffers {
     int grads = -1;          // replicated gradients: this unit's view of the gradient arena
     int master = -1;         // fp32 master weights of the trainable shard
     int moments[2] = {-1, -1};
-    int host_grads = -1;     // offload: fp32 gradient shard on the host
+    int host_grads = -1;     // offload: the gradient shard on the host (fp32; DeepSpeed ZeRO-3: accumulation dtype)
+    int host_accum = -1;     // DeepSpeed ZeRO-1/2 offload, grad_accum > 1: gradients accumulated on the host
     int staging = -1;        // offload, parameters on the device: the updated 16-bit shard on the host
     int upload = -1;         // offloaded parameter shard uploaded for its all-gather
     int gather_output = -1;  // all-gather output
@@ -89,6 +90,24 @@ struct UnitBuffers {
     int partition = -1;      // DeepSpeed ZeRO-2: a later micro-batch's gradient partition, added into the first
     int secondary = -1;          // ZeRO++ hpZ: this rank's shard of the secondary copy (secondary group)
     int secondary_gather = -1;   // hpZ: the backward all-gather's output, over the secondary group
+    // DeepSpeed's step (StepGroup): views of the group's buffers over this unit's shard.
+    int step_flat = -1;    // the flattened gradient partition (gradient dtype)
+    int step_fp32 = -1;    // the fp32 gradients the optimizer reads
+    int upload_fp32 = -1;  // zero3 offload, parameters on the device: the fp32 shard on its way up
+};
+
+// DeepSpeed steps the optimizer a group at a time (ENGINES.md §1 "step() without offload", §2
+// "Step"): ZeRO-1/2 one group of every trainable shard, ZeRO-3 sub-groups of sub_group_size
+// elements. Without offload a group's gradients are flattened into a new partition (gradient
+// dtype) and converted into a new fp32 one, freed after the group's update; ZeRO-3 with
+// offload and parameters on the device sends the fp32 master up through a device fp32 buffer and
+// converts it there. Units of a group are consecutive in grad_order.
+struct StepGroup {
+    std::vector<int> units;
+    std::int64_t elements = 0;  // this rank's shard elements
+    int flat = -1;              // transient, device, gradient dtype
+    int fp32 = -1;              // transient, device, fp32
+    int upload = -1;            // transient, device, fp32
 };
 
 // Model-owned buffers of one call of the forward program (per micro-batch): they hold the terms
@@ -146,6 +165,7 @@ public:
     const std::vector<CrossCallUse>& cross_calls() const { return cross_; }
     const std::vector<Bucket>& buckets() const { return buckets_; }
     const std::vector<ZeroBucket>& zero_buckets() const { return zero_buckets_; }
+    const std::vector<StepGroup>& step_groups() const { return step_groups_; }
     const std::vector<FlatLayout>& layouts() const { return layouts_; }
     // DeepSpeed's IPG bucket buffers (two with overlap_comm); -1: none.
     int ipg(int slot) const { return ipg_[slot]; }
@@ -164,6 +184,7 @@ public:
     std::vector<CrossCallUse> cross_;
     std::vector<Bucket> buckets_;
     std::vector<ZeroBucket> zero_buckets_;
+    std::vector<StepGroup> step_groups_;
     std::vector<FlatLayout> layouts_;
     int ipg_[2] = {-1, -1};
     int grad_arena_ = -1;
@@ -173,6 +194,11 @@ private:
 };
 
 BufferTable build_buffer_table(const ShardingPlan& plan);
+
+// What pinning adds on the host, per rank: torch's pinned-memory cache rounds every allocation up
+// to a power of two (ENGINES.md §8), for the persistent pinned buffers as the engine allocates
+// them. Transient pinned copies are counted at their size.
+std::int64_t pinned_rounding_bytes(const ShardingPlan& plan);
 
 // The layout a buffer's arrangement refers to.
 const FlatLayout& layout_of(const ShardingPlan& plan, const BufferSpec& b);

@@ -88,7 +88,8 @@ public:
     Bytes reduce_output_bytes(int unit) const;    // reduce-scatter output (one shard), reduce dtype
     Bytes master_bytes(int unit) const;
     Bytes optimizer_state_bytes(int unit) const;
-    Bytes host_grad_bytes(int unit) const;        // offload: fp32 gradient shard on the host
+    Bytes host_grad_bytes(int unit) const;        // offload: the gradient shard on the host
+    DType host_grad_dtype() const;                // its dtype
     Bytes state_update_bytes(int unit) const;     // the updated trainable shard in param dtype
     // What the optimizer step of one unit reads and writes: master and moments read and written,
     // the gradient read, the parameter written.

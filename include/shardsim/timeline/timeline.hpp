@@ -71,6 +71,30 @@ struct RankTimeline {
     RankTimeline only_step(int step) const;
 };
 
+// The plan's buffer table as the file carries it (/buffers), and which buffers each op of the
+// schedule touches (/op_buffers): a reader can tell what an op read, wrote, allocated or freed.
+struct BufferInfo {
+    std::int32_t id = -1;
+    std::string name;      // "block.3 gathered params"
+    std::string category;  // a memory category, as the memory rows name it
+    std::string dtype;
+    std::int64_t bytes = 0;
+    std::int32_t unit = -1;    // -1: not one unit's
+    std::int32_t parent = -1;  // a view of `parent` at `offset` bytes (no memory of its own)
+    std::int64_t offset = 0;
+    bool host = false, pinned = false, persistent = false;
+};
+struct OpBufferUse {
+    std::int32_t op_id = 0;
+    std::int32_t buffer = -1;
+    std::int32_t instance = 0;  // the micro-batch, for buffers that exist once per micro-batch in flight
+    std::string role;           // plan::role_name
+    std::string access;         // letters of read, write, alloc, free: "rw", "wa", "waf"
+};
+// The plan's buffers and ops' uses of them, for a timeline file.
+void describe_buffers(const plan::ShardingPlan& plan, const plan::Schedule& schedule, std::vector<BufferInfo>& buffers,
+                      std::vector<OpBufferUse>& uses);
+
 // One run: every rank's timeline plus what produced it.
 struct RunTimeline {
     std::string mode;  // "simulate" | "run"
@@ -82,6 +106,13 @@ struct RunTimeline {
     std::int64_t gpu_memory_bytes = 0;
     std::int64_t host_memory_bytes = 0;  // per node
     std::int64_t gpus_per_node = 1;      // ranks that share a node's host memory
+    // Host memory beyond what the timelines' `offloaded` samples hold, per rank: the training
+    // process itself (libraries, CUDA's host side, the data loader), and what pinning rounds up
+    // (torch's pinned-memory cache takes powers of two). On a CPU topology the device is host memory.
+    std::int64_t host_process_bytes = 0;
+    std::int64_t host_pinned_slack_bytes = 0;
+    std::int64_t host_is_device = 0;
+    std::int64_t reported_host_bytes = 0;  // host use a published run reports for this job (job.reported_host_gb; 0: none)
     std::int64_t steps = 1;
     std::int64_t param_count = 0;
     std::int64_t trainable_param_count = 0;
@@ -90,6 +121,8 @@ struct RunTimeline {
     bool complete = true;
     std::string completion = "finished";
     std::vector<std::string> unit_names;  // OpRecord::unit indexes this
+    std::vector<BufferInfo> buffers;       // the plan's buffer table (empty in files written before it)
+    std::vector<OpBufferUse> op_buffers;   // which buffers each op touched
     std::map<std::string, std::string> attributes;  // further root attributes (e.g. Slurm job id)
     // Ranks that share a timeline share one entry: `timelines[class_of_rank[r]]`.
     std::vector<RankTimeline> timelines;

@@ -1,0 +1,94 @@
+// Engine behaviours the simulator must reproduce whatever the link speed (issue 13, item 6):
+// DeepSpeed ZeRO-2's peak does not grow with gradient accumulation; bucket_mib changes the
+// number of reductions and the bucket memory; FSDP's rate limiter bounds the all-gathers in flight.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+
+#include "shardsim/model/scenario.hpp"
+#include "shardsim/sim/predict.hpp"
+
+using namespace shardsim;
+
+namespace {
+
+timeline::RunTimeline predict(const std::string& job, const std::vector<std::string>& sets) {
+    return sim::predict(model::load_scenario(job, sets)).run;
+}
+
+std::int64_t peak(const timeline::RunTimeline& run) {
+    std::int64_t p = 0;
+    for (const auto& tl : run.timelines) p = std::max(p, tl.summarize().peak_bytes);
+    return p;
+}
+
+// The most all-gathered FSDP units alive at once, from the simulated ops: a unit counts from the
+// start of its all-gather to the end of the reshard that frees it (the root units, kept gathered
+// into backward by FSDP, are left out).
+int most_gathered_at_once(const timeline::RunTimeline& run) {
+    const auto& ops = run.timelines[0].ops;
+    std::map<int, double> gathered_at;  // unit -> all-gather start
+    std::vector<std::pair<double, int>> events;
+    for (const auto& op : ops) {
+        if (op.kind == plan::OpKind::all_gather && op.micro_batch >= 0) gathered_at[op.unit] = op.t_start;
+        if (op.kind == plan::OpKind::reshard && gathered_at.count(op.unit)) {
+            events.push_back({gathered_at[op.unit], +1});
+            events.push_back({op.t_end, -1});
+            gathered_at.erase(op.unit);
+        }
+    }
+    std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.first != b.first ? a.first < b.first : a.second < b.second; });
+    int live = 0, most = 0;
+    for (const auto& e : events) most = std::max(most, live += e.second);
+    return most;
+}
+
+const std::string kLlama = std::string(SHARDSIM_SOURCE_DIR) + "/jobs/llama-7b-fsdp-6x-a100-40g.ini";
+
+}  // namespace
+
+TEST_CASE("DeepSpeed ZeRO-2: the peak stays flat over grad_accum 1, 4, 16 on PCIe and NVLink") {
+    for (const char* link : {"pcie", "nvlink"}) {
+        CAPTURE(link);
+        std::vector<std::int64_t> peaks;
+        for (const char* ga : {"1", "4", "16"})
+            peaks.push_back(peak(predict(kLlama, {"parallel.strategy=zero2", std::string("batch.grad_accum=") + ga,
+                                                  std::string("topology.intra_node.kind=") + link})));
+        const auto [lo, hi] = std::minmax_element(peaks.begin(), peaks.end());
+        MESSAGE(std::string(link) << ": peaks " << peaks[0] << ", " << peaks[1] << ", " << peaks[2] << " bytes");
+        CHECK(static_cast<double>(*hi - *lo) < 0.02 * static_cast<double>(*lo));
+    }
+}
+
+TEST_CASE("DeepSpeed ZeRO-2: bucket_mib changes the number of all-reduces and the bucket memory") {
+    auto reductions = [](const timeline::RunTimeline& run) {
+        int n = 0;
+        for (const auto& op : run.timelines[0].ops) n += op.kind == plan::OpKind::all_reduce;
+        return n;
+    };
+    auto comm_buffers = [](const timeline::RunTimeline& run) {
+        std::int64_t m = 0;
+        for (const auto& s : run.timelines[0].memory) m = std::max(m, s.bytes[MemCategory::comm_buffers]);
+        return m;
+    };
+    const auto small = predict(kLlama, {"parallel.strategy=zero2", "parallel.bucket_mib=50"});
+    const auto large = predict(kLlama, {"parallel.strategy=zero2", "parallel.bucket_mib=1000"});
+    CHECK(reductions(small) > 2 * reductions(large));
+    CHECK(comm_buffers(small) < comm_buffers(large));
+}
+
+TEST_CASE("FSDP: limit_all_gathers bounds the units gathered at once; without it forward runs ahead") {
+    // NVLink: all-gathers are quick next to the compute, so the CPU's run-ahead shows.
+    const std::vector<std::string> base = {"topology.intra_node.kind=nvlink", "topology.intra_node.bandwidth_gbps=300"};
+    auto with = base, without = base;
+    with.push_back("fsdp.limit_all_gathers=true");
+    without.push_back("fsdp.limit_all_gathers=false");
+    const int limited = most_gathered_at_once(predict(kLlama, with));
+    const int unlimited = most_gathered_at_once(predict(kLlama, without));
+    MESSAGE("units gathered at once: " << limited << " with the limiter, " << unlimited << " without");
+    // Two reshards may be queued when the next all-gather is issued, one unit computes and one is
+    // prefetched: the limiter's bound.
+    CHECK(limited <= 4);
+    CHECK(unlimited > limited);
+}
