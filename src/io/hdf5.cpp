@@ -127,7 +127,9 @@ std::vector<std::vector<Attr>> allgather_attributes(const std::vector<Attr>& min
                                          offsets.data(), MPI_CHAR, comm));
     std::vector<std::vector<Attr>> all;
     for (std::size_t r = 0; r < static_cast<std::size_t>(size); ++r)
-        all.push_back(unflatten(mine, &ints[r * flat.ints.size()], &reals[r * flat.reals.size()],
+        // data() + offset, not &v[offset]: a rank may have no real (or no integer) attributes,
+        // and indexing an empty vector is undefined.
+        all.push_back(unflatten(mine, ints.data() + r * flat.ints.size(), reals.data() + r * flat.reals.size(),
                                 chars.data() + offsets[r]));
     return all;
 }
