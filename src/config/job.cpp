@@ -166,6 +166,13 @@ const Schema& job_schema() {
         s.push_back(integer("deepspeed", "stage3_max_reuse_distance", "elements", "1e9", 0,
                             "zero3: a unit stays gathered when its next use comes within this many elements of other "
                             "units' parameters (at most 2^50, the largest model)", static_cast<double>(limits::kParams)));
+        KeySpec persist = integer("deepspeed", "stage3_param_persistence_threshold", "elements", "auto", 0,
+                                  "zero3: parameters of at most this many elements are never partitioned: every rank keeps "
+                                  "them whole on the device (auto: 1e5, DeepSpeed's default; 10 x hidden with hf_auto; at "
+                                  "most 2^50, the largest model)",
+                                  static_cast<double>(limits::kParams));
+        persist.allows_auto = true;
+        s.push_back(persist);
         s.push_back(boolean("deepspeed", "pin_memory", "true",
                             "zero1/2/3 with offload: pin the host buffers DeepSpeed pins (offload_optimizer.pin_memory, "
                             "true since DeepSpeed 0.16.5; pinning rounds each buffer up to a power of two); zero3's "
@@ -312,6 +319,8 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.stage3_max_live_parameters = v.integer("deepspeed.stage3_max_live_parameters");
     job.stage3_max_reuse_distance = v.integer("deepspeed.stage3_max_reuse_distance");
     job.pin_memory = v.boolean("deepspeed.pin_memory");
+    job.stage3_param_persistence_threshold =
+        v.is_auto("deepspeed.stage3_param_persistence_threshold") ? -1 : v.integer("deepspeed.stage3_param_persistence_threshold");
     job.sub_group_size = v.integer("deepspeed.sub_group_size");
     job.fsdp.limit_all_gathers = v.boolean("fsdp.limit_all_gathers");
     job.fsdp.no_sync = v.boolean("fsdp.no_sync");
@@ -372,7 +381,7 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     if (!deepspeed)
         for (const char* key : {"deepspeed.overlap_comm", "deepspeed.hf_auto", "deepspeed.stage3_prefetch_bucket_size",
                                 "deepspeed.stage3_max_live_parameters", "deepspeed.stage3_max_reuse_distance",
-                                "deepspeed.pin_memory", "deepspeed.sub_group_size"})
+                                "deepspeed.pin_memory", "deepspeed.sub_group_size", "deepspeed.stage3_param_persistence_threshold"})
             refuse(key, "strategy " + strategy + " is not DeepSpeed's", "zero1, zero2, zero3");
     if (job.strategy != Strategy::ddp)
         for (const char* key : {"ddp.gradient_as_bucket_view", "parallel.first_bucket_mib"})

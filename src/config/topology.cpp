@@ -86,7 +86,8 @@ const Schema& topology_schema() {
         s.push_back(non_negative("gpu", "runtime_overhead_mib", "MiB", "0",
                                  "per GPU: CUDA context, NCCL buffers, cuBLAS workspace (at most 1 TiB)", limits::kBufferMiB));
         KeySpec frag = key("gpu", "allocator_fragmentation", ValueType::number, "", "0",
-                           "caching-allocator slack as a fraction of the transient peak");
+                           "extra device slack as a fraction of the transient peak, beyond what the simulated caching "
+                           "allocator reserves (0: its rules alone)");
         frag.min = 0;
         frag.max = 1;
         s.push_back(frag);

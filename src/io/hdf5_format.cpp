@@ -251,7 +251,11 @@ std::vector<Attr> root_attributes(const RunTimeline& run) {
 // Every rank's list has the same names in the same order (write_run_parallel relies on it).
 // Figures per step are in /rank_<r>/steps.
 std::vector<Attr> rank_attributes(std::int64_t rank, const RankTimeline& tl) {
-    return {{"rank", rank}, {"device", tl.device}, {"host", tl.host}};
+    return {{"rank", rank},
+            {"device", tl.device},
+            {"host", tl.host},
+            {"allocated_peak_bytes", tl.allocated_peak_bytes},
+            {"reserved_peak_bytes", tl.reserved_peak_bytes}};
 }
 
 // ---- groups and datasets ----------------------------------------------------------------------

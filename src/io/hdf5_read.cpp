@@ -260,6 +260,12 @@ RankTimeline read_rank(hid_t group, std::int64_t rank, const h5::Dataset& ops, c
     tl.rank = static_cast<int>(rank);
     tl.device = read_text_attribute(group, where, "device");
     tl.host = read_text_attribute(group, where, "host");
+    for (auto [name, member] : {std::pair{"allocated_peak_bytes", &RankTimeline::allocated_peak_bytes},
+                                std::pair{"reserved_peak_bytes", &RankTimeline::reserved_peak_bytes}})
+        if (h5::has_attribute(group, name)) {
+            tl.*member = read_int_attribute(group, where, name);
+            check_int(At{where}, name, tl.*member, 0, kMaxBytes);
+        }
     check_text(At{where}, "device", tl.device);
     check_text(At{where}, "host", tl.host);
     const std::string ops_name = where + "/ops", memory_name = where + "/memory";

@@ -134,6 +134,7 @@ private:
         const MemCategory params = p_.offload_params() ? MemCategory::offloaded : MemCategory::params;
         b.params = persistent(u, p_.param_shards() > 1 ? "param shard" : "params", params, pd_, LayoutRef::params,
                               p_.param_shard_bytes(u).count(), Init::weights);
+        persistent_small_params(u);
         if (p_.shards_grads())
             b.grad_shard = persistent(u, "gradient shard", MemCategory::grads, gd_, LayoutRef::state, p_.grad_shard_bytes(u).count(), Init::zeros);
         else if (trainable(u))
@@ -165,6 +166,27 @@ private:
         if (deepspeed() && !ds3 && p_.scenario().job.grad_accum > 1)
             b.host_accum = persistent(u, "accumulated gradients (host)", MemCategory::offloaded, gd_, LayoutRef::state,
                                       bytes_of(p_.unit_plan(u).state.shard, gd_).count(), Init::zeros, false, ds_pin());
+    }
+
+    // DeepSpeed ZeRO-3 never partitions a parameter of at most stage3_param_persistence_threshold
+    // elements (mark_persistent_parameters, ENGINES.md §2): every rank keeps it whole on the
+    // device besides its partition. Held as DeepSpeed holds it; the unit's all-gather here still
+    // carries those tensors (DeepSpeed's would skip them: at most the threshold each).
+    void persistent_small_params(int u) {
+        const EngineSettings& e = p_.engine_settings();
+        if (!deepspeed() || e.zero_stage != 3 || p_.param_shards() <= 1) return;
+        std::int64_t elements = 0;
+        for (const auto& t : p_.units()[static_cast<std::size_t>(u)].tensors)
+            if (t.numel().count() <= e.persistence_threshold) elements += t.numel().count();
+        BufferSpec b;
+        b.name = name(u, "small parameters kept whole (persistence threshold)");
+        b.category = MemCategory::params;
+        b.dtype = pd_;
+        b.unit = u;
+        b.bytes = elements * dtype_size(pd_);
+        b.persistent = true;
+        b.init = Init::none;
+        t_.units_[static_cast<std::size_t>(u)].persistent_whole = put(std::move(b));
     }
 
     int arena_view(int u) {

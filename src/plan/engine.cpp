@@ -51,6 +51,19 @@ void resolve_deepspeed(const model::Scenario& s, EngineSettings& e) {
     e.max_live_parameters = job.stage3_max_live_parameters;
     e.max_reuse_distance = job.stage3_max_reuse_distance;
     e.pin_memory = job.pin_memory;
+    if (job.stage3_param_persistence_threshold >= 0) {
+        e.persistence_threshold = job.stage3_param_persistence_threshold;
+    } else if (job.hf_auto) {
+        // stage3_param_persistence_threshold "auto" = 10 x hidden (transformers, Accelerate).
+        e.persistence_threshold = 10 * h;
+        if (e.zero_stage == 3)
+            e.resolved.push_back("deepspeed.stage3_param_persistence_threshold = auto -> " + std::to_string(e.persistence_threshold) +
+                                 " elements (10 x hidden, as Hugging Face fills \"auto\")");
+    } else {
+        e.persistence_threshold = 100'000;
+        if (e.zero_stage == 3)
+            e.resolved.push_back("deepspeed.stage3_param_persistence_threshold = auto -> 1e5 elements (DeepSpeed's default)");
+    }
     e.sub_group_elements = job.sub_group_size;
     if (job.stage3_prefetch_bucket_size >= 0) {
         e.prefetch_bucket_elements = job.stage3_prefetch_bucket_size;

@@ -195,6 +195,10 @@ io::Json summary_json(const RunTimeline& run) {
         for (auto x : g.ranks) list.push_back(x);
         r["ranks"] = list;
         r["peak_bytes"] = s.peak_bytes;
+        if (s.reserved_peak_bytes > 0) {
+            r["allocated_peak_bytes"] = s.allocated_peak_bytes;  // torch.cuda.max_memory_allocated
+            r["reserved_peak_bytes"] = s.reserved_peak_bytes;    // torch.cuda.max_memory_reserved
+        }
         r["peak_by_category"] = categories(s.peak_breakdown);
         r["max_by_category"] = categories(s.max_by_category);
         r["model_state_bytes"] = categories(s.model_state, true);
@@ -269,6 +273,12 @@ std::string summary_text(const RunTimeline& run) {
         row("  " + std::string(category_name(c)), [&](const RankSummary& s) { return in_unit(static_cast<double>(s.peak_breakdown[c])); });
     }
     row("peak (device)", [&](const RankSummary& s) { return in_unit(static_cast<double>(s.peak_bytes)); });
+    bool allocator = false;
+    for (const auto& g : groups) allocator = allocator || g.summary.reserved_peak_bytes > 0;
+    if (allocator) {
+        row("  allocated", [&](const RankSummary& s) { return in_unit(static_cast<double>(s.allocated_peak_bytes)); });
+        row("  reserved", [&](const RankSummary& s) { return in_unit(static_cast<double>(s.reserved_peak_bytes)); });
+    }
     row("  at op", [&](const RankSummary& s) {
         for (const auto& g : groups)
             if (&g.summary == &s)

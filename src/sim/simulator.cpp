@@ -4,6 +4,7 @@
 #include <array>
 
 #include "shardsim/plan/buffers.hpp"
+#include "shardsim/sim/allocator.hpp"
 #include "shardsim/sim/cost.hpp"
 
 namespace shardsim::sim {
@@ -68,15 +69,27 @@ timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan:
         tl.ops.push_back(r);
     }
     tl.memory = replay_memory(schedule, tl.ops, schedule.initial);
-    // Allocator slack: a fraction of the largest transient footprint stays reserved.
-    const double frag = plan.scenario().topology.gpu.allocator_fragmentation;
-    if (frag > 0) {
-        const std::int64_t base = schedule.initial.device_total();
-        std::int64_t transient = 0;
-        for (const auto& m : tl.memory) transient = std::max(transient, m.bytes.device_total() - base);
-        const auto slack = static_cast<std::int64_t>(frag * static_cast<double>(transient));
-        for (auto& m : tl.memory) m.bytes[MemCategory::runtime_overhead] += slack;
+    // The caching allocator (sim/allocator.hpp): what it reserves beyond the bytes in use at the
+    // peak stays reserved, so the samples carry it as runtime overhead from the start.
+    const auto& gpu = plan.scenario().topology.gpu;
+    const std::int64_t runtime = schedule.initial[MemCategory::runtime_overhead];
+    std::int64_t in_use = 0, transient = 0;
+    const std::int64_t base = schedule.initial.device_total();
+    for (const auto& m : tl.memory) {
+        in_use = std::max(in_use, m.bytes.device_total() - m.bytes[MemCategory::runtime_overhead]);
+        transient = std::max(transient, m.bytes.device_total() - base);
     }
+    std::int64_t slack = 0;
+    if (!gpu.is_cpu) {
+        const AllocatorPeaks a = replay_allocator(plan, schedule, tl.ops, gpu.memory_bytes - runtime);
+        tl.allocated_peak_bytes = a.allocated;
+        tl.reserved_peak_bytes = a.reserved;
+        slack = std::max<std::int64_t>(0, a.reserved - in_use);
+    }
+    // An extra factor beyond the allocator's rules, when a topology asks for one.
+    slack += static_cast<std::int64_t>(gpu.allocator_fragmentation * static_cast<double>(transient));
+    if (slack > 0)
+        for (auto& m : tl.memory) m.bytes[MemCategory::runtime_overhead] += slack;
     return tl;
 }
 

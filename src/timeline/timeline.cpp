@@ -107,6 +107,8 @@ RankTimeline RankTimeline::only_step(int step) const {
 
 RankSummary RankTimeline::summarize() const {
     RankSummary s;
+    s.allocated_peak_bytes = allocated_peak_bytes;
+    s.reserved_peak_bytes = reserved_peak_bytes;
     if (!memory.empty()) s.model_state = memory.front().bytes;
     for (MemCategory c : kAllMemCategories)
         if (!is_model_state(c)) s.model_state[c] = 0;

@@ -83,7 +83,7 @@ for np in 2 6; do
     ((rc != 0)) || fail "$name: mpirun exited 0"
     if [[ $sig == STOP ]]; then
       ((rc == 124)) || fail "$name: exit $rc, not 124: $(tail -5 "$log.err")"
-      grep -q "collective watchdog: .* on .* group .* has waited .*did not arrive: .*rank $victim (no answer" "$log.err" ||
+      grep -q "collective watchdog: .* (ranks [0-9, -]*) .*has waited .*did not arrive: .*rank $victim (no answer" "$log.err" ||
         fail "$name: no watchdog line naming rank $victim: $(grep -v '^$' "$log.err" | head -20)"
     fi
     printed=$(grep -o '^step [0-9]*/' "$log" | tail -1 | tr -dc '0-9')

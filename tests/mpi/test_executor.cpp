@@ -104,6 +104,12 @@ TEST_CASE("executor: precision, accumulation, checkpointing, offload, LoRA, SGD"
     check_config("tiny-llama-cpu.ini", with({"parallel.strategy=zero3", "memory.offload_optimizer=true", "memory.offload_params=true",
                                              "precision.params=bf16", "precision.grads=fp32"}, sgd),
                  "zero3 params and optimizer offloaded");
+    check_config("tiny-llama-cpu.ini", with({"parallel.strategy=zero3", "memory.offload_optimizer=true", "precision.params=bf16",
+                                             "precision.grads=fp32", "deepspeed.sub_group_size=8000"}, sgd),
+                 "zero3 optimizer offloaded: the fp32 master up through the device, sub-groups");
+    check_config("tiny-llama-cpu.ini", with({"parallel.strategy=zero2", "memory.offload_optimizer=true", "precision.params=bf16",
+                                             "batch.grad_accum=2"}, sgd),
+                 "zero2 optimizer offloaded, accumulating");
     check_config("tiny-llama-cpu.ini", {"parallel.strategy=zero3", "deepspeed.stage3_prefetch_bucket_size=0"}, "zero3 without prefetch");
     check_config("tiny-llama-cpu.ini", {"parallel.strategy=zero3", "deepspeed.stage3_max_reuse_distance=0", "batch.grad_accum=2"},
                  "zero3 releasing every unit after each use");

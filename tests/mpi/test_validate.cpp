@@ -62,6 +62,16 @@ TEST_CASE("validate: every op allocates and frees what the ledger says, for ever
         {"tiny-llama-cpu.ini", {"precision.params=bf16", "dropout.attention=0.1", "parallel.strategy=zero2"}},
         {"tiny-llama-cpu.ini", {"memory.attention=sdpa", "dropout.attention=0.1"}},
         {"tiny-gpt2-cpu.ini", {"memory.loss=fused", "precision.params=bf16"}},
+        // DeepSpeed's engine: ZeRO-3's coordinator with reuse distance 0 and a live limit, small
+        // sub-groups (the step's flattened and fp32 gradients per sub-group) and the persistence
+        // threshold; ZeRO-2's buckets split below a unit; ZeRO-3 offloading the optimizer only (the
+        // fp32 master up through the device); ZeRO-2 offload accumulating on the host.
+        {"tiny-llama-cpu.ini", {"parallel.strategy=zero3", "precision.params=bf16", "deepspeed.stage3_max_reuse_distance=0",
+                                "deepspeed.stage3_max_live_parameters=20000", "deepspeed.sub_group_size=8000",
+                                "deepspeed.stage3_param_persistence_threshold=100"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=zero2", "precision.params=bf16", "parallel.bucket_mib=0.004", "batch.grad_accum=2"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=zero3", "precision.params=bf16", "memory.offload_optimizer=true", "deepspeed.sub_group_size=8000"}},
+        {"tiny-llama-cpu.ini", {"parallel.strategy=zero2", "precision.params=bf16", "memory.offload_optimizer=true", "batch.grad_accum=2"}},
     };
     auto all = cases;
     // ZeRO++ hpZ and HSDP with a shard size of its own, where the world splits in two.

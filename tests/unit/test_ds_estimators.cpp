@@ -105,7 +105,8 @@ TEST_CASE("DeepSpeed ZeRO-3 estimator, offload of optimizer and parameters: CPU 
     const auto p = ds_plan("zero3", {"memory.offload_optimizer=true", "memory.offload_params=true"});
     const Terms t = terms(*p);
     const MemoryByCategory m = p->persistent();
-    CHECK(m[MemCategory::params] + m[MemCategory::grads] + m[MemCategory::master_params] + m[MemCategory::optimizer_states] == 0);
+    // On the device: only the parameters under the persistence threshold, whole (below).
+    CHECK(m[MemCategory::params] - device(*p, "small parameters kept whole") + m[MemCategory::grads] + m[MemCategory::master_params] + m[MemCategory::optimizer_states] == 0);
     // 18 = 2 (bit16 parameter partition) + 4 (fp32 master) + 4 (fp32 gradients of the largest
     // sub-group: the whole partition under sub_group_size 1e9) + 8 (CPU Adam).
     CHECK(host(*p, "param shard") == 2 * t.S);
@@ -122,7 +123,7 @@ TEST_CASE("DeepSpeed ZeRO-3 estimator, optimizer offload only: GPU = 2N/G (+4L),
     const auto p = ds_plan("zero3", {"memory.offload_optimizer=true"});
     const Terms t = terms(*p);
     const MemoryByCategory m = p->persistent();
-    CHECK(m[MemCategory::params] == 2 * t.S);
+    CHECK(m[MemCategory::params] - device(*p, "small parameters kept whole") == 2 * t.S);
     CHECK(m[MemCategory::grads] + m[MemCategory::master_params] + m[MemCategory::optimizer_states] == 0);
     CHECK(host(*p, "fp32 master shard") + host(*p, "fp32 sub-group gradient buffer (host)") + host(*p, "adam") == 16 * t.S);
     CHECK(host(*p, "gradient shard (host)") == 2 * t.S);
@@ -137,7 +138,7 @@ TEST_CASE("DeepSpeed ZeRO-3 estimator, no offload: GPU = 18N/G (+4L) at the step
     const Terms t = terms(*p);
     const MemoryByCategory m = p->persistent();
     // 18 = 2 (bit16 partition) + 4 (fp32 master) + 8 (Adam) + 4 (fp32 gradients of a sub-group).
-    CHECK(m[MemCategory::params] == 2 * t.S);
+    CHECK(m[MemCategory::params] - device(*p, "small parameters kept whole") == 2 * t.S);
     CHECK(m[MemCategory::master_params] == 4 * t.S);
     CHECK(m[MemCategory::optimizer_states] == 8 * t.S);
     CHECK(step_fp32(*p) == 4 * t.S);
@@ -171,4 +172,18 @@ TEST_CASE("pin_memory decides which DeepSpeed host buffers are pinned; ZeRO-3's 
     const auto z3 = ds_plan("zero3", {"memory.offload_optimizer=true", "memory.offload_params=true", "deepspeed.pin_memory=false"});
     CHECK(pinned(*z3, "fp32 master shard") == 0);
     CHECK(pinned(*z3, "param shard") == 2 * t.S);  // always pinned
+}
+
+TEST_CASE("DeepSpeed ZeRO-3 keeps parameters under stage3_param_persistence_threshold whole on every rank") {
+    // Llama-7B's only tensors under 1e5 elements are its 65 norm weights of 4,096 (bf16).
+    auto whole = [](const plan::ShardingPlan& p) { return device(p, "small parameters kept whole"); };
+    CHECK(whole(*ds_plan("zero3", {})) == 65 * 4096 * 2);
+    CHECK(whole(*ds_plan("zero3", {"deepspeed.stage3_param_persistence_threshold=4095"})) == 0);
+    CHECK(whole(*ds_plan("zero3", {"deepspeed.stage3_param_persistence_threshold=0"})) == 0);
+    // Hugging Face's "auto": 10 x hidden = 40,960 elements, the same norms.
+    const auto hf = ds_plan("zero3", {"deepspeed.hf_auto=true"});
+    CHECK(whole(*hf) == 65 * 4096 * 2);
+    CHECK(hf->engine_settings().persistence_threshold == 40960);
+    // Offloaded parameters: the kept-whole ones stay on the device.
+    CHECK(whole(*ds_plan("zero3", {"memory.offload_optimizer=true", "memory.offload_params=true"})) == 65 * 4096 * 2);
 }

@@ -49,7 +49,11 @@ TEST_CASE("model states per device follow the ZeRO formulas (bf16 params, fp32 m
             const double psi_ddp = 16, psi_z1 = 4 + 12 / N, psi_z2 = 2 + 14 / N, psi_z3 = 16 / N;
             for (const Row& r : {Row{"ddp", psi_ddp}, Row{"zero1", psi_z1}, Row{"zero2", psi_z2}, Row{"zero3", psi_z3},
                                  Row{"fsdp-full-shard", psi_z3}, Row{"fsdp-no-shard", psi_ddp}}) {
-                const auto p = make_plan(m, r.strategy, n);
+                // The paper partitions every parameter: no DeepSpeed persistence threshold.
+                const auto p = make_plan(m, r.strategy, n,
+                                         std::string(r.strategy) == "zero3"
+                                             ? std::vector<std::string>{"deepspeed.stage3_param_persistence_threshold=0"}
+                                             : std::vector<std::string>{});
                 const double psi = static_cast<double>(p->param_count().count());
                 const double got = static_cast<double>(model_states(*p));
                 const double want = r.bytes_per_param * psi;
@@ -141,8 +145,9 @@ TEST_CASE("golden: tiny-llama, fp32, AdamW, by hand") {
         // norm 32->33 (+1 twice), q and o 32->33 rows (+32 each), k and v 16->18 rows (+64 each),
         // gate and up 88->90 rows (+64 each), down 32->33 rows of 88 (+88): 410 per block, so a
         // block shard is (11584 + 410) / 3 = 3998; head: norm +1, lm_head 96 rows: (3104 + 1) / 3
-        // = 1035. Shard = 1024 + 2 * 3998 + 1035 = 10055 elements.
-        const auto p = make_plan("tiny-llama", "zero3", 3, {}, "fp32");
+        // = 1035. Shard = 1024 + 2 * 3998 + 1035 = 10055 elements. (Every tensor of this toy is
+        // under DeepSpeed's persistence threshold, which would keep them all whole: off here.)
+        const auto p = make_plan("tiny-llama", "zero3", 3, {"deepspeed.stage3_param_persistence_threshold=0"}, "fp32");
         CHECK(p->unit_plan(1).params.shard.count() == 3998);
         CHECK(p->unit_plan(3).params.shard.count() == 1035);
         const auto m = p->persistent();

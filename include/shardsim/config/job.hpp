@@ -66,6 +66,7 @@ struct JobConfig {
     std::int64_t stage3_prefetch_bucket_size = -1;  // -1: auto
     std::int64_t stage3_max_live_parameters = 1'000'000'000;
     std::int64_t stage3_max_reuse_distance = 1'000'000'000;
+    std::int64_t stage3_param_persistence_threshold = -1;  // -1: auto
     bool pin_memory = true;                       // offload_optimizer / offload_param .pin_memory
     std::int64_t sub_group_size = 1'000'000'000;  // zero3's optimizer sub-groups, elements
     bool gradient_as_bucket_view = false;  // [ddp]

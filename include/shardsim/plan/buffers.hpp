@@ -74,6 +74,7 @@ struct UnitBuffers {
     int master = -1;         // fp32 master weights of the trainable shard
     int moments[2] = {-1, -1};
     int host_grads = -1;     // offload: the gradient shard on the host (fp32; DeepSpeed ZeRO-3: accumulation dtype)
+    int persistent_whole = -1;  // DeepSpeed ZeRO-3: parameters under the persistence threshold, whole
     int host_accum = -1;     // DeepSpeed ZeRO-1/2 offload, grad_accum > 1: gradients accumulated on the host
     int staging = -1;        // offload, parameters on the device: the updated 16-bit shard on the host
     int upload = -1;         // offloaded parameter shard uploaded for its all-gather

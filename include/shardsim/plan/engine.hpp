@@ -23,6 +23,7 @@ struct EngineSettings {
     std::int64_t prefetch_bucket_elements = 0;  // stage3_prefetch_bucket_size
     std::int64_t max_live_parameters = 0;       // stage3_max_live_parameters
     std::int64_t max_reuse_distance = 0;        // stage3_max_reuse_distance
+    std::int64_t persistence_threshold = 0;     // stage3_param_persistence_threshold
     bool pin_memory = true;                     // offload_*.pin_memory
     std::int64_t sub_group_elements = 0;        // sub_group_size
     std::vector<std::string> resolved;     // "parallel.bucket_mib = auto -> 25 MiB (PyTorch DDP's bucket_cap_mb)"

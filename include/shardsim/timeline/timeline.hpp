@@ -56,6 +56,9 @@ struct RankSummary {
     std::map<int, double> comm_wire_bytes;        // by collective kind: bytes on the wire per rank
     std::map<int, double> comm_kind_time;         // by collective kind: summed durations
     std::map<int, std::int64_t> comm_kind_ranks;  // by collective kind: largest group
+    // The caching allocator's peaks (sim/allocator.hpp; 0: not known, e.g. a CPU run).
+    std::int64_t allocated_peak_bytes = 0;
+    std::int64_t reserved_peak_bytes = 0;
 };
 
 struct RankTimeline {
@@ -64,6 +67,11 @@ struct RankTimeline {
     std::string host;
     std::vector<OpRecord> ops;
     std::vector<MemorySample> memory;
+    // PyTorch's max_memory_allocated and max_memory_reserved as the caching allocator would have
+    // them for this step (simulated; 0: not known). The samples' runtime_overhead includes the
+    // reserved-but-not-allocated slack at the peak.
+    std::int64_t allocated_peak_bytes = 0;
+    std::int64_t reserved_peak_bytes = 0;
 
     RankSummary summarize() const;
     // The optimizer steps recorded (ascending), and one of them alone (its times unchanged).
