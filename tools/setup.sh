@@ -7,8 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Everything the build and the tests use (nlohmann-json3-dev and libyaml-cpp-dev: the readers of
 # DeepSpeed and accelerate configs; slurm-wlm and munge: the private Slurm cluster of the
 # slurm tests; chromium: the HTML report's rendering test; python3-h5py and python3-matplotlib:
-# the h5py example of docs/hdf5.md, run by tests/e2e/hdf5_h5py.sh). CUDA and NCCL are optional and not Debian packages:
-# when /usr/local/cuda (or CUDAToolkit_ROOT / NCCL_ROOT) holds them, the GPU backends are built too.
+# the h5py example of docs/hdf5.md, run by tests/e2e/hdf5_h5py.sh; clang, its sanitizer and
+# libFuzzer runtimes and llvm-symbolizer: the sanitize and fuzz tests, tools/sanitize.sh). CUDA and
+# NCCL are optional and not Debian packages: when /usr/local/cuda (or CUDAToolkit_ROOT / NCCL_ROOT)
+# holds them, the GPU backends are built too.
 SHARDSIM_PACKAGES=(
   cmake g++ make python3
   libopenmpi-dev openmpi-bin libpmix-dev
@@ -17,6 +19,7 @@ SHARDSIM_PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev
   slurm-wlm munge
   chromium
+  clang libclang-rt-14-dev llvm-14
   python3-h5py python3-matplotlib
 )
 

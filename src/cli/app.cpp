@@ -3,9 +3,11 @@
 #include <hdf5.h>
 #include <mpi.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "shardsim/core/error.hpp"
+#include "shardsim/core/format.hpp"
 #include "shardsim/core/version.hpp"
 
 namespace shardsim::cli {
@@ -86,17 +88,33 @@ std::string backends() {
 void usage(std::ostream& os) {
     os << "usage: shardsim <command> [options]   (shardsim <command> --help for its options)\n\ncommands:\n";
     for (const auto& c : commands()) os << "  " << c.name << std::string(12 - c.name.size(), ' ') << c.summary << "\n";
-    os << "\n  --version   version and the backends of this build\n";
+    os << "\n  --version   version and the backends of this build\n"
+          "  --debug     (with any command) errors also say where in shardsim they were raised\n";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
+    // HDF5 shuts itself down at exit unless told not to. After reading a corrupted file it
+    // cannot, and says so on stderr ("HDF5: infinite loop closing library" and a line of
+    // "FL,FL,..."). Every file shardsim opens is closed by its handle before the process ends,
+    // so skipping that shutdown loses nothing. (Under MPI, HDF5 shuts down at MPI_Finalize.)
+    H5dont_atexit();
+    // `--debug` (anywhere) or SHARDSIM_DEBUG=1: errors also say where in shardsim they were raised.
+    const char* env_debug = std::getenv("SHARDSIM_DEBUG");
+    bool debug = env_debug != nullptr && *env_debug != '\0' && std::string(env_debug) != "0";
+    std::vector<std::string> all;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--debug")
+            debug = true;
+        else
+            all.emplace_back(argv[i]);
+    }
+    if (all.empty()) {
         usage(std::cerr);
         return kExitBadInput;
     }
-    const std::string name = argv[1];
+    const std::string name = all.front();
     if (name == "--version" || name == "version") {
         std::cout << "shardsim " << version() << "\n" << backends() << "\n";
         return 0;
@@ -105,20 +123,29 @@ int main(int argc, char** argv) {
         usage(std::cout);
         return 0;
     }
+    // Messages may quote input (file contents, arguments): printed with control characters escaped.
+    const auto detail = [&](const Error& e) {
+        if (debug && !e.debug_detail().empty()) std::cerr << "  (debug: raised at " << printable(e.debug_detail()) << ")\n";
+    };
     for (const auto& c : commands()) {
         if (c.name != name) continue;
-        const Args args(argv + 2, argv + argc);
+        const Args args(all.begin() + 1, all.end());
         try {
             return c.run(args);
         } catch (const InputError& e) {
-            for (const auto& p : e.problems()) std::cerr << p << "\n";
+            for (const auto& p : e.problems()) std::cerr << printable(p) << "\n";
+            detail(e);
             return kExitBadInput;
+        } catch (const Error& e) {
+            std::cerr << "shardsim " << name << ": error: " << printable(e.what()) << "\n";
+            detail(e);
+            return kExitFailure;
         } catch (const std::exception& e) {
-            std::cerr << "shardsim " << name << ": error: " << e.what() << "\n";
+            std::cerr << "shardsim " << name << ": error: " << printable(e.what()) << "\n";
             return kExitFailure;
         }
     }
-    std::cerr << "shardsim: unknown command '" << name << "'\n";
+    std::cerr << "shardsim: unknown command '" << printable(name) << "'\n";
     usage(std::cerr);
     return kExitBadInput;
 }

@@ -160,7 +160,7 @@ int bench(const Setup& s, const BenchArgs& a, int rank) {
                 io::write_bench_file(a.out, run);
                 if (!a.json) std::cout << "# every rank's timings written to " << a.out << "\n";
             } catch (const std::exception& e) {
-                std::cerr << "shardsim bench: error: " << e.what() << "\n";
+                std::cerr << "shardsim bench: error: " << printable(e.what()) << "\n";
                 code = kExitFailure;
             }
         }

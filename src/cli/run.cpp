@@ -13,9 +13,11 @@
 #include "shardsim/cli/record.hpp"
 #include "shardsim/cli/run_setup.hpp"
 #include "shardsim/comm/mpi.hpp"
+#include "shardsim/comm/watchdog.hpp"
 #include "shardsim/core/format.hpp"
 #include "shardsim/exec/gather.hpp"
 #include "shardsim/exec/verify.hpp"
+#include "shardsim/device/backend.hpp"
 #include "shardsim/io/hdf5.hpp"
 #include "shardsim/report/header.hpp"
 #include "shardsim/report/report.hpp"
@@ -33,6 +35,7 @@ struct RunOptions {
     bool has_out = false;
     std::string out;
     int threads = 1;
+    double collective_timeout_s = 600;
 };
 
 std::string progress_line(int step, int steps, double loss, double tokens_per_s, double elapsed) {
@@ -43,12 +46,71 @@ std::string progress_line(int step, int steps, double loss, double tokens_per_s,
 
 int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int world_size);
 
+// [Note: process footprint] The host memory a rank is predicted to hold is simulate's host figure
+// (report::host_per_rank): what it offloads, the process itself (host.process_gib: libraries,
+// MPI, BLAS, the CUDA runtime, the plan and its simulated prediction, the allocator's slack),
+// pinned rounding, and on a CPU its device peak. run measures its resident size against it:
+// VmRSS after every step, VmHWM at the end.
+struct HostWatch {
+    std::int64_t predicted = 0;  // this rank's share of the node's host memory
+    std::int64_t process = 0;    // of which the process itself (host.process_gib)
+    bool warned = false;
+
+    HostWatch(const RunContext& ctx, int world_rank) {
+        const auto& pred = ctx.prediction;
+        const auto r = static_cast<std::size_t>(world_rank);
+        if (r < pred.class_of_rank.size()) {
+            const timeline::RankSummary s = pred.timelines.at(static_cast<std::size_t>(pred.class_of_rank[r])).summarize();
+            predicted = report::host_per_rank(pred, s);
+            // A GPU topology run on CPU ranks: its device is this host's memory too (as check_fit counts it).
+            if (ctx.backend == device::Backend::mpi && !pred.host_is_device) predicted += s.peak_bytes;
+        }
+        process = pred.host_process_bytes;
+    }
+    // After a step: one warning per rank when the resident size passes the prediction (the
+    // kernel's OOM killer, or Slurm's memory limit, may end the process).
+    void check(int step, int world_rank) {
+        const std::int64_t rss = device::process_resident_bytes();
+        if (warned || rss <= predicted) return;
+        warned = true;
+        std::cerr << "[rank " << world_rank << " on " << comm::host_name() << "] shardsim run: warning: resident size "
+                  << format_bytes(rss) << " after step " << step + 1 << " exceeds the " << format_bytes(predicted)
+                  << " of host memory predicted for this rank (of which " << format_bytes(process)
+                  << " for the process itself, host.process_gib)" << std::endl;
+    }
+};
+
+// Rank 0 gets every rank's peak resident size and prediction (collective over the world).
+struct HostUse {
+    std::int64_t rss = 0, predicted = 0;
+    int rank = 0;
+};
+HostUse largest_host_use(const HostWatch& w, int world_rank, int world_size) {
+    const std::int64_t mine[2] = {device::process_peak_resident_bytes(), w.predicted};
+    std::vector<std::int64_t> all(2 * static_cast<std::size_t>(world_size));
+    SHARDSIM_MPI_CHECK(MPI_Gather(mine, 2, MPI_INT64_T, all.data(), 2, MPI_INT64_T, 0, MPI_COMM_WORLD));
+    HostUse worst;
+    if (world_rank != 0) return worst;
+    for (int r = 0; r < world_size; ++r) {
+        const auto i = 2 * static_cast<std::size_t>(r);
+        if (r == 0 || all[i] - all[i + 1] > worst.rss - worst.predicted) worst = {all[i], all[i + 1], r};
+    }
+    return worst;
+}
+
 int execute(const RunOptions& o, int world_rank, int world_size) {
     // From here a signal stops the run after a step instead of killing it mid-way.
     install_stop_handlers();
     if (o.has_out) check_output_paths({{"--out", o.out}}, world_rank, world_size);
     RunContext ctx = prepare_run(o.req, parse_backend_option(o.backend), o.threads, o.force, world_rank, world_size);
     try {
+        comm::watchdog::start(MPI_COMM_WORLD, o.collective_timeout_s, [&ctx](int op) {
+            if (op < 0 || static_cast<std::size_t>(op) >= ctx.schedule.ops.size()) return std::string();
+            return "op " + std::to_string(op) + " (" + plan::op_label(*ctx.plan, ctx.schedule.ops[static_cast<std::size_t>(op)]) + ")";
+        });
+        struct StopWatch {
+            ~StopWatch() { comm::watchdog::stop(); }
+        } stop_watch;
         return steps_and_outputs(ctx, o, world_rank, world_size);
     } catch (const std::exception& e) {
         // Abort while this rank's threads and buffers still exist: unwinding them first would
@@ -76,17 +138,26 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
     int stopped_by = 0;
     std::string last_line;
     if (o.verify) ctx.executor->remember_first_step();
+    HostWatch host(ctx, world_rank);
     for (int s = 0; s < steps && stopped_by == 0; ++s) {
+        comm::watchdog::set_step(s);
         const exec::StepResult r = ctx.executor->run_step(s);
         double loss = 0, seconds = 0;
-        SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.loss, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-        SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
-        stopped_by = agreed_stop_signal(MPI_COMM_WORLD);
+        {
+            const comm::InCollective watched(ctx.step_group, "the step's loss, time and stop-signal all-reduces");
+            SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.loss, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+            SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+            stopped_by = agreed_stop_signal(MPI_COMM_WORLD);
+        }
+        host.check(s, world_rank);
         loss /= world_size;
         losses.push_back(loss);
         elapsed += seconds;
         // The file first: a step said done is a step in the file.
-        record.add_step(s);
+        {
+            const comm::InCollective watched(ctx.step_group, "gathering the step's timelines on rank 0 (--out)");
+            record.add_step(s);
+        }
         last_line = progress_line(s + 1, static_cast<int>(steps), loss, tokens_per_step / seconds, elapsed);
         if (world_rank == 0 && !o.json && stopped_by == 0) {
             if (tty)
@@ -137,6 +208,8 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
     double overhead = ctx.executor->measurement_overhead(), max_overhead = 0;
     SHARDSIM_MPI_CHECK(MPI_Allreduce(&overhead, &max_overhead, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
 
+    const HostUse host_use = largest_host_use(host, world_rank, world_size);
+
     exec::VerifyResult verify;
     if (o.verify) verify = exec::verify_against_reference(*ctx.executor, static_cast<int>(steps), MPI_COMM_WORLD);
 
@@ -151,6 +224,10 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
             j["loss"] = l;
             j["measurement_overhead_fraction"] = max_overhead;
             j["plan_checks_passed"] = any_bad == 0;
+            j["host_rss_peak_bytes"] = host_use.rss;
+            j["host_rss_rank"] = static_cast<std::int64_t>(host_use.rank);
+            j["host_predicted_bytes"] = host_use.predicted;
+            j["host_process_measured_bytes"] = host_use.rss - (host_use.predicted - host.process);
             if (o.verify) {
                 j["verify_max_rel_diff"] = verify.max_rel_diff;
                 j["verify_tolerance"] = verify.tolerance;
@@ -163,6 +240,11 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
             std::cout << "\nmeasured step " << steps << " of " << steps << " (earlier steps warm up)\n" << report::summary_text(last);
             std::cout << "\nrecording cost " << format_fixed(100 * max_overhead, 2) << "% of the step time; plan checks "
                       << (any_bad ? "FAILED (see above)" : "passed: persistent bytes and collective sizes as planned") << "\n";
+            std::cout << "host memory: peak resident size " << format_bytes(host_use.rss) << " (rank " << host_use.rank
+                      << ", the rank furthest above its prediction) against " << format_bytes(host_use.predicted)
+                      << " predicted: buffers " << format_bytes(host_use.predicted - host.process) << " + the process itself "
+                      << format_bytes(host.process) << " (host.process_gib), which measured "
+                      << format_bytes(host_use.rss - (host_use.predicted - host.process)) << "\n";
             if (o.verify)
                 std::cout << "verify: max relative difference from a single-process reference " << verify.max_rel_diff
                           << " (worst " << verify.worst_tensor << ", tolerance " << verify.tolerance << ": " << verify.rule << "): "
@@ -191,13 +273,20 @@ int cmd_run(const Args& args) {
          "renamed to FILE at the end (complete = 0 if the run was stopped)")
         ("json", po::bool_switch(&o.json), "print the measured summary as JSON (same keys as simulate --json)")
         ("force", po::bool_switch(&o.force), "run even when the plan is predicted not to fit")
-        ("threads", po::value<int>(&o.threads)->default_value(1), "BLAS threads per rank on the CPU backend");
+        ("threads", po::value<int>(&o.threads)->default_value(1), "BLAS threads per rank on the CPU backend")
+        ("collective-timeout", po::value<double>(&o.collective_timeout_s)->default_value(600),
+         "seconds a rank waits in one collective before the watchdog names the ranks that did not arrive and aborts "
+         "the job (exit 124); 0: no watchdog");
     add_import_options(desc, o.req);
-    auto vm = parse_options("run", "mpirun -np N shardsim run --job JOB [--backend auto|nccl|mpi] [--steps S] [--verify] [--out FILE.h5] [--json] " +
+    auto vm = parse_options("run", "mpirun -np N shardsim run --job JOB [--backend auto|nccl|mpi] [--steps S] [--verify] [--out FILE.h5] [--json] "
+                                   "[--collective-timeout S] " +
                                 std::string(interop::kImportUsage),
                             desc, args);
     if (!vm) return 0;
     if (o.steps < 0) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 0)");
+    if (!std::isfinite(o.collective_timeout_s) || o.collective_timeout_s < 0 || o.collective_timeout_s > 1e6)
+        throw InputError("--collective-timeout: bad value '" + format_fixed(o.collective_timeout_s, 1) +
+                         "' (allowed: seconds in [0, 1e6]; 0: no watchdog)");
     if (o.threads < 1) throw InputError("--threads: bad value '" + std::to_string(o.threads) + "' (allowed: integer >= 1)");
     o.has_out = vm->count("out") > 0;
     parse_backend_option(o.backend);  // refused before MPI starts

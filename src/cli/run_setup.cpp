@@ -8,6 +8,7 @@
 
 #include "shardsim/comm/backends.hpp"
 #include "shardsim/comm/mpi.hpp"
+#include "shardsim/comm/watchdog.hpp"
 #include "shardsim/config/launch.hpp"
 #include "shardsim/core/format.hpp"
 #include "shardsim/exec/gather.hpp"
@@ -229,14 +230,29 @@ RunContext prepare_run(const interop::Request& request, device::BackendRequest b
         ctx.world = std::make_unique<comm::MpiCommunicator>(MPI_COMM_WORLD, false);
     }
     // One communicator per group of the plan ([Note: rank groups]); the world group is the world.
+    // Every call on one is watched as a call of that group; the groups are added to the watchdog
+    // in the same order on every rank ([Note: collective watchdog]).
+    std::vector<int> everyone(static_cast<std::size_t>(world_size));
+    for (int r = 0; r < world_size; ++r) everyone[static_cast<std::size_t>(r)] = r;
+    ctx.step_group = comm::watchdog::add_group("the world (the step's loss, stop signal and --out)", everyone);
+    if (ctx.backend == device::Backend::nccl) comm::watchdog::set_device_group(comm::watchdog::add_group("the GPU's streams", everyone));
     exec::Communicators comms;
     for (const auto& g : p.groups().all()) {
-        if (g.size == world_size) {
-            comms.push_back(ctx.world.get());
-            continue;
+        comm::Communicator* inner = ctx.world.get();
+        if (g.size != world_size) {
+            ctx.group_comms.push_back(ctx.world->split(static_cast<int>(g.instance(world_rank)), static_cast<int>(g.member(world_rank))));
+            inner = ctx.group_comms.back().get();
         }
-        ctx.group_comms.push_back(ctx.world->split(static_cast<int>(g.instance(world_rank)), static_cast<int>(g.member(world_rank))));
-        comms.push_back(ctx.group_comms.back().get());
+        std::vector<int> members;
+        for (int r = 0; r < world_size; ++r)
+            if (g.instance(r) == g.instance(world_rank)) members.push_back(r);
+        const int key = comm::watchdog::add_group(g.name + " group " + std::to_string(g.instance(world_rank)), members);
+        ctx.watched_comms.push_back(std::make_unique<comm::WatchedCommunicator>(*inner, key));
+        comms.push_back(ctx.watched_comms.back().get());
+    }
+    if (ctx.backend == device::Backend::nccl) {
+        comm::watchdog::abort_on_timeout(ctx.world.get());
+        for (const auto& c : ctx.group_comms) comm::watchdog::abort_on_timeout(c.get());
     }
     ctx.executor = std::make_unique<exec::Executor>(ctx.plan, ctx.schedule, *ctx.device,
                                                     ctx.backend == device::Backend::mpi ? *ctx.device : *ctx.host_math, comms, world_rank);

@@ -16,7 +16,7 @@ void throw_mpi(const char* file, int line, const char* call, int rc) {
     char msg[MPI_MAX_ERROR_STRING] = {};
     int len = 0;
     MPI_Error_string(rc, msg, &len);
-    throw Error(std::string(file) + ":" + std::to_string(line) + ": " + call + " failed: " + std::string(msg, static_cast<std::size_t>(len)));
+    throw Error("MPI error: " + std::string(msg, static_cast<std::size_t>(len)), std::string(file) + ":" + std::to_string(line) + ": " + call);
 }
 
 namespace {

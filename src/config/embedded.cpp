@@ -1,8 +1,8 @@
 #include "shardsim/config/embedded.hpp"
 
+#include "shardsim/config/ini.hpp"
+
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace shardsim::config {
 
@@ -49,18 +49,21 @@ std::optional<ResolvedFile> shipped_relative(const std::string& kind, const std:
 
 std::string embedded_dir(const std::string& kind) { return std::string(kShipped) + "/" + kind; }
 
-std::optional<ResolvedFile> resolve_file(const std::string& kind, const std::string& ref, const std::string& dir) {
+std::optional<ResolvedFile> resolve_file(const std::string& kind, const std::string& ref, const std::string& dir,
+                                         std::string* why) {
     namespace fs = std::filesystem;
     const bool looks_like_path = ref.find('/') != std::string::npos || fs::path(ref).extension() == ".ini";
     if (!looks_like_path) return shipped(kind, ref);
     fs::path p(ref);
     if (p.is_relative() && dir.rfind(kShipped, 0) == 0) return shipped_relative(kind, ref, dir);
     if (p.is_relative() && !dir.empty()) p = fs::path(dir) / p;
-    std::ifstream in(p);
-    if (!in) return std::nullopt;
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ResolvedFile{p.lexically_normal().string(), ss.str(), p.parent_path().string()};
+    std::string reason;
+    const auto text = read_input_file(p.string(), reason);
+    if (!text) {
+        if (why) *why = reason;
+        return std::nullopt;
+    }
+    return ResolvedFile{p.lexically_normal().string(), *text, p.parent_path().string()};
 }
 
 }  // namespace shardsim::config

@@ -1,5 +1,7 @@
 #include "shardsim/config/ini.hpp"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -48,6 +50,16 @@ IniFile parse_ini_text(const std::string& path, const std::string& text, Problem
     auto where = [&] { return path + ":" + std::to_string(lineno) + ": "; };
     while (std::getline(in, raw)) {
         ++lineno;
+        // Control characters have no place in a configuration file, and echoed into a message
+        // they could drive the terminal: refused on any line, comments included.
+        std::string body = raw;
+        if (!body.empty() && body.back() == '\r') body.pop_back();  // CRLF files
+        std::replace(body.begin(), body.end(), '\t', ' ');
+        if (!is_printable(body)) {
+            problems.add(where() + "bad line '" + printable(trim(raw)) +
+                         "': control characters or bytes that are not UTF-8 (allowed: printable UTF-8 text and tabs)");
+            continue;
+        }
         const std::string line = trim(strip_comment(raw));
         if (line.empty()) continue;
         if (line.front() == '[') {
@@ -92,12 +104,43 @@ IniFile parse_ini_text(const std::string& path, const std::string& text, Problem
     return f;
 }
 
-IniFile read_ini_file(const std::string& path, Problems& problems) {
-    std::ifstream in(path);
-    if (!in) throw InputError(path + ": cannot open file for reading");
+std::optional<std::string> read_input_file(const std::string& path, std::string& why) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::file_status st = fs::status(path, ec);
+    if (ec || !fs::exists(st)) {
+        why = "no such file";
+        return std::nullopt;
+    }
+    if (fs::is_directory(st)) {
+        why = "is a directory";
+        return std::nullopt;
+    }
+    // Devices, pipes and sockets could be endless (/dev/zero) or block forever.
+    if (!fs::is_regular_file(st)) {
+        why = "is not a regular file";
+        return std::nullopt;
+    }
+    const auto size = fs::file_size(path, ec);
+    if (ec || size > static_cast<std::uintmax_t>(kMaxInputFileBytes)) {
+        why = ec ? "cannot be read" : "is larger than 16 MiB (" + std::to_string(size) + " bytes)";
+        return std::nullopt;
+    }
+    std::ifstream in(path, std::ios::binary);
     std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_ini_text(path, ss.str(), problems);
+    if (in) ss << in.rdbuf();
+    if (!in) {
+        why = "cannot be read";
+        return std::nullopt;
+    }
+    return ss.str();
+}
+
+IniFile read_ini_file(const std::string& path, Problems& problems) {
+    std::string why;
+    const auto text = read_input_file(path, why);
+    if (!text) throw InputError(path + ": cannot read file: " + why);
+    return parse_ini_text(path, *text, problems);
 }
 
 }  // namespace shardsim::config

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "shardsim/config/limits.hpp"
 #include "shardsim/core/format.hpp"
 
 namespace shardsim::config {
@@ -110,7 +109,7 @@ const Schema& job_schema() {
                          "catalogue name (shardsim models) or path to a model .ini, relative to the job file"));
         s.push_back(text("job", "topology", "", true,
                          "shipped topology name or path to a topology .ini, relative to the job file"));
-        s.push_back(integer("job", "steps", "optimizer steps", "1", 1, "steps the executor runs"));
+        s.push_back(integer("job", "steps", "optimizer steps", "1", 1, "steps the executor runs", limits::kSteps));
         s.push_back(integer("job", "seed", "", "1234", 0, "seed of weights and synthetic data"));
         s.push_back(number("job", "reported_host_gb", "GB", "0", 0, false,
                            "host memory a published run of this job reports having used (decimal GB, as such tables "
@@ -125,25 +124,28 @@ const Schema& job_schema() {
         KeySpec bucket = number("parallel", "bucket_mib", "MiB", "auto", 0, true,
                                 "gradient bucket size: DDP's bucket_cap_mb (auto: 25 MiB), DeepSpeed's reduce_bucket_size "
                                 "(auto: 5e8 elements); a bucket closes once it reaches this size, and a larger tensor is a "
-                                "bucket of its own");
+                                "bucket of its own (at most 1 TiB)",
+                                limits::kBufferMiB);
         bucket.allows_auto = true;
         s.push_back(bucket);
         KeySpec first = number("parallel", "first_bucket_mib", "MiB", "auto", 0, true,
-                               "DDP: the first bucket's size (auto: 1 MiB, PyTorch's first_bucket_bytes_cap)");
+                               "DDP: the first bucket's size (auto: 1 MiB, PyTorch's first_bucket_bytes_cap; at most 1 TiB)",
+                               limits::kBufferMiB);
         first.allows_auto = true;
         s.push_back(first);
         KeySpec live = integer("parallel", "max_live_params", "elements", "1e9", 1, "");
         live.retired = "named as DeepSpeed names it: deepspeed.stage3_max_live_parameters";
         s.push_back(live);
         s.push_back(integer("parallel", "world_size", "ranks", "0", 0,
-                            "ranks used (0: every GPU of the topology); several nodes need all their GPUs"));
+                            "ranks used (0: every GPU of the topology); several nodes need all their GPUs "
+                            "(at most 1,000,000: 10x the largest clusters)", limits::kWorld));
         s.push_back(integer("parallel", "shard_size", "ranks", "0", 0,
                             "fsdp-hybrid-shard: ranks that split one copy of the states, any divisor of the world below it "
-                            "(0: the GPUs of one node); the world is replicate x shard"));
+                            "(0: the GPUs of one node); the world is replicate x shard", limits::kWorld));
         s.push_back(integer("parallel", "secondary_shard", "ranks", "0", 0,
                             "zero3 only, DeepSpeed ZeRO++ hpZ (zero_hpz_partition_size): a second copy of the parameter "
                             "shards split over this many consecutive ranks (usually the GPUs of a node), so backward "
-                            "gathers inside them (0: off)"));
+                            "gathers inside them (0: off)", limits::kWorld));
 
         s.push_back(boolean("ddp", "gradient_as_bucket_view", "false",
                             "DDP: gradients are views of the bucket storage (false, PyTorch's default: the buckets are "
@@ -154,17 +156,21 @@ const Schema& job_schema() {
                            "the reduction runs on the compute stream)"));
         KeySpec pre = integer("deepspeed", "stage3_prefetch_bucket_size", "elements", "auto", 0,
                               "zero3: parameters all-gathered ahead of use, at most (auto: 5e7, DeepSpeed's default; 0.9 x "
-                              "hidden^2 with hf_auto)");
+                              "hidden^2 with hf_auto; at most 2^50, the largest model)",
+                              static_cast<double>(limits::kParams));
         pre.allows_auto = true;
         s.push_back(pre);
         s.push_back(integer("deepspeed", "stage3_max_live_parameters", "elements", "1e9", 0,
-                            "zero3: prefetching stops once this many elements are gathered (fetching on demand does not)"));
+                            "zero3: prefetching stops once this many elements are gathered (fetching on demand does not; "
+                            "at most 2^50, the largest model)", static_cast<double>(limits::kParams)));
         s.push_back(integer("deepspeed", "stage3_max_reuse_distance", "elements", "1e9", 0,
                             "zero3: a unit stays gathered when its next use comes within this many elements of other "
-                            "units' parameters"));
+                            "units' parameters (at most 2^50, the largest model)", static_cast<double>(limits::kParams)));
         KeySpec persist = integer("deepspeed", "stage3_param_persistence_threshold", "elements", "auto", 0,
                                   "zero3: parameters of at most this many elements are never partitioned: every rank keeps "
-                                  "them whole on the device (auto: 1e5, DeepSpeed's default; 10 x hidden with hf_auto)");
+                                  "them whole on the device (auto: 1e5, DeepSpeed's default; 10 x hidden with hf_auto; at "
+                                  "most 2^50, the largest model)",
+                                  static_cast<double>(limits::kParams));
         persist.allows_auto = true;
         s.push_back(persist);
         s.push_back(boolean("deepspeed", "pin_memory", "true",
@@ -173,7 +179,8 @@ const Schema& job_schema() {
                             "offloaded parameters are pinned either way"));
         s.push_back(integer("deepspeed", "sub_group_size", "elements", "1e9", 1,
                             "zero3: the optimizer steps over sub-groups of this many partition elements; with offload its "
-                            "fp32 gradient buffer on the host holds the largest sub-group"));
+                            "fp32 gradient buffer on the host holds the largest sub-group (at most 2^50, the largest model)",
+                            static_cast<double>(limits::kParams)));
         s.push_back(boolean("deepspeed", "hf_auto", "false",
                             "zero1/2/3: resolve 'auto' values as the Hugging Face Trainer and Accelerate fill a ds_config's "
                             "\"auto\" keys (reduce_bucket_size = hidden^2) instead of DeepSpeed's own defaults"));
@@ -206,16 +213,21 @@ const Schema& job_schema() {
         s.push_back(number("optimizer", "eps", "", "1e-8", 0, true, "AdamW epsilon"));
         s.push_back(number("optimizer", "momentum", "", "0.9", 0, false, "SGD momentum", 0.999999));
 
-        s.push_back(integer("batch", "micro_batch", "sequences", "1", 1, "sequences per rank per micro-batch"));
-        s.push_back(integer("batch", "grad_accum", "micro-batches", "1", 1, "micro-batches per optimizer step"));
-        s.push_back(integer("batch", "seq_len", "tokens", "", 1, "context length (encoder length for encoder-decoder)"));
+        s.push_back(integer("batch", "micro_batch", "sequences", "1", 1,
+                            "sequences per rank per micro-batch (at most 65,536; real jobs use 1-1,024)", limits::kMicroBatch));
+        s.push_back(integer("batch", "grad_accum", "micro-batches", "1", 1,
+                            "micro-batches per optimizer step (at most 2^20; also at most 524,288 units x micro-batches "
+                            "per step, which the simulator holds in memory)", limits::kGradAccum));
+        s.push_back(integer("batch", "seq_len", "tokens", "", 1,
+                            "context length (encoder length for encoder-decoder; at most 2^20, ~1M tokens)", limits::kSeqLen));
         s.push_back(integer("batch", "decoder_seq_len", "tokens", "0", 0,
-                            "encoder-decoder only: decoder length (0: same as seq_len)"));
+                            "encoder-decoder only: decoder length (0: same as seq_len; at most 2^20)", limits::kSeqLen));
 
         s.push_back(boolean("memory", "activation_checkpointing", "false", "keep only unit inputs, recompute in backward"));
         s.push_back(integer("memory", "checkpoint_every", "blocks", "1", 1,
                             "with activation_checkpointing: checkpoint every n-th block (blocks n, 2n, ... counting from 1, "
-                            "as torchtitan's per-layer option); the others keep all they save. 1: every block"));
+                            "as torchtitan's per-layer option); the others keep all they save. 1: every block",
+                            static_cast<double>(limits::kLayers)));
         s.push_back(boolean("memory", "offload_optimizer", "false", "optimizer states and step on the host (ZeRO-Offload)"));
         s.push_back(boolean("memory", "offload_params", "false", "sharded parameters live on the host (ZeRO-3 only)"));
         s.push_back(choice("memory", "attention", attention_names(), "auto",
@@ -237,7 +249,8 @@ const Schema& job_schema() {
                            "dropout on hidden states: residual branches, embeddings, T5's FFN and stack ends (the "
                            "model file's hidden_dropout unless given)", 0.99));
 
-        s.push_back(integer("lora", "rank", "", "0", 0, "LoRA rank (0: LoRA off, full fine-tuning)"));
+        s.push_back(integer("lora", "rank", "", "0", 0, "LoRA rank (0: LoRA off, full fine-tuning; at most 65,536)",
+                            limits::kLoraRank));
         s.push_back(number("lora", "alpha", "", "16", 0, true, "LoRA scaling numerator (scale = alpha / rank)"));
         KeySpec targets;
         targets.section = "lora";
@@ -391,13 +404,14 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
 }
 
 JobConfig load_job(const std::string& path, const std::vector<Override>& overrides) {
-    std::ifstream in(path);
-    if (!in) throw InputError(path + ": cannot open job file (expected: a path to a job .ini, e.g. jobs/llama-7b-fsdp-6x-a100-40g.ini)");
-    std::stringstream ss;
-    ss << in.rdbuf();
+    std::string why;
+    const auto text = read_input_file(path, why);
+    if (!text)
+        throw InputError("--job: bad value '" + path + "': " + why +
+                         " (allowed: a path to a job .ini, e.g. jobs/llama-7b-fsdp-6x-a100-40g.ini, or a shipped job name)");
     std::string dir = std::filesystem::path(path).parent_path().string();
     if (dir.empty()) dir = ".";
-    return load_job_text(path, ss.str(), dir, overrides);
+    return load_job_text(path, *text, dir, overrides);
 }
 
 }  // namespace shardsim::config

@@ -86,6 +86,9 @@ std::vector<std::string> parse_list(const std::string& s) {
 }
 
 Override parse_override(const std::string& arg) {
+    if (!is_printable(arg))
+        throw InputError("--set " + printable(arg) +
+                         ": control characters or bytes that are not UTF-8 (allowed: printable UTF-8 text)");
     const auto eq = arg.find('=');
     const auto dot = arg.substr(0, eq).rfind('.');
     if (eq == std::string::npos || dot == std::string::npos || dot == 0 || eq == dot + 1)

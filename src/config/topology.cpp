@@ -4,6 +4,7 @@
 
 #include "shardsim/config/embedded.hpp"
 #include "shardsim/config/job.hpp"
+#include "shardsim/config/limits.hpp"
 #include "shardsim/core/format.hpp"
 
 namespace shardsim::config {
@@ -42,10 +43,17 @@ KeySpec key(std::string section, std::string name, ValueType type, std::string u
     k.help = std::move(help);
     return k;
 }
-KeySpec positive(std::string section, std::string name, std::string unit, std::string def, std::string help) {
+KeySpec positive(std::string section, std::string name, std::string unit, std::string def, std::string help, double max) {
     KeySpec k = key(std::move(section), std::move(name), ValueType::number, std::move(unit), std::move(def), std::move(help));
     k.min = 0;
     k.min_exclusive = true;
+    k.max = max;
+    return k;
+}
+KeySpec non_negative(std::string section, std::string name, std::string unit, std::string def, std::string help, double max) {
+    KeySpec k = key(std::move(section), std::move(name), ValueType::number, std::move(unit), std::move(def), std::move(help));
+    k.min = 0;
+    k.max = max;
     return k;
 }
 // The achieved share of a level's bandwidth; auto: the default of its link kind (link_efficiency).
@@ -66,15 +74,17 @@ KeySpec latency_key(const std::string& section) {
                     "one ring hop, NCCL's Simple protocol (auto: NCCL's tuning-model figure for the link kind: NVLink 3.4, "
                     "PCIe and shared memory 5.7, network 14)");
     k.min = 0;
+    k.max = limits::kLatencyUs;
     k.allows_auto = true;
     return k;
 }
 
 constexpr const char* kPublishedOps[] = {"all_gather", "reduce_scatter", "all_reduce"};
 
-KeySpec count(std::string section, std::string name, std::string def, std::string help) {
+KeySpec count(std::string section, std::string name, std::string def, std::string help, std::int64_t max) {
     KeySpec k = key(std::move(section), std::move(name), ValueType::integer, "", std::move(def), std::move(help));
     k.min = 1;
+    k.max = static_cast<double>(max);
     return k;
 }
 
@@ -82,7 +92,8 @@ KeySpec count(std::string section, std::string name, std::string def, std::strin
 // attention kernels' rate, memory-bound kernels, launches.
 std::vector<KeySpec> compute_keys() {
     std::vector<KeySpec> out;
-    out.push_back(count("compute", "sms", "1", "streaming multiprocessors: GEMM tiles run in waves of this many (a CPU rank: 1)"));
+    out.push_back(count("compute", "sms", "1", "streaming multiprocessors: GEMM tiles run in waves of this many (a CPU rank: 1; at most 1e6)",
+                        1'000'000));
     out.push_back(key("compute", "gemm_tile", ValueType::text, "", "1x1",
                       "output tile of one SM, MxN (e.g. 128x128): partial tiles and partial waves waste their share"));
     auto share = [&](const char* name, const char* def, const char* help) {
@@ -96,8 +107,9 @@ std::vector<KeySpec> compute_keys() {
     share("gemm_efficiency", "auto", "achieved share of the dense peak by a large, well-shaped GEMM (auto: gpu.compute_efficiency)");
     share("attention_efficiency", "auto", "achieved share of the peak by fused sdpa / flash attention kernels (auto: gemm_efficiency)");
     share("memory_efficiency", "1", "achieved share of hbm_gbps by memory-bound kernels (norms, activations, softmax, casts, optimizer)");
-    KeySpec launch = key("compute", "launch_us", ValueType::number, "us", "0", "cost of one kernel launch");
+    KeySpec launch = key("compute", "launch_us", ValueType::number, "us", "0", "cost of one kernel launch (at most 1 s)");
     launch.min = 0;
+    launch.max = limits::kLatencyUs;
     out.push_back(launch);
     out.push_back(key("compute", "source", ValueType::text, "", "", "where calibrated values came from (shardsim calibrate --compute)"));
     return out;
@@ -108,8 +120,10 @@ const Schema& topology_schema() {
     static const Schema schema = [] {
         Schema s;
         s.push_back(key("cluster", "name", ValueType::text, "", "", "topology name (default: the file's name)"));
-        s.push_back(count("cluster", "nodes", "", "number of nodes"));
-        s.push_back(count("cluster", "gpus_per_node", "", "GPUs (ranks) per node"));
+        s.push_back(count("cluster", "nodes", "", "number of nodes (nodes x gpus_per_node at most 1,000,000: 10x the largest clusters)",
+                          limits::kNodes));
+        s.push_back(count("cluster", "gpus_per_node", "", "GPUs (ranks) per node (at most 1,024: a CPU host runs a rank per core)",
+                          limits::kGpusPerNode));
 
         KeySpec gname = key("gpu", "name", ValueType::text, "", "", "GPU model, e.g. A100-SXM4-40GB");
         gname.required = true;
@@ -117,22 +131,22 @@ const Schema& topology_schema() {
         KeySpec kind = key("gpu", "kind", ValueType::choice, "", "gpu", "gpu, or cpu for a host that runs ranks on cores");
         kind.choices = {"gpu", "cpu"};
         s.push_back(kind);
-        s.push_back(positive("gpu", "memory_gib", "GiB", "", "device memory"));
-        s.push_back(positive("gpu", "bf16_tflops", "TFLOP/s", "", "dense bf16 peak"));
-        s.push_back(positive("gpu", "fp16_tflops", "TFLOP/s", "", "dense fp16 peak"));
-        s.push_back(positive("gpu", "fp32_tflops", "TFLOP/s", "", "dense fp32 peak (TF32 off)"));
-        s.push_back(positive("gpu", "hbm_gbps", "GB/s", "", "device memory bandwidth"));
-        KeySpec eff = positive("gpu", "compute_efficiency", "", "0.5", "the default of compute.gemm_efficiency (which supersedes it)");
-        eff.max = 1;
-        s.push_back(eff);
+        s.push_back(positive("gpu", "memory_gib", "GiB", "", "device memory (at most 1 PiB)", limits::kMemoryGiB));
+        s.push_back(positive("gpu", "bf16_tflops", "TFLOP/s", "", "dense bf16 peak (at most 1e6: 1,000x an H100)", limits::kTflops));
+        s.push_back(positive("gpu", "fp16_tflops", "TFLOP/s", "", "dense fp16 peak (at most 1e6)", limits::kTflops));
+        s.push_back(positive("gpu", "fp32_tflops", "TFLOP/s", "", "dense fp32 peak (TF32 off; at most 1e6)", limits::kTflops));
+        s.push_back(positive("gpu", "hbm_gbps", "GB/s", "", "device memory bandwidth (at most 1e6)", limits::kGBps));
+        s.push_back(positive("gpu", "compute_efficiency", "", "0.5", "the default of compute.gemm_efficiency (which supersedes it)", 1));
         KeySpec reduce = key("gpu", "reduce_gbps", ValueType::number, "GB/s", "0",
                              "rate a rank adds received data in reduce-scatter / all-reduce; 0: the reduction rides "
-                             "along the transfer (NCCL fuses it into its copy); a CPU host's MPI adds at memory speed");
+                             "along the transfer (NCCL fuses it into its copy); a CPU host's MPI adds at memory speed (at most 1e6)");
         reduce.min = 0;
+        reduce.max = limits::kGBps;
         s.push_back(reduce);
         KeySpec over = key("gpu", "runtime_overhead_mib", ValueType::number, "MiB", "0",
-                           "per GPU: CUDA context, NCCL buffers, cuBLAS workspace");
+                           "per GPU: CUDA context, NCCL buffers, cuBLAS workspace (at most 1 TiB)");
         over.min = 0;
+        over.max = limits::kBufferMiB;
         s.push_back(over);
         KeySpec frag = key("gpu", "allocator_fragmentation", ValueType::number, "", "0",
                            "extra device slack as a fraction of the transient peak, beyond what the simulated caching "
@@ -141,8 +155,9 @@ const Schema& topology_schema() {
         frag.max = 1;
         s.push_back(frag);
         KeySpec price = key("gpu", "usd_per_gpu_hour", ValueType::number, "USD", "0",
-                            "on-demand price of one GPU for one hour (0: unknown); cite where from and when in the file");
+                            "on-demand price of one GPU for one hour (0: unknown; at most 1e6); cite where from and when in the file");
         price.min = 0;
+        price.max = 1e6;
         s.push_back(price);
 
         for (auto& k : compute_keys()) s.push_back(k);
@@ -153,13 +168,14 @@ const Schema& topology_schema() {
         intra.help = "link between GPUs of a node: nvlink / nvswitch direct, pcie peer-to-peer, pcie-no-p2p staged through "
                      "host memory, shm a CPU host's shared memory (docs/topologies.md)";
         s.push_back(intra);
-        s.push_back(positive("intra_node", "bandwidth_gbps", "GB/s", "", "per GPU, one direction (datasheet)"));
+        s.push_back(positive("intra_node", "bandwidth_gbps", "GB/s", "", "per GPU, one direction (datasheet; at most 1e6)", limits::kGBps));
         s.push_back(efficiency_key("intra_node"));
         s.push_back(latency_key("intra_node"));
         KeySpec host_bus = key("intra_node", "host_bus_gbps", ValueType::number, "GB/s", "auto",
                                "pcie-no-p2p: the node's path to host memory, one direction, shared by its GPUs' staged "
-                               "collectives and offload copies (auto: gpus_per_node x host.h2d_gbps)");
+                               "collectives and offload copies (auto: gpus_per_node x host.h2d_gbps; at most 1e6)");
         host_bus.min = 0;
+        host_bus.max = limits::kGBps;
         host_bus.min_exclusive = true;
         host_bus.allows_auto = true;
         s.push_back(host_bus);
@@ -167,28 +183,30 @@ const Schema& topology_schema() {
         KeySpec inter = key("inter_node", "kind", ValueType::choice, "", "none", "network between nodes");
         inter.choices = {"infiniband", "ethernet", "none"};
         s.push_back(inter);
-        KeySpec ibw = key("inter_node", "bandwidth_gbps", ValueType::number, "GB/s", "0", "per NIC, one direction");
-        ibw.min = 0;
-        s.push_back(ibw);
+        s.push_back(non_negative("inter_node", "bandwidth_gbps", "GB/s", "0", "per NIC, one direction (at most 1e6)", limits::kGBps));
         s.push_back(efficiency_key("inter_node"));
-        s.push_back(count("inter_node", "nics", "1", "NICs per node"));
+        s.push_back(count("inter_node", "nics", "1", "NICs per node (at most 64)", limits::kNics));
         s.push_back(latency_key("inter_node"));
 
-        s.push_back(positive("host", "memory_gib", "GiB", "", "host memory per node"));
-        s.push_back(positive("host", "h2d_gbps", "GB/s", "25", "host<->device copy bandwidth per GPU (pinned)"));
+        s.push_back(positive("host", "memory_gib", "GiB", "", "host memory per node (at most 1 PiB)", limits::kMemoryGiB));
+        s.push_back(positive("host", "h2d_gbps", "GB/s", "25", "host<->device copy bandwidth per GPU (pinned; at most 1e6)",
+                             limits::kGBps));
         s.push_back(positive("host", "cpu_optimizer_gelems", "1e9 params/s", "1",
-                             "CPU optimizer throughput per rank (offload)"));
+                             "CPU optimizer throughput per rank (offload; at most 1e6)", limits::kGelemsPerSecond));
         KeySpec process = key("host", "process_gib", ValueType::number, "GiB", "auto",
                               "host memory of each training process itself, beyond the buffers it offloads: libraries, "
                               "CUDA's host side, the data loader (auto: 2 GiB per GPU rank, an estimate for a PyTorch "
-                              "process with CUDA; 0.5 GiB per CPU rank, measured for shardsim's own ranks: README)");
+                              "process with CUDA; 0.5 GiB per CPU rank, measured for shardsim's own ranks: README; at most "
+                              "1 PiB)");
         process.min = 0;
+        process.max = limits::kMemoryGiB;
         process.allows_auto = true;
         s.push_back(process);
 
         s.push_back(key("nccl_tests", "source", ValueType::text, "", "", "published nccl-tests figures: where from, and when"));
-        KeySpec ranks = key("nccl_tests", "ranks", ValueType::integer, "", "0", "ranks the figures were measured on (0: none cited)");
+        KeySpec ranks = key("nccl_tests", "ranks", ValueType::integer, "", "0", "ranks the figures were measured on (0: none cited; at most 1,000,000)");
         ranks.min = 0;
+        ranks.max = static_cast<double>(limits::kWorld);
         s.push_back(ranks);
         for (const char* op : kPublishedOps)
             s.push_back(key("nccl_tests", std::string(op) + "_busbw_gbps", ValueType::text, "GB/s", "",
@@ -350,6 +368,11 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
         const std::string& w = v.where(k);
         return (w == "default" ? path : w) + ": " + k;
     };
+    if (t.nodes * t.gpus_per_node > limits::kWorld)  // both at most 1e6 and 1024: the product is exact
+        problems.add(at("cluster.nodes") + ": bad value '" + v.raw("cluster.nodes") + "': " + std::to_string(t.nodes) +
+                     " node(s) x " + std::to_string(t.gpus_per_node) + " GPUs = " + std::to_string(t.nodes * t.gpus_per_node) +
+                     " GPUs (allowed: at most " + std::to_string(limits::kWorld) + " GPUs in all, here nodes <= " +
+                     std::to_string(limits::kWorld / t.gpus_per_node) + ")");
     if (t.nodes > 1 && t.inter.kind == LinkKind::none)
         problems.add(at("inter_node.kind") + ": bad value 'none': " + std::to_string(t.nodes) +
                      " nodes need a network (allowed: infiniband, ethernet)");
@@ -363,9 +386,11 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
 
 TopologyConfig load_topology(const std::string& ref, const std::string& dir, const std::string& where,
                              const std::vector<Override>& overrides) {
-    auto file = resolve_file("topologies", ref, dir);
+    std::string why;
+    auto file = resolve_file("topologies", ref, dir, &why);
     if (!file)
-        throw InputError(where + ": bad value '" + ref + "' (allowed: a shipped topology (" +
+        throw InputError(where + ": bad value '" + ref + "'" + (why.empty() ? "" : ": " + why) +
+                         " (allowed: a shipped topology (" +
                          join(embedded_names("topologies"), ", ") + ") or a path to a .ini file relative to " +
                          (dir.empty() ? std::string("the current folder")
                                       : dir == embedded_dir("jobs") ? std::string("the shipped jobs (../topologies/NAME.ini)")

@@ -80,6 +80,62 @@ std::string trim(const std::string& s) {
     return s.substr(b, e - b + 1);
 }
 
+namespace {
+// Length of the valid UTF-8 sequence of a printable code point at s[i], or 0 (a control
+// character, or not UTF-8).
+std::size_t printable_length(const std::string& s, std::size_t i) {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = b(i);
+    if (c >= 0x20 && c < 0x7f) return 1;
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c >= 0xc2 && c <= 0xdf) n = 2, cp = c & 0x1fu;
+    else if (c >= 0xe0 && c <= 0xef) n = 3, cp = c & 0x0fu;
+    else if (c >= 0xf0 && c <= 0xf4) n = 4, cp = c & 0x07u;
+    else return 0;
+    if (i + n > s.size()) return 0;
+    for (std::size_t k = 1; k < n; ++k) {
+        if ((b(i + k) & 0xc0u) != 0x80u) return 0;
+        cp = (cp << 6) | (b(i + k) & 0x3fu);
+    }
+    const std::uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;  // overlong, beyond, surrogate
+    if (cp >= 0x80 && cp <= 0x9f) return 0;                                          // C1 controls
+    return n;
+}
+}  // namespace
+
+std::string printable(const std::string& s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        if (const std::size_t n = printable_length(s, i)) {
+            out.append(s, i, n);
+            i += n;
+            continue;
+        }
+        static const char* hex = "0123456789abcdef";
+        const auto c = static_cast<unsigned char>(s[i++]);
+        out += "\\x";
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    }
+    return out;
+}
+
+bool is_printable(const std::string& s, bool allow_lines) {
+    for (std::size_t i = 0; i < s.size();) {
+        if (const std::size_t n = printable_length(s, i)) {
+            i += n;
+        } else if (allow_lines && (s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) {
+            ++i;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
 void TextTable::align_left(std::size_t column) {
     if (left_.size() <= column) left_.resize(column + 1, false);
     left_[column] = true;

@@ -21,12 +21,12 @@ std::string_view category_name(MemCategory c) {
 std::int64_t MemoryByCategory::device_total() const {
     std::int64_t s = 0;
     for (MemCategory c : kAllMemCategories)
-        if (on_device(c)) s += (*this)[c];
+        if (on_device(c)) s = checked_add(s, (*this)[c], "device memory");
     return s;
 }
 
 MemoryByCategory& MemoryByCategory::operator+=(const MemoryByCategory& o) {
-    for (int i = 0; i < kMemCategoryCount; ++i) bytes[i] += o.bytes[i];
+    for (int i = 0; i < kMemCategoryCount; ++i) bytes[i] = checked_add(bytes[i], o.bytes[i], "memory of one category");
     return *this;
 }
 

@@ -1,6 +1,7 @@
 #include "shardsim/device/backend.hpp"
 
 #include <fstream>
+#include <sstream>
 
 #include "shardsim/comm/backends.hpp"
 #include "shardsim/comm/mpi.hpp"
@@ -84,5 +85,23 @@ std::int64_t host_available_bytes() {
         if (key == "MemAvailable:") return kb * 1024;
     return 0;
 }
+
+namespace {
+std::int64_t status_kib(const std::string& field) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(field, 0) == 0) {
+            std::istringstream rest(line.substr(field.size()));
+            std::int64_t kb = 0;
+            rest >> kb;
+            return kb * 1024;
+        }
+    return 0;
+}
+}  // namespace
+
+std::int64_t process_resident_bytes() { return status_kib("VmRSS:"); }
+std::int64_t process_peak_resident_bytes() { return status_kib("VmHWM:"); }
 
 }  // namespace shardsim::device

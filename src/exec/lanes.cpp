@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "shardsim/comm/watchdog.hpp"
 #include "shardsim/core/error.hpp"
 
 namespace shardsim::exec {
@@ -115,7 +116,7 @@ void Lanes::worker_loop(Worker& w) {
 void Lanes::submit_gpu(int op, plan::OpStream stream, const std::vector<int>& deps, const std::function<void()>& work) {
     Slot& s = slots_[static_cast<std::size_t>(op)];
     if (stream == plan::OpStream::host) {
-        device_.synchronize();  // host work reads what the streams produced
+        synchronize_watched();  // host work reads what the streams produced
         s.t0 = now();
         hook_(op, plan::Phase::start);
         work();
@@ -158,9 +159,16 @@ void Lanes::submit(int op, plan::OpStream stream, const std::vector<int>& deps, 
     run(t);
 }
 
+// With NCCL a collective returns at once; the host waits for it here, so the watchdog watches
+// these waits ([Note: collective watchdog]).
+void Lanes::synchronize_watched() {
+    const comm::InCollective watched(comm::watchdog::device_group(), "wait for the GPU's streams (NCCL collectives in flight)");
+    device_.synchronize();
+}
+
 void Lanes::drain() {
     if (gpu_) {
-        device_.synchronize();
+        synchronize_watched();
         const double base = device_.event_seconds(epoch_event_);
         for (auto& s : slots_) {
             if (s.e0.id >= 0) s.t0 = device_.event_seconds(s.e0) - base;

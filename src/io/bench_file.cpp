@@ -196,7 +196,7 @@ void write_bench_file(const std::string& path, const BenchRun& run) {
         write_matrix(root, "rank_wrong", H5T_STD_I64LE, H5T_NATIVE_INT64, run.rank_wrong, run.world_size, n);
         f.close();
     } catch (const Error& e) {
-        throw Error(path + ": " + e.what());
+        throw Error(path + ": " + e.what(), e.debug_detail());
     }
 }
 
@@ -253,7 +253,7 @@ BenchRun read_bench_file(const std::string& path) {
     } catch (const InputError&) {
         throw;
     } catch (const Error& e) {
-        throw Error(path + ": " + e.what());
+        throw Error(path + ": " + e.what(), e.debug_detail());
     }
 }
 

@@ -18,9 +18,9 @@ void throw_failed(const char* call, const char* file, int line) {
     std::string detail;
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, take_innermost, &detail);
     H5Eclear2(H5E_DEFAULT);
-    std::string what = std::string("HDF5 call failed: ") + call;
-    if (!detail.empty()) what += ": " + detail;
-    throw_error(file, line, what);
+    // The user reads what HDF5 found; the call and where it was made are for --debug.
+    throw Error("HDF5 error: " + (detail.empty() ? std::string("the library reported no reason") : detail),
+                std::string(file) + ":" + std::to_string(line) + ": " + call);
 }
 
 QuietErrors::QuietErrors() {

@@ -127,7 +127,9 @@ std::vector<std::vector<Attr>> allgather_attributes(const std::vector<Attr>& min
                                          offsets.data(), MPI_CHAR, comm));
     std::vector<std::vector<Attr>> all;
     for (std::size_t r = 0; r < static_cast<std::size_t>(size); ++r)
-        all.push_back(unflatten(mine, &ints[r * flat.ints.size()], &reals[r * flat.reals.size()],
+        // data() + offset, not &v[offset]: a rank may have no real (or no integer) attributes,
+        // and indexing an empty vector is undefined.
+        all.push_back(unflatten(mine, ints.data() + r * flat.ints.size(), reals.data() + r * flat.reals.size(),
                                 chars.data() + offsets[r]));
     return all;
 }
@@ -232,7 +234,7 @@ void write_run_file(const std::string& path, const RunTimeline& run) {
     } catch (const Error& e) {
         std::error_code ec;
         std::filesystem::remove(partial, ec);
-        throw Error("cannot write timeline file '" + path + "': " + e.what());
+        throw Error("cannot write timeline file '" + path + "': " + e.what(), e.debug_detail());
     }
 }
 
@@ -282,7 +284,7 @@ void write_run_parallel(const std::string& path, const RunTimeline& local, MPI_C
         SHARDSIM_MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, comm));
         if (!ok) throw Error(me == 0 ? failed : "rank 0 could not publish it");
     } catch (const Error& e) {
-        throw Error("cannot write timeline file '" + path + "' (rank " + std::to_string(me) + "): " + e.what());
+        throw Error("cannot write timeline file '" + path + "' (rank " + std::to_string(me) + "): " + e.what(), e.debug_detail());
     }
 }
 

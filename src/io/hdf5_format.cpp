@@ -173,14 +173,15 @@ OpRow to_row(const OpRecord& op) {
     return row;
 }
 
-OpRecord from_row(const OpRow& row, const std::string& where) {
+OpRecord from_row(const OpRow& row, const std::string& dataset, std::size_t index) {
+    const auto where = [&] { return dataset + " row " + std::to_string(index); };
     OpRecord op;
     op.op_id = row.op_id;
     const auto kind = plan::parse_op_kind(get_name(row.kind));
-    if (!kind) throw Error(where + ": unknown op kind '" + get_name(row.kind) + "'");
+    if (!kind) throw Error(where() + ": unknown op kind '" + get_name(row.kind) + "'");
     op.kind = *kind;
     const auto stream = parse_op_stream(get_name(row.stream));
-    if (!stream) throw Error(where + ": unknown stream '" + get_name(row.stream) + "'");
+    if (!stream) throw Error(where() + ": unknown stream '" + get_name(row.stream) + "'");
     op.stream = *stream;
     op.unit = row.unit;
     op.micro_batch = row.micro_batch;
@@ -192,7 +193,7 @@ OpRecord from_row(const OpRow& row, const std::string& where) {
     const std::string collective = get_name(row.collective);
     if (!collective.empty()) {
         const auto c = plan::parse_collective(collective);
-        if (!c) throw Error(where + ": unknown collective '" + collective + "'");
+        if (!c) throw Error(where() + ": unknown collective '" + collective + "'");
         op.collective = static_cast<int>(*c);
     }
     op.ranks = row.ranks;

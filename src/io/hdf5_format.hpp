@@ -85,7 +85,7 @@ struct RowTypes {
 RowTypes make_row_types();
 std::vector<StepRow> step_rows(const RankTimeline& tl);
 OpRow to_row(const OpRecord& op);
-OpRecord from_row(const OpRow& row, const std::string& where);
+OpRecord from_row(const OpRow& row, const std::string& dataset, std::size_t index);  // names "<dataset> row <index>" in errors
 MemoryRow to_row(const MemorySample& m);
 MemorySample from_row(const MemoryRow& row);
 

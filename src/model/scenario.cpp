@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "shardsim/config/embedded.hpp"
+#include "shardsim/config/limits.hpp"
 #include "shardsim/core/format.hpp"
 
 namespace shardsim::model {
@@ -120,6 +121,16 @@ Scenario complete(config::JobConfig job, const Overrides& ov) {
         for (const auto& p : e.problems()) problems.add(p);
     }
     problems.throw_if_any();
+    return make_scenario(std::move(s.job), std::move(s.topology), std::move(s.model));
+}
+}  // namespace
+
+Scenario make_scenario(config::JobConfig job, config::TopologyConfig topology, ModelSpec model) {
+    Scenario s;
+    s.job = std::move(job);
+    s.topology = std::move(topology);
+    s.model = std::move(model);
+    Problems problems;
     const std::int64_t total = s.topology.total_gpus();
     const bool multi_node = s.topology.nodes > 1;
     if (s.job.world_size > total || (multi_node && s.job.world_size > 0 && s.job.world_size != total))
@@ -136,10 +147,17 @@ Scenario complete(config::JobConfig job, const Overrides& ov) {
         problems.add(s.job.where("batch.seq_len") + ": bad value '" + std::to_string(s.job.seq_len) + "': model " +
                      s.model.name + " learns " + std::to_string(s.model.max_positions) +
                      " positions (allowed: 1.." + std::to_string(s.model.max_positions) + ")");
+    // Every micro-batch passes through every unit, and the schedule holds all those ops.
+    const std::int64_t units = s.model.encoder.layers + s.model.decoder.layers + 2;  // + embedding and head
+    if (s.job.grad_accum > config::limits::kUnitPasses / units)
+        problems.add(s.job.where("batch.grad_accum") + ": bad value '" + std::to_string(s.job.grad_accum) + "': model " +
+                     s.model.name + " has " + std::to_string(units) + " units (blocks, embedding, head), so one step is " +
+                     std::to_string(units * s.job.grad_accum) + " unit passes per rank (allowed: at most " +
+                     std::to_string(config::limits::kUnitPasses) + " unit passes, here grad_accum <= " +
+                     std::to_string(config::limits::kUnitPasses / units) + ")");
     resolve_model_behaviour(s, problems);
     problems.throw_if_any();
     return s;
 }
-}  // namespace
 
 }  // namespace shardsim::model

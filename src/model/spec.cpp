@@ -1,9 +1,12 @@
 #include "shardsim/model/spec.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "shardsim/config/embedded.hpp"
 #include "shardsim/config/job.hpp"
+#include "shardsim/config/limits.hpp"
+#include "shardsim/model/units.hpp"
 #include "shardsim/core/format.hpp"
 
 namespace shardsim::model {
@@ -50,7 +53,7 @@ const std::vector<std::string> kArchs = {"gpt2", "llama", "bloom", "t5", "codet5
 const std::vector<std::string> kFfnKinds = {"gelu", "relu", "gated_gelu", "swiglu"};
 
 KeySpec make(std::string section, std::string key, ValueType type, std::string def, bool required,
-             double min, std::string help) {
+             double min, std::string help, double max = std::numeric_limits<double>::infinity()) {
     KeySpec k;
     k.section = std::move(section);
     k.key = std::move(key);
@@ -58,22 +61,32 @@ KeySpec make(std::string section, std::string key, ValueType type, std::string d
     k.default_value = std::move(def);
     k.required = required;
     k.min = min;
+    k.max = max;
     k.help = std::move(help);
     return k;
 }
 
+// The keys a stack must give when its section is present (the decoder's always is).
+const std::vector<std::string> kStackSizes = {"layers", "hidden", "heads", "ffn"};
+
 void add_stack_keys(config::Schema& s, const std::string& stack, bool required) {
+    namespace limits = config::limits;
     const std::string def = required ? "" : "0";
-    s.push_back(make(stack, "layers", ValueType::integer, def, required, required ? 1 : 0, "transformer blocks"));
-    s.push_back(make(stack, "hidden", ValueType::integer, def, required, required ? 1 : 0, "model width d"));
-    s.push_back(make(stack, "heads", ValueType::integer, def, required, required ? 1 : 0, "attention heads"));
-    s.push_back(make(stack, "kv_heads", ValueType::integer, "0", false, 0, "key/value heads (0: same as heads)"));
-    s.push_back(make(stack, "head_dim", ValueType::integer, "0", false, 0, "width of one head (0: hidden / heads)"));
-    s.push_back(make(stack, "ffn", ValueType::integer, def, required, required ? 1 : 0, "FFN inner width"));
+    const double lo = required ? 1 : 0;
+    const auto max = [](std::int64_t m) { return static_cast<double>(m); };
+    s.push_back(make(stack, "layers", ValueType::integer, def, required, lo,
+                     "transformer blocks (at most 65,536; published models have a few hundred)", max(limits::kLayers)));
+    s.push_back(make(stack, "hidden", ValueType::integer, def, required, lo, "model width d (at most 2^20)", max(limits::kHidden)));
+    s.push_back(make(stack, "heads", ValueType::integer, def, required, lo, "attention heads (at most 65,536)", max(limits::kHeads)));
+    s.push_back(make(stack, "kv_heads", ValueType::integer, "0", false, 0, "key/value heads (0: same as heads)",
+                     max(limits::kHeads)));
+    s.push_back(make(stack, "head_dim", ValueType::integer, "0", false, 0, "width of one head (0: hidden / heads; at most 2^20)",
+                     max(limits::kHidden)));
+    s.push_back(make(stack, "ffn", ValueType::integer, def, required, lo, "FFN inner width (at most 2^22)", max(limits::kFfn)));
     s.push_back(make(stack, "rotary_dim", ValueType::integer, "0", false, 0,
-                     "rotary archs: rotated dims per head (0: the whole head)"));
+                     "rotary archs: rotated dims per head (0: the whole head)", max(limits::kHidden)));
     s.push_back(make(stack, "cross_attention_layers", ValueType::integer, "0", false, 0,
-                     "encoder-decoder decoder: top layers with cross-attention"));
+                     "encoder-decoder decoder: top layers with cross-attention", max(limits::kLayers)));
 }
 
 StackSpec read_stack(const config::Values& v, const std::string& stack) {
@@ -130,6 +143,22 @@ void set_arch_traits(ModelSpec& m) {
     }
 }
 
+// The parameter count, computed tensor by tensor with overflow checks, must stay within the
+// largest model (2^50 elements): every byte size of the plan derives from it.
+void check_parameter_count(const ModelSpec& m, const std::string& path) {
+    const std::string what = path + ": model " + m.name + ": ";
+    const std::string allowed = " (allowed: at most " + std::to_string(config::limits::kParams) +
+                                " = 2^50 parameters, 1,000x the largest published model)";
+    std::int64_t params = 0;
+    try {
+        params = total_params(build_units(m)).count();
+    } catch (const OverflowError&) {
+        throw InputError(what + "the parameter count of these dimensions overflows int64" + allowed);
+    }
+    if (params > config::limits::kParams)
+        throw InputError(what + "these dimensions make " + std::to_string(params) + " parameters" + allowed);
+}
+
 }  // namespace
 
 const config::Schema& model_schema() {
@@ -139,16 +168,21 @@ const config::Schema& model_schema() {
         KeySpec arch = make("model", "arch", ValueType::choice, "", true, 0, "block structure and tensor names");
         arch.choices = kArchs;
         s.push_back(arch);
-        s.push_back(make("model", "vocab", ValueType::integer, "", true, 1, "vocabulary size"));
+        s.push_back(make("model", "vocab", ValueType::integer, "", true, 1,
+                         "vocabulary size (at most 2^24; published models have up to ~256,000)",
+                         static_cast<double>(config::limits::kVocab)));
         KeySpec ffn = make("model", "ffn_kind", ValueType::choice, "", true, 0, "FFN activation");
         ffn.choices = kFfnKinds;
         s.push_back(ffn);
         s.push_back(make("model", "tied_embeddings", ValueType::boolean, "", true, 0, "lm_head shares the token embedding"));
         s.push_back(make("model", "max_positions", ValueType::integer, "0", false, 0,
-                         "learned position table (gpt2), else the nominal context"));
-        s.push_back(make("model", "relative_buckets", ValueType::integer, "32", false, 1, "t5: relative position buckets"));
+                         "learned position table (gpt2), else the nominal context (at most 2^20, as batch.seq_len)",
+                         static_cast<double>(config::limits::kSeqLen)));
+        s.push_back(make("model", "relative_buckets", ValueType::integer, "32", false, 1, "t5: relative position buckets",
+                         static_cast<double>(config::limits::kBuckets)));
         s.push_back(make("model", "published_params", ValueType::integer, "0", false, 0,
-                         "parameter total its authors report (0: none)"));
+                         "parameter total its authors report (0: none; at most 2^50)",
+                         static_cast<double>(config::limits::kParams)));
         s.push_back(make("model", "source", ValueType::text, "", false, 0, "where the dimensions come from"));
         KeySpec adrop = make("model", "attention_dropout", ValueType::number, "0", false, 0,
                              "dropout on the attention probabilities in training, as published (gpt2 attn_pdrop, "
@@ -200,11 +234,23 @@ ModelSpec load_model_text(const std::string& path, const std::string& text) {
     };
     const bool enc_dec_arch = m.arch == Arch::t5 || m.arch == Arch::codet5p;
     const std::string arch = arch_name(m.arch);
-    if (enc_dec_arch && m.encoder.layers == 0)
-        problems.add(at("encoder.layers") + ": missing: arch " + arch + " is encoder-decoder and needs an [encoder] section");
-    if (!enc_dec_arch && file.find_section("encoder"))
-        problems.add(path + ":" + std::to_string(file.find_section("encoder")->line) + ": [encoder]: arch " + arch +
+    const config::IniSection* encoder_section = file.find_section("encoder");
+    if (enc_dec_arch && !encoder_section)
+        problems.add(path + ": [encoder]: missing: arch " + arch + " is encoder-decoder and needs an [encoder] section");
+    if (!enc_dec_arch && encoder_section)
+        problems.add(path + ":" + std::to_string(encoder_section->line) + ": [encoder]: arch " + arch +
                      " is decoder-only (allowed: [encoder] for t5, codet5p)");
+    // A present [encoder] is checked as the [decoder] is: its sizes are required and at least 1.
+    if (enc_dec_arch && encoder_section)
+        for (const auto& key : kStackSizes) {
+            const std::string name = "encoder." + key;
+            if (!v.is_explicit(name))
+                problems.add(path + ":" + std::to_string(encoder_section->line) + ": " + name +
+                             ": missing required key (allowed: integer >= 1)");
+            else if (v.integer(name) < 1)
+                bad(name, "an encoder needs it", "integer >= 1");
+        }
+
     const std::vector<std::pair<Arch, std::vector<FfnKind>>> ffn_ok = {
         {Arch::gpt2, {FfnKind::gelu}},           {Arch::bloom, {FfnKind::gelu}},
         {Arch::codet5p, {FfnKind::gelu}},        {Arch::llama, {FfnKind::swiglu}},
@@ -221,11 +267,11 @@ ModelSpec load_model_text(const std::string& path, const std::string& text) {
         bad("model.max_positions", "gpt2 learns a position table and needs its size", "integer >= 1");
     if (m.arch == Arch::llama && m.hidden_dropout != 0)
         bad("model.hidden_dropout", "Hugging Face's Llama applies dropout to attention probabilities only", "0");
-    if (m.arch == Arch::t5 && m.encoder.hidden != m.decoder.hidden)
+    if (m.arch == Arch::t5 && m.encoder.hidden > 0 && m.encoder.hidden != m.decoder.hidden)
         bad("encoder.hidden", "t5 shares one embedding between encoder and decoder", v.raw("decoder.hidden"));
     for (const std::string stack : {"encoder", "decoder"}) {
         const StackSpec& s = stack == "encoder" ? m.encoder : m.decoder;
-        if (s.layers == 0) continue;
+        if (s.layers == 0 || s.heads == 0 || s.hidden == 0) continue;  // a missing size is said above
         if (s.heads % s.kv_heads != 0)
             bad(stack + ".kv_heads", "must divide heads (" + std::to_string(s.heads) + ")", "a divisor of heads");
         if (m.arch != Arch::t5 && s.hidden % s.heads != 0)
@@ -245,13 +291,16 @@ ModelSpec load_model_text(const std::string& path, const std::string& text) {
             bad("decoder.cross_attention_layers", "a decoder-only model has no encoder to attend to", "0");
     }
     problems.throw_if_any();
+    check_parameter_count(m, path);
     return m;
 }
 
 ModelSpec load_model(const std::string& ref, const std::string& dir, const std::string& where) {
-    auto file = config::resolve_file("models", ref, dir);
+    std::string why;
+    auto file = config::resolve_file("models", ref, dir, &why);
     if (!file)
-        throw InputError(where + ": bad value '" + ref + "' (allowed: a catalogue model (" +
+        throw InputError(where + ": bad value '" + ref + "'" + (why.empty() ? "" : ": " + why) +
+                         " (allowed: a catalogue model (" +
                          join(catalogue_names(), ", ") + ") or a path to a model .ini file)");
     return load_model_text(file->path, file->text);
 }

@@ -6,7 +6,7 @@ namespace shardsim::model {
 
 Elements TensorSpec::numel() const {
     std::int64_t n = 1;
-    for (auto d : shape) n *= d;
+    for (auto d : shape) n = checked_mul(n, d, "the element count of a tensor");
     return Elements(n);
 }
 

@@ -6,16 +6,22 @@
 
 namespace shardsim::plan {
 
+namespace {
+// What an overflow here names: the activation sizes grow with micro_batch x sequence length (and
+// its square for attention scores) x the model's widths.
+constexpr const char* kWhat = "activation bytes (micro_batch x sequence length x model widths)";
+}  // namespace
+
 std::int64_t CallActivations::saved_bytes() const {
     std::int64_t n = 0;
-    for (const auto& t : terms) n += t.bytes;
+    for (const auto& t : terms) n = checked_add(n, t.bytes, kWhat);
     return n;
 }
 
 std::int64_t CallActivations::kept_bytes() const {
     std::int64_t n = 0;
     for (const auto& t : terms)
-        if (t.kept) n += t.bytes;
+        if (t.kept) n = checked_add(n, t.bytes, kWhat);
     return n;
 }
 
@@ -57,18 +63,18 @@ public:
     }
     // A tensor of `width` values per token of `stream`, in the activation dtype.
     void act(const std::string& name, Stream stream, std::int64_t width, bool kept = false) {
-        add(name, shape_.tokens(stream) * width * dt_, kept);
+        add(name, checked_product({shape_.tokens(stream), width, dt_}, kWhat), kept);
     }
     // Hidden dropout on the tensor `name` (width values per token): its 1-byte mask.
     void mask(const std::string& name, Stream stream, std::int64_t width) {
-        if (rules_.hidden_dropout > 0) add(name + ".mask", shape_.tokens(stream) * width);
+        if (rules_.hidden_dropout > 0) add(name + ".mask", checked_mul(shape_.tokens(stream), width, kWhat));
     }
     // A norm keeps its input; a block's first norm's input is the block's input (kept when
     // checkpointing, and produced by the previous call).
     void norm(const std::string& name, Stream stream, std::int64_t width, bool layernorm, bool block_input,
               bool call_input = false) {
-        add(name + ".input", shape_.tokens(stream) * width * dt_, block_input, block_input || call_input);
-        add(name + ".stats", shape_.tokens(stream) * (layernorm ? 2 : 1) * kStat);
+        add(name + ".input", checked_product({shape_.tokens(stream), width, dt_}, kWhat), block_input, block_input || call_input);
+        add(name + ".stats", checked_product({shape_.tokens(stream), layernorm ? 2 : 1, kStat}, kWhat));
     }
     void input_if(const std::string& name, Stream stream, std::int64_t width, std::initializer_list<const char*> consumers) {
         if (any_trainable(unit_, consumers)) act(name, stream, width);
@@ -86,25 +92,28 @@ public:
     // copies (CodeGen's _attn).
     void attention(const std::string& p, const model::AttentionShape& a, bool qk_fp32 = false) {
         const std::int64_t sq = shape_.len(a.q_stream), sk = shape_.len(a.kv_stream);
-        const std::int64_t elems = shape_.batch * a.heads * sq * sk;
+        const std::int64_t elems = checked_product({shape_.batch, a.heads, sq, sk}, kWhat);
         const std::int64_t qk = qk_fp32 && !rules_.fused_attention ? kStat : dt_;
-        add(p + ".q", shape_.tokens(a.q_stream) * a.heads * a.head_dim * qk);
-        add(p + ".k", shape_.tokens(a.kv_stream) * a.kv_heads * a.head_dim * qk);
-        act(p + ".v", a.kv_stream, a.kv_heads * a.head_dim);
+        add(p + ".q", checked_product({shape_.tokens(a.q_stream), a.heads, a.head_dim, qk}, kWhat));
+        add(p + ".k", checked_product({shape_.tokens(a.kv_stream), a.kv_heads, a.head_dim, qk}, kWhat));
+        act(p + ".v", a.kv_stream, checked_mul(a.kv_heads, a.head_dim, kWhat));
         if (rules_.fused_attention) {
-            act(p + ".out", a.q_stream, a.heads * a.head_dim);
-            add(p + ".lse", shape_.batch * a.heads * sq * kStat);
+            act(p + ".out", a.q_stream, checked_mul(a.heads, a.head_dim, kWhat));
+            add(p + ".lse", checked_product({shape_.batch, a.heads, sq, kStat}, kWhat));
         } else {
-            if (rules_.separate_softmax()) add(p + ".softmax", elems * dtype_size(rules_.softmax));
-            add(p + ".probs", elems * dt_);
+            if (rules_.separate_softmax()) add(p + ".softmax", checked_mul(elems, dtype_size(rules_.softmax), kWhat));
+            add(p + ".probs", checked_mul(elems, dt_, kWhat));
             if (rules_.attention_dropout > 0) add(p + ".probs.mask", elems);
             // The fp32 scores live until the softmax exists; what forward allocates after them may
             // cover them (see finish()).
-            scores_.push_back({elems * kStat, out_.saved_bytes()});
+            scores_.push_back({checked_mul(elems, kStat, kWhat), out_.saved_bytes()});
         }
         // Backward: the gradients of the scores and of q, k and v, in the activation dtype.
-        const std::int64_t grads = (shape_.tokens(a.q_stream) + 2 * shape_.tokens(a.kv_stream)) * a.heads * a.head_dim * dt_;
-        out_.backward_workspace = std::max(out_.backward_workspace, (rules_.fused_attention ? 0 : elems * dt_) + grads);
+        const std::int64_t qkv_tokens =
+            checked_add(shape_.tokens(a.q_stream), checked_mul(2, shape_.tokens(a.kv_stream), kWhat), kWhat);
+        const std::int64_t grads = checked_product({qkv_tokens, a.heads, a.head_dim, dt_}, kWhat);
+        out_.backward_workspace = std::max(
+            out_.backward_workspace, checked_add(rules_.fused_attention ? 0 : checked_mul(elems, dt_, kWhat), grads, kWhat));
     }
     // Forward's transient peak above what it leaves: an attention's fp32 scores, less whatever
     // the call allocates after its probabilities.
@@ -119,8 +128,9 @@ public:
     // Backward of an MLP: the gradients of its widest activations, in the activation dtype, and
     // with hidden dropout the gradient of the dropped branch output (`hidden` wide).
     void mlp_backward(Stream s, std::int64_t ffn, int tensors, std::int64_t hidden) {
-        const std::int64_t dropped = rules_.hidden_dropout > 0 ? shape_.tokens(s) * hidden * dt_ : 0;
-        out_.backward_workspace = std::max(out_.backward_workspace, shape_.tokens(s) * ffn * dt_ * tensors + dropped);
+        const std::int64_t dropped = rules_.hidden_dropout > 0 ? checked_product({shape_.tokens(s), hidden, dt_}, kWhat) : 0;
+        out_.backward_workspace = std::max(
+            out_.backward_workspace, checked_add(checked_product({shape_.tokens(s), ffn, dt_, tensors}, kWhat), dropped, kWhat));
     }
 
     std::int64_t dt() const { return dt_; }
@@ -219,7 +229,7 @@ void t5_block(Builder& b, const ActivationInputs& in, const Unit& u, const std::
         // The stack's position bias (heads x s x s, shared by the batch) is made by block 0 and
         // read by every block of the stack.
         const std::int64_t sl = in.shape.len(st);
-        b.add("position_bias", s.heads * sl * sl * b.dt(), true);
+        b.add("position_bias", checked_product({s.heads, sl, sl, b.dt()}, kWhat), true);
     }
     int ffn_layer = 1;
     if (u.cross_attention) {
@@ -283,7 +293,7 @@ void codet5p_block(Builder& b, const ActivationInputs& in, const Unit& u, const 
 // dropout of inputs_embeds, CodeGen's drop. BLOOM (a LayerNorm instead) and Llama have none.
 void embedding_call(Builder& b, const ActivationInputs& in, const Unit& u, Stream stream) {
     const auto& m = *in.model;
-    if (u.tensors.front().trainable) b.add("ids", in.shape.tokens(stream) * kIndex);
+    if (u.tensors.front().trainable) b.add("ids", checked_mul(in.shape.tokens(stream), kIndex, kWhat));
     if (m.embedding_norm) b.norm("word_embeddings_layernorm", stream, m.decoder.hidden, true, false);
     if (m.arch == Arch::gpt2 || m.arch == Arch::t5 || m.arch == Arch::codet5p)
         b.mask("hidden", stream, stream == Stream::encoder ? m.encoder.hidden : m.decoder.hidden);
@@ -294,29 +304,29 @@ void head_call(Builder& b, const ActivationInputs& in, const Unit& u, const mode
     const auto& m = *in.model;
     const std::int64_t h = m.decoder.hidden;
     const model::BatchShape& shape = in.shape;
-    const std::int64_t tv = shape.tokens(Stream::decoder) * m.vocab;
+    const std::int64_t tv = checked_mul(shape.tokens(Stream::decoder), m.vocab, kWhat);
     b.norm("final_norm", Stream::decoder, h, m.norm == model::NormKind::layernorm, false, true);
     if (m.arch == Arch::t5) b.mask("head.input", Stream::decoder, h);
     bool head_trainable = any_trainable(u, {"lm_head"});
     if (m.tied_embeddings) head_trainable = in.units->at(static_cast<std::size_t>(step.reads.at(1))).tensors.front().trainable;
     if (head_trainable) b.act("head.input", Stream::decoder, h);
     b.lora_middles();
-    b.add("logits", tv * b.dt());
+    b.add("logits", checked_mul(tv, b.dt(), kWhat));
     CallActivations& o = b.out();
     if (b.rules().fused_loss) {
         // The kernel writes the logits' gradient into them in forward: nothing transient of B.S.V.
         o.forward_workspace = 0;
         o.backward_workspace = 0;
     } else {
-        b.add("log_softmax", tv * kStat);
+        b.add("log_softmax", checked_mul(tv, kStat, kWhat));
         // Forward: logits.float() is an fp32 copy next to the logits and the log-softmax (none
         // in an fp32 model: .float() returns the tensor itself). Backward: the fp32 gradient of
         // the logits, then its cast to the model dtype.
         const bool upcast = b.dt() != kStat;
-        o.forward_workspace = upcast ? tv * kStat : 0;
-        o.backward_workspace = tv * kStat + (upcast ? tv * b.dt() : 0);
+        o.forward_workspace = upcast ? checked_mul(tv, kStat, kWhat) : 0;
+        o.backward_workspace = checked_add(checked_mul(tv, kStat, kWhat), upcast ? checked_mul(tv, b.dt(), kWhat) : 0, kWhat);
     }
-    b.add("targets", shape.tokens(Stream::decoder) * kIndex);
+    b.add("targets", checked_mul(shape.tokens(Stream::decoder), kIndex, kWhat));
 }
 
 }  // namespace
@@ -408,7 +418,7 @@ std::vector<CrossCallBuffer> cross_call_buffers(const ShardingPlan& plan) {
     }
     if (last_encoder < 0 || last_cross < 0) return out;
     const std::int64_t enc_width = m.decoder.hidden;  // T5: the same width; CodeT5+: projected to the decoder's
-    const std::int64_t enc_bytes = shape.tokens(Stream::encoder) * enc_width * dt;
+    const std::int64_t enc_bytes = checked_product({shape.tokens(Stream::encoder), enc_width, dt}, kWhat);
     out.push_back({"encoder output gradient", MemCategory::temporaries, enc_bytes, last_cross, true, last_encoder, true});
     if (!encoder_output_saved(activation_inputs(plan)))
         out.push_back({"encoder output in flight", MemCategory::activations, enc_bytes, last_encoder, false, last_cross, false});
@@ -419,7 +429,7 @@ std::vector<CrossCallBuffer> cross_call_buffers(const ShardingPlan& plan) {
             if (!any_trainable(block0, {"relative_attention_bias"})) continue;
             const auto& stack = s == 0 ? m.encoder : m.decoder;
             const std::int64_t len = shape.len(s == 0 ? Stream::encoder : Stream::decoder);
-            out.push_back({"position bias gradient", MemCategory::temporaries, stack.heads * len * len * kStat, stack_last[s], true,
+            out.push_back({"position bias gradient", MemCategory::temporaries, checked_product({stack.heads, len, len, kStat}, kWhat), stack_last[s], true,
                            stack_first[s], true});
         }
     }

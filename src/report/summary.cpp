@@ -72,23 +72,11 @@ Exposure worst_exposed(const timeline::RankTimeline& tl) {
     std::vector<std::pair<double, double>> compute;
     for (const auto& op : tl.ops)
         if (op.stream == plan::OpStream::compute && op.collective < 0) compute.push_back({op.t_start, op.t_end});
-    // Compute merged once into sorted, disjoint stretches; each collective then walks only the
-    // stretches it overlaps (timeline::uncovered_length per collective sorted them every time,
-    // quadratic in the ops of a long accumulation).
-    std::sort(compute.begin(), compute.end());
-    std::vector<std::pair<double, double>> busy;
-    for (const auto& iv : compute) {
-        if (iv.second <= iv.first) continue;
-        if (!busy.empty() && iv.first <= busy.back().second) busy.back().second = std::max(busy.back().second, iv.second);
-        else busy.push_back(iv);
-    }
+    const timeline::IntervalCover cover(std::move(compute));
     Exposure worst;
     for (const auto& op : tl.ops) {
-        if (op.collective < 0 || op.t_end <= op.t_start) continue;
-        auto it = std::lower_bound(busy.begin(), busy.end(), op.t_start, [](const auto& iv, double t) { return iv.second <= t; });
-        double covered = 0;
-        for (; it != busy.end() && it->first < op.t_end; ++it) covered += std::min(op.t_end, it->second) - std::max(op.t_start, it->first);
-        const double e = (op.t_end - op.t_start) - covered;
+        if (op.collective < 0) continue;
+        const double e = std::max(0.0, op.t_end - op.t_start) - cover.covered(op.t_start, op.t_end);
         if (e > worst.exposed_s) worst = {op.op_id, e};
     }
     return worst;
@@ -130,12 +118,6 @@ io::Json comm_json(const RankSummary& s) {
 }
 
 bool fits_device(const RunTimeline& run, const RankSummary& s) { return s.peak_bytes <= run.gpu_memory_bytes; }
-
-// What one rank needs of its node's host memory: what it offloads at its peak, the process
-// itself, what pinning rounds up, and on a CPU topology its device peak (the device is host memory).
-std::int64_t host_per_rank(const RunTimeline& run, const RankSummary& s) {
-    return s.host_peak_bytes + run.host_process_bytes + run.host_pinned_slack_bytes + (run.host_is_device ? s.peak_bytes : 0);
-}
 
 std::int64_t host_per_node(const RunTimeline& run, const std::vector<RankGroup>& groups) {
     // Ranks of one node share its host memory: sum them node by node, report the fullest node.
@@ -374,6 +356,10 @@ std::string summary_text(const RunTimeline& run) {
         out += t.str();
     }
     return out;
+}
+
+std::int64_t host_per_rank(const RunTimeline& run, const RankSummary& s) {
+    return s.host_peak_bytes + run.host_process_bytes + run.host_pinned_slack_bytes + (run.host_is_device ? s.peak_bytes : 0);
 }
 
 }  // namespace shardsim::report

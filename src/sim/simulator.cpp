@@ -11,6 +11,10 @@
 
 namespace shardsim::sim {
 
+namespace {
+constexpr const char* kWhat = "the simulated memory of one category";
+}  // namespace
+
 std::vector<timeline::MemorySample> replay_memory(const plan::Schedule& schedule, const std::vector<timeline::OpRecord>& ops,
                                                   const MemoryByCategory& initial) {
     struct Event {
@@ -41,10 +45,10 @@ std::vector<timeline::MemorySample> replay_memory(const plan::Schedule& schedule
         const auto& op = schedule.ops[static_cast<std::size_t>(e.op)];
         bool any_alloc = false, any_free = false;
         for (const auto& l : op.ledger)
-            if (l.phase == e.phase && l.bytes > 0) cur[l.category] += l.bytes, any_alloc = true;
+            if (l.phase == e.phase && l.bytes > 0) cur[l.category] = checked_add(cur[l.category], l.bytes, kWhat), any_alloc = true;
         if (any_alloc) samples.push_back({e.t, e.op, 0, cur});
         for (const auto& l : op.ledger)
-            if (l.phase == e.phase && l.bytes < 0) cur[l.category] += l.bytes, any_free = true;
+            if (l.phase == e.phase && l.bytes < 0) cur[l.category] = checked_add(cur[l.category], l.bytes, kWhat), any_free = true;
         if (any_free) samples.push_back({e.t, e.op, 0, cur});
     }
     return samples;

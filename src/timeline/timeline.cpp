@@ -41,6 +41,29 @@ double uncovered_length(std::vector<std::pair<double, double>> a, std::vector<st
     return union_length(ma) - covered;
 }
 
+IntervalCover::IntervalCover(std::vector<std::pair<double, double>> intervals)
+    : merged_(merged(std::move(intervals))) {
+    prefix_.reserve(merged_.size() + 1);
+    prefix_.push_back(0);
+    for (const auto& iv : merged_) prefix_.push_back(prefix_.back() + (iv.second - iv.first));
+}
+
+double IntervalCover::covered(double a, double b) const {
+    if (!(b > a)) return 0;
+    // First interval that ends after a, and the first that starts at or after b.
+    const auto first = std::upper_bound(merged_.begin(), merged_.end(), a,
+                                        [](double x, const auto& iv) { return x < iv.second; });
+    const auto last = std::lower_bound(merged_.begin(), merged_.end(), b,
+                                       [](const auto& iv, double x) { return iv.first < x; });
+    if (first >= last) return 0;
+    const auto clip = [&](const std::pair<double, double>& iv) { return std::min(b, iv.second) - std::max(a, iv.first); };
+    if (last - first == 1) return clip(*first);
+    // Both ends clipped; the intervals between them lie wholly inside [a, b).
+    const auto i = static_cast<std::size_t>(first - merged_.begin());
+    const auto j = static_cast<std::size_t>(last - merged_.begin()) - 1;
+    return clip(*first) + (prefix_[j] - prefix_[i + 1]) + clip(*(last - 1));
+}
+
 OpRecord planned_record(const plan::Op& op, double t_start, double t_end, int step) {
     OpRecord r;
     r.op_id = op.id;
@@ -119,7 +142,7 @@ RankSummary RankTimeline::summarize() const {
         }
         if (op.collective >= 0) {
             const auto kind = static_cast<plan::CollectiveKind>(op.collective);
-            s.comm_size_bytes[op.collective] += op.bytes;
+            s.comm_size_bytes[op.collective] = checked_add(s.comm_size_bytes[op.collective], op.bytes, "the collective bytes of one step");
             s.comm_wire_bytes[op.collective] += plan::wire_bytes(kind, op.bytes, op.ranks);
             s.comm_kind_time[op.collective] += op.duration();
             s.comm_kind_ranks[op.collective] = std::max(s.comm_kind_ranks[op.collective], op.ranks);

@@ -25,7 +25,13 @@ assert j["world_size"] == 2 and len(j["loss"]) == 2 and j["plan_checks_passed"] 
 r = j["ranks"][0]
 for k in ["peak_bytes", "peak_by_category", "model_state_bytes", "host_peak_bytes"]:
     assert k in r, k
-print(f"ok: 2 ranks, loss {j['loss']}, verify {j['verify_max_rel_diff']:.2e}, recording {100*j['measurement_overhead_fraction']:.2f}% of the step")
+# The process's own footprint ([Note: process footprint] in cli/run.cpp): the resident size less
+# the predicted buffers, inside what host.process_gib allows a CPU rank (auto: 0.5 GiB).
+rss, pred, own = j["host_rss_peak_bytes"], j["host_predicted_bytes"], j["host_process_measured_bytes"]
+allowed = j["host_process_bytes_per_rank"]
+assert allowed == 512 << 20 and own == rss - (pred - allowed) and 16 << 20 < own < allowed and rss < pred, (rss, pred, own, allowed)
+print(f"ok: 2 ranks, loss {j['loss']}, verify {j['verify_max_rel_diff']:.2e}, recording {100*j['measurement_overhead_fraction']:.2f}% of the step, "
+      f"peak RSS {rss / 2**20:.0f} MiB of which {own / 2**20:.0f} MiB the process's own")
 PY
 
 # 2. Six ranks write one HDF5 file: six rank groups, non-empty ops and memory, readable by h5dump.

@@ -62,20 +62,21 @@ struct FileRemover {
     }
 };
 
-// Rank r: r ops (rank 0 has none), r + 1 memory samples, names of different lengths.
+// Rank r: r + 1 ops, r + 2 memory samples, names of different lengths; steps alternate between
+// the run's two (a reader refuses empty datasets and steps beyond the run's).
 RankTimeline rank_timeline(int r) {
     RankTimeline tl;
     tl.rank = r;
     tl.device = r % 2 == 0 ? "cpu" : "NVIDIA H100 80GB HBM3 #" + std::to_string(r);
     tl.host = "node" + std::string(static_cast<std::size_t>(r), 'x');
-    for (int i = 0; i < r; ++i) {
+    for (int i = 0; i <= r; ++i) {
         OpRecord op;
         op.op_id = i;
         op.t_start = 0.1 * i + 0.001 * r;
         op.t_end = op.t_start + 0.05;
         op.unit = i % 3;
         op.micro_batch = i % 2;
-        op.step = r;
+        op.step = r % 2;
         if (i % 2 == 0) {
             op.kind = plan::OpKind::forward;
             op.stream = plan::OpStream::compute;
@@ -89,11 +90,11 @@ RankTimeline rank_timeline(int r) {
         }
         tl.ops.push_back(op);
     }
-    for (int i = 0; i <= r; ++i) {
+    for (int i = 0; i <= r + 1; ++i) {
         MemorySample m;
         m.t = 0.1 * i;
         m.op_id = i - 1;
-        m.step = r;
+        m.step = r % 2;
         for (MemCategory c : kAllMemCategories) m.bytes[c] = 1000000LL * r + 1000 * i + category_index(c);
         tl.memory.push_back(m);
     }

@@ -137,9 +137,9 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
         {"misspelled key", replace_line(good, "micro_batch = 1", "micro_bach = 1"), "",
          {"JOB:10: batch.micro_bach: unknown key (allowed in [batch]: micro_batch, grad_accum, seq_len, decoder_seq_len)"}},
         {"bad number", replace_line(good, "seq_len = 16", "seq_len = 16x"), "",
-         {"JOB:11: batch.seq_len: bad value '16x' (allowed: integer >= 1)"}},
+         {"JOB:11: batch.seq_len: bad value '16x' (allowed: integer in [1, 1048576])"}},
         {"negative size", replace_line(good, "micro_batch = 1", "micro_batch = -2"), "",
-         {"JOB:10: batch.micro_batch: bad value '-2' (allowed: integer >= 1)"}},
+         {"JOB:10: batch.micro_batch: bad value '-2' (allowed: integer in [1, 65536])"}},
         {"unknown strategy", replace_line(good, "fsdp-full-shard", "zero4"), "",
          {"JOB:7: parallel.strategy: bad value 'zero4' (allowed: ddp, zero1, zero2, zero3, fsdp-full-shard, "
           "fsdp-shard-grad-op, fsdp-no-shard, fsdp-hybrid-shard)"}},
@@ -148,21 +148,21 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
         {"bad boolean", good + "[memory]\nactivation_checkpointing = yes\n", "",
          {"JOB:13: memory.activation_checkpointing: bad value 'yes' (allowed: true, false)"}},
         {"missing required key", replace_line(good, "seq_len = 16\n", ""), "",
-         {"JOB:9: batch.seq_len: missing required key (allowed: integer >= 1)"}},
+         {"JOB:9: batch.seq_len: missing required key (allowed: integer in [1, 1048576])"}},
         {"line without =", replace_line(good, "micro_batch = 1", "micro_batch 1"), "",
          {"JOB:10: bad line 'micro_batch 1' (expected: key = value)"}},
         {"key set twice", good + "seq_len = 32\n", "",
          {"JOB:12: batch.seq_len: set twice (first at line 11)"}},
         {"several problems reported together",
          replace_line(replace_line(good, "seq_len = 16", "seq_len = 0"), "micro_batch = 1", "micro_batch = x"), "",
-         {"JOB:10: batch.micro_batch: bad value 'x' (allowed: integer >= 1)",
-          "JOB:11: batch.seq_len: bad value '0' (allowed: integer >= 1)"}},
+         {"JOB:10: batch.micro_batch: bad value 'x' (allowed: integer in [1, 65536])",
+          "JOB:11: batch.seq_len: bad value '0' (allowed: integer in [1, 1048576])"}},
         {"bad override value", "", "--set batch.micro_batch=0",
-         {"--set batch.micro_batch=0: batch.micro_batch: bad value '0' (allowed: integer >= 1)"}},
+         {"--set batch.micro_batch=0: batch.micro_batch: bad value '0' (allowed: integer in [1, 65536])"}},
         {"malformed override", "", "--set micro_batch",
          {"--set micro_batch: bad override (expected: section.key=value, e.g. batch.micro_batch=4)"}},
         {"bad topology override", "", "--set topology.gpu.memory_gib=-1",
-         {"--set topology.gpu.memory_gib=-1: gpu.memory_gib: bad value '-1' (allowed: number > 0)"}},
+         {"--set topology.gpu.memory_gib=-1: gpu.memory_gib: bad value '-1' (allowed: number in (0, 1048576])"}},
         {"world size larger than the topology", good + "[job]\n", "--set parallel.world_size=8",
          {"JOB:12: [job]: section appears twice"}},
         {"world size larger than the topology (override)", "", "--set parallel.world_size=8",
@@ -206,6 +206,44 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
          {"JOB:12: batch.decoder_seq_len: bad value '8': model tiny-llama is decoder-only (allowed: 0)"}},
         {"context longer than learned positions", replace_line(replace_line(good, "tiny-llama", "tiny-gpt2"), "seq_len = 16", "seq_len = 100"), "",
          {"JOB:11: batch.seq_len: bad value '100': model tiny-gpt2 learns 64 positions (allowed: 1..64)"}},
+        // Issue 17's reproducers: each once crashed (SIGFPE), wrapped around, or answered wrongly with exit 0.
+        {"GPUs per node past the maximum (was SIGFPE)", "", "--set topology.cluster.gpus_per_node=9e18",
+         {"--set topology.cluster.gpus_per_node=9e18: cluster.gpus_per_node: bad value '9e18' (allowed: integer in [1, 1024])"}},
+        {"GPUs per node past int32 (was bad_alloc)", "", "--set topology.cluster.gpus_per_node=2147483648",
+         {"--set topology.cluster.gpus_per_node=2147483648: cluster.gpus_per_node: bad value '2147483648' (allowed: integer in "
+          "[1, 1024])"}},
+        {"nodes past the maximum (was a negative world size blaming parallel.world_size)", "", "--set topology.cluster.nodes=9e18",
+         {"--set topology.cluster.nodes=9e18: cluster.nodes: bad value '9e18' (allowed: integer in [1, 1000000])"}},
+        {"nodes x GPUs past a million", replace_line(good, "6x-a100-40g", "4x8-h100-ib"), "--set topology.cluster.nodes=125001",
+         {"--set topology.cluster.nodes=125001: cluster.nodes: bad value '125001': 125001 node(s) x 8 GPUs = 1000008 GPUs "
+          "(allowed: at most 1000000 GPUs in all, here nodes <= 125000)"}},
+        {"runtime overhead past 1 TiB (was peak 0.00, fits yes)", "", "--set topology.gpu.runtime_overhead_mib=1e13",
+         {"--set topology.gpu.runtime_overhead_mib=1e13: gpu.runtime_overhead_mib: bad value '1e13' (allowed: number in [0, "
+          "1048576])"}},
+        {"device memory past 1 PiB (was a negative capacity)", "", "--set topology.gpu.memory_gib=1e10",
+         {"--set topology.gpu.memory_gib=1e10: gpu.memory_gib: bad value '1e10' (allowed: number in (0, 1048576])"}},
+        {"grad_accum past 2^20 (was truncated to 1 micro-batch)", "", "--set batch.grad_accum=4294967297",
+         {"--set batch.grad_accum=4294967297: batch.grad_accum: bad value '4294967297' (allowed: integer in [1, 1048576])"}},
+        {"seq_len past 2^20 (overflowed int64)", "", "--set batch.seq_len=1e8",
+         {"--set batch.seq_len=1e8: batch.seq_len: bad value '1e8' (allowed: integer in [1, 1048576])"}},
+        {"micro_batch past 65,536 (overflowed int64)", "", "--set batch.micro_batch=1e12",
+         {"--set batch.micro_batch=1e12: batch.micro_batch: bad value '1e12' (allowed: integer in [1, 65536])"}},
+        {"LoRA rank past 65,536 (overflowed int64)", good + "[lora]\nrank = 9e18\ntargets = q_proj\n", "",
+         {"JOB:13: lora.rank: bad value '9e18' (allowed: integer in [0, 65536])"}},
+        {"a step past 524,288 unit passes (ran out of memory)", replace_line(good, "tiny-llama", "llama-2-70b"),
+         "--set batch.grad_accum=100000",
+         {"--set batch.grad_accum=100000: batch.grad_accum: bad value '100000': model llama-2-70b has 82 units (blocks, "
+          "embedding, head), so one step is 8200000 unit passes per rank (allowed: at most 524288 unit passes, here "
+          "grad_accum <= 6393)"}},
+        {"a model that is a directory (was 'missing required key')", "", "--set job.model=/",
+         {"--set job.model=/: job.model: bad value '/': is a directory (allowed: a catalogue model (bloomz-7b1, codet5p-2b, "
+          "flan-t5-xl, flan-t5-xxl, gpt2-large, gpt2-xl, llama-2-13b, llama-2-70b, llama-7b, mini-llama, mt0-xxl, t0-3b, t5-3b, "
+          "tiny-bloom, tiny-codet5p, tiny-gpt2, tiny-llama, tiny-t5) or a path to a model .ini file)"}},
+        {"a topology that is a device (would read forever)", "", "--set job.topology=/dev/zero",
+         {"--set job.topology=/dev/zero: job.topology: bad value '/dev/zero': is not a regular file (allowed: a shipped topology "
+          "(128x8-h100-ib, 1x-a100-80g, 1x-rtx4090-24g, 2x-a100-40g, 2x-rtx4090-24g, 2x-titan-rtx-24g, 4x-a10g-24g, "
+          "4x-v100-16g, 4x8-h100-ib, 6x-a100-40g, 8x-a100-40g, 8x-a100-80g-nvlink, 8x-h100-80g-nvlink, 8x-v100-16g, "
+          "cpu-host) or a path to a .ini file relative to JOBDIR)"}},
     };
     TempDir dir;
     for (const auto& c : cases) {
@@ -215,6 +253,8 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
         CHECK(r.exit_code == 2);
         std::vector<std::string> expected;
         for (auto e : c.expected) {
+            const std::string job_dir = std::filesystem::path(path).parent_path().string();
+            for (std::size_t p; (p = e.find("JOBDIR")) != std::string::npos;) e.replace(p, 6, job_dir);
             for (std::size_t p; (p = e.find("JOB")) != std::string::npos;) e.replace(p, 3, path);
             expected.push_back(e);
         }
@@ -249,6 +289,78 @@ ffn = 64
     CHECK(l[0] == model + ":5: model.ffn_kind: bad value 'gelu': arch llama does not use it (allowed: swiglu)");
     CHECK(l[1] == model + ":12: decoder.kv_heads: bad value '3': must divide heads (4) (allowed: a divisor of heads)");
     CHECK(l[2] == model + ":11: decoder.heads: bad value '4': must divide hidden (30) (allowed: a divisor of hidden)");
+}
+
+TEST_CASE("sizes within their maxima whose product overflows int64: one clear line, exit 2, never a wrapped number") {
+    // Llama-2-70B at the longest context and the largest micro-batch: its attention scores alone
+    // would be 2^16 x 64 heads x 2^40 token pairs. Which product overflows first is the plan's
+    // business; that it is named, with its operands, is what this checks.
+    const auto r = run_command(test::shardsim_binary() +
+                               " simulate --set job.model=llama-2-70b --set batch.seq_len=1048576 --set batch.micro_batch=65536");
+    CHECK(r.exit_code == 2);
+    const auto l = lines(r.output);
+    REQUIRE(l.size() == 1);
+    CHECK(l[0].rfind("activation bytes (micro_batch x sequence length x model widths) overflows int64: ", 0) == 0);
+    CHECK(l[0].find("(allowed: sizes whose element and byte counts stay below 2^63; lower the batch, the sequence lengths or "
+                    "the model's dimensions)") != std::string::npos);
+    // One step below: the answer is a number, and the job does not fit.
+    const auto ok = run_command(test::shardsim_binary() + " simulate --json --set job.model=llama-2-70b --set batch.seq_len=1048576");
+    CHECK(ok.exit_code == 0);
+    CHECK(ok.output.find("\"fits\": false") != std::string::npos);
+}
+
+TEST_CASE("model files past the maxima, with an [encoder] missing sizes, or too large in total: every problem, exit 2") {
+    // Each once crashed (SIGFPE on heads = 0 or a missing ffn) or reported a negative parameter
+    // count that "fit". The files are the fuzzers' seeds too (tests/fuzz/corpus/model).
+    const std::string dir = test::source_dir() + "/tests/fuzz/corpus/model/";
+    const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+        {"t5-encoder-heads-0.ini", {":15: encoder.heads: bad value '0': an encoder needs it (allowed: integer >= 1)"}},
+        {"t5-encoder-no-ffn.ini", {":12: encoder.ffn: missing required key (allowed: integer >= 1)"}},
+        {"t5-encoder-empty.ini",
+         {":12: encoder.layers: missing required key (allowed: integer >= 1)",
+          ":12: encoder.hidden: missing required key (allowed: integer >= 1)",
+          ":12: encoder.heads: missing required key (allowed: integer >= 1)",
+          ":12: encoder.ffn: missing required key (allowed: integer >= 1)"}},
+        {"llama-vocab-9e18.ini", {":5: model.vocab: bad value '9000000000000000000' (allowed: integer in [1, 16777216])"}},
+        {"llama-ffn-9e18.ini", {":16: decoder.ffn: bad value '9000000000000000000' (allowed: integer in [1, 4194304])"}},
+        {"llama-hidden-heads-2pow62.ini",
+         {":13: decoder.hidden: bad value '4611686018427387904' (allowed: integer in [1, 1048576])",
+          ":14: decoder.heads: bad value '4611686018427387904' (allowed: integer in [1, 65536])",
+          ":15: decoder.kv_heads: bad value '4611686018427387904' (allowed: integer in [0, 65536])"}},
+        {"llama-all-at-maxima.ini",
+         {": model tiny-llama: these dimensions make 1152956826418937856 parameters (allowed: at most 1125899906842624 = "
+          "2^50 parameters, 1,000x the largest published model)"}},
+    };
+    for (const auto& c : cases) {
+        const std::string& file = c.first;
+        const std::vector<std::string>& expected = c.second;
+        INFO(file);
+        const auto r = run_command(test::shardsim_binary() + " simulate --job tiny-llama-cpu --set job.model=" + dir + file);
+        CHECK(r.exit_code == 2);
+        std::string want;
+        for (const auto& e : expected) want += dir + file + e + "\n";
+        CHECK(r.output == want);
+    }
+}
+
+TEST_CASE("job files that are directories, devices or too large: one line naming what is wrong, exit 2") {
+    TempDir dir;
+    const std::string big = dir.file("big.ini", std::string(config::kMaxInputFileBytes + 1, '#'));
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"/", "is a directory"},
+        {"/dev/zero", "is not a regular file"},
+        {dir.path("missing.ini"), "no such file"},
+        {big, "is larger than 16 MiB (16777217 bytes)"},
+    };
+    for (const auto& c : cases) {
+        const std::string& path = c.first;
+        const std::string& why = c.second;
+        INFO(path);
+        const auto r = run_command(test::shardsim_binary() + " simulate --job " + path);
+        CHECK(r.exit_code == 2);
+        CHECK(r.output == "--job: bad value '" + path + "': " + why +
+                              " (allowed: a path to a job .ini, e.g. jobs/llama-7b-fsdp-6x-a100-40g.ini, or a shipped job name)\n");
+    }
 }
 
 TEST_CASE("help lists every job and topology key from the parser's own table") {

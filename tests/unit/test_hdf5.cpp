@@ -97,7 +97,7 @@ RankTimeline timeline_a() {
     rs.unit = 2;
     tl.ops.push_back(rs);
     OpRecord step = op(4, plan::OpKind::optimizer_step, plan::OpStream::host, 0.040, 0.045);
-    step.step = 3;
+    step.step = 2;  // the last of the run's 3 steps
     tl.ops.push_back(step);
     OpRecord copy = op(5, plan::OpKind::upload_update, plan::OpStream::copy, 0.045, 0.047);
     copy.bytes = 123456789;
@@ -273,9 +273,9 @@ TEST_CASE("hdf5: a steps dataset per rank holds each step's figures, not sums ov
             CHECK(ag[i] == (s.comm_size_bytes.count(k) ? s.comm_size_bytes.at(k) : 0));
         }
     }
-    // Rank 0 records steps 0, 1 and 3: three rows, and step 3's time is its own, not the file's.
-    CHECK(run.rank(0).steps() == std::vector<int>{0, 1, 3});
-    CHECK(run.rank(0).only_step(3).summarize().step_time == doctest::Approx(0.005));
+    // Rank 0 records steps 0, 1 and 2: three rows, and step 2's time is its own, not the file's.
+    CHECK(run.rank(0).steps() == std::vector<int>{0, 1, 2});
+    CHECK(run.rank(0).only_step(2).summarize().step_time == doctest::Approx(0.005));
     CHECK(run.rank(0).summarize().step_time == doctest::Approx(0.047));
     CHECK(run.rank(0).summarize().comm_size_bytes.at(static_cast<int>(plan::CollectiveKind::all_gather)) > 0);
     CHECK(run.rank(1).summarize().exposed_comm > 0);
@@ -353,22 +353,28 @@ TEST_CASE("hdf5: ranks sharing one timeline store it once") {
     check_same_timeline(back.rank(255), big);
 }
 
-TEST_CASE("hdf5: empty timelines and no units") {
+TEST_CASE("hdf5: classes are numbered by their first rank in the file") {
     RunTimeline run = two_class_run();
-    run.unit_names.clear();
-    RankTimeline empty;
-    empty.device = "";
-    empty.host = "";
-    run.timelines = {empty, timeline_b()};
     run.world_size = 3;
     run.class_of_rank = {1, 0, 0};
     const TempFile file;
     io::write_run_file(file.path(), run);
     const RunTimeline back = io::read_run_file(file.path());
     check_same_root(back, run);
-    // Classes are numbered by their first rank in the file.
     CHECK(back.class_of_rank == std::vector<int>{0, 1, 1});
     for (std::int64_t r = 0; r < run.world_size; ++r) check_same_timeline(back.rank(r), run.rank(r));
+}
+
+TEST_CASE("hdf5: an empty timeline can be written but is refused when read, naming the dataset") {
+    RunTimeline run = two_class_run();
+    RankTimeline empty;
+    run.timelines = {empty, timeline_b()};
+    run.world_size = 3;
+    run.class_of_rank = {1, 0, 0};
+    const TempFile file;
+    io::write_run_file(file.path(), run);
+    const std::string message = error_of([&] { io::read_run_file(file.path()); });
+    CHECK(message == "cannot read timeline file '" + file.path() + "': /rank_1/ops: no rows (allowed: one row per op of the step)");
 }
 
 TEST_CASE("hdf5: INI texts beyond 64 KiB fit in attributes") {
@@ -430,6 +436,15 @@ TEST_CASE("hdf5: an absent, foreign or newer file is refused in one line naming 
     check_refused("no group /rank_3");
 }
 
+TEST_CASE("hdf5: a unit index beyond /units is refused with the row") {
+    RunTimeline run = two_class_run();
+    run.unit_names.resize(2);  // timeline_a's backward is on unit 2
+    const TempFile file;
+    io::write_run_file(file.path(), run);
+    CHECK(error_of([&] { io::read_run_file(file.path()); }) ==
+          "cannot read timeline file '" + file.path() + "': /rank_0/ops row 2: unit: bad value '2' (allowed: integer in [-1, 1])");
+}
+
 TEST_CASE("hdf5: the writer refuses an inconsistent run") {
     const TempFile file;
     RunTimeline run = two_class_run();
@@ -443,7 +458,17 @@ TEST_CASE("hdf5: the writer refuses an inconsistent run") {
     message = error_of([&] { io::write_run_file(file.path(), run); });
     CHECK(message.find("'mode'") != std::string::npos);
 
-    message = error_of([&] { io::write_run_file("/nonexistent-dir/x.h5", two_class_run()); });
-    CHECK(message.find("/nonexistent-dir/x.h5") != std::string::npos);
-    CHECK(message.find("H5Fcreate") != std::string::npos);
+    // The user reads the file and HDF5's reason; the call and the source line are for --debug.
+    try {
+        io::write_run_file("/nonexistent-dir/x.h5", two_class_run());
+        FAIL("no error");
+    } catch (const Error& e) {
+        message = e.what();
+        CHECK(message.find("/nonexistent-dir/x.h5") != std::string::npos);
+        CHECK(message.find("HDF5 error: ") != std::string::npos);
+        CHECK(message.find("H5Fcreate") == std::string::npos);
+        CHECK(message.find(".cpp") == std::string::npos);
+        CHECK(e.debug_detail().find("H5Fcreate") != std::string::npos);
+        CHECK(e.debug_detail().find(".cpp:") != std::string::npos);
+    }
 }

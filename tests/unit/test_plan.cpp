@@ -78,8 +78,10 @@ TEST_CASE("communication per rank per step follows the ZeRO paper (in parameter-
     for (const char* m : {"llama-7b", "llama-2-13b"}) {
         for (std::int64_t n : {4, 16, 1024}) {
             const double N = static_cast<double>(n);
-            for (const auto& [strategy, factor] :
+            for (const auto& sf :
                  std::vector<std::pair<const char*, double>>{{"ddp", 2}, {"zero1", 3}, {"zero2", 3}, {"zero3", 3}, {"fsdp-full-shard", 3}}) {
+                const char* strategy = sf.first;  // not a structured binding: clang 14 cannot capture one (INFO)
+                const double factor = sf.second;
                 const auto p = make_plan(m, strategy, n,
                                          std::string(strategy) == "zero3" ? std::vector<std::string>{"deepspeed.stage3_max_reuse_distance=0"}
                                                                           : std::vector<std::string>{});

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <random>
 
 #include "shardsim/model/scenario.hpp"
 #include "shardsim/report/summary.hpp"
@@ -38,6 +39,30 @@ TEST_CASE("interval arithmetic for compute/communication overlap") {
     CHECK(timeline::union_length({{0, 2}, {1, 3}, {5, 6}}) == doctest::Approx(4));
     CHECK(timeline::uncovered_length({{0, 4}}, {{1, 2}, {3, 5}}) == doctest::Approx(2));
     CHECK(timeline::uncovered_length({{0, 1}}, {}) == doctest::Approx(1));
+}
+
+TEST_CASE("IntervalCover answers each query as uncovered_length does, without re-merging") {
+    std::mt19937 rng(17);
+    std::uniform_real_distribution<double> start(0, 100), len(0, 5);
+    for (int trial = 0; trial < 20; ++trial) {
+        std::vector<std::pair<double, double>> b;
+        const int n = trial * 7;  // from none to overlapping crowds
+        for (int i = 0; i < n; ++i) {
+            const double s = start(rng);
+            b.push_back({s, s + len(rng)});
+        }
+        const timeline::IntervalCover cover(b);
+        for (int q = 0; q < 50; ++q) {
+            const double s = start(rng) - 5, e = s + 3 * len(rng);
+            const double expect = std::max(0.0, e - s) - timeline::uncovered_length({{s, e}}, b);
+            CHECK(cover.covered(s, e) == doctest::Approx(expect).epsilon(1e-12));
+        }
+    }
+    const timeline::IntervalCover cover({{1, 2}, {3, 5}});
+    CHECK(cover.covered(0, 4) == doctest::Approx(2));
+    CHECK(cover.covered(2, 3) == 0);
+    CHECK(cover.covered(4, 4) == 0);
+    CHECK(cover.covered(1.5, 1.75) == doctest::Approx(0.25));
 }
 
 TEST_CASE("simulated memory starts and ends at the persistent state; peak >= persistent") {

@@ -32,6 +32,9 @@ struct RunContext {
     std::unique_ptr<device::Device> host_math;
     std::unique_ptr<comm::Communicator> world;
     std::vector<std::unique_ptr<comm::Communicator>> group_comms;  // the plan's groups smaller than the world
+    // Each plan group's communicator as the executor calls it: watched ([Note: collective watchdog]).
+    std::vector<std::unique_ptr<comm::Communicator>> watched_comms;
+    int step_group = -1;  // the watchdog's group for the world-level calls between steps
     std::unique_ptr<exec::Executor> executor;
     std::string startup_table;         // rank 0 prints it (after what was imported, if anything)
     interop::ImportReport imported;    // --deepspeed / --accelerate / --hf-args: what became of each key

@@ -23,13 +23,15 @@ std::vector<std::string> embedded_names(const std::string& kind);
 std::string embedded_dir(const std::string& kind);
 
 // Resolves a reference that is either a shipped name of `kind` or a path. Returns the text and
-// sets `path` to what should be shown in messages; nullopt when neither exists. A relative path
-// from a shipped file's folder (see embedded_dir) resolves among the shipped files.
+// sets `path` to what should be shown in messages; nullopt when neither exists or the file cannot
+// be read, with the reason in `why` for a path ("no such file", "is a directory", ...). A relative
+// path from a shipped file's folder (see embedded_dir) resolves among the shipped files.
 struct ResolvedFile {
     std::string path;
     std::string text;
     std::string dir;  // folder of the file (embedded_dir(kind) for shipped ones)
 };
-std::optional<ResolvedFile> resolve_file(const std::string& kind, const std::string& ref, const std::string& dir);
+std::optional<ResolvedFile> resolve_file(const std::string& kind, const std::string& ref, const std::string& dir,
+                                         std::string* why = nullptr);
 
 }  // namespace shardsim::config

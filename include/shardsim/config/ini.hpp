@@ -2,6 +2,8 @@
 // A small INI reader that remembers where every value came from, so that every later error can
 // name `file:line`. Syntax: `[section]`, `key = value`, comments start with `#` or `;` (also after
 // a value when preceded by whitespace).
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,14 @@ struct IniFile {
     const IniEntry* find(const std::string& section, const std::string& key) const;
     const IniSection* find_section(const std::string& section) const;
 };
+
+// The largest job, topology or model file read: the biggest shipped one is ~3 KiB.
+inline constexpr std::int64_t kMaxInputFileBytes = 16 * 1024 * 1024;
+
+// Reads a user's input file: a regular file of at most kMaxInputFileBytes. On failure returns
+// nullopt and sets `why` to what is wrong ("no such file", "is a directory", "is not a regular
+// file", "is larger than 16 MiB", "cannot be read"), for the caller's one-line error.
+std::optional<std::string> read_input_file(const std::string& path, std::string& why);
 
 // Syntax problems are added to `problems` as `path:line: ...`; parsing continues past them.
 IniFile parse_ini_text(const std::string& path, const std::string& text, Problems& problems);

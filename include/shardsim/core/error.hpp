@@ -13,16 +13,25 @@ inline constexpr int kExitBadInput = 2;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitCheckFailed = 3;
 
+// what() is the message for the user. Where the error was raised in shardsim's sources (file and
+// line, the C call that failed) is kept apart in debug_detail(): `--debug` prints it, nothing
+// else does, so no user-facing message names an internal source file.
 class Error : public std::runtime_error {
 public:
-    using std::runtime_error::runtime_error;
+    explicit Error(const std::string& what, std::string debug_detail = "")
+        : std::runtime_error(what), debug_detail_(std::move(debug_detail)) {}
+    const std::string& debug_detail() const { return debug_detail_; }
+
+private:
+    std::string debug_detail_;
 };
 
 // Bad input: every problem found, one line each, reported together.
 class InputError : public Error {
 public:
-    explicit InputError(std::vector<std::string> problems);
-    explicit InputError(const std::string& problem) : InputError(std::vector<std::string>{problem}) {}
+    explicit InputError(std::vector<std::string> problems, std::string debug_detail = "");
+    explicit InputError(const std::string& problem, std::string debug_detail = "")
+        : InputError(std::vector<std::string>{problem}, std::move(debug_detail)) {}
     const std::vector<std::string>& problems() const { return problems_; }
 
 private:
@@ -42,6 +51,7 @@ private:
     std::vector<std::string> lines_;
 };
 
+// Throws Error(what) with "file:line" as its debug detail.
 [[noreturn]] void throw_error(const char* file, int line, const std::string& what);
 
 }  // namespace shardsim

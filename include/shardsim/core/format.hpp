@@ -22,6 +22,15 @@ std::vector<std::string> split(const std::string& s, char sep);
 std::optional<std::int64_t> parse_byte_size(const std::string& s);
 std::string trim(const std::string& s);
 
+// `s` made safe to print on one terminal line: control characters (C0 including newline and tab,
+// DEL, and the C1 controls U+0080..U+009F) and bytes that are not UTF-8 become \xNN, so input
+// that reaches a message cannot move the cursor, retitle the terminal or clear the screen. Other
+// UTF-8 text is kept as it is.
+std::string printable(const std::string& s);
+// Whether `s` needs no escaping; `allow_lines` also accepts newline, carriage return and tab
+// (multi-line texts such as a stored INI file).
+bool is_printable(const std::string& s, bool allow_lines = false);
+
 // A fixed-width text table: columns right-aligned except the first.
 class TextTable {
 public:

@@ -38,5 +38,9 @@ config::GpuBinding bind_local_gpu(MPI_Comm world);
 
 // MemAvailable of /proc/meminfo in bytes; 0 when unknown.
 std::int64_t host_available_bytes();
+// This process's resident set size now (VmRSS of /proc/self/status) and its peak so far (VmHWM),
+// in bytes; 0 when unknown.
+std::int64_t process_resident_bytes();
+std::int64_t process_peak_resident_bytes();
 
 }  // namespace shardsim::device

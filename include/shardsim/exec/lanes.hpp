@@ -62,6 +62,7 @@ private:
     void run(const Task& t);  // on the lane's thread
     void worker_loop(Worker& w);
     void submit_gpu(int op, plan::OpStream stream, const std::vector<int>& deps, const std::function<void()>& work);
+    void synchronize_watched();
 
     Device& device_;
     Hook hook_;

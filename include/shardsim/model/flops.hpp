@@ -30,7 +30,7 @@ struct BatchShape {
     bool fused_attention = false;  // sdpa / flash: no score matrix kept, causal scores for the unmasked half
 
     std::int64_t len(Stream s) const { return s == Stream::encoder ? enc_len : dec_len; }
-    std::int64_t tokens(Stream s) const { return batch * len(s); }
+    std::int64_t tokens(Stream s) const { return checked_mul(batch, len(s), "tokens of a micro-batch (micro_batch x sequence length)"); }
 };
 
 // One GEMM: [m x k] x [k x n], `count` of them (a batch: attention's heads x sequences).

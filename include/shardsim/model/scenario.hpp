@@ -39,6 +39,9 @@ Scenario load_scenario_text(const std::string& path, const std::string& text, co
 Scenario load_scenario_parsed(const std::string& job_ref, const Overrides& overrides);
 Scenario load_scenario_text_parsed(const std::string& path, const std::string& text, const std::string& dir,
                                    const Overrides& overrides);
+// The checks that need the job, the topology and the model together (world size against the
+// GPUs, sequence lengths against the model, the size of one step); InputError when one fails.
+Scenario make_scenario(config::JobConfig job, config::TopologyConfig topology, ModelSpec model);
 
 inline constexpr const char* kDefaultJob = "llama-7b-fsdp-6x-a100-40g";
 

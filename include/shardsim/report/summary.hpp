@@ -14,6 +14,10 @@ namespace shardsim::report {
 // `ranks`: one entry per group of ranks with identical figures (peak_bytes, peak_by_category,
 // max_by_category, model_state_bytes, host_peak_bytes, peak_op, ...).
 io::Json summary_json(const timeline::RunTimeline& run);
+// What one rank needs of its node's host memory: what it offloads at its peak, the process
+// itself (host.process_gib), what pinning rounds up, and on a CPU topology its device peak (the
+// device is host memory). host_peak_bytes_per_node sums it over a node's ranks.
+std::int64_t host_per_rank(const timeline::RunTimeline& run, const timeline::RankSummary& s);
 
 // The text report: memory by category per rank group, fit, time split, collectives and the
 // op whose communication is most exposed.

@@ -149,4 +149,17 @@ OpRecord planned_record(const plan::Op& op, double t_start, double t_end, int st
 double union_length(std::vector<std::pair<double, double>> intervals);
 double uncovered_length(std::vector<std::pair<double, double>> a, std::vector<std::pair<double, double>> b);
 
+// The union of a set of intervals, merged once, answering "how much of [a, b) does it cover" in
+// O(log n): reports ask this once per collective, and re-merging the compute intervals for each
+// (as a plain uncovered_length call would) made them quadratic in the number of ops.
+class IntervalCover {
+public:
+    explicit IntervalCover(std::vector<std::pair<double, double>> intervals);
+    double covered(double a, double b) const;
+
+private:
+    std::vector<std::pair<double, double>> merged_;  // disjoint, sorted
+    std::vector<double> prefix_;                     // prefix_[i]: summed length of merged_[0, i)
+};
+
 }  // namespace shardsim::timeline
