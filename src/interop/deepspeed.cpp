@@ -136,7 +136,8 @@ void optimizer(Context& c, const json& o, const Locate& at) {
             c.bad(at("optimizer.params"), show(v), "an object");
             continue;
         }
-        for (const auto& [p, pv] : v.items()) {
+        for (const auto& [p, pv_binding] : v.items()) {
+            const auto& pv = pv_binding;  // clang 14 cannot capture a structured binding in a lambda
             const std::string w = at("optimizer.params." + p);
             auto number = [&](const std::string& job_key, const std::string& flag, const std::string& hf_default) {
                 if (is_auto(pv)) {
@@ -312,7 +313,8 @@ void zero_optimization(Context& c, const json& root, const Locate& at) {
     bool bucket_auto = false, prefetch_auto = false, bucket_given = false, prefetch_given = false;
     bool persistence_auto = false, persistence_given = false;
     std::set<std::string> seen;
-    for (const auto& [key, v] : z.items()) {
+    for (const auto& [key, v_binding] : z.items()) {
+        const auto& v = v_binding;  // clang 14 cannot capture a structured binding in a lambda
         const std::string k = canonical_zero_key(key);
         const std::string w = at("zero_optimization." + key);
         if (!seen.insert(k).second) {

@@ -186,7 +186,8 @@ void import_fsdp_option(Context& c, const std::string& where, const std::string&
 void import_hf_args(Context& c) {
     const std::string origin = "--hf-args";
     bool fsdp = false, precision_given = false;
-    for (const auto& [name, value] : c.trainer.values) {
+    for (const auto& [name, value_binding] : c.trainer.values) {
+        const auto& value = value_binding;  // clang 14 cannot capture a structured binding in a lambda
         const std::string where = origin + " --" + name;
         auto integer = [&](const std::string& key, std::int64_t min) {
             std::int64_t n = 0;

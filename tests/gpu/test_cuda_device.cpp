@@ -281,7 +281,8 @@ TEST_CASE("every CUDA kernel matches the CPU device (fp32, bf16, fp16)") {
     auto cpu = device::make_cpu_device();
     auto gpu = device::make_cuda_device(0);
     for (const DType dt : {DType::fp32, DType::bf16, DType::fp16})
-        for (const auto& [name, run] : kernel_runs()) {
+        for (const auto& [name_binding, run] : kernel_runs()) {
+            const auto& name = name_binding;  // clang 14: CAPTURE's lambda cannot capture a structured binding
             CAPTURE(name);
             CAPTURE(dtype_name(dt));
             const auto want = run(*cpu, dt);

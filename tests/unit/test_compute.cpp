@@ -31,7 +31,8 @@ TEST_CASE("every compute op's work by shape adds up to its FLOPs, exactly") {
         {"llama-7b-fsdp-6x-a100-40g", {"memory.attention=sdpa"}},
         {"codet5p-2b-lora-1x-rtx4090", {}},
     };
-    for (const auto& [job, sets] : cases) {
+    for (const auto& [job_binding, sets] : cases) {
+        const auto& job = job_binding;  // clang 14: INFO's lambda cannot capture a structured binding
         INFO(job);
         const auto p = plan::ShardingPlan::build(model::load_scenario(job, sets));
         const auto s = plan::build_schedule(*p);
