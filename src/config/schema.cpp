@@ -153,10 +153,11 @@ std::vector<std::string> sections_of(const Schema& schema) {
     return out;
 }
 
+// The keys a user may set in a section: retired ones are refused with a pointer of their own.
 std::vector<std::string> keys_of(const Schema& schema, const std::string& section) {
     std::vector<std::string> out;
     for (const auto& k : schema)
-        if (k.section == section) out.push_back(k.key);
+        if (k.section == section && k.retired.empty()) out.push_back(k.key);
     return out;
 }
 
