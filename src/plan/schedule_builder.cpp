@@ -56,6 +56,7 @@ Op ScheduleBuilder::make(OpKind kind, OpStream stream, int unit, std::vector<int
 int ScheduleBuilder::add(Op op) {
     op.id = static_cast<int>(s_.ops.size());
     if (op.units.empty() && op.unit >= 0) op.units = {op.unit};
+    if (op.stream == OpStream::compute && (op.kind == OpKind::forward || op.kind == OpKind::backward)) host_op_ = op.id;
     s_.ops.push_back(std::move(op));
     return s_.ops.back().id;
 }

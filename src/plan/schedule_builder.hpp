@@ -125,6 +125,7 @@ private:
     int last_sync_ = -1;  // the last end of backward: the optimizer and the next forward follow it
     std::int64_t available_ = 0;     // ZeRO-3's n_available: elements gathered since the forward began
     std::deque<int> fetch_events_;   // ZeRO-3: all-gathers not yet waited for (at most two)
+    int host_op_ = -1;               // the last forward or backward call issued (where the host stands)
 };
 
 }  // namespace shardsim::plan

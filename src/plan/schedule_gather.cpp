@@ -53,7 +53,15 @@ std::vector<int> ScheduleBuilder::gather_deps() {
         }
         return deps;
     }
-    // DeepSpeed: with more than two all-gathers not yet waited for, the host waits for the oldest.
+    // DeepSpeed: the host issues a fetch or prefetch from a module's hook, so after the compute it
+    // enqueued before that hook. The timeline runs on the GPU's clock, where a host far ahead would
+    // hold every gathered parameter from its all-gather until the GPU's compute catches up with its
+    // release; the caching allocator counts them in host order instead (the release frees at once,
+    // the block waits for the stream). Placing the all-gather after the compute issued before it
+    // (the host one call ahead of the GPU) keeps what is live at once as DeepSpeed holds it: the
+    // current call's parameters, the prefetch and what the reuse distance retains.
+    if (host_op_ >= 0) deps.push_back(host_op_);
+    // With more than two all-gathers not yet waited for, the host waits for the oldest.
     if (fetch_events_.size() >= 2) {
         deps.push_back(fetch_events_.front());
         fetch_events_.pop_front();
