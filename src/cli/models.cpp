@@ -42,6 +42,7 @@ io::Json model_json(const model::ModelSpec& m, bool with_units) {
     j["hidden_dropout"] = m.hidden_dropout;
     j["sdpa"] = m.sdpa;                  // Hugging Face has an SDPA / FlashAttention-2 path
     j["softmax_fp32"] = m.softmax_fp32;  // eager softmax kept in fp32
+    j["loss_fp32"] = m.loss_fp32;        // the loss upcasts the logits (T5: no)
     j["param_count"] = model::total_params(units).count();
     j["published_params"] = m.published_params;
     j["unit_count"] = static_cast<std::int64_t>(units.size());

@@ -279,31 +279,31 @@ void CpuDevice::embedding_backward(const EmbeddingOp& op) {
     }
 }
 
+// Logits and log-probabilities in any dtype (fp32 after logits.float(), or the model's: T5's loss).
 void CpuDevice::cross_entropy_forward(const CrossEntropyOp& op) {
     const std::int64_t vocab = last_dim(op.logits), rows = op.logits.numel() / vocab;
-    const auto* x = static_cast<const float*>(op.logits.data);
-    auto* lp = static_cast<float*>(op.log_probs.data);
     auto* loss = static_cast<float*>(op.losses.data);
+    std::vector<float> row(static_cast<std::size_t>(vocab));
     for (std::int64_t r = 0; r < rows; ++r) {
-        const float* row = x + r * vocab;
-        const float mx = *std::max_element(row, row + vocab);
+        for (std::int64_t j = 0; j < vocab; ++j) row[static_cast<std::size_t>(j)] = load_value(op.logits.data, op.logits.dtype, r * vocab + j);
+        const float mx = *std::max_element(row.begin(), row.end());
         double sum = 0;
-        for (std::int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j] - mx));
+        for (float v : row) sum += std::exp(static_cast<double>(v - mx));
         const float lse = mx + static_cast<float>(std::log(sum));
-        for (std::int64_t j = 0; j < vocab; ++j) lp[r * vocab + j] = row[j] - lse;
+        for (std::int64_t j = 0; j < vocab; ++j) store_value(op.log_probs.data, op.log_probs.dtype, r * vocab + j, row[static_cast<std::size_t>(j)] - lse);
         const std::int64_t t = op.targets[r];
         SHARDSIM_ASSERT(t >= 0 && t < vocab, "cross-entropy: target outside the vocabulary");
-        loss[r] = -lp[r * vocab + t];
+        loss[r] = -load_value(op.log_probs.data, op.log_probs.dtype, r * vocab + t);
     }
 }
 
 void CpuDevice::cross_entropy_backward(const CrossEntropyOp& op, float scale, const Tensor& dlogits) {
     const std::int64_t vocab = last_dim(op.log_probs), rows = op.log_probs.numel() / vocab;
-    const auto* lp = static_cast<const float*>(op.log_probs.data);
     for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t j = 0; j < vocab; ++j) {
             const float onehot = j == op.targets[r] ? 1.0f : 0.0f;
-            store_value(dlogits.data, dlogits.dtype, r * vocab + j, scale * (std::exp(lp[r * vocab + j]) - onehot));
+            const float lp = load_value(op.log_probs.data, op.log_probs.dtype, r * vocab + j);
+            store_value(dlogits.data, dlogits.dtype, r * vocab + j, scale * (std::exp(lp) - onehot));
         }
 }
 

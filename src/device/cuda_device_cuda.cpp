@@ -249,14 +249,13 @@ public:
     void embedding_backward(const EmbeddingOp& op) override;
     void cross_entropy_forward(const CrossEntropyOp& op) override {
         const std::int64_t vocab = last_dim(op.logits);
-        SHARDSIM_ASSERT(op.logits.dtype == DType::fp32, "cross-entropy: fp32 logits");
-        cuda::cross_entropy_forward(static_cast<const float*>(op.logits.data), op.targets, static_cast<float*>(op.log_probs.data),
+        cuda::cross_entropy_forward(arr(op.logits), op.targets, arr(op.log_probs),
                                     static_cast<float*>(op.losses.data), op.logits.numel() / vocab, vocab, cur());
         launched();
     }
     void cross_entropy_backward(const CrossEntropyOp& op, float scale, const Tensor& dlogits) override {
         const std::int64_t vocab = last_dim(op.log_probs);
-        cuda::cross_entropy_backward(static_cast<const float*>(op.log_probs.data), op.targets, scale, arr(dlogits),
+        cuda::cross_entropy_backward(arr(op.log_probs), op.targets, scale, arr(dlogits),
                                      op.log_probs.numel() / vocab, vocab, cur());
         launched();
     }

@@ -65,9 +65,9 @@ void embedding_forward(Arr table, const std::int32_t* ids, Arr out, std::int64_t
 void embedding_backward(Arr dtable, const std::int32_t* order, const std::int32_t* start, const std::int32_t* seg_id,
                         std::int64_t segments, Arr dout, std::int64_t d, cudaStream_t s);
 
-void cross_entropy_forward(const float* logits, const std::int32_t* targets, float* log_probs, float* losses,
+void cross_entropy_forward(Arr logits, const std::int32_t* targets, Arr log_probs, float* losses,
                            std::int64_t rows, std::int64_t vocab, cudaStream_t s);
-void cross_entropy_backward(const float* log_probs, const std::int32_t* targets, float scale, Arr dlogits,
+void cross_entropy_backward(Arr log_probs, const std::int32_t* targets, float scale, Arr dlogits,
                             std::int64_t rows, std::int64_t vocab, cudaStream_t s);
 
 // logits (any dtype) := scale * (softmax - onehot), losses[r] = lse - logits[r, target].

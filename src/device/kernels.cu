@@ -274,25 +274,24 @@ __global__ void k_embedding_backward(Arr dtable, const std::int32_t* order, cons
     }
 }
 
-__global__ void k_cross_entropy_forward(const float* logits, const std::int32_t* targets, float* lp, float* losses,
-                                        std::int64_t vocab) {
-    const std::int64_t r = blockIdx.x;
-    const float* x = logits + r * vocab;
+__global__ void k_cross_entropy_forward(Arr logits, const std::int32_t* targets, Arr lp, float* losses, std::int64_t vocab) {
+    const std::int64_t r = blockIdx.x, row = r * vocab;
     float mx = -INFINITY;
-    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) mx = fmaxf(mx, x[j]);
+    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) mx = fmaxf(mx, ld(logits.p, logits.dt, row + j));
     mx = block_reduce(mx, true);
     float sum = 0;
-    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) sum += expf(x[j] - mx);
+    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) sum += expf(ld(logits.p, logits.dt, row + j) - mx);
     const float lse = mx + logf(block_reduce(sum, false));
-    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) lp[r * vocab + j] = x[j] - lse;
-    if (threadIdx.x == 0) losses[r] = lse - x[targets[r]];
+    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) st(lp.p, lp.dt, row + j, ld(logits.p, logits.dt, row + j) - lse);
+    __syncthreads();  // the loss reads the stored log-probability (nll_loss on log_softmax's output)
+    if (threadIdx.x == 0) losses[r] = -ld(lp.p, lp.dt, row + targets[r]);
 }
 
-__global__ void k_cross_entropy_backward(const float* lp, const std::int32_t* targets, float scale, Arr dlogits,
+__global__ void k_cross_entropy_backward(Arr lp, const std::int32_t* targets, float scale, Arr dlogits,
                                          std::int64_t rows, std::int64_t vocab) {
     GRID_STRIDE(idx, rows * vocab) {
         const std::int64_t r = idx / vocab, j = idx % vocab;
-        st(dlogits.p, dlogits.dt, idx, scale * (expf(lp[idx]) - (j == targets[r] ? 1.0f : 0.0f)));
+        st(dlogits.p, dlogits.dt, idx, scale * (expf(ld(lp.p, lp.dt, idx)) - (j == targets[r] ? 1.0f : 0.0f)));
     }
 }
 
@@ -410,11 +409,11 @@ void embedding_backward(Arr dtable, const std::int32_t* order, const std::int32_
                         std::int64_t segments, Arr dout, std::int64_t d, cudaStream_t s) {
     if (segments > 0) k_embedding_backward<<<row_grid(segments), kThreads, 0, s>>>(dtable, order, start, seg_id, dout, d);
 }
-void cross_entropy_forward(const float* logits, const std::int32_t* targets, float* log_probs, float* losses,
+void cross_entropy_forward(Arr logits, const std::int32_t* targets, Arr log_probs, float* losses,
                            std::int64_t rows, std::int64_t vocab, cudaStream_t s) {
     if (rows > 0) k_cross_entropy_forward<<<row_grid(rows), kThreads, 0, s>>>(logits, targets, log_probs, losses, vocab);
 }
-void cross_entropy_backward(const float* log_probs, const std::int32_t* targets, float scale, Arr dlogits,
+void cross_entropy_backward(Arr log_probs, const std::int32_t* targets, float scale, Arr dlogits,
                             std::int64_t rows, std::int64_t vocab, cudaStream_t s) {
     if (rows * vocab > 0)
         k_cross_entropy_backward<<<blocks_for(rows * vocab), kThreads, 0, s>>>(log_probs, targets, scale, dlogits, rows, vocab);

@@ -132,6 +132,9 @@ void set_arch_traits(ModelSpec& m) {
             m.norm = NormKind::rmsnorm;
             m.position = PositionKind::relative_bias;
             m.softmax_fp32 = true;  // softmax(scores.float()).type_as(scores)
+            // T5ForConditionalGeneration (and MT5) call CrossEntropyLoss on lm_logits as they are:
+            // log_softmax in the model dtype, no fp32 copy (modeling_t5.py, the loss after lm_head).
+            m.loss_fp32 = false;
             break;
         case Arch::codet5p:
             m.norm = NormKind::layernorm;

@@ -178,10 +178,12 @@ public:
             ce.logits = logits;  // overwritten with their gradient
             c.dev.cross_entropy_fused(ce, static_cast<float>(c.loss_scale));
         } else {
-            // logits.float(): a copy next to the logits in a 16-bit model, the tensor itself in fp32
-            ce.logits = c.dt == DType::fp32 ? logits : s.make(DType::fp32, {tokens, vocab_}, "fp32 logits");
+            // logits.float(): a copy next to the logits in a 16-bit model, the tensor itself in fp32;
+            // a loss on the logits as they are (T5) computes and keeps its log-softmax in their dtype
+            const bool upcast = c.rules.loss_fp32 && c.dt != DType::fp32;
+            ce.logits = upcast ? s.make(DType::fp32, {tokens, vocab_}, "fp32 logits") : logits;
             if (ce.logits.data != logits.data) c.dev.convert(logits, ce.logits);
-            ce.log_probs = terms.add(c, "log_softmax", DType::fp32, {tokens, vocab_});
+            ce.log_probs = terms.add(c, "log_softmax", c.rules.loss_fp32 ? DType::fp32 : c.dt, {tokens, vocab_});
             c.dev.cross_entropy_forward(ce);
             s.release(ce.logits);
         }
@@ -197,14 +199,15 @@ public:
         Scratch s(c);
         Tensor dlogits = terms.get("logits");  // fused: the kernel left the gradient there
         if (!c.rules.fused_loss) {
-            // The fp32 gradient of the fp32 logits, then (16-bit model) its cast to the model dtype.
+            // The gradient of the logits in the log-softmax's dtype, then (fp32 loss in a 16-bit
+            // model) its cast to the model dtype.
             CrossEntropyOp ce;
             ce.log_probs = terms.get("log_softmax");
             ce.targets = static_cast<const std::int32_t*>(terms.get("targets").data);
-            const Tensor d32 = s.make(DType::fp32, {tokens, vocab_}, "fp32 logit gradient");
+            const Tensor d32 = s.make(ce.log_probs.dtype, {tokens, vocab_}, "logit gradient");
             c.dev.cross_entropy_backward(ce, static_cast<float>(c.loss_scale), d32);
             dlogits = d32;
-            if (c.dt != DType::fp32) {
+            if (c.dt != ce.log_probs.dtype) {
                 dlogits = s.make(c.dt, {tokens, vocab_}, "logit gradient");
                 c.dev.convert(d32, dlogits);
                 s.release(d32);

@@ -318,13 +318,16 @@ void head_call(Builder& b, const ActivationInputs& in, const Unit& u, const mode
         o.forward_workspace = 0;
         o.backward_workspace = 0;
     } else {
-        b.add("log_softmax", checked_mul(tv, kStat, kWhat));
         // Forward: logits.float() is an fp32 copy next to the logits and the log-softmax (none
         // in an fp32 model: .float() returns the tensor itself). Backward: the fp32 gradient of
-        // the logits, then its cast to the model dtype.
-        const bool upcast = b.dt() != kStat;
+        // the logits, then its cast to the model dtype. A loss on the logits as they are (T5's
+        // CrossEntropyLoss on lm_logits) keeps its log-softmax in the model dtype, and backward
+        // makes the logits' gradient in that dtype.
+        const bool upcast = b.rules().loss_fp32 && b.dt() != kStat;
+        const std::int64_t kept = b.rules().loss_fp32 ? kStat : b.dt();
+        b.add("log_softmax", checked_mul(tv, kept, kWhat));
         o.forward_workspace = upcast ? checked_mul(tv, kStat, kWhat) : 0;
-        o.backward_workspace = checked_add(checked_mul(tv, kStat, kWhat), upcast ? checked_mul(tv, b.dt(), kWhat) : 0, kWhat);
+        o.backward_workspace = checked_add(checked_mul(tv, kept, kWhat), upcast ? checked_mul(tv, b.dt(), kWhat) : 0, kWhat);
     }
     b.add("targets", checked_mul(shape.tokens(Stream::decoder), kIndex, kWhat));
 }
@@ -396,6 +399,7 @@ ModelBehaviour model_behaviour(const model::Scenario& s, DType compute) {
     r.attention_dropout = s.model.attention_dropout;
     r.hidden_dropout = s.model.hidden_dropout;
     r.fused_loss = s.job.loss == config::LossKind::fused;
+    r.loss_fp32 = s.model.loss_fp32;
     return r;
 }
 

@@ -175,3 +175,17 @@ TEST_CASE("CodeT5+ (CodeGen's _attn): q and k kept in fp32, the fp32 softmax bes
     CHECK(x.at("ca.q") == 16 * 32 * 2);
     CHECK(x.at("attn.q") == 16 * 32 * 4);
 }
+
+TEST_CASE("the loss: T5 calls CrossEntropyLoss on its logits as they are, so the log-softmax stays bf16") {
+    // T5ForConditionalGeneration: loss_fct(lm_logits.view(-1, V), labels): no .float(), so no fp32
+    // copy in forward and the logits' gradient comes straight out in bf16 (Llama's loss upcasts).
+    const auto t5 = make_plan("tiny-t5");
+    const int head = static_cast<int>(t5->program().size()) - 1;
+    const std::int64_t n = 16 * t5->scenario().model.vocab;  // decoder tokens = seq_len
+    const auto t = terms(*t5, head);
+    CHECK(t.at("logits") == n * 2);
+    CHECK(t.at("log_softmax") == n * 2);
+    const auto a = plan::call_activations(*t5, head);
+    CHECK(a.forward_workspace == 0);
+    CHECK(a.backward_workspace == n * 2);
+}

@@ -54,6 +54,7 @@ struct ModelSpec {
     // Hugging Face's attention code for the family (ENGINES.md section 7):
     bool sdpa = false;          // an SDPA / FlashAttention-2 path exists (_supports_sdpa): llama, gpt2
     bool softmax_fp32 = false;  // eager softmax computed and kept in fp32, then cast to the compute dtype
+    bool loss_fp32 = true;      // the loss casts the logits to fp32 first (transformers' ForCausalLMLoss)
     std::int64_t max_positions = 0;      // learned position table size (GPT-2), or nominal context
     std::int64_t relative_buckets = 0;   // T5 relative position buckets
     std::int64_t published_params = 0;  // the total the model's authors report (0: none published)

@@ -85,6 +85,7 @@ struct ModelBehaviour {
     double attention_dropout = 0;  // on the probabilities
     double hidden_dropout = 0;     // on hidden states, where the family applies it
     bool fused_loss = false;
+    bool loss_fp32 = true;         // the loss upcasts the logits (ModelSpec::loss_fp32)
     // Eager attention keeps the softmax output apart from the probabilities the matmul reads.
     bool separate_softmax() const { return softmax != compute || attention_dropout > 0; }
 };
