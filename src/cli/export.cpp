@@ -38,17 +38,7 @@ int cmd_export(const Args& args) {
     if (out.empty()) {
         for (const auto& f : e.files) std::cout << "==> " << f.name << " <==\n" << f.text << "\n";
     } else {
-        std::error_code ec;
-        std::filesystem::create_directories(out, ec);
-        if (ec) throw InputError("--out: bad value '" + out + "': cannot create the folder: " + ec.message() + " (allowed: a writable path)");
-        for (const auto& f : e.files) {
-            const std::string path = (std::filesystem::path(out) / f.name).string();
-            write_text_file(path, f.text);
-            if (f.name == "launch.sh")
-                std::filesystem::permissions(path, std::filesystem::perms::owner_exec | std::filesystem::perms::group_exec,
-                                             std::filesystem::perm_options::add, ec);
-            std::cout << "wrote " << path << "\n";
-        }
+        for (const auto& path : write_exported(e, out, "--out")) std::cout << "wrote " << path << "\n";
     }
     for (const auto& n : e.not_expressible) std::cerr << "WARNING: not expressible in " << to << ": " << n << "\n";
     std::cerr << "check it: shardsim simulate"

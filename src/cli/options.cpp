@@ -1,6 +1,7 @@
 #include "shardsim/cli/options.hpp"
 
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -75,6 +76,22 @@ void write_text_file(const std::string& path, const std::string& text) {
     if (!out) throw Error(path + ": cannot open for writing");
     out << text;
     if (!out) throw Error(path + ": write failed");
+}
+
+std::vector<std::string> write_exported(const interop::Exported& e, const std::string& dir, const std::string& option) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw InputError(option + ": bad value '" + dir + "': cannot create the folder: " + ec.message() + " (allowed: a writable folder)");
+    std::vector<std::string> paths;
+    for (const auto& f : e.files) {
+        const std::string path = (fs::path(dir) / f.name).string();
+        write_text_file(path, f.text);
+        if (f.name == "launch.sh")
+            fs::permissions(path, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add, ec);
+        paths.push_back(path);
+    }
+    return paths;
 }
 
 device::BackendRequest parse_backend_option(const std::string& value) {

@@ -354,7 +354,9 @@ std::string plan_html(const study::Space& s, const study::PlanResult& r) {
     return html;
 }
 
-// The winner as files anyone can run: its job (every key), its topology, and an sbatch script.
+// The winner as files anyone can run: its job (every key), its topology, an sbatch script, and the
+// framework's own files (shardsim export): DeepSpeed's config and launch line for ZeRO, accelerate's
+// for FSDP and DDP, each value commented with the job key it came from.
 std::vector<std::string> emit(const study::Space& s, const study::Confirmed& c, const std::string& dir) {
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -376,7 +378,12 @@ std::vector<std::string> emit(const study::Space& s, const study::Confirmed& c, 
     const model::Scenario emitted = model::load_scenario(job_path, {});
     const std::string sbatch = (fs::path(dir) / "job.sbatch").string();
     write_text_file(sbatch, launch::slurm_script(emitted, o));
-    return {job_path, topo_path, sbatch};
+    std::vector<std::string> paths = {job_path, topo_path, sbatch};
+    const bool zero = emitted.job.strategy == config::Strategy::zero1 || emitted.job.strategy == config::Strategy::zero2 ||
+                      emitted.job.strategy == config::Strategy::zero3;
+    const auto format = zero ? interop::Format::deepspeed : interop::Format::accelerate;
+    for (auto& p : write_exported(interop::export_job(emitted, format, dir), dir, "--emit")) paths.push_back(std::move(p));
+    return paths;
 }
 
 }  // namespace
@@ -406,7 +413,8 @@ int cmd_plan(const Args& args) {
         ("json", "print the result as JSON (the contract scripts use)")
         ("csv", "print the simulated setups as CSV")
         ("html", po::value<std::string>(), "write a page with the Pareto front plotted")
-        ("emit", po::value<std::string>(), "write the winner's job .ini, its topology and an sbatch script into this folder")
+        ("emit", po::value<std::string>(), "write the winner's job .ini, its topology, an sbatch script and its DeepSpeed (ZeRO) "
+                                          "or accelerate (FSDP, DDP) config and launch line into this folder")
         ("quiet", "no progress on stderr");
     auto vm = parse_options("plan",
                             "shardsim plan --model M --seq-len S --global-batch B [--gpus G,...] [--max-gpus N] [--objective O] "

@@ -108,7 +108,11 @@ TEST_CASE("shardsim plan: answers, JSON contract, CSV, --emit runs as simulated"
         CHECK(results[i].contains("reason"));
         if (results[i].at("fits").as_bool()) CHECK(results[i].at("tokens_per_s").as_number() <= best.at("tokens_per_s").as_number());
     }
-    REQUIRE(out.at("emitted").size() == 3);
+    // The job, its topology, the sbatch script, the framework's config and its launch line.
+    REQUIRE(out.at("emitted").size() == 5);
+    const std::string strategy = best.at("strategy").as_string();
+    CHECK(fs::exists(dir / (strategy.rfind("zero", 0) == 0 ? "ds_config.json" : "accelerate_config.yaml")));
+    CHECK(fs::exists(dir / "launch.sh"));
     // The emitted job simulates to the same numbers.
     const auto sim = test::run_command(test::shardsim_binary() + " simulate --json --job " + (dir / "job.ini").string());
     REQUIRE(sim.exit_code == 0);

@@ -4,9 +4,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "shardsim/cli/app.hpp"
 #include "shardsim/device/backend.hpp"
+#include "shardsim/interop/export.hpp"
 #include "shardsim/interop/import.hpp"
 
 namespace shardsim::cli {
@@ -34,5 +36,9 @@ inline constexpr const char* kBackendHelp = "auto (NCCL when every rank can use 
 
 // Writes `text` to `path` ("-" = stdout); a failure names the path.
 void write_text_file(const std::string& path, const std::string& text);
+
+// Writes an export's files into `dir` (created; launch.sh made executable) and returns their paths.
+// `option` names the flag that gave `dir`, for the error when it cannot be created.
+std::vector<std::string> write_exported(const interop::Exported& e, const std::string& dir, const std::string& option);
 
 }  // namespace shardsim::cli
