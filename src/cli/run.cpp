@@ -11,6 +11,7 @@
 
 #include "shardsim/cli/options.hpp"
 #include "shardsim/cli/record.hpp"
+#include "shardsim/cli/run_checkpoint.hpp"
 #include "shardsim/cli/run_setup.hpp"
 #include "shardsim/comm/mpi.hpp"
 #include "shardsim/comm/watchdog.hpp"
@@ -36,6 +37,8 @@ struct RunOptions {
     std::string out;
     int threads = 1;
     double collective_timeout_s = 600;
+    std::string checkpoint, resume;  // --checkpoint DIR, --resume DIR
+    std::int64_t checkpoint_every = 0;
 };
 
 std::string progress_line(int step, int steps, double loss, double tokens_per_s, double elapsed) {
@@ -44,7 +47,7 @@ std::string progress_line(int step, int steps, double loss, double tokens_per_s,
            format_fixed(tokens_per_s, 0) + " tokens/s  elapsed " + format_seconds(elapsed) + "  left " + format_seconds(eta);
 }
 
-int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int world_size);
+int steps_and_outputs(RunContext& ctx, const RunOptions& o, std::int64_t start, int world_rank, int world_size);
 
 // [Note: process footprint] The host memory a rank is predicted to hold is simulate's host figure
 // (report::host_per_rank): what it offloads, the process itself (host.process_gib: libraries,
@@ -103,6 +106,9 @@ int execute(const RunOptions& o, int world_rank, int world_size) {
     install_stop_handlers();
     if (o.has_out) check_output_paths({{"--out", o.out}}, world_rank, world_size);
     RunContext ctx = prepare_run(o.req, parse_backend_option(o.backend), o.threads, o.force, world_rank, world_size);
+    // Bad input (exit 2, agreed by every rank) before the watchdog and the steps.
+    if (!o.checkpoint.empty()) prepare_checkpoint_dir(o.checkpoint, world_rank, world_size);
+    const std::int64_t start = o.resume.empty() ? 0 : resume_from(ctx, o.resume, world_rank, world_size);
     try {
         comm::watchdog::start(MPI_COMM_WORLD, o.collective_timeout_s, [&ctx](int op) {
             if (op < 0 || static_cast<std::size_t>(op) >= ctx.schedule.ops.size()) return std::string();
@@ -111,7 +117,7 @@ int execute(const RunOptions& o, int world_rank, int world_size) {
         struct StopWatch {
             ~StopWatch() { comm::watchdog::stop(); }
         } stop_watch;
-        return steps_and_outputs(ctx, o, world_rank, world_size);
+        return steps_and_outputs(ctx, o, start, world_rank, world_size);
     } catch (const std::exception& e) {
         // Abort while this rank's threads and buffers still exist: unwinding them first would
         // wait on a collective the other ranks will never join.
@@ -119,10 +125,28 @@ int execute(const RunOptions& o, int world_rank, int world_size) {
     }
 }
 
-int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int world_size) {
+// `start`: the steps a resumed checkpoint had done; the run goes on to the step count.
+int steps_and_outputs(RunContext& ctx, const RunOptions& o, std::int64_t start, int world_rank, int world_size) {
     const auto& plan = *ctx.plan;
     const std::int64_t steps = o.steps > 0 ? o.steps : plan.scenario().job.steps;
+    if (start >= steps) {
+        // Nothing to train: with --checkpoint, the state is written again under this run's sharding
+        // (a checkpoint resharded for another strategy or number of ranks).
+        const std::string folder = o.checkpoint.empty() ? std::string() : save_checkpoint(ctx, o.checkpoint, start, world_rank);
+        if (world_rank == 0)
+            std::cout << "shardsim run: the checkpoint in " << o.resume << " has done " << start << " of " << steps
+                      << " step(s): nothing left to run (--steps sets the total)"
+                      << (folder.empty() ? std::string() : "; its state written under this run's sharding to " + folder) << "\n";
+        return 0;
+    }
     if (world_rank == 0 && !o.json) std::cout << ctx.startup_table << std::flush;
+    std::int64_t saved = start;  // the steps the newest checkpoint holds
+    auto checkpoint = [&](std::int64_t done) {
+        if (o.checkpoint.empty() || done == saved) return;
+        const std::string folder = save_checkpoint(ctx, o.checkpoint, done, world_rank);
+        saved = done;
+        if (world_rank == 0 && !o.json) std::cout << "checkpoint after step " << done << ": " << folder << "\n" << std::flush;
+    };
 
     std::vector<double> losses;
     // Encoder and decoder tokens, as the summary's tokens/s counts them (sim::throughput_attributes).
@@ -134,12 +158,12 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
     // their ranks a pseudo-terminal even when their own output goes to a file.
     const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("SLURM_JOB_ID");
     const bool tty = isatty(STDOUT_FILENO) != 0 && !launched;
-    MeasuredRecord record(ctx, steps, o.out, world_rank);
+    MeasuredRecord record(ctx, steps - start, o.out, world_rank);
     int stopped_by = 0;
     std::string last_line;
     if (o.verify) ctx.executor->remember_first_step();
     HostWatch host(ctx, world_rank);
-    for (int s = 0; s < steps && stopped_by == 0; ++s) {
+    for (int s = static_cast<int>(start); s < steps && stopped_by == 0; ++s) {
         comm::watchdog::set_step(s);
         const exec::StepResult r = ctx.executor->run_step(s);
         double loss = 0, seconds = 0;
@@ -158,6 +182,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
             const comm::InCollective watched(ctx.step_group, "gathering the step's timelines on rank 0 (--out)");
             record.add_step(s);
         }
+        if (o.checkpoint_every > 0 && (s + 1) % o.checkpoint_every == 0) checkpoint(s + 1);
         last_line = progress_line(s + 1, static_cast<int>(steps), loss, tokens_per_step / seconds, elapsed);
         if (world_rank == 0 && !o.json && stopped_by == 0) {
             if (tty)
@@ -171,8 +196,9 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
         // Out of time (Slurm sends SIGTERM before the end) or asked to stop: close the file, say so
         // (the launcher may be gone already: the file comes first) and leave at once; the checks
         // and the summary would need the whole run.
+        checkpoint(start + record.steps_recorded());
         const std::string why = "stopped by " + signal_name(stopped_by) + " after step " +
-                                std::to_string(record.steps_recorded()) + " of " + std::to_string(steps);
+                                std::to_string(start + record.steps_recorded()) + " of " + std::to_string(steps);
         record.finish(false, why);
         // Every rank waits for rank 0's file: a launcher that ends the job when a rank exits
         // non-zero (srun --kill-on-bad-exit, mpirun) must not take rank 0 before it is closed.
@@ -198,6 +224,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, int world_rank, int 
                       << std::flush;
         return stop_exit_code(stopped_by);
     }
+    checkpoint(steps);
     timeline::RunTimeline run = record.finish(true, "finished");
 
     // Checks against the plan, from every rank.
@@ -276,10 +303,17 @@ int cmd_run(const Args& args) {
         ("threads", po::value<int>(&o.threads)->default_value(1), "BLAS threads per rank on the CPU backend")
         ("collective-timeout", po::value<double>(&o.collective_timeout_s)->default_value(600),
          "seconds a rank waits in one collective before the watchdog names the ranks that did not arrive and aborts "
-         "the job (exit 124); 0: no watchdog");
+         "the job (exit 124); 0: no watchdog")
+        ("checkpoint", po::value<std::string>(&o.checkpoint),
+         "write sharded checkpoints into this folder: after the last step, after a stop signal, and every --checkpoint-every steps")
+        ("checkpoint-every", po::value<std::int64_t>(&o.checkpoint_every)->default_value(0),
+         "steps between checkpoints (0: only at the end and on a stop)")
+        ("resume", po::value<std::string>(&o.resume),
+         "continue from the newest checkpoint in this folder (or a step-N folder of it), under this job's strategy and "
+         "ranks, to --steps steps in all");
     add_import_options(desc, o.req);
     auto vm = parse_options("run", "mpirun -np N shardsim run --job JOB [--backend auto|nccl|mpi] [--steps S] [--verify] [--out FILE.h5] [--json] "
-                                   "[--collective-timeout S] " +
+                                   "[--collective-timeout S] [--checkpoint DIR [--checkpoint-every K]] [--resume DIR] " +
                                 std::string(interop::kImportUsage),
                             desc, args);
     if (!vm) return 0;
@@ -289,6 +323,12 @@ int cmd_run(const Args& args) {
                          "' (allowed: seconds in [0, 1e6]; 0: no watchdog)");
     if (o.threads < 1) throw InputError("--threads: bad value '" + std::to_string(o.threads) + "' (allowed: integer >= 1)");
     o.has_out = vm->count("out") > 0;
+    if (o.checkpoint_every < 0) throw InputError("--checkpoint-every: bad value '" + std::to_string(o.checkpoint_every) + "' (allowed: integer >= 0)");
+    if (o.checkpoint_every > 0 && o.checkpoint.empty()) throw InputError("--checkpoint-every: needs --checkpoint DIR (allowed: with --checkpoint)");
+    if (vm->count("checkpoint") && o.checkpoint.empty()) throw InputError("--checkpoint: bad value '' (allowed: a folder)");
+    if (vm->count("resume") && o.resume.empty()) throw InputError("--resume: bad value '' (allowed: a checkpoint folder)");
+    if (o.verify && !o.resume.empty())
+        throw InputError("--verify: not with --resume (allowed: --verify on a run from step 0: its reference trains from the start)");
     parse_backend_option(o.backend);  // refused before MPI starts
 
     return run_mpi_command("shardsim run", [&](int rank, int size) { return execute(o, rank, size); });

@@ -2,6 +2,7 @@
 // The executor: performs the plan's schedule op by op on one rank — real parameter shards,
 // real collectives, real updates — and measures every op and every memory category.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +22,22 @@ using device::Device;
 // The communicator of each group of the plan, indexed as plan::Groups::all() ([Note: rank
 // groups]); a group as large as the world may be the world's communicator itself.
 using Communicators = std::vector<comm::Communicator*>;
+
+// A piece of the training state, as a checkpoint keeps it (io/checkpoint.hpp): rows
+// [first_row, first_row + rows) of tensor `tensor` of unit `unit`, in one of its states ("params":
+// the parameters as the model computes with them; "master": fp32 master weights; "moment0",
+// "moment1": the optimizer's states), raw in `dtype`. Rows are
+// the tensor's dim-0 rows, so a slice means the same whatever the layout that held it: a
+// checkpoint written by one sharding is read by another.
+struct StateSlice {
+    std::string state;
+    int unit = 0, tensor = 0;
+    std::int64_t first_row = 0, rows = 0, row_elements = 0, total_rows = 0;
+    DType dtype = DType::fp32;
+    std::vector<unsigned char> bytes;  // rows * row_elements values, host order
+};
+// Fills `slice.bytes` with the values its key names (state, unit, tensor, rows, dtype).
+using StateReader = std::function<void(StateSlice& slice)>;
 
 struct StepResult {
     double loss = 0;     // mean over this rank's micro-batches
@@ -64,6 +81,14 @@ public:
     std::vector<float> full_values(int unit, int tensor, bool moment = false) const;
 
     const plan::ShardingPlan& plan() const { return *plan_; }
+
+    // This rank's training state as slices (src/exec/state.cpp). `writers_only`: only the slices
+    // this rank is the first holder of (world rank = its shard index), so that the ranks together
+    // give every row once.
+    std::vector<StateSlice> state_slices(bool writers_only) const;
+    // Replaces this rank's training state by what `read` gives for each slice it holds; the
+    // optimizer then continues from step `step` (its bias correction, the data position).
+    void load_state(const StateReader& read);
 
     struct Impl;  // defined in src/exec/executor_impl.hpp, for src/exec only
 
