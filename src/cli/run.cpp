@@ -158,6 +158,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, std::int64_t start, 
     // their ranks a pseudo-terminal even when their own output goes to a file.
     const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("SLURM_JOB_ID");
     const bool tty = isatty(STDOUT_FILENO) != 0 && !launched;
+    ctx.executor->set_first_step(static_cast<int>(start));
     MeasuredRecord record(ctx, steps - start, o.out, world_rank);
     int stopped_by = 0;
     std::string last_line;
@@ -165,7 +166,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, std::int64_t start, 
     HostWatch host(ctx, world_rank);
     for (int s = static_cast<int>(start); s < steps && stopped_by == 0; ++s) {
         comm::watchdog::set_step(s);
-        const exec::StepResult r = ctx.executor->run_step(s);
+        const exec::StepResult r = ctx.executor->run_step(s);  // recorded as step s - start
         double loss = 0, seconds = 0;
         {
             const comm::InCollective watched(ctx.step_group, "the step's loss, time and stop-signal all-reduces");
@@ -180,7 +181,7 @@ int steps_and_outputs(RunContext& ctx, const RunOptions& o, std::int64_t start, 
         // The file first: a step said done is a step in the file.
         {
             const comm::InCollective watched(ctx.step_group, "gathering the step's timelines on rank 0 (--out)");
-            record.add_step(s);
+            record.add_step(s - static_cast<int>(start));
         }
         if (o.checkpoint_every > 0 && (s + 1) % o.checkpoint_every == 0) checkpoint(s + 1);
         last_line = progress_line(s + 1, static_cast<int>(steps), loss, tokens_per_step / seconds, elapsed);

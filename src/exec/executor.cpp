@@ -92,7 +92,7 @@ StepResult Executor::run_step(int step) {
     m.lanes->drain();
     const MemoryByCategory after = m.dev.allocator().current();
     for (MemCategory c : kAllMemCategories) m.leftover[c] = after[c] - before[c];
-    record_step(step, before);
+    record_step(step - first_step_, before);
     if (remember_first_step_ && first_moments_.empty() && plan_->precision().moment_count > 0)
         for (const auto& u : plan_->units())
             for (std::size_t i = 0; i < plan_->unit_plan(u.index).state.chunks.size(); ++i) {

@@ -553,7 +553,8 @@ std::string script_header(const model::Scenario& s, const SlurmOptions& o, const
                (o.nccl_debug.empty() ? std::string("unset by default; e.g. INFO") : "default here: " + o.nccl_debug) + ")\n";
     if (o.requeue)
         env += "SHARDSIM_MAX_RESTARTS  times this script requeues the job itself (default " + std::to_string(kDefaultMaxRestarts) +
-               ")\n";
+               ")\nSHARDSIM_CHECKPOINT_DIR    where the checkpoints go (default: $OUT_DIR/checkpoints, kept across restarts)\n"
+               "SHARDSIM_CHECKPOINT_EVERY  steps between checkpoints (default 0: when stopped and at the end)\n";
     if (mc.parallel)
         env += "SHARDSIM_LAUNCHER  srun (PMIx) or mpirun (Open MPI's, inside this allocation); default: " +
                launcher_name(r.launcher) + "\n"
@@ -590,7 +591,12 @@ std::string variables_section(const SlurmOptions& o, const SlurmResources& r, co
     if (mc.takes_job) out += "SHARDSIM_JOB=${SHARDSIM_JOB:-" + shell_quote(o.job) + "}\n";
     out += "OUT_DIR=${SHARDSIM_OUT_DIR:-${SLURM_SUBMIT_DIR:-$PWD}/shardsim-out}/${SLURM_JOB_ID:-local}\n";
     if (o.requeue)
-        out += "# A requeued job keeps its id: each restart writes beside the earlier attempts' files.\n"
+        out += "# Checkpoints outlive the restarts: each attempt resumes from the newest (run --resume), writes\n"
+               "# one when it is stopped, when it ends, and every SHARDSIM_CHECKPOINT_EVERY steps (0: only then).\n"
+               "CKPT_DIR=${SHARDSIM_CHECKPOINT_DIR:-$OUT_DIR/checkpoints}\n"
+               "RESUME_ARGS=()\n"
+               "if [ -f \"$CKPT_DIR/latest\" ]; then RESUME_ARGS=(--resume \"$CKPT_DIR\"); fi\n"
+               "# A requeued job keeps its id: each restart writes beside the earlier attempts' files.\n"
                "if [ \"${SLURM_RESTART_COUNT:-0}\" != 0 ]; then OUT_DIR=$OUT_DIR/restart-$SLURM_RESTART_COUNT; fi\n";
     out += "read -r -a EXTRA_ARGS <<<\"${SHARDSIM_ARGS:-}\"\n";
     if (mc.parallel) {
@@ -651,6 +657,8 @@ std::string launch_section(const SlurmOptions& o, const SlurmResources& r, const
         for (const auto& set : all_sets(o)) out += " --set " + shell_quote(set);
     }
     for (const auto& f : mc.outputs) out += " " + std::string(f.option) + " \"$OUT_DIR/" + f.file + "\"";
+    if (o.requeue)
+        out += " --checkpoint \"$CKPT_DIR\" --checkpoint-every \"${SHARDSIM_CHECKPOINT_EVERY:-0}\" ${RESUME_ARGS[@]+\"${RESUME_ARGS[@]}\"}";
     out += " ${EXTRA_ARGS[@]+\"${EXTRA_ARGS[@]}\"})\n";
     out += "echo \"shardsim: Slurm job ${SLURM_JOB_ID:-none} on ${SLURM_JOB_NODELIST:-$(hostname)}: ${CMD[*]}\"\n";
     out += "status=0\n";

@@ -421,11 +421,17 @@ echo "checked in $(since "$t_checks") s"
 # named, as the generator asks), exclusive nodes, requeue, and a set-up line that puts shardsim on
 # PATH: SHARDSIM is not set, so the job finds it only if the set-up ran first. The site file
 # (SHARDSIM_SETUP) reads an unset variable, as module and conda scripts do, and sets the steps:
-# endless for the first two tries, 3 for the third.
+# endless for the first two tries, 3 more than the checkpoint it resumes for the third. Each try
+# resumes from the checkpoint the one before wrote when it was stopped (run --checkpoint/--resume).
 t_req=$(now)
 cat >"$WORK/site.sh" <<'EOF'
 echo "site set-up sourced: restart ${SLURM_RESTART_COUNT:-0}${SITE_VARIABLE_NOBODY_SET}"
-if [ "${SLURM_RESTART_COUNT:-0}" -ge 2 ]; then SHARDSIM_ARGS="--steps 3"; else SHARDSIM_ARGS="--steps 1000000"; fi
+if [ "${SLURM_RESTART_COUNT:-0}" -ge 2 ]; then
+    done_steps=$(sed 's/^step-0*//' "$SHARDSIM_OUT_DIR/$SLURM_JOB_ID/checkpoints/latest")
+    SHARDSIM_ARGS="--steps $((done_steps + 3))"
+else
+    SHARDSIM_ARGS="--steps 1000000"
+fi
 EOF
 generate req --job "$WORK/tiny.ini" --set topology.cluster.gpus_per_node=3 --nodes 2 \
     --set topology.inter_node.kind=ethernet --set topology.inter_node.bandwidth_gbps=10 \
@@ -445,11 +451,12 @@ JOB_ID[req]=$id
 JOB_T0[req]=$(now)
 req_log=$SUBMIT/$req_name-$id.out
 
-# wait_steps N TRIES: until the log shows TRIES tries that reached step N (at most 60 s).
+# wait_steps N TRIES: until the log shows TRIES tries that ran N steps each (at most 60 s).
 wait_steps() {
     local deadline=$(($(date +%s) + 60)) tries
     while :; do
-        tries=$(grep -c "^step $1/1000000 " "$req_log" 2>/dev/null || true)
+        tries=$(awk -v n="$1" '/^site set-up sourced: restart /{t++} /^step [0-9]+\/1000000 /{c[t]++} END{k=0; for (i in c) if (c[i] >= n) k++; print k}' \
+            "$req_log" 2>/dev/null || true)
         ((${tries:-0} >= $2)) && return 0
         if (($(date +%s) > deadline)); then
             fail "req: try $2 did not reach step $1 in 60 s"
@@ -479,6 +486,7 @@ if expect_state req COMPLETED; then
     expect_in_log req "shardsim: exit status 0; output in $OUT/$id/restart-2"
     # The start-up table of each try: 6 ranks, node-local ranks 0-2 on each node.
     [[ $(grep -cE "^[0-5] +$host +[0-2] +cpu" "$req_log") == 18 ]] || fail "req: start-up tables without 3 tries x 6 ranks"
+    total=0  # the steps done before this try: what its checkpoint held
     for try in "" restart-1/ restart-2/; do
         h5=$OUT/$id/${try}run.h5
         if [[ ! -s $h5 ]]; then
@@ -489,8 +497,14 @@ if expect_state req COMPLETED; then
 import json, sys
 j = json.load(sys.stdin)
 print(int(j["complete"]), len(j["steps_in_file"]), j["world_size"], j.get("slurm_job_num_nodes", "?"), j["completion"])')
-        want="0 stopped by SIGTERM after step $n of 1000000"
+        want="0 stopped by SIGTERM after step $((total + n)) of 1000000"
         [[ -z $try || $try == restart-1/ ]] || want="1 finished"
+        if [[ -n $try ]]; then
+            grep -q "^resumed from $OUT/$id/checkpoints/step-$(printf %06d "$total"): $total step(s) done by zero3 on 6 rank(s)" "$req_log" ||
+                fail "req: ${try%/} did not resume from the checkpoint of step $total"
+        fi
+        [[ $try == restart-2/ ]] && { ((n == 3)) || fail "req: the last try ran $n steps, not the 3 it had left"; }
+        total=$((total + n))
         [[ "$complete $completion" == "$want" && $ranks == 6 ]] ||
             fail "req: $h5 says complete=$complete, '$completion', $ranks ranks; expected '$want', 6 ranks"
         h5dump -a /slurm_job_num_nodes "$h5" | grep -q '(0): "2"' || fail "req: $h5 does not say 2 nodes"

@@ -414,7 +414,9 @@ TEST_CASE("slurm: site set-up, exclusive nodes, bindings, NCCL_DEBUG and requeue
                           "set +u\nmodule load cuda/12.4\nsource \"$HOME/venv/bin/activate\"\nif [ -n \"${SHARDSIM_SETUP:-}\" ]; then\n",
                           "--cpus-per-task=2 --gpu-bind=closest --cpu-bind=cores \\\n", "export NCCL_DEBUG=${NCCL_DEBUG:-INFO}\n",
                           "trap 'signalled=1' TERM\n", "scontrol requeue \"$SLURM_JOB_ID\"",
-                          "OUT_DIR=$OUT_DIR/restart-$SLURM_RESTART_COUNT"}) {
+                          "OUT_DIR=$OUT_DIR/restart-$SLURM_RESTART_COUNT", "CKPT_DIR=${SHARDSIM_CHECKPOINT_DIR:-$OUT_DIR/checkpoints}\n",
+                          "if [ -f \"$CKPT_DIR/latest\" ]; then RESUME_ARGS=(--resume \"$CKPT_DIR\"); fi\n",
+                          " --checkpoint \"$CKPT_DIR\" --checkpoint-every \"${SHARDSIM_CHECKPOINT_EVERY:-0}\" ${RESUME_ARGS[@]+\"${RESUME_ARGS[@]}\"}"}) {
         INFO(l);
         CHECK(script.find(l) != std::string::npos);
     }

@@ -54,8 +54,11 @@ public:
     Executor(const Executor&) = delete;
     Executor& operator=(const Executor&) = delete;
 
-    // One optimizer step (collective over the communicators).
+    // One optimizer step (collective over the communicators). `step` counts from the start of
+    // training (the data position, AdamW's bias correction); the timeline records it counted from
+    // `first_step` (a resumed run's first step is its step 0).
     StepResult run_step(int step);
+    void set_first_step(int first_step) { first_step_ = first_step; }
 
     // Keep this rank's optimizer first moments as the first step leaves them (--verify compares
     // them: they are a linear function of the first step's reduced gradients). Call before it.
@@ -95,6 +98,7 @@ public:
 private:
     void record_step(int step, const MemoryByCategory& before);
     bool remember_first_step_ = false;
+    int first_step_ = 0;
     std::map<std::pair<int, int>, std::vector<float>> first_moments_;
     std::unique_ptr<Impl> impl_;
     plan::PlanPtr plan_;
