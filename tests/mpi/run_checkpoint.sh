@@ -16,9 +16,7 @@
 #      Slurm requeue template relies on it).
 # The state is compared by tests/mpi/checkpoint_state.py, which reads the files with h5py, not
 # with shardsim. Skips (exit 77) when Debian's python3 has no h5py.
-set -uo pipefail
-: "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
-MPIEXEC=${MPIEXEC:-mpirun}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 PY=/usr/bin/python3
 if ! "$PY" -c 'import h5py, numpy' 2>/dev/null; then
   echo "SKIP: $PY cannot import h5py (apt-get install -y python3-h5py)"
@@ -26,11 +24,6 @@ if ! "$PY" -c 'import h5py, numpy' 2>/dev/null; then
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 state="$PY $here/checkpoint_state.py"
-job=$SHARDSIM_SOURCE_DIR/jobs/tiny-llama-cpu.ini
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 # run NP STRATEGY GRAD_ACCUM STEPS [more flags]: the step losses, one per line, in $tmp/losses.
 run() {

@@ -2,14 +2,7 @@
 # `shardsim run` as a user runs it, under mpirun: the JSON keys, a 6-rank HDF5 file readable by
 # h5dump, ZeRO-3 moving 1.5x DDP's bytes, a failing rank bringing the job down, bad world sizes,
 # a job that does not fit (refused; forced: out of memory at an op).
-set -uo pipefail
-: "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
-MPIEXEC=${MPIEXEC:-mpirun}
-job=$SHARDSIM_SOURCE_DIR/jobs/tiny-llama-cpu.ini
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 run() { "$MPIEXEC" -np "$1" --oversubscribe "$SHARDSIM" run --job "$job" --set topology.cluster.gpus_per_node="$1" "${@:2}"; }
 
 # 1. JSON: the keys simulate --json has, plus loss, verify, plan checks.

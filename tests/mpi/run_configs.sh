@@ -3,14 +3,7 @@
 # config, then `shardsim run` / `validate` started from those files (not from the job) train the
 # same plan: the start-up lists what each key became, verify passes, validate compares memory and
 # sizes (times are off: this runs beside other builds on shared cores).
-set -uo pipefail
-: "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
-MPIEXEC=${MPIEXEC:-mpirun}
-job=$SHARDSIM_SOURCE_DIR/jobs/tiny-llama-cpu.ini
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 # The Trainer flags export wrote for the launch line (what --hf-args takes).
 hf_args() { sed -n 's/.* train\.py //p' "$1/launch.sh" | sed 's/--deepspeed "[^"]*" //'; }
 

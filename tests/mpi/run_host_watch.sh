@@ -4,14 +4,7 @@
 #      it: exactly one warning line per rank, naming the rank, its resident size, the step and the
 #      prediction, and the run still finishes (exit 0);
 #   2. with the default (0.5 GiB per CPU rank, measured: README) no rank warns.
-set -uo pipefail
-: "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
-MPIEXEC=${MPIEXEC:-mpirun}
-job=$SHARDSIM_SOURCE_DIR/jobs/tiny-llama-cpu.ini
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 
 "$MPIEXEC" -np 2 --oversubscribe "$SHARDSIM" run --job "$job" --steps 3 --set topology.host.process_gib=0 >"$tmp/out" 2>"$tmp/err"
 rc=$?

@@ -8,20 +8,7 @@
 #   3. kill -9 of one rank: FILE.partial stays, readable, complete = 0, with every printed step;
 #      report names it when asked for FILE;
 #   4. no rank outlives its mpirun.
-set -uo pipefail
-: "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
-MPIEXEC=${MPIEXEC:-mpirun}
-job=$SHARDSIM_SOURCE_DIR/jobs/tiny-llama-cpu.ini
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 
 # 1. Bad --out: refused before anything runs (the five launched side by side: each mpirun takes
 #    ~1.5 s to come down after a rank exits non-zero).

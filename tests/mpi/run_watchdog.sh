@@ -6,21 +6,8 @@
 #   - a stopped rank: one line names the collective, its group and the stopped rank as not arrived,
 #     and the job exits 124;
 #   - FILE.partial is readable, complete = 0, and holds at least every step printed.
-set -uo pipefail
-: "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
-MPIEXEC=${MPIEXEC:-mpirun}
-job=$SHARDSIM_SOURCE_DIR/jobs/tiny-llama-cpu.ini
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 timeout_s=5
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 # The pid of rank $2 among the children of mpirun $1 (its environment says which rank it is).
 rank_pid() {

@@ -1,0 +1,18 @@
+# Sourced by the shell tests that start `shardsim run` under mpirun (tests/mpi/*.sh): strict mode,
+# the variables ctest gives them, the tiny job they run, a temp folder removed on exit (after
+# killing what a script left in `pids`), and `fail`, which counts instead of stopping so that a
+# script reports every case. A script ends with `exit $((failures > 0))`.
+set -uo pipefail
+: "${SHARDSIM:?}" "${SHARDSIM_SOURCE_DIR:?}"
+MPIEXEC=${MPIEXEC:-mpirun}
+job=$SHARDSIM_SOURCE_DIR/jobs/tiny-llama-cpu.ini
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
