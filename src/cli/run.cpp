@@ -47,7 +47,6 @@ std::string progress_line(int step, int steps, double loss, double tokens_per_s,
            format_fixed(tokens_per_s, 0) + " tokens/s  elapsed " + format_seconds(elapsed) + "  left " + format_seconds(eta);
 }
 
-int steps_and_outputs(RunContext& ctx, const RunOptions& o, std::int64_t start, int world_rank, int world_size);
 
 // [Note: process footprint] The host memory a rank is predicted to hold is simulate's host figure
 // (report::host_per_rank): what it offloads, the process itself (host.process_gib: libraries,
@@ -101,6 +100,184 @@ HostUse largest_host_use(const HostWatch& w, int world_rank, int world_size) {
     return worst;
 }
 
+// One run's steps and what it prints, a phase per member function; every one is collective over
+// the world. `start`: the steps a resumed checkpoint had done; the run goes on to the step count.
+class StepLoop {
+public:
+    StepLoop(RunContext& ctx, const RunOptions& o, std::int64_t start, int world_rank, int world_size)
+        : ctx_(ctx), o_(o), start_(start), saved_(start), rank_(world_rank), size_(world_size),
+          steps_(o.steps > 0 ? o.steps : ctx.plan->scenario().job.steps) {}
+
+    int run() {
+        if (start_ >= steps_) return nothing_to_run();
+        if (rank_ == 0 && !o_.json) std::cout << ctx_.startup_table << std::flush;
+        ctx_.executor->set_first_step(static_cast<int>(start_));
+        MeasuredRecord record(ctx_, steps_ - start_, o_.out, rank_);
+        if (o_.verify) ctx_.executor->remember_first_step();
+        HostWatch host(ctx_, rank_);
+        const int stopped_by = train(record, host);
+        if (stopped_by != 0) return stopped(record, stopped_by);
+        checkpoint(steps_);
+        return finished(record.finish(true, "finished"), host);
+    }
+
+private:
+    // Nothing to train: with --checkpoint, the state is written again under this run's sharding
+    // (a checkpoint resharded for another strategy or number of ranks).
+    int nothing_to_run() {
+        const std::string folder = o_.checkpoint.empty() ? std::string() : save_checkpoint(ctx_, o_.checkpoint, start_, rank_);
+        if (rank_ == 0)
+            std::cout << "shardsim run: the checkpoint in " << o_.resume << " has done " << start_ << " of " << steps_
+                      << " step(s): nothing left to run (--steps sets the total)"
+                      << (folder.empty() ? std::string() : "; its state written under this run's sharding to " + folder) << "\n";
+        return 0;
+    }
+
+    void checkpoint(std::int64_t done) {
+        if (o_.checkpoint.empty() || done == saved_) return;
+        const std::string folder = save_checkpoint(ctx_, o_.checkpoint, done, rank_);
+        saved_ = done;
+        if (rank_ == 0 && !o_.json) std::cout << "checkpoint after step " << done << ": " << folder << "\n" << std::flush;
+    }
+
+    // The steps, until the last or a stop signal (returned; 0 when none came).
+    int train(MeasuredRecord& record, HostWatch& host) {
+        const auto& sc = ctx_.plan->scenario();
+        // Encoder and decoder tokens, as the summary's tokens/s counts them (sim::throughput_attributes).
+        const double tokens_per_step =
+            static_cast<double>(sc.job.micro_batch * (sc.encoder_len() + sc.decoder_len()) * sc.job.grad_accum * ctx_.plan->groups().world());
+        double elapsed = 0;
+        int stopped_by = 0;
+        for (int s = static_cast<int>(start_); s < steps_ && stopped_by == 0; ++s) {
+            comm::watchdog::set_step(s);
+            const exec::StepResult r = ctx_.executor->run_step(s);  // recorded as step s - start
+            double loss = 0, seconds = 0;
+            {
+                const comm::InCollective watched(ctx_.step_group, "the step's loss, time and stop-signal all-reduces");
+                SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.loss, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+                SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+                stopped_by = agreed_stop_signal(MPI_COMM_WORLD);
+            }
+            host.check(s, rank_);
+            loss /= size_;
+            losses_.push_back(loss);
+            elapsed += seconds;
+            // The file first: a step said done is a step in the file.
+            {
+                const comm::InCollective watched(ctx_.step_group, "gathering the step's timelines on rank 0 (--out)");
+                record.add_step(s - static_cast<int>(start_));
+            }
+            if (o_.checkpoint_every > 0 && (s + 1) % o_.checkpoint_every == 0) checkpoint(s + 1);
+            last_line_ = progress_line(s + 1, static_cast<int>(steps_), loss, tokens_per_step / seconds, elapsed);
+            if (rank_ == 0 && !o_.json && stopped_by == 0)
+                std::cout << (tty_ ? "\r" : "") << last_line_ << (tty_ ? (s + 1 == steps_ ? "   \n" : "   ") : "\n") << std::flush;
+        }
+        return stopped_by;
+    }
+
+    // Out of time (Slurm sends SIGTERM before the end) or asked to stop: checkpoint, close the file,
+    // say so (the launcher may be gone already: the file comes first) and leave at once; the checks
+    // and the summary would need the whole run.
+    int stopped(MeasuredRecord& record, int stopped_by) {
+        checkpoint(start_ + record.steps_recorded());
+        const std::string why = "stopped by " + signal_name(stopped_by) + " after step " +
+                                std::to_string(start_ + record.steps_recorded()) + " of " + std::to_string(steps_);
+        record.finish(false, why);
+        // Every rank waits for rank 0's file: a launcher that ends the job when a rank exits
+        // non-zero (srun --kill-on-bad-exit, mpirun) must not take rank 0 before it is closed.
+        SHARDSIM_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+        if (rank_ == 0 && o_.json) {
+            io::Json j = io::Json::object();
+            j["complete"] = false;
+            j["completion"] = why;
+            j["stopped_by"] = signal_name(stopped_by);
+            j["steps_recorded"] = record.steps_recorded();
+            j["loss"] = losses_json();
+            if (!o_.out.empty()) j["out"] = o_.out;
+            j["exit_status"] = static_cast<std::int64_t>(stop_exit_code(stopped_by));
+            std::cout << j.dump() << "\n" << std::flush;
+        } else if (rank_ == 0)
+            std::cout << (tty_ ? "\r" : "") + last_line_ + "\n" << "shardsim run: " << why
+                      << (o_.out.empty() ? std::string()
+                                         : "; the " + std::to_string(record.steps_recorded()) + " finished step(s) are in " + o_.out +
+                                               " (complete = 0; report and validate read it with --allow-incomplete)")
+                      << "; exit status " << stop_exit_code(stopped_by) << "\n"
+                      << std::flush;
+        return stop_exit_code(stopped_by);
+    }
+
+    // The run is over: checks against the plan from every rank, host memory, --verify, then rank 0
+    // prints the last step's summary.
+    int finished(const timeline::RunTimeline& run, const HostWatch& host) {
+        const auto problems = ctx_.executor->check_against_plan();
+        int bad = problems.empty() ? 0 : 1, any_bad = 0;
+        SHARDSIM_MPI_CHECK(MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+        for (const auto& p : problems) std::cerr << "[rank " << rank_ << " on " << comm::host_name() << "] plan check: " << p << "\n";
+        double overhead = ctx_.executor->measurement_overhead(), max_overhead = 0;
+        SHARDSIM_MPI_CHECK(MPI_Allreduce(&overhead, &max_overhead, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+        const HostUse host_use = largest_host_use(host, rank_, size_);
+        exec::VerifyResult verify;
+        if (o_.verify) verify = exec::verify_against_reference(*ctx_.executor, static_cast<int>(steps_), MPI_COMM_WORLD);
+        if (rank_ == 0) {
+            // The figures are those of the last step: the first ones warm up.
+            const timeline::RunTimeline last = report::select_step(run, -1);
+            const std::int64_t process_measured = host_use.rss - (host_use.predicted - host.process);
+            if (o_.json) {
+                io::Json j = report::summary_json(last);
+                j["measured_step"] = static_cast<std::int64_t>(steps_ - 1);
+                j["loss"] = losses_json();
+                j["measurement_overhead_fraction"] = max_overhead;
+                j["plan_checks_passed"] = any_bad == 0;
+                j["host_rss_peak_bytes"] = host_use.rss;
+                j["host_rss_rank"] = static_cast<std::int64_t>(host_use.rank);
+                j["host_predicted_bytes"] = host_use.predicted;
+                j["host_process_measured_bytes"] = process_measured;
+                if (o_.verify) {
+                    j["verify_max_rel_diff"] = verify.max_rel_diff;
+                    j["verify_tolerance"] = verify.tolerance;
+                    j["verify_passed"] = verify.passed;
+                    j["verify_worst_tensor"] = verify.worst_tensor;
+                    j["verify_rule"] = verify.rule;
+                }
+                std::cout << j.dump() << "\n";
+            } else {
+                std::cout << "\nmeasured step " << steps_ << " of " << steps_ << " (earlier steps warm up)\n" << report::summary_text(last);
+                std::cout << "\nrecording cost " << format_fixed(100 * max_overhead, 2) << "% of the step time; plan checks "
+                          << (any_bad ? "FAILED (see above)" : "passed: persistent bytes and collective sizes as planned") << "\n";
+                std::cout << "host memory: peak resident size " << format_bytes(host_use.rss) << " (rank " << host_use.rank
+                          << ", the rank furthest above its prediction) against " << format_bytes(host_use.predicted)
+                          << " predicted: buffers " << format_bytes(host_use.predicted - host.process) << " + the process itself "
+                          << format_bytes(host.process) << " (host.process_gib), which measured " << format_bytes(process_measured) << "\n";
+                if (o_.verify)
+                    std::cout << "verify: max relative difference from a single-process reference " << verify.max_rel_diff
+                              << " (worst " << verify.worst_tensor << ", tolerance " << verify.tolerance << ": " << verify.rule << "): "
+                              << (verify.passed ? "passed" : "FAILED") << "\n";
+                if (!o_.out.empty()) std::cout << "timelines written to " << o_.out << "\n";
+            }
+        }
+        return (any_bad || (o_.verify && !verify.passed)) ? kExitCheckFailed : 0;
+    }
+
+    io::Json losses_json() const {
+        io::Json l = io::Json::array();
+        for (double x : losses_) l.push_back(x);
+        return l;
+    }
+
+    RunContext& ctx_;
+    const RunOptions& o_;
+    const std::int64_t start_;
+    std::int64_t saved_;  // the steps the newest checkpoint holds
+    const int rank_, size_;
+    const std::int64_t steps_;
+    std::vector<double> losses_;
+    std::string last_line_;
+    // A progress line that rewrites itself only for a person at a terminal: mpirun and srun give
+    // their ranks a pseudo-terminal even when their own output goes to a file.
+    const bool tty_ = isatty(STDOUT_FILENO) != 0 &&
+                      !(std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("SLURM_JOB_ID"));
+};
+
 int execute(const RunOptions& o, int world_rank, int world_size) {
     // From here a signal stops the run after a step instead of killing it mid-way.
     install_stop_handlers();
@@ -117,170 +294,12 @@ int execute(const RunOptions& o, int world_rank, int world_size) {
         struct StopWatch {
             ~StopWatch() { comm::watchdog::stop(); }
         } stop_watch;
-        return steps_and_outputs(ctx, o, start, world_rank, world_size);
+        return StepLoop(ctx, o, start, world_rank, world_size).run();
     } catch (const std::exception& e) {
         // Abort while this rank's threads and buffers still exist: unwinding them first would
         // wait on a collective the other ranks will never join.
         abort_run(ctx, world_rank, "shardsim run", e);
     }
-}
-
-// `start`: the steps a resumed checkpoint had done; the run goes on to the step count.
-int steps_and_outputs(RunContext& ctx, const RunOptions& o, std::int64_t start, int world_rank, int world_size) {
-    const auto& plan = *ctx.plan;
-    const std::int64_t steps = o.steps > 0 ? o.steps : plan.scenario().job.steps;
-    if (start >= steps) {
-        // Nothing to train: with --checkpoint, the state is written again under this run's sharding
-        // (a checkpoint resharded for another strategy or number of ranks).
-        const std::string folder = o.checkpoint.empty() ? std::string() : save_checkpoint(ctx, o.checkpoint, start, world_rank);
-        if (world_rank == 0)
-            std::cout << "shardsim run: the checkpoint in " << o.resume << " has done " << start << " of " << steps
-                      << " step(s): nothing left to run (--steps sets the total)"
-                      << (folder.empty() ? std::string() : "; its state written under this run's sharding to " + folder) << "\n";
-        return 0;
-    }
-    if (world_rank == 0 && !o.json) std::cout << ctx.startup_table << std::flush;
-    std::int64_t saved = start;  // the steps the newest checkpoint holds
-    auto checkpoint = [&](std::int64_t done) {
-        if (o.checkpoint.empty() || done == saved) return;
-        const std::string folder = save_checkpoint(ctx, o.checkpoint, done, world_rank);
-        saved = done;
-        if (world_rank == 0 && !o.json) std::cout << "checkpoint after step " << done << ": " << folder << "\n" << std::flush;
-    };
-
-    std::vector<double> losses;
-    // Encoder and decoder tokens, as the summary's tokens/s counts them (sim::throughput_attributes).
-    const double tokens_per_step = static_cast<double>(plan.scenario().job.micro_batch *
-                                                       (plan.scenario().encoder_len() + plan.scenario().decoder_len()) *
-                                                       plan.scenario().job.grad_accum * plan.groups().world());
-    double elapsed = 0;
-    // A progress line that rewrites itself only for a person at a terminal: mpirun and srun give
-    // their ranks a pseudo-terminal even when their own output goes to a file.
-    const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("SLURM_JOB_ID");
-    const bool tty = isatty(STDOUT_FILENO) != 0 && !launched;
-    ctx.executor->set_first_step(static_cast<int>(start));
-    MeasuredRecord record(ctx, steps - start, o.out, world_rank);
-    int stopped_by = 0;
-    std::string last_line;
-    if (o.verify) ctx.executor->remember_first_step();
-    HostWatch host(ctx, world_rank);
-    for (int s = static_cast<int>(start); s < steps && stopped_by == 0; ++s) {
-        comm::watchdog::set_step(s);
-        const exec::StepResult r = ctx.executor->run_step(s);  // recorded as step s - start
-        double loss = 0, seconds = 0;
-        {
-            const comm::InCollective watched(ctx.step_group, "the step's loss, time and stop-signal all-reduces");
-            SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.loss, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-            SHARDSIM_MPI_CHECK(MPI_Allreduce(&r.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
-            stopped_by = agreed_stop_signal(MPI_COMM_WORLD);
-        }
-        host.check(s, world_rank);
-        loss /= world_size;
-        losses.push_back(loss);
-        elapsed += seconds;
-        // The file first: a step said done is a step in the file.
-        {
-            const comm::InCollective watched(ctx.step_group, "gathering the step's timelines on rank 0 (--out)");
-            record.add_step(s - static_cast<int>(start));
-        }
-        if (o.checkpoint_every > 0 && (s + 1) % o.checkpoint_every == 0) checkpoint(s + 1);
-        last_line = progress_line(s + 1, static_cast<int>(steps), loss, tokens_per_step / seconds, elapsed);
-        if (world_rank == 0 && !o.json && stopped_by == 0) {
-            if (tty)
-                std::cout << "\r" << last_line << "   " << (s + 1 == steps ? "\n" : "") << std::flush;
-            else
-                std::cout << last_line << "\n" << std::flush;
-        }
-    }
-
-    if (stopped_by != 0) {
-        // Out of time (Slurm sends SIGTERM before the end) or asked to stop: close the file, say so
-        // (the launcher may be gone already: the file comes first) and leave at once; the checks
-        // and the summary would need the whole run.
-        checkpoint(start + record.steps_recorded());
-        const std::string why = "stopped by " + signal_name(stopped_by) + " after step " +
-                                std::to_string(start + record.steps_recorded()) + " of " + std::to_string(steps);
-        record.finish(false, why);
-        // Every rank waits for rank 0's file: a launcher that ends the job when a rank exits
-        // non-zero (srun --kill-on-bad-exit, mpirun) must not take rank 0 before it is closed.
-        SHARDSIM_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
-        if (world_rank == 0 && o.json) {
-            io::Json j = io::Json::object();
-            j["complete"] = false;
-            j["completion"] = why;
-            j["stopped_by"] = signal_name(stopped_by);
-            j["steps_recorded"] = record.steps_recorded();
-            io::Json l = io::Json::array();
-            for (double x : losses) l.push_back(x);
-            j["loss"] = l;
-            if (!o.out.empty()) j["out"] = o.out;
-            j["exit_status"] = static_cast<std::int64_t>(stop_exit_code(stopped_by));
-            std::cout << j.dump() << "\n" << std::flush;
-        } else if (world_rank == 0)
-            std::cout << (tty ? "\r" : "") + last_line + "\n" << "shardsim run: " << why
-                      << (o.out.empty() ? std::string()
-                                        : "; the " + std::to_string(record.steps_recorded()) + " finished step(s) are in " + o.out +
-                                              " (complete = 0; report and validate read it with --allow-incomplete)")
-                      << "; exit status " << stop_exit_code(stopped_by) << "\n"
-                      << std::flush;
-        return stop_exit_code(stopped_by);
-    }
-    checkpoint(steps);
-    timeline::RunTimeline run = record.finish(true, "finished");
-
-    // Checks against the plan, from every rank.
-    const auto problems = ctx.executor->check_against_plan();
-    int bad = problems.empty() ? 0 : 1, any_bad = 0;
-    SHARDSIM_MPI_CHECK(MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    for (const auto& p : problems) std::cerr << "[rank " << world_rank << " on " << comm::host_name() << "] plan check: " << p << "\n";
-    double overhead = ctx.executor->measurement_overhead(), max_overhead = 0;
-    SHARDSIM_MPI_CHECK(MPI_Allreduce(&overhead, &max_overhead, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
-
-    const HostUse host_use = largest_host_use(host, world_rank, world_size);
-
-    exec::VerifyResult verify;
-    if (o.verify) verify = exec::verify_against_reference(*ctx.executor, static_cast<int>(steps), MPI_COMM_WORLD);
-
-    if (world_rank == 0) {
-        // The figures are those of the last step: the first ones warm up.
-        const timeline::RunTimeline last = report::select_step(run, -1);
-        if (o.json) {
-            io::Json j = report::summary_json(last);
-            j["measured_step"] = static_cast<std::int64_t>(steps - 1);
-            io::Json l = io::Json::array();
-            for (double x : losses) l.push_back(x);
-            j["loss"] = l;
-            j["measurement_overhead_fraction"] = max_overhead;
-            j["plan_checks_passed"] = any_bad == 0;
-            j["host_rss_peak_bytes"] = host_use.rss;
-            j["host_rss_rank"] = static_cast<std::int64_t>(host_use.rank);
-            j["host_predicted_bytes"] = host_use.predicted;
-            j["host_process_measured_bytes"] = host_use.rss - (host_use.predicted - host.process);
-            if (o.verify) {
-                j["verify_max_rel_diff"] = verify.max_rel_diff;
-                j["verify_tolerance"] = verify.tolerance;
-                j["verify_passed"] = verify.passed;
-                j["verify_worst_tensor"] = verify.worst_tensor;
-                j["verify_rule"] = verify.rule;
-            }
-            std::cout << j.dump() << "\n";
-        } else {
-            std::cout << "\nmeasured step " << steps << " of " << steps << " (earlier steps warm up)\n" << report::summary_text(last);
-            std::cout << "\nrecording cost " << format_fixed(100 * max_overhead, 2) << "% of the step time; plan checks "
-                      << (any_bad ? "FAILED (see above)" : "passed: persistent bytes and collective sizes as planned") << "\n";
-            std::cout << "host memory: peak resident size " << format_bytes(host_use.rss) << " (rank " << host_use.rank
-                      << ", the rank furthest above its prediction) against " << format_bytes(host_use.predicted)
-                      << " predicted: buffers " << format_bytes(host_use.predicted - host.process) << " + the process itself "
-                      << format_bytes(host.process) << " (host.process_gib), which measured "
-                      << format_bytes(host_use.rss - (host_use.predicted - host.process)) << "\n";
-            if (o.verify)
-                std::cout << "verify: max relative difference from a single-process reference " << verify.max_rel_diff
-                          << " (worst " << verify.worst_tensor << ", tolerance " << verify.tolerance << ": " << verify.rule << "): "
-                          << (verify.passed ? "passed" : "FAILED") << "\n";
-            if (!o.out.empty()) std::cout << "timelines written to " << o.out << "\n";
-        }
-    }
-    return (any_bad || (o.verify && !verify.passed)) ? kExitCheckFailed : 0;
 }
 
 }  // namespace
