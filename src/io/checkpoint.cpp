@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "shardsim/config/limits.hpp"
 #include "shardsim/core/error.hpp"
 #include "shardsim/io/h5_util.hpp"
 
@@ -74,6 +75,21 @@ void write_then_rename(const std::string& path, const std::string& text) {
         if (!out) throw Error(tmp + ": write failed");
     }
     fs::rename(tmp, path);
+}
+
+// An index row must describe bytes inside /data that hold whole rows of its tensor.
+void check_row(const IndexRow& r, std::int64_t data_bytes, const std::string& where) {
+    const auto dt = parse_dtype(h5::get_name(r.dtype));
+    const bool rows_ok = dt && r.row_elements > 0 && r.total_rows > 0 && r.first_row >= 0 && r.rows > 0 &&
+                         r.rows <= r.total_rows && r.first_row <= r.total_rows - r.rows &&
+                         r.row_elements <= config::limits::kParams / r.total_rows;
+    const bool bytes_ok = rows_ok && r.offset >= 0 && r.length == r.rows * r.row_elements * dtype_size(*dt) &&
+                          r.length <= data_bytes && r.offset <= data_bytes - r.length;
+    if (!rows_ok || !bytes_ok)
+        throw InputError(where + ": rows " + std::to_string(r.first_row) + "+" + std::to_string(r.rows) + " of " +
+                         std::to_string(r.total_rows) + " x " + std::to_string(r.row_elements) + " " + h5::get_name(r.dtype) +
+                         " at bytes " + std::to_string(r.offset) + "+" + std::to_string(r.length) + " of " + std::to_string(data_bytes) +
+                         ": not a slice of whole rows inside /data (the file is damaged)");
 }
 
 }  // namespace
@@ -167,6 +183,12 @@ Reader::Reader(const std::string& dir) {
     if (!meta_.contains("world_size") || !meta_.at("world_size").is_number() || !meta_.contains("steps_done"))
         throw InputError(meta_path + ": not a shardsim checkpoint's meta.json (no world_size or steps_done)");
     const std::int64_t world = meta_.at("world_size").as_int();
+    const Json& done = meta_.at("steps_done");
+    if (!done.is_number() || done.as_int() < 0 || done.as_int() > config::limits::kSteps)
+        throw InputError(meta_path + ": steps_done: bad value " + done.dump(-1) + " (allowed: 0 to " + std::to_string(config::limits::kSteps) + ")");
+    if (world < 1 || world > config::limits::kWorld)
+        throw InputError(meta_path + ": world_size: bad value " + std::to_string(world) + " (allowed: 1 to " +
+                         std::to_string(config::limits::kWorld) + ")");
     const h5::QuietErrors quiet;
     const h5::Datatype mem = index_type();
     for (int r = 0; r < world; ++r) {
@@ -178,7 +200,13 @@ Reader::Reader(const std::string& dir) {
         const hssize_t n = SHARDSIM_H5_CHECK(H5Sget_simple_extent_npoints(space.id()));
         std::vector<IndexRow> rows(static_cast<std::size_t>(n));
         if (n > 0) SHARDSIM_H5_CHECK(H5Dread(d.id(), mem.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()));
-        for (const auto& row : rows) index_.emplace(key_of(h5::get_name(row.state), row.unit, row.tensor), Entry{files_.size(), row});
+        const h5::Dataset data = h5::open_dataset(f.id(), "data");
+        const h5::Dataspace data_space{SHARDSIM_H5_CHECK(H5Dget_space(data.id()))};
+        const std::int64_t data_bytes = SHARDSIM_H5_CHECK(H5Sget_simple_extent_npoints(data_space.id()));
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            check_row(rows[i], data_bytes, path + " /index row " + std::to_string(i));
+            index_.emplace(key_of(h5::get_name(rows[i].state), rows[i].unit, rows[i].tensor), Entry{files_.size(), rows[i]});
+        }
         files_.push_back(path);
     }
 }

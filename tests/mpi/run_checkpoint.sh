@@ -10,8 +10,9 @@
 #      associative);
 #   2b. the same with bf16 parameters, fp32 master weights and states on the host (T5, ZeRO-3 with
 #      offload -> ZeRO-2 with optimizer offload);
-#   3. a checkpoint of another model or number of sequences per step, or a damaged file, is
-#      refused: exit 2, one line naming the checkpoint and what differs;
+#   3. a checkpoint of another model or number of sequences per step, or a damaged file (a bad
+#      checksum, an index row outside the data, an impossible step count), is refused: exit 2, one
+#      line naming the checkpoint and what is wrong;
 #   4. a run stopped by SIGTERM writes a checkpoint of the steps it finished, and it resumes (the
 #      Slurm requeue template relies on it).
 # The state is compared by tests/mpi/checkpoint_state.py, which reads the files with h5py, not
@@ -88,6 +89,20 @@ with h5py.File(sys.argv[1], "r+") as f:
 PY
 run 4 zero3 3 4 --resume "$tmp/damaged"
 refused $? "a damaged file" "checksum mismatch"
+cp -r "$tmp/half" "$tmp/bad-index"
+"$PY" - "$tmp/bad-index/step-000002/rank-00000.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    rows = f["index"][:]
+    rows[0]["length"] += 4096  # past the end of /data
+    f["index"][:] = rows
+PY
+run 4 zero3 3 4 --resume "$tmp/bad-index"
+refused $? "an index row outside /data" "not a slice of whole rows inside /data (the file is damaged)"
+cp -r "$tmp/half" "$tmp/bad-meta"
+sed -i 's/"steps_done": 2/"steps_done": -3/' "$tmp/bad-meta/step-000002/meta.json"
+run 4 zero3 3 4 --resume "$tmp/bad-meta"
+refused $? "a negative step count" "steps_done: bad value -3"
 run 4 zero3 3 4 --resume "$tmp/nothing-here"
 refused $? "no checkpoint" "no checkpoint there"
 
