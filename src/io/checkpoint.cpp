@@ -169,46 +169,118 @@ std::string publish(const std::string& dir, std::int64_t steps_done, const Json&
 Reader::Reader(const std::string& dir) {
     folder_ = dir;
     const fs::path latest = fs::path(dir) / "latest";
-    if (fs::exists(latest)) {
+    std::error_code ec;
+    if (fs::is_regular_file(latest, ec)) {
         std::string name = read_text(latest.string());
         while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
         folder_ = (fs::path(dir) / name).string();
     }
     const std::string meta_path = (fs::path(folder_) / "meta.json").string();
-    if (!fs::exists(meta_path))
+    if (!fs::is_regular_file(meta_path, ec))
         throw InputError("--resume: bad value '" + dir + "': no checkpoint there (allowed: a --checkpoint folder with a 'latest' file, or one of its step-N folders)");
-    meta_ = Json::parse(read_text(meta_path));
-    if (!meta_.contains("format") || !meta_.at("format").is_number() || meta_.at("format").as_int() != kFormat)
-        throw InputError(meta_path + ": format: not a shardsim checkpoint of format " + std::to_string(kFormat));
-    if (!meta_.contains("world_size") || !meta_.at("world_size").is_number() || !meta_.contains("steps_done"))
-        throw InputError(meta_path + ": not a shardsim checkpoint's meta.json (no world_size or steps_done)");
-    const std::int64_t world = meta_.at("world_size").as_int();
-    const Json& done = meta_.at("steps_done");
-    if (!done.is_number() || done.as_int() < 0 || done.as_int() > config::limits::kSteps)
-        throw InputError(meta_path + ": steps_done: bad value " + done.dump(-1) + " (allowed: 0 to " + std::to_string(config::limits::kSteps) + ")");
+    const std::int64_t world = read_meta(meta_path);
+    const h5::QuietErrors quiet;
+    for (int r = 0; r < world; ++r) {
+        const std::string path = rank_file(folder_, r);
+        if (!fs::is_regular_file(path, ec)) throw InputError(folder_ + ": rank " + std::to_string(r) + "'s file " + path + " is missing");
+        try {
+            read_index(path);
+        } catch (const InputError&) {
+            throw;
+        } catch (const Error& e) {
+            throw InputError(path + ": cannot be read as a checkpoint file: " + e.what() + " (allowed: a file shardsim run --checkpoint wrote)");
+        }
+    }
+}
+
+// meta.json: format, world size and steps done checked; returns the world size.
+std::int64_t Reader::read_meta(const std::string& meta_path) {
+    try {
+        meta_ = Json::parse(read_text(meta_path));
+    } catch (const InputError&) {
+        throw;
+    } catch (const Error& e) {
+        throw InputError(meta_path + ": not JSON: " + e.what());
+    }
+    auto number = [&](const char* key) -> std::int64_t {
+        if (!meta_.is_object() || !meta_.contains(key) || !meta_.at(key).is_number())
+            throw InputError(meta_path + ": " + key + ": missing or not a number (allowed: a meta.json shardsim run --checkpoint wrote)");
+        return meta_.at(key).as_int();
+    };
+    if (number("format") != kFormat) throw InputError(meta_path + ": format: not a shardsim checkpoint of format " + std::to_string(kFormat));
+    const std::int64_t done = number("steps_done"), world = number("world_size");
+    if (done < 0 || done > config::limits::kSteps)
+        throw InputError(meta_path + ": steps_done: bad value " + std::to_string(done) + " (allowed: 0 to " + std::to_string(config::limits::kSteps) + ")");
     if (world < 1 || world > config::limits::kWorld)
         throw InputError(meta_path + ": world_size: bad value " + std::to_string(world) + " (allowed: 1 to " +
                          std::to_string(config::limits::kWorld) + ")");
-    const h5::QuietErrors quiet;
+    return world;
+}
+
+// One rank file's /index, each row checked against /data.
+void Reader::read_index(const std::string& path) {
     const h5::Datatype mem = index_type();
-    for (int r = 0; r < world; ++r) {
-        const std::string path = rank_file(folder_, r);
-        if (!fs::exists(path)) throw InputError(folder_ + ": rank " + std::to_string(r) + "'s file " + path + " is missing");
-        const h5::File f{SHARDSIM_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT))};
-        const h5::Dataset d = h5::open_dataset(f.id(), "index");
-        const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Dget_space(d.id()))};
-        const hssize_t n = SHARDSIM_H5_CHECK(H5Sget_simple_extent_npoints(space.id()));
-        std::vector<IndexRow> rows(static_cast<std::size_t>(n));
-        if (n > 0) SHARDSIM_H5_CHECK(H5Dread(d.id(), mem.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()));
-        const h5::Dataset data = h5::open_dataset(f.id(), "data");
-        const h5::Dataspace data_space{SHARDSIM_H5_CHECK(H5Dget_space(data.id()))};
-        const std::int64_t data_bytes = SHARDSIM_H5_CHECK(H5Sget_simple_extent_npoints(data_space.id()));
-        for (std::size_t i = 0; i < rows.size(); ++i) {
-            check_row(rows[i], data_bytes, path + " /index row " + std::to_string(i));
-            index_.emplace(key_of(h5::get_name(rows[i].state), rows[i].unit, rows[i].tensor), Entry{files_.size(), rows[i]});
-        }
-        files_.push_back(path);
+    const h5::File f{SHARDSIM_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT))};
+    const h5::Dataset d = h5::open_dataset(f.id(), "index");
+    const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Dget_space(d.id()))};
+    const hssize_t n = SHARDSIM_H5_CHECK(H5Sget_simple_extent_npoints(space.id()));
+    if (static_cast<std::uintmax_t>(n) > fs::file_size(path) / sizeof(IndexRow) + 1)
+        throw InputError(path + ": /index: " + std::to_string(n) + " rows, more than the file can hold (the file is damaged)");
+    std::vector<IndexRow> rows(static_cast<std::size_t>(n));
+    if (n > 0) SHARDSIM_H5_CHECK(H5Dread(d.id(), mem.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()));
+    const h5::Dataset data = h5::open_dataset(f.id(), "data");
+    const h5::Dataspace data_space{SHARDSIM_H5_CHECK(H5Dget_space(data.id()))};
+    const std::int64_t data_bytes = SHARDSIM_H5_CHECK(H5Sget_simple_extent_npoints(data_space.id()));
+    // Written contiguous and uncompressed: /data cannot be larger than the file.
+    if (static_cast<std::uintmax_t>(data_bytes) > fs::file_size(path))
+        throw InputError(path + ": /data: " + std::to_string(data_bytes) + " bytes, more than the file holds (the file is damaged)");
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        check_row(rows[i], data_bytes, path + " /index row " + std::to_string(i));
+        index_.emplace(key_of(h5::get_name(rows[i].state), rows[i].unit, rows[i].tensor), Entry{files_.size(), rows[i]});
     }
+    files_.push_back(path);
+}
+
+// An entry's bytes from its file, checksum checked.
+void Reader::read_bytes(const Entry& entry, std::vector<unsigned char>& bytes, const std::string& what) const {
+    const IndexRow& e = entry.row;
+    const std::string& path = files_[entry.file];
+    try {
+        const h5::QuietErrors quiet;
+        const h5::File f{SHARDSIM_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT))};
+        const h5::Dataset d = h5::open_dataset(f.id(), "data");
+        const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Dget_space(d.id()))};
+        const hsize_t start = static_cast<hsize_t>(e.offset), count = static_cast<hsize_t>(e.length);
+        SHARDSIM_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, &start, nullptr, &count, nullptr));
+        const h5::Dataspace mem{SHARDSIM_H5_CHECK(H5Screate_simple(1, &count, nullptr))};
+        bytes.resize(static_cast<std::size_t>(e.length));
+        SHARDSIM_H5_CHECK(H5Dread(d.id(), H5T_NATIVE_UINT8, mem.id(), space.id(), H5P_DEFAULT, bytes.data()));
+    } catch (const Error& err) {
+        bytes.clear();
+        throw InputError(path + ": cannot be read as a checkpoint file: " + err.what());
+    }
+    if (fnv1a(bytes.data(), bytes.size()) != e.checksum) {
+        bytes.clear();
+        throw InputError(what + " rows " + std::to_string(e.first_row) + ".." + std::to_string(e.first_row + e.rows) + " in " + path +
+                         ": checksum mismatch (the file is damaged)");
+    }
+}
+
+std::vector<exec::StateSlice> Reader::slices() const {
+    std::vector<exec::StateSlice> out;
+    for (const auto& [key, e] : index_) {
+        exec::StateSlice s;
+        s.state = h5::get_name(e.row.state);
+        s.unit = e.row.unit;
+        s.tensor = e.row.tensor;
+        s.first_row = e.row.first_row;
+        s.rows = e.row.rows;
+        s.row_elements = e.row.row_elements;
+        s.total_rows = e.row.total_rows;
+        s.dtype = *parse_dtype(h5::get_name(e.row.dtype));
+        out.push_back(std::move(s));
+    }
+    return out;
 }
 
 Reader::~Reader() = default;
@@ -231,21 +303,8 @@ void Reader::read(exec::StateSlice& s) {
                              " rows) (allowed: the same model and precision as the run that wrote it)");
         const std::int64_t from = std::max(e.first_row, s.first_row), to = std::min(e.first_row + e.rows, s.first_row + s.rows);
         if (from >= to) continue;
-        auto& bytes = verified_[{it->second.file, e.offset}];
-        if (bytes.empty() && e.length > 0) {
-            const h5::QuietErrors quiet;
-            const h5::File f{SHARDSIM_H5_CHECK(H5Fopen(files_[it->second.file].c_str(), H5F_ACC_RDONLY, H5P_DEFAULT))};
-            const h5::Dataset d = h5::open_dataset(f.id(), "data");
-            const h5::Dataspace space{SHARDSIM_H5_CHECK(H5Dget_space(d.id()))};
-            const hsize_t start = static_cast<hsize_t>(e.offset), count = static_cast<hsize_t>(e.length);
-            SHARDSIM_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, &start, nullptr, &count, nullptr));
-            const h5::Dataspace mem{SHARDSIM_H5_CHECK(H5Screate_simple(1, &count, nullptr))};
-            bytes.resize(static_cast<std::size_t>(e.length));
-            SHARDSIM_H5_CHECK(H5Dread(d.id(), H5T_NATIVE_UINT8, mem.id(), space.id(), H5P_DEFAULT, bytes.data()));
-            if (fnv1a(bytes.data(), bytes.size()) != e.checksum)
-                throw InputError(what + " rows " + std::to_string(e.first_row) + ".." + std::to_string(e.first_row + e.rows) + " in " +
-                                 files_[it->second.file] + ": checksum mismatch (the file is damaged)");
-        }
+        auto& bytes = verified_[{it->second.file, e.offset, e.length}];
+        if (bytes.empty() && e.length > 0) read_bytes(it->second, bytes, what);
         std::memcpy(s.bytes.data() + (from - s.first_row) * row_bytes, bytes.data() + (from - e.first_row) * row_bytes,
                     static_cast<std::size_t>((to - from) * row_bytes));
         covered += to - from;

@@ -2,7 +2,7 @@
 # Runs one libFuzzer harness of the reliability build (tools/sanitize.sh build) for a bounded
 # time: first every seed (the shipped jobs, topologies and models, the inputs of tests/fuzz/corpus
 # -- the reproducers of past crashes among them -- and, for the HDF5 reader, files written by
-# `simulate --out`), then mutations for SHARDSIM_FUZZ_SECONDS (default 20). A crash, a sanitizer
+# `simulate --out`; for the checkpoint reader, rank files written by `run --checkpoint`), then mutations for SHARDSIM_FUZZ_SECONDS (default 20). A crash, a sanitizer
 # report, a leak, a timeout (10 s per input) or running out of memory (2 GiB) fails, with the
 # input saved under the work folder's crashes/ and its path printed.
 #   usage: tests/fuzz/run.sh HARNESS [extra libFuzzer flags]   (e.g. fuzz_job -runs=1000000)
@@ -36,6 +36,18 @@ case $harness in
     mkdir -p "$work/seeds"
     for job in tiny-llama-cpu tiny-t5-cpu tiny-gpt2-cpu; do
       [[ -f $work/seeds/$job.h5 ]] || "$dir/shardsim" simulate --job "$job" --out "$work/seeds/$job.h5" >/dev/null
+    done
+    seeds+=("$work/seeds") ;;
+  fuzz_checkpoint)
+    # The rank files of one-rank checkpoints of two families, written by the instrumented binary
+    # (leak checking off for this one run: Open MPI's plugins, loaded by the run, keep allocations
+    # LeakSanitizer cannot attribute to a library the suppressions name; tools/sanitize.sh).
+    mkdir -p "$work/seeds"
+    for job in tiny-llama-cpu tiny-t5-cpu; do
+      if [[ ! -f $work/seeds/$job.h5 ]]; then
+        ASAN_OPTIONS=detect_leaks=0 "$dir/shardsim" run --job "$job" --set topology.cluster.gpus_per_node=1 --steps 1 --checkpoint "$work/ckpt-$job" >/dev/null
+        cp "$work/ckpt-$job/step-000001/rank-00000.h5" "$work/seeds/$job.h5"
+      fi
     done
     seeds+=("$work/seeds") ;;
 esac

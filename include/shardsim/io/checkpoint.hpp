@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "shardsim/exec/executor.hpp"
@@ -44,14 +45,19 @@ public:
     // Fills slice.bytes from whichever files hold its rows; an absent row, another dtype or a bad
     // checksum is an Error naming the checkpoint and the slice.
     void read(exec::StateSlice& slice);
+    // Every slice the checkpoint holds, without its bytes.
+    std::vector<exec::StateSlice> slices() const;
 
 private:
     struct Entry;
+    std::int64_t read_meta(const std::string& meta_path);
+    void read_index(const std::string& path);
+    void read_bytes(const Entry& entry, std::vector<unsigned char>& bytes, const std::string& what) const;
     std::string folder_;
     Json meta_;
     std::vector<std::string> files_;
     std::multimap<std::string, Entry> index_;  // by "state/unit/tensor"
-    std::map<std::pair<std::size_t, std::int64_t>, std::vector<unsigned char>> verified_;  // (file, offset) -> bytes
+    std::map<std::tuple<std::size_t, std::int64_t, std::int64_t>, std::vector<unsigned char>> verified_;  // (file, offset, length) -> bytes
 };
 
 }  // namespace shardsim::io::checkpoint
