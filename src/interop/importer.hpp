@@ -75,6 +75,8 @@ std::optional<double> get_number(Context& c, const std::string& where, const nlo
 
 // ds_config as parsed JSON; `locate` names each key's place.
 void import_deepspeed(Context& c, const nlohmann::json& root, const Locate& locate);
+// Its zero_optimization section (deepspeed_zero.cpp).
+void import_zero_optimization(Context& c, const nlohmann::json& root, const Locate& locate);
 void import_deepspeed_file(Context& c, const std::string& path);
 void import_accelerate_file(Context& c, const std::string& path);
 void import_hf_args(Context& c);
