@@ -71,178 +71,205 @@ nlohmann::json json_of(const YAML::Node& n) {
 
 }  // namespace
 
-void import_accelerate_file(Context& c, const std::string& path) {
-    const std::string text = read_file(path, "accelerate config");
-    YAML::Node root;
-    try {
-        root = YAML::Load(text);
-    } catch (const YAML::ParserException& e) {
-        throw InputError(path + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg +
-                         " (allowed: an accelerate config, as `accelerate config` writes it)");
+namespace {
+
+// An accelerate config file, section by section: distributed_type and mixed_precision first (the
+// rest depends on them), the world, then every key, then what the file leaves to accelerate.
+class AccelerateFile {
+public:
+    AccelerateFile(Context& c, const std::string& path) : c_(c), path_(path) {
+        const std::string text = read_file(path, "accelerate config");
+        try {
+            root_ = YAML::Load(text);
+        } catch (const YAML::ParserException& e) {
+            throw InputError(path + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg +
+                             " (allowed: an accelerate config, as `accelerate config` writes it)");
+        }
+        if (!root_.IsMap()) throw InputError(path + ": not an accelerate config (allowed: a YAML mapping of keys such as distributed_type)");
     }
-    if (!root.IsMap()) throw InputError(path + ": not an accelerate config (allowed: a YAML mapping of keys such as distributed_type)");
-    auto at = [&](const YAML::Node& n, const std::string& key) {
-        return path + ":" + std::to_string(n.Mark().line + 1) + ": " + key;
-    };
-    auto key_at = [&](const YAML::Node& parent, const std::string& key) {
+
+    void import() {
+        if (!distributed_type()) return;
+        mixed_precision();
+        world();
+        for (const auto& kv : root_) key(kv.first.Scalar(), kv.second, at(kv.first, kv.first.Scalar()));
+        defaults();
+    }
+
+private:
+    std::string at(const YAML::Node& n, const std::string& key) const { return path_ + ":" + std::to_string(n.Mark().line + 1) + ": " + key; }
+    std::string key_at(const YAML::Node& parent, const std::string& key) const {
         for (const auto& kv : parent)
             if (kv.first.Scalar() == key) return at(kv.first, key);
-        return path + ": " + key;
-    };
-    std::string type = "NO";
-    const std::string type_where = root["distributed_type"] ? key_at(root, "distributed_type") : path + ": distributed_type (absent)";
-    if (root["distributed_type"]) type = scalar(root["distributed_type"]);
-    static const std::vector<std::string> kTypes = {"NO", "MULTI_GPU", "MULTI_CPU", "FSDP", "DEEPSPEED"};
-    if (std::find(kTypes.begin(), kTypes.end(), type) == kTypes.end()) {
-        c.problems.add(type_where + ": bad value '" + type + "': not modelled (allowed: " + join(kTypes, ", ") + ")");
-        return;
+        return path_ + ": " + key;
     }
+
+    bool distributed_type() {
+        type_where_ = root_["distributed_type"] ? key_at(root_, "distributed_type") : path_ + ": distributed_type (absent)";
+        if (root_["distributed_type"]) type_ = scalar(root_["distributed_type"]);
+        static const std::vector<std::string> kTypes = {"NO", "MULTI_GPU", "MULTI_CPU", "FSDP", "DEEPSPEED"};
+        if (std::find(kTypes.begin(), kTypes.end(), type_) == kTypes.end()) {
+            c_.problems.add(type_where_ + ": bad value '" + type_ + "': not modelled (allowed: " + join(kTypes, ", ") + ")");
+            return false;
+        }
+        if (type_ == "NO" || type_ == "MULTI_GPU" || type_ == "MULTI_CPU")
+            c_.set(type_where_, "parallel.strategy", "ddp", type_ == "NO" ? "one process" : "DistributedDataParallel");
+        return true;
+    }
+
     // mixed_precision: the Trainer's --bf16 / --fp16 for the DeepSpeed "auto" values, and the
     // precision of FSDP (MixedPrecision(param_dtype = reduce_dtype = bf16)) and DDP (autocast).
-    std::string mp = "no";
-    const std::string mp_where = root["mixed_precision"] ? key_at(root, "mixed_precision") : path + ": mixed_precision (absent)";
-    if (root["mixed_precision"]) mp = scalar(root["mixed_precision"]);
-    if (mp != "no" && mp != "bf16" && mp != "fp16") {
-        c.problems.add(mp_where + ": bad value '" + mp + "'" + (mp == "fp8" ? ": fp8 training is not modelled" : "") +
-                       " (allowed: no, bf16, fp16)");
-        mp = "no";
+    void mixed_precision() {
+        mp_where_ = root_["mixed_precision"] ? key_at(root_, "mixed_precision") : path_ + ": mixed_precision (absent)";
+        if (root_["mixed_precision"]) mp_ = scalar(root_["mixed_precision"]);
+        if (mp_ != "no" && mp_ != "bf16" && mp_ != "fp16") {
+            c_.problems.add(mp_where_ + ": bad value '" + mp_ + "'" + (mp_ == "fp8" ? ": fp8 training is not modelled" : "") +
+                            " (allowed: no, bf16, fp16)");
+            mp_ = "no";
+        }
+        if (mp_ != "no" && !c_.trainer.get(mp_)) c_.trainer.values[mp_] = "true";
+        if (type_ == "DEEPSPEED") return;
+        const std::string dt = mp_ == "no" ? "fp32" : mp_;
+        c_.set(mp_where_, "precision.params", dt);
+        c_.set(mp_where_, "precision.grads", dt);
+        c_.set(mp_where_, "precision.reduce", dt, type_ == "FSDP" ? "Accelerate's MixedPrecision reduces in it" : "");
+        c_.set(mp_where_, "precision.master_weights", "true", "fp32 parameters are kept");
+        if (type_ != "FSDP" && mp_ != "no")
+            c_.unmodelled(mp_where_, "approximated: DDP under autocast keeps fp32 parameters and gradients; shardsim plans " + mp_ +
+                                         " parameters with fp32 master weights");
     }
-    if (mp != "no" && !c.trainer.get(mp)) c.trainer.values[mp] = "true";
-    if (type != "DEEPSPEED") {
-        const std::string dt = mp == "no" ? "fp32" : mp;
-        c.set(mp_where, "precision.params", dt);
-        c.set(mp_where, "precision.grads", dt);
-        c.set(mp_where, "precision.reduce", dt, type == "FSDP" ? "Accelerate's MixedPrecision reduces in it" : "");
-        c.set(mp_where, "precision.master_weights", "true", "fp32 parameters are kept");
-        if (type != "FSDP" && mp != "no")
-            c.unmodelled(mp_where, "approximated: DDP under autocast keeps fp32 parameters and gradients; shardsim plans " + mp +
-                                   " parameters with fp32 master weights");
-    }
-    if (type == "NO" || type == "MULTI_GPU" || type == "MULTI_CPU")
-        c.set(type_where, "parallel.strategy", "ddp", type == "NO" ? "one process" : "DistributedDataParallel");
+
     // The world: num_machines nodes of the topology, num_processes ranks in all.
-    const auto& topo = c.base.topology;
-    std::int64_t machines = 1, processes = 1;
-    if (root["num_machines"] && !config::parse_integer(scalar(root["num_machines"]), machines))
-        c.bad(key_at(root, "num_machines"), scalar(root["num_machines"]), "integer >= 1");
-    if (root["num_processes"] && !config::parse_integer(scalar(root["num_processes"]), processes))
-        c.bad(key_at(root, "num_processes"), scalar(root["num_processes"]), "integer >= 1");
-    if (root["num_processes"] || root["num_machines"]) {
-        const std::string w = root["num_processes"] ? key_at(root, "num_processes") : key_at(root, "num_machines");
+    void world() {
+        const auto& topo = c_.base.topology;
+        std::int64_t machines = 1, processes = 1;
+        if (root_["num_machines"] && !config::parse_integer(scalar(root_["num_machines"]), machines))
+            c_.bad(key_at(root_, "num_machines"), scalar(root_["num_machines"]), "integer >= 1");
+        if (root_["num_processes"] && !config::parse_integer(scalar(root_["num_processes"]), processes))
+            c_.bad(key_at(root_, "num_processes"), scalar(root_["num_processes"]), "integer >= 1");
+        if (!root_["num_processes"] && !root_["num_machines"]) return;
+        const std::string w = root_["num_processes"] ? key_at(root_, "num_processes") : key_at(root_, "num_machines");
         if (machines < 1 || processes < 1) {
-            c.bad(w, std::to_string(processes) + " process(es) on " + std::to_string(machines) + " machine(s)", "integers >= 1");
+            c_.bad(w, std::to_string(processes) + " process(es) on " + std::to_string(machines) + " machine(s)", "integers >= 1");
         } else if (machines == 1 && processes <= topo.gpus_per_node) {
-            c.set(w, "topology.cluster.nodes", "1");
-            c.set(w, "parallel.world_size", processes == topo.gpus_per_node ? "0" : std::to_string(processes),
-                  std::to_string(processes) + " of the " + std::to_string(topo.gpus_per_node) + " GPUs of a node of " + topo.name);
+            c_.set(w, "topology.cluster.nodes", "1");
+            c_.set(w, "parallel.world_size", processes == topo.gpus_per_node ? "0" : std::to_string(processes),
+                   std::to_string(processes) + " of the " + std::to_string(topo.gpus_per_node) + " GPUs of a node of " + topo.name);
         } else if (machines > 1 && processes == machines * topo.gpus_per_node) {
-            c.set(w, "topology.cluster.nodes", std::to_string(machines));
-            c.set(w, "parallel.world_size", "0", "every GPU of " + std::to_string(machines) + " nodes");
+            c_.set(w, "topology.cluster.nodes", std::to_string(machines));
+            c_.set(w, "parallel.world_size", "0", "every GPU of " + std::to_string(machines) + " nodes");
         } else {
-            c.problems.add(w + ": bad value '" + std::to_string(processes) + "': " + std::to_string(processes) + " processes on " +
-                           std::to_string(machines) + " machine(s) do not fit nodes of " + std::to_string(topo.gpus_per_node) +
-                           " GPUs (topology " + topo.name + "; several nodes need all their GPUs) (allowed: num_processes <= " +
-                           std::to_string(topo.gpus_per_node) + " on one machine, or num_machines x " +
-                           std::to_string(topo.gpus_per_node) + ")");
+            c_.problems.add(w + ": bad value '" + std::to_string(processes) + "': " + std::to_string(processes) + " processes on " +
+                            std::to_string(machines) + " machine(s) do not fit nodes of " + std::to_string(topo.gpus_per_node) +
+                            " GPUs (topology " + topo.name + "; several nodes need all their GPUs) (allowed: num_processes <= " +
+                            std::to_string(topo.gpus_per_node) + " on one machine, or num_machines x " +
+                            std::to_string(topo.gpus_per_node) + ")");
         }
     }
-    for (const auto& kv : root) {
-        const std::string k = kv.first.Scalar();
-        const std::string w = at(kv.first, k);
-        if (k == "distributed_type" || k == "mixed_precision" || k == "num_processes" || k == "num_machines") continue;
+
+    void key(const std::string& k, const YAML::Node& v, const std::string& w) {
+        if (k == "distributed_type" || k == "mixed_precision" || k == "num_processes" || k == "num_machines") return;
         if (k == "fsdp_config") {
-            if (type != "FSDP") {
-                c.ignored(w, "distributed_type is " + type + ", not FSDP");
-                continue;
-            }
-            if (!kv.second.IsMap()) {
-                c.bad(w, scalar(kv.second), "a mapping of fsdp_* keys");
-                continue;
-            }
-            // Accelerate's FSDP plugin defaults (ENGINES.md §4), then the file's keys.
-            c.set(w, "parallel.strategy", "fsdp-full-shard", "Accelerate's default FULL_SHARD");
-            c.set(w, "fsdp.backward_prefetch", "none", "Accelerate passes NO_PREFETCH unless fsdp_backward_prefetch says");
-            c.set(w, "fsdp.forward_prefetch", "false", "Accelerate's default");
-            c.set(w, "fsdp.limit_all_gathers", "true", "Accelerate's default");
-            c.set(w, "memory.offload_params", "false", "Accelerate's default");
-            c.set(w, "memory.offload_optimizer", "false", "Accelerate's default");
-            const bool each = c.sync_each_batch.value_or(false);
-            c.set(w, "fsdp.no_sync", each ? "false" : "true",
-                  each ? "--accelerator_config sync_each_batch" : "Accelerate and the Trainer accumulate inside no_sync()");
-            for (const auto& f : kv.second) import_fsdp_option(c, at(f.first, "fsdp_config." + f.first.Scalar()), f.first.Scalar(), scalar(f.second));
+            fsdp_config(v, w);
         } else if (k == "deepspeed_config") {
-            if (type != "DEEPSPEED") {
-                c.ignored(w, "distributed_type is " + type + ", not DEEPSPEED");
-                continue;
-            }
-            if (!kv.second.IsMap()) {
-                c.bad(w, scalar(kv.second), "a mapping of deepspeed_config keys");
-                continue;
-            }
-            if (kv.second["deepspeed_config_file"]) {
-                std::filesystem::path file = scalar(kv.second["deepspeed_config_file"]);
-                if (file.is_relative()) file = std::filesystem::path(path).parent_path() / file;
-                for (const auto& d : kv.second)
-                    if (d.first.Scalar() != "deepspeed_config_file")
-                        c.ignored(at(d.first, "deepspeed_config." + d.first.Scalar()),
-                                  inline_ds_keys().count(d.first.Scalar()) ? "accelerate ignores it when deepspeed_config_file is given"
-                                                                           : "launcher or start-up setting");
-                import_deepspeed_file(c, file.string());
-                continue;
-            }
-            // Inline keys: the ds_config accelerate's DeepSpeedPlugin writes from them (stage 2
-            // and no offload unless said; the batch "auto", filled from the Trainer or the job).
-            nlohmann::json ds = {{"train_micro_batch_size_per_gpu", "auto"},
-                                 {"train_batch_size", "auto"},
-                                 {"zero_optimization", {{"stage", 2}}}};
-            std::map<std::string, std::string> where_of;  // ds key -> the YAML key's place
-            where_of["zero_optimization.stage"] = w + ".zero_stage (absent: accelerate's default 2)";
-            for (const auto& d : kv.second) {
-                const std::string dk = d.first.Scalar();
-                const std::string dw = at(d.first, "deepspeed_config." + dk);
-                auto it = inline_ds_keys().find(dk);
-                if (it == inline_ds_keys().end()) {
-                    if (dk == "zero3_init_flag" || dk == "deepspeed_multinode_launcher" || dk == "deepspeed_hostfile" ||
-                        dk == "deepspeed_exclusion_filter" || dk == "deepspeed_inclusion_filter" ||
-                        dk == "offload_optimizer_nvme_path" || dk == "offload_param_nvme_path")
-                        c.ignored(dw, "model loading or the launcher");
-                    else if (dk == "deepspeed_moe_layer_cls_names")
-                        c.unmodelled(dw, "not modelled: mixture of experts");
-                    else
-                        c.unmodelled(dw, "unknown deepspeed_config key (ignored)");
-                    continue;
-                }
-                nlohmann::json* node = &ds;
-                const auto parts = split(it->second, '.');
-                for (std::size_t i = 0; i + 1 < parts.size(); ++i) node = &(*node)[parts[i]];
-                (*node)[parts.back()] = json_of(d.second);
-                where_of[it->second] = dw;
-            }
-            if (mp != "no") ds[mp] = {{"enabled", true}}, where_of[mp + ".enabled"] = mp_where;
-            import_deepspeed(c, ds, [where_of, w](const std::string& dotted) {
-                auto it = where_of.find(dotted);
-                return it != where_of.end() ? it->second : w + " -> " + dotted;
-            });
+            deepspeed_config(v, w);
         } else if (k == "dynamo_config") {
-            const bool off = kv.second.IsMap() && kv.second["dynamo_backend"] && scalar(kv.second["dynamo_backend"]) == "NO";
-            if (off) c.ignored(w, "dynamo_backend NO");
-            else c.unmodelled(w, "not modelled: torch.compile's fused kernels");
+            const bool off = v.IsMap() && v["dynamo_backend"] && scalar(v["dynamo_backend"]) == "NO";
+            if (off) c_.ignored(w, "dynamo_backend NO");
+            else c_.unmodelled(w, "not modelled: torch.compile's fused kernels");
         } else if (k == "megatron_lm_config" || k == "fp8_config" || k == "parallelism_config" || k == "tp_config") {
-            c.unmodelled(w, "not modelled");
+            c_.unmodelled(w, "not modelled");
         } else if (ignored_keys().count(k)) {
-            c.ignored(w, ignored_keys().at(k));
+            c_.ignored(w, ignored_keys().at(k));
         } else {
-            c.problems.add(w + ": unknown key (accelerate refuses unknown keys; allowed: distributed_type, num_processes, "
-                               "num_machines, mixed_precision, fsdp_config, deepspeed_config, and the launcher's keys)");
+            c_.problems.add(w + ": unknown key (accelerate refuses unknown keys; allowed: distributed_type, num_processes, "
+                                "num_machines, mixed_precision, fsdp_config, deepspeed_config, and the launcher's keys)");
         }
     }
-    if (type == "FSDP" && !root["fsdp_config"])
-        c.unmodelled(type_where, "FSDP without fsdp_config: Accelerate wraps nothing (NO_WRAP); shardsim plans one unit per block");
-    if (type == "DEEPSPEED" && !root["deepspeed_config"]) {
-        nlohmann::json ds = {{"zero_optimization", {{"stage", 2}}}};
-        if (mp != "no") ds[mp] = {{"enabled", true}};
-        import_deepspeed(c, ds, [type_where](const std::string& dotted) { return type_where + " -> " + dotted + " (accelerate's default)"; });
+
+    void fsdp_config(const YAML::Node& v, const std::string& w) {
+        if (type_ != "FSDP") return c_.ignored(w, "distributed_type is " + type_ + ", not FSDP");
+        if (!v.IsMap()) return c_.bad(w, scalar(v), "a mapping of fsdp_* keys");
+        // Accelerate's FSDP plugin defaults (ENGINES.md §4), then the file's keys.
+        c_.set(w, "parallel.strategy", "fsdp-full-shard", "Accelerate's default FULL_SHARD");
+        c_.set(w, "fsdp.backward_prefetch", "none", "Accelerate passes NO_PREFETCH unless fsdp_backward_prefetch says");
+        c_.set(w, "fsdp.forward_prefetch", "false", "Accelerate's default");
+        c_.set(w, "fsdp.limit_all_gathers", "true", "Accelerate's default");
+        c_.set(w, "memory.offload_params", "false", "Accelerate's default");
+        c_.set(w, "memory.offload_optimizer", "false", "Accelerate's default");
+        const bool each = c_.sync_each_batch.value_or(false);
+        c_.set(w, "fsdp.no_sync", each ? "false" : "true",
+               each ? "--accelerator_config sync_each_batch" : "Accelerate and the Trainer accumulate inside no_sync()");
+        for (const auto& f : v) import_fsdp_option(c_, at(f.first, "fsdp_config." + f.first.Scalar()), f.first.Scalar(), scalar(f.second));
     }
-}
+
+    void deepspeed_config(const YAML::Node& v, const std::string& w) {
+        if (type_ != "DEEPSPEED") return c_.ignored(w, "distributed_type is " + type_ + ", not DEEPSPEED");
+        if (!v.IsMap()) return c_.bad(w, scalar(v), "a mapping of deepspeed_config keys");
+        if (v["deepspeed_config_file"]) {
+            std::filesystem::path file = scalar(v["deepspeed_config_file"]);
+            if (file.is_relative()) file = std::filesystem::path(path_).parent_path() / file;
+            for (const auto& d : v)
+                if (d.first.Scalar() != "deepspeed_config_file")
+                    c_.ignored(at(d.first, "deepspeed_config." + d.first.Scalar()),
+                               inline_ds_keys().count(d.first.Scalar()) ? "accelerate ignores it when deepspeed_config_file is given"
+                                                                        : "launcher or start-up setting");
+            return import_deepspeed_file(c_, file.string());
+        }
+        // Inline keys: the ds_config accelerate's DeepSpeedPlugin writes from them (stage 2 and no
+        // offload unless said; the batch "auto", filled from the Trainer or the job).
+        nlohmann::json ds = {{"train_micro_batch_size_per_gpu", "auto"}, {"train_batch_size", "auto"}, {"zero_optimization", {{"stage", 2}}}};
+        std::map<std::string, std::string> where_of;  // ds key -> the YAML key's place
+        where_of["zero_optimization.stage"] = w + ".zero_stage (absent: accelerate's default 2)";
+        for (const auto& d : v) {
+            const std::string dk = d.first.Scalar();
+            const std::string dw = at(d.first, "deepspeed_config." + dk);
+            auto it = inline_ds_keys().find(dk);
+            if (it == inline_ds_keys().end()) {
+                if (dk == "zero3_init_flag" || dk == "deepspeed_multinode_launcher" || dk == "deepspeed_hostfile" ||
+                    dk == "deepspeed_exclusion_filter" || dk == "deepspeed_inclusion_filter" || dk == "offload_optimizer_nvme_path" ||
+                    dk == "offload_param_nvme_path")
+                    c_.ignored(dw, "model loading or the launcher");
+                else if (dk == "deepspeed_moe_layer_cls_names")
+                    c_.unmodelled(dw, "not modelled: mixture of experts");
+                else
+                    c_.unmodelled(dw, "unknown deepspeed_config key (ignored)");
+                continue;
+            }
+            nlohmann::json* node = &ds;
+            const auto parts = split(it->second, '.');
+            for (std::size_t i = 0; i + 1 < parts.size(); ++i) node = &(*node)[parts[i]];
+            (*node)[parts.back()] = json_of(d.second);
+            where_of[it->second] = dw;
+        }
+        if (mp_ != "no") ds[mp_] = {{"enabled", true}}, where_of[mp_ + ".enabled"] = mp_where_;
+        import_deepspeed(c_, ds, [where_of, w](const std::string& dotted) {
+            auto it = where_of.find(dotted);
+            return it != where_of.end() ? it->second : w + " -> " + dotted;
+        });
+    }
+
+    // What the file leaves to accelerate: FSDP with no fsdp_config, DeepSpeed with no config.
+    void defaults() {
+        if (type_ == "FSDP" && !root_["fsdp_config"])
+            c_.unmodelled(type_where_, "FSDP without fsdp_config: Accelerate wraps nothing (NO_WRAP); shardsim plans one unit per block");
+        if (type_ == "DEEPSPEED" && !root_["deepspeed_config"]) {
+            nlohmann::json ds = {{"zero_optimization", {{"stage", 2}}}};
+            if (mp_ != "no") ds[mp_] = {{"enabled", true}};
+            const std::string where = type_where_;
+            import_deepspeed(c_, ds, [where](const std::string& dotted) { return where + " -> " + dotted + " (accelerate's default)"; });
+        }
+    }
+
+    Context& c_;
+    const std::string path_;
+    YAML::Node root_;
+    std::string type_ = "NO", type_where_;
+    std::string mp_ = "no", mp_where_;
+};
+
+}  // namespace
+
+void import_accelerate_file(Context& c, const std::string& path) { AccelerateFile(c, path).import(); }
 
 }  // namespace shardsim::interop::detail
