@@ -183,8 +183,84 @@ void import_fsdp_option(Context& c, const std::string& where, const std::string&
     }
 }
 
+namespace {
+
+const std::string kOrigin = "--hf-args";  // where the Trainer's flags came from, in messages
+
+// --fsdp "full_shard auto_wrap offload": the strategy, offload, and the Trainer's FSDP defaults.
+void fsdp_flag(Context& c, const std::string& where, const std::string& value) {
+    bool wrap = false, strategy = false;
+    for (const auto& opt : split(value, ' ')) {
+        const std::string o = lower(trim(opt));
+        if (o.empty()) continue;
+        if (o == "offload") {
+            c.set(where, "memory.offload_params", "true", "FSDP's CPUOffload");
+            c.set(where, "memory.offload_optimizer", "true", "the optimizer then steps on the CPU");
+        } else if (o == "auto_wrap") {
+            wrap = true;
+        } else if (o == "hybrid_shard_zero2") {
+            c.problems.add(where + ": bad value '" + opt + "': not modelled (allowed: full_shard, shard_grad_op, no_shard, hybrid_shard, offload, auto_wrap)");
+        } else if (auto s = strategy_of(o)) {
+            strategy = true;
+            c.set(where, "parallel.strategy", *s);
+        } else {
+            c.bad(where, opt, "full_shard, shard_grad_op, no_shard, hybrid_shard, offload, auto_wrap");
+        }
+    }
+    if (!strategy) c.set(where, "parallel.strategy", "fsdp-full-shard", "the Trainer's default sharding");
+    if (!wrap) c.unmodelled(where, "not modelled: without auto_wrap FSDP makes the whole model one unit; shardsim wraps each block");
+    // The Trainer's FSDP defaults (ENGINES.md §4): no backward prefetch, limiter on, accumulation in no_sync().
+    c.set(where, "fsdp.backward_prefetch", "none", "the Trainer's default NO_PREFETCH");
+    c.set(where, "fsdp.forward_prefetch", "false", "the Trainer's default");
+    c.set(where, "fsdp.limit_all_gathers", "true", "Accelerate's default");
+    c.set(where, "fsdp.no_sync", "true", "the Trainer accumulates inside no_sync()");
+}
+
+// --fsdp_config: a JSON object of FSDP options or a path to one (read only with --fsdp).
+void fsdp_config_flag(Context& c, bool fsdp) {
+    const auto cfg = c.trainer.get("fsdp_config");
+    if (!cfg) return;
+    const std::string where = kOrigin + " --fsdp_config";
+    if (!fsdp) c.ignored(where, "no --fsdp: the Trainer does not use it");
+    std::string text = *cfg;
+    std::string path;
+    if (!text.empty() && text.front() != '{') path = text, text = read_file(path, "--fsdp_config file");
+    try {
+        const auto j = nlohmann::json::parse(text, nullptr, true, true);
+        if (!j.is_object()) throw nlohmann::json::type_error::create(302, "not an object", nullptr);
+        for (const auto& [k, v] : j.items())
+            if (fsdp) import_fsdp_option(c, (path.empty() ? where : path) + ": " + k, k, v.is_string() ? v.get<std::string>() : v.dump());
+    } catch (const nlohmann::json::exception& e) {
+        c.problems.add(where + ": bad value '" + (path.empty() ? text : path) + "': " + e.what() +
+                       " (allowed: a JSON object of FSDP options, or a path to one)");
+    }
+}
+
+// --accelerator_config: gradient_accumulation_kwargs.sync_each_batch (whether FSDP reduces every
+// micro-batch); other keys are not modelled.
+void accelerator_config_flag(Context& c, bool fsdp) {
+    const auto acc = c.trainer.get("accelerator_config");
+    if (!acc) return;
+    const std::string where = kOrigin + " --accelerator_config";
+    try {
+        const auto j = nlohmann::json::parse(*acc);
+        bool known = false;
+        if (j.contains("gradient_accumulation_kwargs") && j["gradient_accumulation_kwargs"].contains("sync_each_batch")) {
+            known = true;
+            const bool each = j["gradient_accumulation_kwargs"]["sync_each_batch"].get<bool>();
+            c.sync_each_batch = each;
+            if (fsdp) c.set(where, "fsdp.no_sync", each ? "false" : "true", "sync_each_batch reduces every micro-batch");
+        }
+        if (!known || j.size() > 1) c.unmodelled(where, "keys other than gradient_accumulation_kwargs.sync_each_batch: not modelled");
+    } catch (const nlohmann::json::exception& e) {
+        c.problems.add(where + ": bad value '" + *acc + "': " + e.what() + " (allowed: a JSON object)");
+    }
+}
+
+}  // namespace
+
 void import_hf_args(Context& c) {
-    const std::string origin = "--hf-args";
+    const std::string& origin = kOrigin;
     bool fsdp = false, precision_given = false;
     for (const auto& [name, value_binding] : c.trainer.values) {
         const auto& value = value_binding;  // clang 14 cannot capture a structured binding in a lambda
@@ -216,31 +292,7 @@ void import_hf_args(Context& c) {
             else c.bad(where, value, "true, false");
         } else if (name == "fsdp") {
             fsdp = true;
-            bool wrap = false, strategy = false;
-            for (const auto& opt : split(value, ' ')) {
-                const std::string o = lower(trim(opt));
-                if (o.empty()) continue;
-                if (o == "offload") {
-                    c.set(where, "memory.offload_params", "true", "FSDP's CPUOffload");
-                    c.set(where, "memory.offload_optimizer", "true", "the optimizer then steps on the CPU");
-                } else if (o == "auto_wrap") {
-                    wrap = true;
-                } else if (o == "hybrid_shard_zero2") {
-                    c.problems.add(where + ": bad value '" + opt + "': not modelled (allowed: full_shard, shard_grad_op, no_shard, hybrid_shard, offload, auto_wrap)");
-                } else if (auto s = strategy_of(o)) {
-                    strategy = true;
-                    c.set(where, "parallel.strategy", *s);
-                } else {
-                    c.bad(where, opt, "full_shard, shard_grad_op, no_shard, hybrid_shard, offload, auto_wrap");
-                }
-            }
-            if (!strategy) c.set(where, "parallel.strategy", "fsdp-full-shard", "the Trainer's default sharding");
-            if (!wrap) c.unmodelled(where, "not modelled: without auto_wrap FSDP makes the whole model one unit; shardsim wraps each block");
-            // The Trainer's FSDP defaults (ENGINES.md §4): no backward prefetch, limiter on, accumulation in no_sync().
-            c.set(where, "fsdp.backward_prefetch", "none", "the Trainer's default NO_PREFETCH");
-            c.set(where, "fsdp.forward_prefetch", "false", "the Trainer's default");
-            c.set(where, "fsdp.limit_all_gathers", "true", "Accelerate's default");
-            c.set(where, "fsdp.no_sync", "true", "the Trainer accumulates inside no_sync()");
+            fsdp_flag(c, where, value);
         } else if (name == "fsdp_config") {
             continue;  // after --fsdp, below
         } else if (name == "deepspeed") {
@@ -282,38 +334,8 @@ void import_hf_args(Context& c) {
                         hf_bool(c.trainer.get("fp16").value_or("false")).value_or(false);
         if (!on) c.set(origin + " --bf16/--fp16", "precision.params", "fp32", "neither enabled");
     }
-    if (auto cfg = c.trainer.get("fsdp_config")) {
-        const std::string where = origin + " --fsdp_config";
-        if (!fsdp) c.ignored(where, "no --fsdp: the Trainer does not use it");
-        std::string text = *cfg;
-        std::string path;
-        if (!text.empty() && text.front() != '{') path = text, text = read_file(path, "--fsdp_config file");
-        try {
-            const auto j = nlohmann::json::parse(text, nullptr, true, true);
-            if (!j.is_object()) throw nlohmann::json::type_error::create(302, "not an object", nullptr);
-            for (const auto& [k, v] : j.items())
-                if (fsdp) import_fsdp_option(c, (path.empty() ? where : path) + ": " + k, k, v.is_string() ? v.get<std::string>() : v.dump());
-        } catch (const nlohmann::json::exception& e) {
-            c.problems.add(where + ": bad value '" + (path.empty() ? text : path) + "': " + e.what() +
-                           " (allowed: a JSON object of FSDP options, or a path to one)");
-        }
-    }
-    if (auto acc = c.trainer.get("accelerator_config")) {
-        const std::string where = origin + " --accelerator_config";
-        try {
-            const auto j = nlohmann::json::parse(*acc);
-            bool known = false;
-            if (j.contains("gradient_accumulation_kwargs") && j["gradient_accumulation_kwargs"].contains("sync_each_batch")) {
-                known = true;
-                const bool each = j["gradient_accumulation_kwargs"]["sync_each_batch"].get<bool>();
-                c.sync_each_batch = each;
-                if (fsdp) c.set(where, "fsdp.no_sync", each ? "false" : "true", "sync_each_batch reduces every micro-batch");
-            }
-            if (!known || j.size() > 1) c.unmodelled(where, "keys other than gradient_accumulation_kwargs.sync_each_batch: not modelled");
-        } catch (const nlohmann::json::exception& e) {
-            c.problems.add(where + ": bad value '" + *acc + "': " + e.what() + " (allowed: a JSON object)");
-        }
-    }
+    fsdp_config_flag(c, fsdp);
+    accelerator_config_flag(c, fsdp);
 }
 
 }  // namespace shardsim::interop::detail
