@@ -75,10 +75,10 @@ struct HostWatch {
         const std::int64_t rss = device::process_resident_bytes();
         if (warned || rss <= predicted) return;
         warned = true;
-        std::cerr << "[rank " << world_rank << " on " << comm::host_name() << "] shardsim run: warning: resident size "
-                  << format_bytes(rss) << " after step " << step + 1 << " exceeds the " << format_bytes(predicted)
-                  << " of host memory predicted for this rank (of which " << format_bytes(process)
-                  << " for the process itself, host.process_gib)" << std::endl;
+        comm::say_from_rank(world_rank, "shardsim run: warning: resident size " + format_bytes(rss) + " after step " +
+                                            std::to_string(step + 1) + " exceeds the " + format_bytes(predicted) +
+                                            " of host memory predicted for this rank (of which " + format_bytes(process) +
+                                            " for the process itself, host.process_gib)");
     }
 };
 
@@ -212,7 +212,7 @@ private:
         const auto problems = ctx_.executor->check_against_plan();
         int bad = problems.empty() ? 0 : 1, any_bad = 0;
         SHARDSIM_MPI_CHECK(MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-        for (const auto& p : problems) std::cerr << "[rank " << rank_ << " on " << comm::host_name() << "] plan check: " << p << "\n";
+        for (const auto& p : problems) comm::say_from_rank(rank_, "plan check: " + p);
         double overhead = ctx_.executor->measurement_overhead(), max_overhead = 0;
         SHARDSIM_MPI_CHECK(MPI_Allreduce(&overhead, &max_overhead, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
         const HostUse host_use = largest_host_use(host, rank_, size_);

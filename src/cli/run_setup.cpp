@@ -100,7 +100,8 @@ timeline::RunTimeline attributes(const RunContext& ctx) {
 }  // namespace
 
 void abort_job(int world_rank, const std::string& message) {
-    std::cerr << "[rank " << world_rank << " on " << comm::host_name() << "] " << message << std::endl;
+    std::cerr << std::flush;
+    comm::say_from_rank(world_rank, message);
     MPI_Abort(MPI_COMM_WORLD, kExitFailure);
     std::_Exit(kExitFailure);
 }

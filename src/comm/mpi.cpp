@@ -146,6 +146,16 @@ std::string host_name() {
     return buf;
 }
 
+void say_from_rank(int rank, const std::string& line) {
+    const std::string text = "[rank " + std::to_string(rank) + " on " + host_name() + "] " + line + "\n";
+    std::size_t done = 0;
+    while (done < text.size()) {
+        const ssize_t n = ::write(STDERR_FILENO, text.data() + done, text.size() - done);
+        if (n <= 0) break;  // stderr gone: nothing better to do with the message
+        done += static_cast<std::size_t>(n);
+    }
+}
+
 namespace {
 MPI_Comm node_comm(MPI_Comm comm) {
     MPI_Comm node = MPI_COMM_NULL;

@@ -158,7 +158,8 @@ void serve_for(State& s, double seconds, const std::function<bool()>& done) {
 }
 
 [[noreturn]] void abort_all(State& s, const std::string& line) {
-    std::cerr << "[rank " << s.me << " on " << host_name() << "] " << line << std::endl;
+    std::cerr << std::flush;
+    say_from_rank(s.me, line);
     for (Communicator* c : s.abortable) c->abort();
     MPI_Abort(MPI_COMM_WORLD, kExitCollectiveTimeout);
     std::_Exit(kExitCollectiveTimeout);

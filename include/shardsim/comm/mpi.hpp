@@ -61,6 +61,9 @@ private:
 
 // This process's host name, and its rank among the ranks of its node (MPI_Comm_split_type).
 std::string host_name();
+// "[rank R on HOST] LINE" on stderr in one write, so that the lines of ranks writing at once (which
+// mpirun and srun merge into one stream) stay whole.
+void say_from_rank(int rank, const std::string& line);
 int node_local_rank(MPI_Comm comm);
 int node_local_size(MPI_Comm comm);
 
