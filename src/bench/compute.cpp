@@ -67,16 +67,22 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
+double measure_gemm(device::Device& dev, DType dtype, std::int64_t large, std::vector<ComputeSample>& samples) {
+    dev.set_stream(device::DeviceStream::compute);
+    const std::size_t first = samples.size();
+    std::vector<double> rates;
+    for (std::int64_t edge = large / 4; edge <= large; edge *= 2) rates.push_back(gemm_rate(dev, dtype, edge, edge, edge, 1, samples));
+    // A transformer projection: tokens x (4 x width) from width.
+    rates.push_back(gemm_rate(dev, dtype, large, large, large / 4, 1, samples));
+    for (std::size_t i = first; i < samples.size(); ++i) samples[i].what += " " + std::string(dtype_name(dtype));
+    return median(rates);
+}
+
 ComputeMeasurement measure_compute(device::Device& dev, DType dtype, std::int64_t large) {
     ComputeMeasurement m;
     m.device = dev.name();
     m.dtype = dtype;
-    dev.set_stream(device::DeviceStream::compute);
-    std::vector<double> rates;
-    for (std::int64_t edge = large / 4; edge <= large; edge *= 2) rates.push_back(gemm_rate(dev, dtype, edge, edge, edge, 1, m.samples));
-    // A transformer projection: tokens x (4 x width) from width.
-    rates.push_back(gemm_rate(dev, dtype, large, large, large / 4, 1, m.samples));
-    m.gemm_flops_per_s = median(rates);
+    m.gemm_flops_per_s = measure_gemm(dev, dtype, large, m.samples);
     // Attention's products: [s x 64] x [64 x s] scores and [s x s] x [s x 64] context, per head.
     const std::int64_t s = large / 2, heads = 8;
     m.attention_flops_per_s = median({gemm_rate(dev, dtype, s, s, 64, heads, m.samples), gemm_rate(dev, dtype, s, 64, s, heads, m.samples)});

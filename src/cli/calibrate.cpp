@@ -61,16 +61,28 @@ std::vector<sim::Measurement> measurements(const bench::BenchRun& run) {
 std::string share(double v) { return significant(std::min(1.0, v)); }
 
 // The [compute] keys (and the peaks or memory bandwidth where this device beats the datasheet)
-// from what --compute measured.
-std::vector<config::IniEdit> compute_edits(const bench::ComputeMeasurement& m, const config::TopologyConfig& t) {
+// from what --compute measured. `other`: GEMM rates measured in other dtypes (the CPU's 16-bit
+// GEMMs widen their operands to fp32 first, so they run slower than its fp32 ones): each becomes
+// that dtype's peak, so that peak x gemm_efficiency is the rate measured.
+std::vector<config::IniEdit> compute_edits(const bench::ComputeMeasurement& m, const config::TopologyConfig& t,
+                                           const std::vector<std::pair<DType, double>>& other) {
     std::vector<config::IniEdit> out;
     const double peak = t.gpu.peak_tflops(m.dtype) * 1e12;
     const std::string by = "measured by shardsim calibrate --compute (was ";
-    if (m.gemm_flops_per_s > peak)  // one core beat the estimated peak: the measured rate is the peak
-        for (const char* k : {"bf16_tflops", "fp16_tflops", "fp32_tflops"})
-            out.push_back({"gpu", k, significant(m.gemm_flops_per_s / 1e12), by + significant(peak / 1e12) + ")"});
     const double peak_used = std::max(peak, m.gemm_flops_per_s);
-    out.push_back({"compute", "gemm_efficiency", share(m.gemm_flops_per_s / peak_used), by + significant(t.compute.gemm_efficiency) + ")"});
+    const double efficiency = std::min(1.0, m.gemm_flops_per_s / peak_used);
+    std::vector<std::pair<DType, double>> peaks;  // the new peak of each dtype that gets one
+    if (m.gemm_flops_per_s > peak)  // one core beat the estimated peak: the measured rate is the peak
+        for (DType d : {DType::bf16, DType::fp16, DType::fp32}) peaks.push_back({d, m.gemm_flops_per_s});
+    for (const auto& [d, rate] : other) {
+        auto it = std::find_if(peaks.begin(), peaks.end(), [d = d](const auto& p) { return p.first == d; });
+        if (it == peaks.end()) it = peaks.insert(peaks.end(), {d, 0.0});
+        it->second = rate / efficiency;
+    }
+    for (const auto& [d, value] : peaks)
+        out.push_back({"gpu", std::string(dtype_name(d)) + "_tflops", significant(value / 1e12),
+                       by + significant(t.gpu.peak_tflops(d)) + (d == m.dtype ? ")" : "; GEMMs measured in " + std::string(dtype_name(d)) + ")")});
+    out.push_back({"compute", "gemm_efficiency", share(efficiency), by + significant(t.compute.gemm_efficiency) + ")"});
     out.push_back({"compute", "attention_efficiency", share(m.attention_flops_per_s / peak_used),
                    by + significant(t.compute.attention_efficiency) + ")"});
     const double hbm = t.gpu.hbm_gbps * 1e9;
@@ -90,9 +102,13 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
     const bool gpu = device_name == "cuda" || (device_name == "auto" && device::cuda_available(&why));
     if (device_name == "cuda" && !device::cuda_available(&why)) throw InputError("--device: bad value 'cuda': " + why + " (allowed: cpu)");
     std::unique_ptr<device::Device> dev = gpu ? device::make_cuda_device(0) : device::make_cpu_device(1);
-    // The CPU device computes every dtype in fp32 (docs/compute.md); a GPU in the bf16 of training.
-    const bench::ComputeMeasurement m = bench::measure_compute(*dev, gpu ? DType::bf16 : DType::fp32, gpu ? 8192 : 1024);
-    const auto changes = compute_edits(m, topo);
+    // A GPU in the bf16 of training. The CPU device computes every dtype in fp32 and widens 16-bit
+    // operands first (docs/compute.md): its fp32 rates, then its bf16 and fp16 GEMMs on their own.
+    bench::ComputeMeasurement m = bench::measure_compute(*dev, gpu ? DType::bf16 : DType::fp32, gpu ? 8192 : 1024);
+    std::vector<std::pair<DType, double>> other;
+    if (!gpu)
+        for (DType d : {DType::bf16, DType::fp16}) other.push_back({d, bench::measure_gemm(*dev, d, 1024, m.samples)});
+    const auto changes = compute_edits(m, topo, other);
     std::string preamble = "# Compute calibrated by shardsim " + version() + ": shardsim calibrate --compute --topology " + topo.name +
                            " on " + m.device + " (" + comm::host_name() + "), " + std::string(dtype_name(m.dtype)) + ":\n";
     TextTable table({"measured", "time", "rate"});
@@ -108,6 +124,9 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
         io::Json j = io::Json::object();
         j["device"] = m.device;
         j["gemm_flops_per_s"] = m.gemm_flops_per_s;
+        io::Json by = io::Json::object();
+        for (const auto& [d, rate] : other) by[std::string(dtype_name(d))] = rate;
+        j["gemm_flops_per_s_by_dtype"] = by;  // the other dtypes' GEMMs (CPU), each its dtype's peak
         j["attention_flops_per_s"] = m.attention_flops_per_s;
         j["memory_Bps"] = m.memory_Bps;
         j["launch_s"] = m.launch_s;

@@ -243,6 +243,11 @@ TEST_CASE("shardsim calibrate --compute writes measured [compute] figures that l
     }
     // Achieved GEMM rate = peak x gemm_efficiency, as the compute model reads it (4 significant digits written).
     CHECK(t.gpu.fp32_tflops * 1e12 * t.compute.gemm_efficiency == doctest::Approx(gemm).epsilon(1e-3));
+    // The CPU's 16-bit GEMMs (operands widened to fp32 first) are measured on their own and priced
+    // at their own rate.
+    const io::Json& by = j.at("gemm_flops_per_s_by_dtype");
+    CHECK(t.gpu.bf16_tflops * 1e12 * t.compute.gemm_efficiency == doctest::Approx(by.at("bf16").as_number()).epsilon(1e-3));
+    CHECK(t.gpu.fp16_tflops * 1e12 * t.compute.gemm_efficiency == doctest::Approx(by.at("fp16").as_number()).epsilon(1e-3));
     const auto bad = test::run_command(test::shardsim_binary() + " calibrate --compute --topology cpu-host --device tpu --out " + out);
     CHECK(bad.exit_code == 2);
     CHECK(bad.output.find("--device: bad value 'tpu' (allowed: auto, cpu, cuda)") != std::string::npos);

@@ -35,5 +35,7 @@ struct ComputeMeasurement {
 
 // `large`: the biggest GEMM edge to try (1024 suits one CPU core, 8192 a GPU).
 ComputeMeasurement measure_compute(device::Device& dev, DType dtype, std::int64_t large);
+// The GEMM rate alone (the median of the same shapes), in `dtype`; its samples go to `samples`.
+double measure_gemm(device::Device& dev, DType dtype, std::int64_t large, std::vector<ComputeSample>& samples);
 
 }  // namespace shardsim::bench
