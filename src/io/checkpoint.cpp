@@ -92,30 +92,6 @@ void check_row(const IndexRow& r, std::int64_t data_bytes, const std::string& wh
                          ": not a slice of whole rows inside /data (the file is damaged)");
 }
 
-// A rank file is one shardsim wrote: HDF5's version-0 superblock as H5Fcreate's defaults make it,
-// with 8-byte addresses that all lie inside the file and an end-of-file address equal to its size.
-// Checked before HDF5 reads it: a crafted superblock makes the library allocate gigabytes while
-// opening a 49-byte file (found by fuzz_checkpoint).
-void check_superblock(const std::string& path) {
-    unsigned char b[72] = {};
-    std::ifstream in(path, std::ios::binary);
-    in.read(reinterpret_cast<char*>(b), sizeof b);
-    const std::uintmax_t size = fs::file_size(path);
-    auto u64 = [&](int at) {
-        std::uint64_t v = 0;
-        for (int i = 7; i >= 0; --i) v = (v << 8) | b[at + i];
-        return v;
-    };
-    constexpr std::uint64_t kUndefined = ~std::uint64_t{0};
-    static const unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    const bool ok = in.gcount() == static_cast<std::streamsize>(sizeof b) && std::memcmp(b, kSignature, 8) == 0 && b[8] == 0 &&
-                    b[13] == 8 && b[14] == 8 && u64(24) == 0 && (u64(32) == kUndefined || u64(32) < size) && u64(40) == size &&
-                    u64(48) == kUndefined && u64(64) < size;
-    if (!ok)
-        throw InputError(path + ": not a checkpoint file shardsim wrote, or a damaged one (its HDF5 superblock: version 0 with "
-                                "8-byte addresses inside the file and the file's size as its end; allowed: a file run --checkpoint wrote)");
-}
-
 }  // namespace
 
 struct Reader::Entry {
@@ -243,7 +219,8 @@ std::int64_t Reader::read_meta(const std::string& meta_path) {
 
 // One rank file's /index, each row checked against /data.
 void Reader::read_index(const std::string& path) {
-    check_superblock(path);
+    if (const auto why = h5::superblock_problem(path, true))
+        throw InputError(path + ": " + *why + " (allowed: a file run --checkpoint wrote)");
     const h5::Datatype mem = index_type();
     const h5::File f{SHARDSIM_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT))};
     const h5::Dataset d = h5::open_dataset(f.id(), "index");

@@ -1,5 +1,8 @@
 #include "shardsim/io/h5_util.hpp"
 
+#include <filesystem>
+#include <fstream>
+
 namespace shardsim::io::h5 {
 
 namespace {
@@ -50,6 +53,40 @@ void write_attribute(hid_t loc, const Attr& a) {
 
 void write_attributes(hid_t loc, const std::vector<Attr>& attrs) {
     for (const auto& a : attrs) write_attribute(loc, a);
+}
+
+std::optional<std::string> superblock_problem(const std::string& path, bool closed) {
+    unsigned char b[72] = {};
+    std::ifstream in(path, std::ios::binary);
+    in.read(reinterpret_cast<char*>(b), sizeof b);
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(path, ec);
+    if (ec || in.gcount() < 48) return "not an HDF5 file: shorter than its superblock";
+    static const unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    if (std::memcmp(b, kSignature, 8) != 0) return "not an HDF5 file: no HDF5 signature at its start";
+    auto u64 = [&](int at) {
+        std::uint64_t v = 0;
+        for (int i = 7; i >= 0; --i) v = (v << 8) | b[at + i];
+        return v;
+    };
+    constexpr std::uint64_t kUndefined = ~std::uint64_t{0};
+    auto inside_or_undefined = [&](int at) { return u64(at) == kUndefined || u64(at) < size; };
+    // Where the fields are (HDF5 file format specification, "Superblock"): version 0 (H5Fcreate's
+    // default: checkpoints) and versions 2 and 3 (libver bounds from 1.8: timeline files).
+    std::uint64_t end = 0;
+    bool inside = false;
+    if (b[8] == 0 && b[13] == 8 && b[14] == 8 && in.gcount() == static_cast<std::streamsize>(sizeof b)) {
+        end = u64(40);
+        inside = u64(24) == 0 && inside_or_undefined(32) && inside_or_undefined(48) && u64(64) < size;
+    } else if ((b[8] == 2 || b[8] == 3) && b[9] == 8 && b[10] == 8) {
+        end = u64(28);
+        inside = u64(12) == 0 && inside_or_undefined(20) && u64(36) < size;
+    } else {
+        return "not a file shardsim wrote: an HDF5 superblock other than version 0, 2 or 3 with 8-byte addresses";
+    }
+    if (!inside || end > size || (closed && end != size))
+        return "a damaged HDF5 file: its superblock names addresses outside the file's " + std::to_string(size) + " bytes";
+    return std::nullopt;
 }
 
 bool has_attribute(hid_t loc, const std::string& name) { return SHARDSIM_H5_CHECK(H5Aexists(loc, name.c_str())) > 0; }

@@ -327,6 +327,7 @@ RunTimeline read_run_file(const std::string& path) {
     if (!std::filesystem::exists(path, ec)) throw InputError(prefix + "no such file" + allowed);
     if (std::filesystem::is_directory(path, ec)) throw InputError(prefix + "is a directory" + allowed);
     if (!std::filesystem::is_regular_file(path, ec)) throw InputError(prefix + "not a regular file" + allowed);
+    if (const auto why = h5::superblock_problem(path, false)) throw InputError(prefix + *why + allowed);
     const h5::QuietErrors quiet;
     const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (id < 0) throw InputError(prefix + "not an HDF5 file, or not readable" + allowed);

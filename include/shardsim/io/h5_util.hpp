@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -55,5 +56,12 @@ std::string read_text_attribute(hid_t loc, const std::string& where, const std::
 Datatype nul_padded(const Datatype& file_type);
 
 Dataset open_dataset(hid_t loc, const std::string& path);
+
+// What is wrong with `path`'s HDF5 superblock for a file shardsim wrote, checked before HDF5 reads
+// it (a crafted superblock makes the library allocate gigabytes while opening a 49-byte file:
+// found by fuzz_checkpoint): a version 0, 2 or 3 superblock as shardsim's writers make them, with
+// 8-byte addresses that lie inside the file, an end-of-file address at most its size (`closed`: equal to it; a file
+// still being written, or cut short by a kill, may have flushed less). nullopt when it is fine.
+std::optional<std::string> superblock_problem(const std::string& path, bool closed);
 
 }  // namespace shardsim::io::h5
