@@ -416,7 +416,7 @@ TEST_CASE("hdf5: an absent, foreign or newer file is refused in one line naming 
 
     // A 49-byte file whose superblock made HDF5 allocate 2 GiB while opening it (found by
     // fuzz_checkpoint, in tests/fuzz/corpus/): refused before HDF5 reads it.
-    std::filesystem::copy_file(std::string(SHARDSIM_SOURCE_DIR) + "/tests/fuzz/corpus/hdf5/oom-superblock-49-bytes.h5", file.path(),
+    std::filesystem::copy_file(std::string(SHARDSIM_SOURCE_DIR) + "/tests/fuzz/corpus/hdf5/oom-superblock-49-bytes.bin", file.path(),
                                std::filesystem::copy_options::overwrite_existing);
     check_refused("not a file shardsim wrote");
 
