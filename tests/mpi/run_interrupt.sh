@@ -31,18 +31,6 @@ done
 pids=()
 ((failures == 0)) && echo "ok: 5 bad --out paths refused before the first step: exit 2, one line each, e.g. $(head -1 "$tmp/err4")"
 
-# The pid of rank $2 among the children of mpirun $1 (its environment says which rank it is).
-rank_pid() {
-  local p
-  for p in $(ps -o pid= --ppid "$1"); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
-
 # Starts a long run in the background ($1: output file, $2: its stdout, $2.err its stderr, then
 # more arguments); sets $mp and $rank_pids once it is well into the run: step 20 printed, or with
 # --json (nothing printed before the end) 20 steps' worth of FILE.partial.

@@ -9,18 +9,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 timeout_s=5
 
-# The pid of rank $2 among the children of mpirun $1 (its environment says which rank it is).
-rank_pid() {
-  local p
-  for p in $(ps -o pid= --ppid "$1"); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
-
 # A process that has not exited (a zombie has: no init here reaps the ranks mpirun leaves).
 running() { [[ -e /proc/$1/stat ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 
