@@ -2,8 +2,9 @@
 # The main job: set up and build, then
 #   1. simulate the embedded default scenario (Llama-7B, FSDP full shard, 6x A100 40G, bf16,
 #      micro-batch 1 x 4, context 512): does it fit, and what does communication cost?
-#   2. run a scaled-down copy of it for real on 2 CPU ranks, validate the run against the
-#      simulation of the same plan, and write an HTML report of both side by side.
+#   2. calibrate this host (compute, then links) into out/cpu-host-calibrated.ini;
+#   3. run a scaled-down copy of the scenario for real on 2 CPU ranks, validate the run against the
+#      simulation of the same plan on the calibrated host, and write an HTML report of both.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/setup.sh
@@ -16,10 +17,21 @@ echo "== 1. shardsim simulate (the default scenario) =="
 ./build/shardsim simulate --out out/demo-sim-default.h5
 
 echo
-echo "== 2. mpirun -np 2 shardsim validate --job jobs/mini-llama-fsdp-2cpu.ini =="
-# validate exits 3 when a threshold is exceeded; the demo shows the comparison either way.
+echo "== 2. calibrate this host: its compute, then its shared-memory links (a few seconds) =="
+# The executor's own GEMMs, 16-bit staging, optimizer and elementwise kernels on one core, then the
+# collectives two ranks run here, fitted into a copy of the cpu-host topology (docs/topologies.md).
+./build/shardsim calibrate --compute --topology cpu-host --device cpu --out out/cpu-host-compute.ini | tail -12
+mpirun -np 2 ./build/shardsim bench --dtype bf16 --min-bytes 64K --max-bytes 16M --topology out/cpu-host-compute.ini \
+  --out out/demo-bench.h5 | tail -3
+./build/shardsim calibrate out/demo-bench.h5 --topology out/cpu-host-compute.ini --out out/cpu-host-calibrated.ini | sed -n '/how well/,/^$/p'
+
+echo
+echo "== 3. mpirun -np 2 shardsim validate --job jobs/mini-llama-fsdp-2cpu.ini (on the calibrated host) =="
+# validate exits 3 when a threshold is exceeded; the demo shows the comparison either way. Times
+# are judged as the issue of record asks: within 10% of the measured median (plus half its spread).
 set +e
 mpirun -np 2 ./build/shardsim validate --job jobs/mini-llama-fsdp-2cpu.ini --steps 5 \
+  --set job.topology="$(pwd)/out/cpu-host-calibrated.ini" --time-tolerance 10 \
   --out-sim out/demo-sim.h5 --out-run out/demo-run.h5
 status=$?
 set -e
@@ -27,10 +39,9 @@ set -e
 echo
 echo "validate exit code: $status (0: every threshold held; 3: see the FAIL lines above)"
 if [[ $status -eq 3 ]]; then
-  echo "  On a CPU host each rank's communication thread competes with compute for the cores"
-  echo "  ($(nproc) here) and waits for peers still computing, so measured collectives take far longer"
-  echo "  than the topology's links predict: times differ (and, when collectives are slow enough, the"
-  echo "  peaks of buffers that overlap), sizes do not (\"model states and collective sizes: exact\","
-  echo "  \"every op allocates and frees as planned\"). See README, Limits."
+  echo "  Memory and sizes are exact. What the prediction does not price yet on a CPU host (README,"
+  echo "  \"Time fidelity\"): the executor's packing, unpacking and accumulation around each collective"
+  echo "  (per-element loops on a core, a GPU's comm stream does them at HBM speed), and elementwise"
+  echo "  kernels whose cost per byte differs by kernel (one fitted share stands for all of them)."
 fi
 echo "HTML report (measured vs simulated, open it in a browser): $(pwd)/out/demo-report.html"

@@ -78,6 +78,45 @@ double measure_gemm(device::Device& dev, DType dtype, std::int64_t large, std::v
     return median(rates);
 }
 
+double measure_stage(device::Device& dev, DType dtype, std::vector<ComputeSample>& samples) {
+    dev.set_stream(device::DeviceStream::compute);
+    // A transformer's projections and MLP at the token counts one CPU rank trains with (128-512
+    // tokens of width 256-1024): the same GEMM in `dtype` and in fp32; what the 16-bit one takes
+    // beyond the fp32 one is its staging.
+    const std::int64_t shapes[][3] = {{128, 768, 256}, {128, 256, 688}, {256, 1024, 256}, {512, 512, 512}, {256, 256, 1024}};
+    std::vector<double> rates;
+    for (const auto& sh : shapes) {
+        std::vector<ComputeSample> pair;
+        const double f32 = gemm_rate(dev, DType::fp32, sh[0], sh[1], sh[2], 1, pair);
+        const double f16 = gemm_rate(dev, dtype, sh[0], sh[1], sh[2], 1, pair);
+        const double flops = pair.front().flops;
+        const double extra = flops / f16 - flops / f32;
+        const double elements = static_cast<double>(sh[0] * sh[2] + sh[2] * sh[1] + sh[0] * sh[1]);
+        pair.back().what += " " + std::string(dtype_name(dtype));
+        pair.front().what += " fp32";
+        for (auto& p : pair) samples.push_back(p);
+        if (extra > 0) rates.push_back(elements / extra);
+    }
+    return median(rates);
+}
+
+double measure_optimizer(device::Device& dev, std::vector<ComputeSample>& samples) {
+    dev.set_stream(device::DeviceStream::compute);
+    const std::int64_t n = 1 << 20;
+    device::Buffer g16 = zeros(dev, n * 2, "calibrate grads bf16"), g = zeros(dev, n * 4, "calibrate grads"),
+                   p = zeros(dev, n * 4, "calibrate master"), m1 = zeros(dev, n * 4, "calibrate exp_avg"),
+                   m2 = zeros(dev, n * 4, "calibrate exp_avg_sq"), p16 = zeros(dev, n * 2, "calibrate params bf16");
+    auto t = [&](device::Buffer& b, DType d) { return device::Tensor{b.data(), d, {n}}; };
+    device::AdamWOp a{t(p, DType::fp32), t(g, DType::fp32), t(m1, DType::fp32), t(m2, DType::fp32), t(p16, DType::bf16)};
+    a.weight_decay = 0.01f;
+    const double s = median_seconds(dev, [&] {
+        dev.convert(t(g16, DType::bf16), t(g, DType::fp32));
+        dev.adamw(a);
+    }, 9);
+    samples.push_back({"adamw 1M params (bf16 grads, fp32 master)", s, 0, 0});
+    return s > 0 ? static_cast<double>(n) / s : 0.0;
+}
+
 ComputeMeasurement measure_compute(device::Device& dev, DType dtype, std::int64_t large) {
     ComputeMeasurement m;
     m.device = dev.name();

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "shardsim/bench/compute.hpp"
+#include "shardsim/bench/model_ops.hpp"
 #include "shardsim/cli/options.hpp"
 #include "shardsim/config/ini_edit.hpp"
 #include "shardsim/comm/mpi.hpp"
@@ -14,7 +15,10 @@
 #include "shardsim/device/device.hpp"
 #include "shardsim/io/bench_file.hpp"
 #include "shardsim/report/calibration.hpp"
+#include "shardsim/model/scenario.hpp"
+#include "shardsim/plan/plan.hpp"
 #include "shardsim/sim/calibrate.hpp"
+#include "shardsim/sim/cost.hpp"
 
 namespace shardsim::cli {
 
@@ -61,27 +65,20 @@ std::vector<sim::Measurement> measurements(const bench::BenchRun& run) {
 std::string share(double v) { return significant(std::min(1.0, v)); }
 
 // The [compute] keys (and the peaks or memory bandwidth where this device beats the datasheet)
-// from what --compute measured. `other`: GEMM rates measured in other dtypes (the CPU's 16-bit
-// GEMMs widen their operands to fp32 first, so they run slower than its fp32 ones): each becomes
-// that dtype's peak, so that peak x gemm_efficiency is the rate measured.
-std::vector<config::IniEdit> compute_edits(const bench::ComputeMeasurement& m, const config::TopologyConfig& t,
-                                           const std::vector<std::pair<DType, double>>& other) {
+// from what --compute measured. A CPU device computes every dtype in fp32 (its 16-bit GEMMs are
+// fp32 GEMMs between staging passes, priced by compute.stage_gelems): every dtype gets the fp32
+// peak, and its optimizer rate is the host's (the same kernel runs an offloaded step).
+std::vector<config::IniEdit> compute_edits(const bench::ComputeMeasurement& m, const config::TopologyConfig& t) {
     std::vector<config::IniEdit> out;
+    const bool cpu = m.stage_elements_per_s > 0 || m.optimizer_elements_per_s > 0;
     const double peak = t.gpu.peak_tflops(m.dtype) * 1e12;
     const std::string by = "measured by shardsim calibrate --compute (was ";
     const double peak_used = std::max(peak, m.gemm_flops_per_s);
     const double efficiency = std::min(1.0, m.gemm_flops_per_s / peak_used);
-    std::vector<std::pair<DType, double>> peaks;  // the new peak of each dtype that gets one
-    if (m.gemm_flops_per_s > peak)  // one core beat the estimated peak: the measured rate is the peak
-        for (DType d : {DType::bf16, DType::fp16, DType::fp32}) peaks.push_back({d, m.gemm_flops_per_s});
-    for (const auto& [d, rate] : other) {
-        auto it = std::find_if(peaks.begin(), peaks.end(), [d = d](const auto& p) { return p.first == d; });
-        if (it == peaks.end()) it = peaks.insert(peaks.end(), {d, 0.0});
-        it->second = rate / efficiency;
-    }
-    for (const auto& [d, value] : peaks)
-        out.push_back({"gpu", std::string(dtype_name(d)) + "_tflops", significant(value / 1e12),
-                       by + significant(t.gpu.peak_tflops(d)) + (d == m.dtype ? ")" : "; GEMMs measured in " + std::string(dtype_name(d)) + ")")});
+    for (DType d : {DType::bf16, DType::fp16, DType::fp32})
+        if (m.gemm_flops_per_s > peak || (cpu && d != m.dtype && t.gpu.peak_tflops(d) * 1e12 != peak_used))
+            out.push_back({"gpu", std::string(dtype_name(d)) + "_tflops", significant(peak_used / 1e12),
+                           by + significant(t.gpu.peak_tflops(d)) + (d == m.dtype ? ")" : "; a CPU computes " + std::string(dtype_name(d)) + " in fp32)")});
     out.push_back({"compute", "gemm_efficiency", share(efficiency), by + significant(t.compute.gemm_efficiency) + ")"});
     out.push_back({"compute", "attention_efficiency", share(m.attention_flops_per_s / peak_used),
                    by + significant(t.compute.attention_efficiency) + ")"});
@@ -90,9 +87,70 @@ std::vector<config::IniEdit> compute_edits(const bench::ComputeMeasurement& m, c
     out.push_back({"compute", "memory_efficiency", share(m.memory_Bps / std::max(hbm, m.memory_Bps)),
                    by + significant(t.compute.memory_efficiency) + ")"});
     out.push_back({"compute", "launch_us", significant(m.launch_s * 1e6), by + significant(t.compute.launch_us) + ")"});
+    if (m.stage_elements_per_s > 0)
+        out.push_back({"compute", "stage_gelems", significant(m.stage_elements_per_s / 1e9), by + significant(t.compute.stage_gelems) + ")"});
+    if (m.optimizer_elements_per_s > 0)
+        out.push_back({"host", "cpu_optimizer_gelems", significant(m.optimizer_elements_per_s / 1e9),
+                       by + significant(t.host.cpu_optimizer_gelems) + ")"});
     out.push_back({"compute", "source", "shardsim calibrate --compute on " + m.device + " (" + comm::host_name() + ", " +
                                             std::string(dtype_name(m.dtype)) + ")", ""});
     return out;
+}
+
+// [Note: a CPU's elementwise kernels] On a GPU, norms, activation functions, softmax, rotary and
+// the loss stream their tensors at near HBM bandwidth; on a CPU core the executor's kernels are
+// scalar loops (a dtype conversion per element, exp and sin/cos where the op needs them) that run
+// far below the core's streaming bandwidth, and no single kernel stands for the mix. So on a CPU
+// the share of hbm_gbps they achieve is fitted on the executor's own forward and backward ops of
+// two small models of the two decoder families (Llama: RMSNorm, rotary, SwiGLU; GPT-2: LayerNorm,
+// learned positions, GELU), in the dtype of the model's training: what those ops measure beyond
+// their GEMMs as the topology now prices them, against the activation traffic the plan says they
+// move. Neither model is a shipped job's, so a job validated afterwards is a prediction.
+struct CalibrationModel {
+    const char* name;
+    const char* text;
+};
+constexpr CalibrationModel kCalibrationModels[] = {
+    {"calibration-llama", "[model]\nname = calibration-llama\narch = llama\nvocab = 1024\nffn_kind = swiglu\ntied_embeddings = false\n"
+                          "max_positions = 512\nattention_dropout = 0.0\nhidden_dropout = 0.0\n"
+                          "[decoder]\nlayers = 2\nhidden = 384\nheads = 6\nffn = 1024\n"},
+    {"calibration-gpt2", "[model]\nname = calibration-gpt2\narch = gpt2\nvocab = 1024\nffn_kind = gelu\ntied_embeddings = true\n"
+                         "max_positions = 512\nattention_dropout = 0.0\nhidden_dropout = 0.0\n"
+                         "[decoder]\nlayers = 2\nhidden = 320\nheads = 5\nffn = 1280\n"},
+};
+
+// The achieved share of hbm_gbps of a CPU's elementwise work, with the GEMMs priced by the
+// topology `text` (the rates just measured). Each op timed goes to `samples`.
+double fit_elementwise_share(device::Device& dev, const std::string& text, std::vector<bench::ComputeSample>& samples) {
+    config::TopologyConfig topo = config::load_topology_text("<calibrated topology>", text, {});
+    topo.gpus_per_node = 1;
+    double residual = 0, traffic = 0;
+    for (const auto& cm : kCalibrationModels) {
+        double model_residual = 0, model_traffic = 0;
+        model::ModelSpec spec = model::load_model_text(std::string("<") + cm.name + ">", cm.text);
+        const std::string job_text = std::string("[job]\nmodel = ") + cm.name + "\ntopology = " + topo.name +
+                                     "\nseed = 11\n[parallel]\nstrategy = ddp\nworld_size = 1\n[precision]\nparams = bf16\n"
+                                     "master_weights = true\n[optimizer]\nname = adamw\n[batch]\nmicro_batch = 1\nseq_len = 192\n"
+                                     "[memory]\nattention = eager\nactivation_checkpointing = false\n";
+        config::JobConfig job = config::load_job_text(std::string("<") + cm.name + " job>", job_text, "", {});
+        const auto plan = plan::ShardingPlan::build(model::make_scenario(std::move(job), topo, std::move(spec)));
+        const plan::Schedule schedule = plan::build_schedule(*plan);
+        const sim::ComputeModel compute = sim::ComputeModel::from(plan->scenario().topology, plan->precision().params);
+        for (const auto& t : bench::time_compute_ops(dev, *plan, schedule, 5)) {
+            const plan::Op& op = schedule.ops.at(static_cast<std::size_t>(t.op));
+            model_residual += t.seconds - compute.op_time(op.work, 0);
+            model_traffic += sim::traffic_bytes(op);
+            samples.push_back({std::string(cm.name) + " " + plan::op_kind_name(op.kind) + " " + plan->units().at(static_cast<std::size_t>(op.unit)).name,
+                               t.seconds, op.work.flops(), 0});
+        }
+        // What the family's elementwise kernels get through: the spread between families is what
+        // one share for both cannot say (README, "Time fidelity").
+        samples.push_back({std::string(cm.name) + " elementwise (beyond the GEMMs)", model_residual, 0, model_traffic});
+        residual += model_residual;
+        traffic += model_traffic;
+    }
+    const double hbm = topo.gpu.hbm_gbps * 1e9;
+    return residual > 0 && hbm > 0 ? traffic / residual / hbm : 1.0;
 }
 
 // --compute: measure this device and write the compute figures into the topology.
@@ -103,18 +161,32 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
     if (device_name == "cuda" && !device::cuda_available(&why)) throw InputError("--device: bad value 'cuda': " + why + " (allowed: cpu)");
     std::unique_ptr<device::Device> dev = gpu ? device::make_cuda_device(0) : device::make_cpu_device(1);
     // A GPU in the bf16 of training. The CPU device computes every dtype in fp32 and widens 16-bit
-    // operands first (docs/compute.md): its fp32 rates, then its bf16 and fp16 GEMMs on their own.
+    // operands first (docs/compute.md): its fp32 rates, then the staging of bf16 operands and the
+    // optimizer step, which on a CPU are compute of their own.
     bench::ComputeMeasurement m = bench::measure_compute(*dev, gpu ? DType::bf16 : DType::fp32, gpu ? 8192 : 1024);
-    std::vector<std::pair<DType, double>> other;
-    if (!gpu)
-        for (DType d : {DType::bf16, DType::fp16}) other.push_back({d, bench::measure_gemm(*dev, d, 1024, m.samples)});
-    const auto changes = compute_edits(m, topo, other);
+    if (!gpu) {
+        m.stage_elements_per_s = bench::measure_stage(*dev, DType::bf16, m.samples);
+        m.optimizer_elements_per_s = bench::measure_optimizer(*dev, m.samples);
+    }
+    auto changes = compute_edits(m, topo);
+    if (!gpu) {
+        // The elementwise share, with the GEMMs priced as just measured ([Note: a CPU's elementwise kernels]).
+        const double axpby = m.memory_Bps;
+        const double share_fit = fit_elementwise_share(*dev, config::edit_ini_text(topo.source, changes, ""), m.samples);
+        for (auto& c : changes)
+            if (c.key == "memory_efficiency")
+                c.value = share(share_fit), c.comment = "fitted by shardsim calibrate --compute on the executor's elementwise kernels (was " +
+                                                         significant(topo.compute.memory_efficiency) + "; axpby streams " +
+                                                         format_fixed(axpby / 1e9, 1) + " GB/s)";
+    }
     std::string preamble = "# Compute calibrated by shardsim " + version() + ": shardsim calibrate --compute --topology " + topo.name +
                            " on " + m.device + " (" + comm::host_name() + "), " + std::string(dtype_name(m.dtype)) + ":\n";
     TextTable table({"measured", "time", "rate"});
     for (const auto& s : m.samples)
         table.add_row({s.what, format_seconds(s.seconds),
-                       s.flops > 0 ? format_fixed(s.flops / s.seconds / 1e9, 1) + " GFLOP/s" : format_fixed(s.bytes / s.seconds / 1e9, 2) + " GB/s"});
+                       s.flops > 0   ? format_fixed(s.flops / s.seconds / 1e9, 1) + " GFLOP/s"
+                       : s.bytes > 0 ? format_fixed(s.bytes / s.seconds / 1e9, 2) + " GB/s"
+                                     : "-"});
     for (const auto& line : split(table.str(), '\n'))
         if (!line.empty()) preamble += "#   " + line + "\n";
     const std::string text = config::edit_ini_text(topo.source, changes, preamble);
@@ -124,9 +196,8 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
         io::Json j = io::Json::object();
         j["device"] = m.device;
         j["gemm_flops_per_s"] = m.gemm_flops_per_s;
-        io::Json by = io::Json::object();
-        for (const auto& [d, rate] : other) by[std::string(dtype_name(d))] = rate;
-        j["gemm_flops_per_s_by_dtype"] = by;  // the other dtypes' GEMMs (CPU), each its dtype's peak
+        j["stage_elements_per_s"] = m.stage_elements_per_s;          // CPU only, else 0
+        j["optimizer_elements_per_s"] = m.optimizer_elements_per_s;  // CPU only, else 0
         j["attention_flops_per_s"] = m.attention_flops_per_s;
         j["memory_Bps"] = m.memory_Bps;
         j["launch_s"] = m.launch_s;

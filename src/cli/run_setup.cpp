@@ -186,6 +186,8 @@ RunContext prepare_run(const interop::Request& request, device::BackendRequest b
                        int world_rank, int world_size) {
     RunContext ctx;
     std::optional<InputError> error;
+    // What `host.cpu_cores = auto` means for these ranks (config/topology.hpp).
+    config::set_node_cpu_cores(comm::node_cpu_cores(MPI_COMM_WORLD));
     try {
         interop::Loaded loaded = interop::load(request);
         ctx.imported = std::move(loaded.report);

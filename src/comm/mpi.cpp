@@ -3,12 +3,14 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstring>
 
 #include "shardsim/comm/half_sum.hpp"
 #include "shardsim/core/format.hpp"
+#include "shardsim/core/system.hpp"
 
 namespace shardsim::comm {
 
@@ -178,6 +180,19 @@ int node_local_size(MPI_Comm comm) {
     MPI_Comm_size(node, &n);
     MPI_Comm_free(&node);
     return n;
+}
+
+int node_cpu_cores(MPI_Comm comm) {
+    const std::vector<int> mine = affinity_cpus();
+    const int width = std::max(mine.back() + 1, 1);
+    MPI_Comm node = node_comm(comm);
+    int widest = 0;
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(&width, &widest, 1, MPI_INT, MPI_MAX, node));
+    std::vector<unsigned char> mask(static_cast<std::size_t>(widest), 0), all(mask.size(), 0);
+    for (int c : mine) mask[static_cast<std::size_t>(c)] = 1;
+    SHARDSIM_MPI_CHECK(MPI_Allreduce(mask.data(), all.data(), widest, MPI_UNSIGNED_CHAR, MPI_BOR, node));
+    MPI_Comm_free(&node);
+    return static_cast<int>(std::count(all.begin(), all.end(), 1));
 }
 
 void keep_large_allocations_in_heap() {

@@ -1,11 +1,13 @@
 #include "shardsim/config/topology.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "shardsim/config/embedded.hpp"
 #include "shardsim/config/job.hpp"
 #include "shardsim/config/limits.hpp"
 #include "shardsim/core/format.hpp"
+#include "shardsim/core/system.hpp"
 
 namespace shardsim::config {
 
@@ -111,6 +113,13 @@ std::vector<KeySpec> compute_keys() {
     launch.min = 0;
     launch.max = limits::kLatencyUs;
     out.push_back(launch);
+    KeySpec stage = key("compute", "stage_gelems", ValueType::number, "1e9 elements/s", "0",
+                        "a CPU device: its 16-bit GEMMs widen each operand element to fp32 and narrow each result "
+                        "element back, at this rate, before and after an fp32 GEMM (0: no staging, as a GPU's tensor "
+                        "cores read 16-bit operands; at most 1e6)");
+    stage.min = 0;
+    stage.max = limits::kGelemsPerSecond;
+    out.push_back(stage);
     out.push_back(key("compute", "source", ValueType::text, "", "", "where calibrated values came from (shardsim calibrate --compute)"));
     return out;
 }
@@ -202,6 +211,15 @@ const Schema& topology_schema() {
         process.max = limits::kMemoryGiB;
         process.allows_auto = true;
         s.push_back(process);
+        KeySpec cores = key("host", "cpu_cores", ValueType::integer, "", "auto",
+                            "a CPU host (gpu.kind = cpu): the cores its ranks may run on, per node; with 2 or more per "
+                            "rank collectives overlap compute, with fewer they run between it, and ranks beyond the "
+                            "cores share them (auto: this process's cpuset; under run and validate the union of the "
+                            "ranks' on this node; at most 1,000,000; docs/topologies.md)");
+        cores.min = 1;
+        cores.max = static_cast<double>(limits::kWorld);
+        cores.allows_auto = true;
+        s.push_back(cores);
 
         s.push_back(key("nccl_tests", "source", ValueType::text, "", "", "published nccl-tests figures: where from, and when"));
         KeySpec ranks = key("nccl_tests", "ranks", ValueType::integer, "", "0", "ranks the figures were measured on (0: none cited; at most 1,000,000)");
@@ -264,6 +282,7 @@ ComputeSpec compute_spec(const Values& v, const GpuSpec& gpu, const std::string&
     c.attention_efficiency = v.is_auto("compute.attention_efficiency") ? c.gemm_efficiency : v.number("compute.attention_efficiency");
     c.memory_efficiency = v.number("compute.memory_efficiency");
     c.launch_us = v.number("compute.launch_us");
+    c.stage_gelems = v.number("compute.stage_gelems");
     c.source = v.text("compute.source");
     return c;
 }
@@ -299,6 +318,26 @@ PublishedSweep published_sweep(const Values& v, const std::string& path, Problem
 }
 
 }  // namespace
+
+namespace {
+std::int64_t g_node_cpu_cores = 0;  // set by a launcher that measured the node; 0: not measured
+}  // namespace
+
+void set_node_cpu_cores(std::int64_t cores) { g_node_cpu_cores = std::max<std::int64_t>(0, cores); }
+
+std::int64_t node_cpu_cores() {
+    return g_node_cpu_cores > 0 ? g_node_cpu_cores : static_cast<std::int64_t>(affinity_cpus().size());
+}
+
+CpuHost CpuHost::of(std::int64_t cores, std::int64_t ranks) {
+    CpuHost h;
+    const double c = static_cast<double>(std::max<std::int64_t>(1, cores));
+    const double r = static_cast<double>(std::max<std::int64_t>(1, ranks));
+    h.cores_per_rank = c / r;
+    h.comm_thread = h.cores_per_rank >= 2;
+    h.slowdown = std::max(1.0, r / c);
+    return h;
+}
 
 double GpuSpec::peak_tflops(DType t) const {
     switch (t) {
@@ -363,6 +402,7 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
                                                                    : v.number("intra_node.host_bus_gbps");
     t.host.process_bytes = v.is_auto("host.process_gib") ? (t.gpu.is_cpu ? kGiB / 2 : 2 * kGiB)
                                                          : static_cast<std::int64_t>(v.number("host.process_gib") * kGiB);
+    t.host.cpu_cores = v.is_auto("host.cpu_cores") ? node_cpu_cores() : v.integer("host.cpu_cores");
 
     auto at = [&](const std::string& k) {
         const std::string& w = v.where(k);

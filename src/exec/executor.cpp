@@ -58,7 +58,7 @@ Executor::Executor(plan::PlanPtr plan, const plan::Schedule& schedule, Device& d
             TrackingAllocator::set_op(-1);
             comm::CallLog::set_current_op(-1);
         }
-    });
+    }, plan_->scenario().topology.cpu_host().comm_thread);
     timeline_.rank = rank;
     timeline_.device = device.name();
     m.initial_measured = device.allocator().current();

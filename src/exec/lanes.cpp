@@ -23,9 +23,9 @@ DeviceStream device_stream(plan::OpStream s) {
 }
 }  // namespace
 
-Lanes::Lanes(Device& device, std::size_t ops, Hook hook)
-    : device_(device), hook_(std::move(hook)), gpu_(device.is_gpu()), slots_(ops) {
-    if (!gpu_) {
+Lanes::Lanes(Device& device, std::size_t ops, Hook hook, bool worker_threads)
+    : device_(device), hook_(std::move(hook)), gpu_(device.is_gpu()), threads_(!gpu_ && worker_threads), slots_(ops) {
+    if (threads_) {
         comm_.thread = std::thread([this] { worker_loop(comm_); });
         copy_.thread = std::thread([this] { worker_loop(copy_); });
     }
@@ -145,7 +145,7 @@ void Lanes::submit(int op, plan::OpStream stream, const std::vector<int>& deps, 
         return;
     }
     Task t{op, deps, std::move(work)};
-    if (stream == plan::OpStream::comm || stream == plan::OpStream::copy) {
+    if (threads_ && (stream == plan::OpStream::comm || stream == plan::OpStream::copy)) {
         Worker& w = stream == plan::OpStream::comm ? comm_ : copy_;
         {
             std::lock_guard<std::mutex> lock(mu_);

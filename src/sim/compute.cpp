@@ -11,6 +11,7 @@ ComputeModel ComputeModel::from(const config::TopologyConfig& t, DType compute) 
     c.hbm_Bps = t.gpu.hbm_gbps * 1e9;
     c.spec = t.compute;
     c.element_bytes = static_cast<std::int64_t>(dtype_size(compute));
+    c.cpu = t.gpu.is_cpu;
     return c;
 }
 
@@ -40,7 +41,16 @@ double ComputeModel::gemm_time(const model::Gemm& g) const {
     const double compute = rate > 0 ? g.flops() / rate : 0.0;
     const double operands = static_cast<double>(g.m * g.k + g.k * g.n + g.m * g.n) * static_cast<double>(std::max<std::int64_t>(1, g.count)) *
                             static_cast<double>(element_bytes);
+    // A CPU's BLAS works from cache-blocked packed copies of its operands: no HBM roofline; what
+    // it reads and writes beyond that is the staging of 16-bit operands.
+    if (cpu) return compute + stage_time(g);
     return std::max(compute, memory_time(operands));
+}
+
+double ComputeModel::stage_time(const model::Gemm& g) const {
+    if (element_bytes >= 4 || spec.stage_gelems <= 0) return 0;
+    const double elements = static_cast<double>(g.m * g.k + g.k * g.n + g.m * g.n) * static_cast<double>(std::max<std::int64_t>(1, g.count));
+    return elements / (spec.stage_gelems * 1e9);
 }
 
 double ComputeModel::op_time(const model::ComputeWork& work, double traffic_bytes) const {

@@ -18,6 +18,11 @@ bool CostModel::uses_host_path(const plan::Op& op) const {
     return op.collective && sim::uses_host_path(links_, plan_.groups().span(op.collective->group));
 }
 
+double traffic_bytes(const plan::Op& op) {
+    // Backward reads what forward wrote and writes gradients of the same size.
+    return static_cast<double>(op.activation_bytes) * (op.kind == plan::OpKind::backward ? 2.0 : 1.0);
+}
+
 double compute_seconds(const ComputeModel& c, double flops, double activation_bytes) {
     const double rate = c.peak_flops * c.spec.gemm_efficiency;
     return (rate > 0 ? flops / rate : 0) + c.memory_time(activation_bytes);
@@ -31,20 +36,23 @@ double copy_seconds(const config::TopologyConfig& topo, std::int64_t bytes) {
 
 double optimizer_seconds(const config::TopologyConfig& topo, const ComputeModel& c, bool on_host, std::int64_t elements,
                          std::int64_t bytes) {
-    if (on_host) return static_cast<double>(elements) / (topo.host.cpu_optimizer_gelems * 1e9);
+    // On a CPU topology the device is the host: its step runs the host's kernel.
+    if (on_host || topo.gpu.is_cpu) return static_cast<double>(elements) / (topo.host.cpu_optimizer_gelems * 1e9);
     return c.memory_time(static_cast<double>(bytes)) + c.spec.launch_us * 1e-6;
 }
 
 double CostModel::op_time(const plan::Op& op) const {
+    // Ranks beyond a CPU host's cores take turns on them ([Note: a CPU host's cores]).
+    const auto& topo = plan_.scenario().topology;
+    return unshared_time(op) * (topo.gpu.is_cpu ? topo.cpu_host().slowdown : 1.0);
+}
+
+double CostModel::unshared_time(const plan::Op& op) const {
     const auto& topo = plan_.scenario().topology;
     switch (op.kind) {
         case plan::OpKind::forward:
         case plan::OpKind::recompute:
-        case plan::OpKind::backward: {
-            // Backward reads what forward wrote and writes gradients of the same size.
-            const double traffic = static_cast<double>(op.activation_bytes) * (op.kind == plan::OpKind::backward ? 2.0 : 1.0);
-            return compute_.op_time(op.work, traffic);
-        }
+        case plan::OpKind::backward: return compute_.op_time(op.work, traffic_bytes(op));
         case plan::OpKind::all_gather:
         case plan::OpKind::reduce_scatter:
         case plan::OpKind::all_reduce:

@@ -64,16 +64,27 @@ timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan:
     // (a work-conserving stand-in for sharing its bandwidth: together they take as long as their
     // sum, whichever order they go in).
     double host_path_free = 0;
+    // A CPU rank runs compute and host work on one thread, and collectives and copies beside it
+    // only when it has a core for them ([Note: a CPU host's cores], config/topology.hpp).
+    const auto& topo = plan.scenario().topology;
+    const bool cpu = topo.gpu.is_cpu, comm_thread = topo.cpu_host().comm_thread;
+    auto lane = [&](plan::OpStream s) {
+        if (!cpu) return s;
+        if (s == plan::OpStream::host) return plan::OpStream::compute;
+        if (!comm_thread && (s == plan::OpStream::comm || s == plan::OpStream::copy)) return plan::OpStream::compute;
+        return s;
+    };
     tl.ops.reserve(schedule.ops.size());
     for (const auto& op : schedule.ops) {
-        double start = ready[static_cast<std::size_t>(op.stream)];
+        const auto stream = static_cast<std::size_t>(lane(op.stream));
+        double start = ready[stream];
         for (int d : op.deps) start = std::max(start, end[static_cast<std::size_t>(d)]);
         const bool host_path = cost.uses_host_path(op);
         if (host_path) start = std::max(start, host_path_free);
         const double t = start + cost.op_time(op);
         if (host_path) host_path_free = t;
         end[static_cast<std::size_t>(op.id)] = t;
-        ready[static_cast<std::size_t>(op.stream)] = t;
+        ready[stream] = t;
         const timeline::OpRecord r = timeline::planned_record(op, start, t);
         tl.ops.push_back(r);
     }

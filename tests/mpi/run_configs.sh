@@ -35,5 +35,17 @@ rc=$?
 n=$(grep -c "typo.json:4: zero_optimization.overlap_com: unknown key" "$tmp/out")
 ((n == 1)) || fail "a misspelt key: said $n times, expected once: $(head -3 "$tmp/out")"
 
+# 4. A CPU host's lanes ([Note: a CPU host's cores]): with 4 cores per rank collectives run on a
+# thread beside compute, with the cores this host gives two ranks (at most 1 each in CI) between
+# it. The same plan either way: verify passes and the losses are the same to the last digit.
+for cores in 8 2; do
+  "$MPIEXEC" -np 2 --oversubscribe "$SHARDSIM" run --job tiny-llama-cpu --steps 3 --verify --set topology.host.cpu_cores=$cores \
+    >"$tmp/cores-$cores" 2>&1 || fail "run with host.cpu_cores=$cores exited $?: $(tail -3 "$tmp/cores-$cores")"
+  grep -qE "^verify: .*passed$" "$tmp/cores-$cores" || fail "host.cpu_cores=$cores: verify did not pass"
+done
+diff <(grep -o "^step [0-9]*/[0-9]*  loss [0-9.]*" "$tmp/cores-8") <(grep -o "^step [0-9]*/[0-9]*  loss [0-9.]*" "$tmp/cores-2") >/dev/null ||
+  fail "the losses differ between the threaded and the one-lane run"
+(($(grep -c "^step [0-9]*/3  loss" "$tmp/cores-8") == 3)) || fail "host.cpu_cores=8: not 3 steps printed"
+
 ((failures == 0)) && echo "run_configs: all checks passed"
 exit $((failures > 0))

@@ -142,3 +142,40 @@ TEST_CASE("scale: Llama-2-70B full shard on 1,024 H100s simulates in well under 
     CHECK(run.timelines.size() == 1);  // one timeline serves every rank
     CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 5.0);  // generous for CI
 }
+
+// [Note: a CPU host's cores] (config/topology.hpp): a CPU rank overlaps its collectives with its
+// compute only with a second core for them; ranks beyond the cores take turns on them.
+TEST_CASE("a CPU host: collectives between compute on one core per rank, beside it on two, everything slower past the cores") {
+    CHECK_FALSE(config::CpuHost::of(2, 2).comm_thread);
+    CHECK(config::CpuHost::of(4, 2).comm_thread);
+    CHECK(config::CpuHost::of(3, 2).comm_thread == false);  // 1.5 cores: no core of its own for the thread
+    CHECK(config::CpuHost::of(2, 2).slowdown == 1);
+    CHECK(config::CpuHost::of(2, 6).slowdown == 3);
+    auto sim = [](std::int64_t cores) {
+        return simulate("mini-llama-fsdp-2cpu", {"topology.host.cpu_cores=" + std::to_string(cores)});
+    };
+    const auto one = sim(2), two = sim(4), half = sim(1);
+    auto step = [](const timeline::RunTimeline& r) { return report::summary_json(r).at("step_time_s").as_number(); };
+    // One core per rank: one lane, so no op starts before the one before it in the schedule ended,
+    // and the step is every op's time end to end.
+    const auto& ops = one.timelines.at(0).ops;
+    double busy = 0;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (i > 0) CHECK(ops[i].t_start >= ops[i - 1].t_end - 1e-12);
+        busy += ops[i].t_end - ops[i].t_start;
+    }
+    CHECK(step(one) == doctest::Approx(busy).epsilon(1e-9));
+    // Two cores per rank: the comm lane runs beside compute (some collective overlaps a compute op).
+    bool overlapped = false;
+    for (const auto& c : two.timelines.at(0).ops)
+        for (const auto& k : two.timelines.at(0).ops)
+            if (c.stream == plan::OpStream::comm && k.stream == plan::OpStream::compute && c.t_start < k.t_end && k.t_start < c.t_end &&
+                c.t_end > c.t_start && k.t_end > k.t_start)
+                overlapped = true;
+    CHECK(overlapped);
+    CHECK(step(two) < step(one));
+    // Two ranks on one core: each op twice as long.
+    CHECK(step(half) == doctest::Approx(2 * step(one)).epsilon(1e-9));
+    // Memory is the same plan's: the peaks only move with what overlaps.
+    CHECK(one.timelines.at(0).summarize().peak_bytes <= two.timelines.at(0).summarize().peak_bytes);
+}

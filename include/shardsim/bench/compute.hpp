@@ -30,11 +30,21 @@ struct ComputeMeasurement {
     double attention_flops_per_s = 0;
     double memory_Bps = 0;
     double launch_s = 0;
+    // A CPU device only (0 elsewhere): measure_stage's rate, and measure_optimizer's.
+    double stage_elements_per_s = 0;
+    double optimizer_elements_per_s = 0;
     std::vector<ComputeSample> samples;
 };
 
 // `large`: the biggest GEMM edge to try (1024 suits one CPU core, 8192 a GPU).
 ComputeMeasurement measure_compute(device::Device& dev, DType dtype, std::int64_t large);
+// A CPU device's staging of 16-bit GEMM operands (widened to fp32, the result narrowed back):
+// elements per second, from the same GEMMs of a transformer's shapes timed in `dtype` and in fp32
+// (the difference over the elements staged); 0 when the 16-bit ones were not slower.
+double measure_stage(device::Device& dev, DType dtype, std::vector<ComputeSample>& samples);
+// The optimizer step as the executor runs it on a CPU device, per parameter: the rank's gradient
+// rows converted to fp32, then AdamW on fp32 master weights writing their bf16 copy. Elements/s.
+double measure_optimizer(device::Device& dev, std::vector<ComputeSample>& samples);
 // The GEMM rate alone (the median of the same shapes), in `dtype`; its samples go to `samples`.
 double measure_gemm(device::Device& dev, DType dtype, std::int64_t large, std::vector<ComputeSample>& samples);
 

@@ -66,6 +66,9 @@ std::string host_name();
 void say_from_rank(int rank, const std::string& line);
 int node_local_rank(MPI_Comm comm);
 int node_local_size(MPI_Comm comm);
+// The CPUs the ranks of this node may run on between them: the union of their affinity masks
+// (each rank's alone is one core when mpirun binds ranks to cores). Collective over `comm`.
+int node_cpu_cores(MPI_Comm comm);
 
 // Open MPI allocates reduction temporaries with malloc on every call; glibc serves large blocks
 // with fresh mmaps, so each call page-faults its buffers again and reduce-scatter runs 20-100x

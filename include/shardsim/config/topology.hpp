@@ -41,6 +41,7 @@ struct ComputeSpec {
     double attention_efficiency = 0.5;  // of fused sdpa / flash attention kernels
     double memory_efficiency = 1;     // achieved share of hbm_gbps in memory-bound kernels
     double launch_us = 0;             // per kernel
+    double stage_gelems = 0;          // a CPU: 16-bit GEMM operands widened to fp32 (and back), 1e9/s; 0: none
     std::string source;               // where calibrated values came from ("" when from datasheets)
 };
 
@@ -71,6 +72,26 @@ struct HostSpec {
     double h2d_gbps = 0;              // host<->device copy bandwidth per GPU, decimal GB/s
     double cpu_optimizer_gelems = 0;  // CPU optimizer throughput per rank, 1e9 params/s
     std::int64_t process_bytes = 0;   // each training process's own host footprint
+    // The cores one node's ranks may run on (a CPU host: the union of their cpusets).
+    std::int64_t cpu_cores = 1;
+};
+
+// [Note: a CPU host's cores] A CPU rank runs its compute (BLAS and our kernels, one thread) on
+// the thread that walks the schedule, and its collectives and copies on threads of their own only
+// when it has a core for them beside the compute thread (cores per rank >= 2): a blocking MPI
+// collective then progresses while the compute thread works, as a GPU's comm stream does. With
+// one core (or less) per rank there is no such overlap to be had: a second thread would take
+// turns with the compute thread on the same core, and a collective, which needs every rank's
+// thread running at once to move a chunk, would creep along in the slices the two schedulers
+// happen to line up (measured: a 1.5 MB all-gather beside a backward GEMM took the GEMM's 4 ms,
+// alone 0.2 ms). So the executor runs them in schedule order on the compute thread, and the
+// simulator prices them there. Ranks beyond the cores share them: every op takes
+// ranks / cores as long. Both engines read these two rules from here.
+struct CpuHost {
+    double cores_per_rank = 1;
+    bool comm_thread = false;     // collectives and copies overlap compute (cores_per_rank >= 2)
+    double slowdown = 1;          // ranks / cores when the ranks outnumber the cores, else 1
+    static CpuHost of(std::int64_t cores, std::int64_t ranks);
 };
 
 struct TopologyConfig {
@@ -89,9 +110,16 @@ struct TopologyConfig {
 
     std::int64_t total_gpus() const { return nodes * gpus_per_node; }
     std::string effective_ini() const;
+    // A CPU topology's ranks on its cores ([Note: a CPU host's cores]).
+    CpuHost cpu_host() const { return CpuHost::of(host.cpu_cores, gpus_per_node); }
 };
 
 const Schema& topology_schema();
+// What `host.cpu_cores = auto` resolves to: the CPUs of this process's affinity mask, unless a
+// launcher measured the node (run and validate: the union of the masks of the ranks on this node,
+// since mpirun binds each rank to its own core); 0 clears what was set.
+void set_node_cpu_cores(std::int64_t cores);
+std::int64_t node_cpu_cores();
 // The efficiency a level of this kind gets when its topology says `efficiency = auto`.
 double default_link_efficiency(LinkKind k);
 // ... and the hop latency (us) when it says `latency_us = auto`.

@@ -1,7 +1,9 @@
 #pragma once
 // Where the schedule's ops run, in order per lane, after the ops they depend on.
 //   CPU: compute and host ops run on the calling thread; comm and copy ops each on a thread of
-//        their own, so a blocking MPI collective overlaps the compute thread's GEMMs for real.
+//        their own when the rank has a core for them (`worker_threads`), so a blocking MPI
+//        collective overlaps the compute thread's GEMMs for real; else on the calling thread too,
+//        in the order submitted ([Note: a CPU host's cores], config/topology.hpp).
 //   GPU: compute, comm and copy are CUDA streams (the work enqueues kernels / NCCL calls and
 //        returns); a dependency is an event the consuming stream waits for; host ops wait for the
 //        device and run on the calling thread.
@@ -26,7 +28,7 @@ class Lanes {
 public:
     using Hook = std::function<void(int op, plan::Phase phase)>;
 
-    Lanes(Device& device, std::size_t ops, Hook hook);
+    Lanes(Device& device, std::size_t ops, Hook hook, bool worker_threads);
     ~Lanes();
     Lanes(const Lanes&) = delete;
     Lanes& operator=(const Lanes&) = delete;
@@ -67,6 +69,7 @@ private:
     Device& device_;
     Hook hook_;
     bool gpu_;
+    bool threads_;  // CPU: comm and copy lanes on threads of their own
     std::vector<Slot> slots_;
     mutable std::mutex mu_;
     std::condition_variable cv_;

@@ -20,6 +20,8 @@ namespace shardsim::sim {
 // The prices the schedule's ops and the plan search's fast estimate (study/estimate.cpp) share:
 // compute without shapes (FLOPs at the GEMM efficiency plus traffic over HBM: the estimate has no
 // GEMM shapes), host<->device copies and the optimizer step.
+// The activation traffic a forward, recompute or backward op's memory-bound kernels move.
+double traffic_bytes(const plan::Op& op);
 double compute_seconds(const ComputeModel& compute, double flops, double activation_bytes);
 double copy_seconds(const config::TopologyConfig& topo, std::int64_t bytes);
 double optimizer_seconds(const config::TopologyConfig& topo, const ComputeModel& compute, bool on_host, std::int64_t elements,
@@ -36,6 +38,8 @@ public:
     const ComputeModel& compute() const { return compute_; }
 
 private:
+    double unshared_time(const plan::Op& op) const;  // with the cores to itself
+
     const plan::ShardingPlan& plan_;
     LinkModel links_;
     ComputeModel compute_;
