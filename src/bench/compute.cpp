@@ -117,6 +117,16 @@ double measure_optimizer(device::Device& dev, std::vector<ComputeSample>& sample
     return s > 0 ? static_cast<double>(n) / s : 0.0;
 }
 
+double measure_accumulate(device::Device& dev, DType into, std::vector<ComputeSample>& samples) {
+    dev.set_stream(device::DeviceStream::compute);
+    const std::int64_t n = 1 << 20;
+    device::Buffer src = zeros(dev, n * 2, "calibrate reduced bf16"), dst = zeros(dev, n * static_cast<std::int64_t>(dtype_size(into)), "calibrate shard");
+    const device::Tensor ts{src.data(), DType::bf16, {n}}, td{dst.data(), into, {n}};
+    const double s = median_seconds(dev, [&] { dev.accumulate(td, ts); }, 9);
+    samples.push_back({"accumulate 1M bf16 into " + std::string(dtype_name(into)), s, 0, 0});
+    return s > 0 ? static_cast<double>(n) / s : 0.0;
+}
+
 ComputeMeasurement measure_compute(device::Device& dev, DType dtype, std::int64_t large) {
     ComputeMeasurement m;
     m.device = dev.name();

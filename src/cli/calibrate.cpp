@@ -1,6 +1,7 @@
 // shardsim calibrate: fit a topology's link latency and bandwidth (sim/calibrate.hpp) to a bench
 // sweep, write the calibrated topology, and say how well it predicts the sweep.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
@@ -70,7 +71,7 @@ std::string share(double v) { return significant(std::min(1.0, v)); }
 // peak, and its optimizer rate is the host's (the same kernel runs an offloaded step).
 std::vector<config::IniEdit> compute_edits(const bench::ComputeMeasurement& m, const config::TopologyConfig& t) {
     std::vector<config::IniEdit> out;
-    const bool cpu = m.stage_elements_per_s > 0 || m.optimizer_elements_per_s > 0;
+    const bool cpu = m.stage_elements_per_s > 0 || m.optimizer_elements_per_s > 0 || m.accumulate_elements_per_s > 0;
     const double peak = t.gpu.peak_tflops(m.dtype) * 1e12;
     const std::string by = "measured by shardsim calibrate --compute (was ";
     const double peak_used = std::max(peak, m.gemm_flops_per_s);
@@ -89,6 +90,12 @@ std::vector<config::IniEdit> compute_edits(const bench::ComputeMeasurement& m, c
     out.push_back({"compute", "launch_us", significant(m.launch_s * 1e6), by + significant(t.compute.launch_us) + ")"});
     if (m.stage_elements_per_s > 0)
         out.push_back({"compute", "stage_gelems", significant(m.stage_elements_per_s / 1e9), by + significant(t.compute.stage_gelems) + ")"});
+    if (m.accumulate_elements_per_s > 0)
+        out.push_back({"compute", "accumulate_gelems", significant(m.accumulate_elements_per_s / 1e9),
+                       by + significant(t.compute.accumulate_gelems) + ")"});
+    if (m.accumulate_fp32_elements_per_s > 0)
+        out.push_back({"compute", "accumulate_fp32_gelems", significant(m.accumulate_fp32_elements_per_s / 1e9),
+                       by + significant(t.compute.accumulate_fp32_gelems) + ")"});
     if (m.optimizer_elements_per_s > 0)
         out.push_back({"host", "cpu_optimizer_gelems", significant(m.optimizer_elements_per_s / 1e9),
                        by + significant(t.host.cpu_optimizer_gelems) + ")"});
@@ -99,40 +106,57 @@ std::vector<config::IniEdit> compute_edits(const bench::ComputeMeasurement& m, c
 
 // [Note: a CPU's elementwise kernels] On a GPU, norms, activation functions, softmax, rotary and
 // the loss stream their tensors at near HBM bandwidth; on a CPU core the executor's kernels are
-// scalar loops (a dtype conversion per element, exp and sin/cos where the op needs them) that run
-// far below the core's streaming bandwidth, and no single kernel stands for the mix. So on a CPU
-// the share of hbm_gbps they achieve is fitted on the executor's own forward and backward ops of
-// two small models of the two decoder families (Llama: RMSNorm, rotary, SwiGLU; GPT-2: LayerNorm,
-// learned positions, GELU), in the dtype of the model's training: what those ops measure beyond
-// their GEMMs as the topology now prices them, against the activation traffic the plan says they
-// move. Neither model is a shipped job's, so a job validated afterwards is a prediction.
-struct CalibrationModel {
-    const char* name;
-    const char* text;
-};
-constexpr CalibrationModel kCalibrationModels[] = {
-    {"calibration-llama", "[model]\nname = calibration-llama\narch = llama\nvocab = 1024\nffn_kind = swiglu\ntied_embeddings = false\n"
-                          "max_positions = 512\nattention_dropout = 0.0\nhidden_dropout = 0.0\n"
-                          "[decoder]\nlayers = 2\nhidden = 384\nheads = 6\nffn = 1024\n"},
-    {"calibration-gpt2", "[model]\nname = calibration-gpt2\narch = gpt2\nvocab = 1024\nffn_kind = gelu\ntied_embeddings = true\n"
-                         "max_positions = 512\nattention_dropout = 0.0\nhidden_dropout = 0.0\n"
-                         "[decoder]\nlayers = 2\nhidden = 320\nheads = 5\nffn = 1280\n"},
-};
+// scalar loops (a dtype conversion per element, exp, tanh and sin/cos where the op needs them)
+// that run far below the core's streaming bandwidth, and at a rate per byte that depends on the
+// family's kernels (measured here: a GPT-2 block's tanh GELU and LayerNorm take ~2.7x as long per
+// byte of activation traffic as a Llama block's SwiGLU, RMSNorm and rotary). So on a CPU the
+// share of hbm_gbps they achieve (compute.elementwise_efficiency) is fitted on the executor's own
+// forward and backward ops: of the model the user trains (`--model`), or by default of Llama-7B
+// and GPT-2 large pooled, each at the calibration size below (the family's architecture, kernels
+// and positions kept; 2 blocks of width 384, 192 tokens, bf16, eager attention), with their GEMMs
+// priced at the rates just measured, against the activation traffic the plan says they move. The
+// size is never a job's own, so a job validated afterwards is a prediction.
+model::ModelSpec calibration_size(model::ModelSpec m) {
+    auto scale = [](model::StackSpec& s) {
+        if (s.layers == 0) return;
+        const double ffn_ratio = static_cast<double>(s.ffn) / static_cast<double>(std::max<std::int64_t>(1, s.hidden));
+        const double rotary = s.rotary_dim > 0 ? static_cast<double>(s.rotary_dim) / static_cast<double>(std::max<std::int64_t>(1, s.head_dim)) : 0;
+        const std::int64_t group = std::max<std::int64_t>(1, s.heads / std::max<std::int64_t>(1, s.kv_heads));
+        s.layers = 2;
+        s.heads = 6;
+        s.head_dim = 64;
+        s.hidden = 384;
+        s.kv_heads = s.heads % group == 0 ? s.heads / group : s.heads;
+        s.ffn = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::lround(384 * ffn_ratio)));
+        s.rotary_dim = rotary > 0 ? std::max<std::int64_t>(2, 2 * std::lround(32 * rotary)) : 0;
+        s.cross_attention_layers = std::min<std::int64_t>(s.cross_attention_layers, 2);
+    };
+    scale(m.encoder);
+    scale(m.decoder);
+    m.vocab = 1024;
+    m.max_positions = std::max<std::int64_t>(m.max_positions, 512);
+    m.published_params = 0;
+    m.name = "calibration-" + m.name;
+    return m;
+}
 
 // The achieved share of hbm_gbps of a CPU's elementwise work, with the GEMMs priced by the
 // topology `text` (the rates just measured). Each op timed goes to `samples`.
-double fit_elementwise_share(device::Device& dev, const std::string& text, std::vector<bench::ComputeSample>& samples) {
+double fit_elementwise_share(device::Device& dev, const std::string& text, const std::vector<std::string>& models,
+                             std::vector<bench::ComputeSample>& samples) {
     config::TopologyConfig topo = config::load_topology_text("<calibrated topology>", text, {});
     topo.gpus_per_node = 1;
     double residual = 0, traffic = 0;
-    for (const auto& cm : kCalibrationModels) {
+    for (const auto& ref : models) {
+        model::ModelSpec spec = calibration_size(model::load_model(ref, "", "--model"));
+        const std::string name = spec.name;
         double model_residual = 0, model_traffic = 0;
-        model::ModelSpec spec = model::load_model_text(std::string("<") + cm.name + ">", cm.text);
-        const std::string job_text = std::string("[job]\nmodel = ") + cm.name + "\ntopology = " + topo.name +
+        const std::string job_text = "[job]\nmodel = " + name + "\ntopology = " + topo.name +
                                      "\nseed = 11\n[parallel]\nstrategy = ddp\nworld_size = 1\n[precision]\nparams = bf16\n"
-                                     "master_weights = true\n[optimizer]\nname = adamw\n[batch]\nmicro_batch = 1\nseq_len = 192\n"
+                                     "master_weights = true\n[optimizer]\nname = adamw\n[batch]\nmicro_batch = 1\nseq_len = 192\n" +
+                                     std::string(spec.encoder_decoder() ? "decoder_seq_len = 128\n" : "") +
                                      "[memory]\nattention = eager\nactivation_checkpointing = false\n";
-        config::JobConfig job = config::load_job_text(std::string("<") + cm.name + " job>", job_text, "", {});
+        config::JobConfig job = config::load_job_text("<" + name + " job>", job_text, "", {});
         const auto plan = plan::ShardingPlan::build(model::make_scenario(std::move(job), topo, std::move(spec)));
         const plan::Schedule schedule = plan::build_schedule(*plan);
         const sim::ComputeModel compute = sim::ComputeModel::from(plan->scenario().topology, plan->precision().params);
@@ -140,12 +164,10 @@ double fit_elementwise_share(device::Device& dev, const std::string& text, std::
             const plan::Op& op = schedule.ops.at(static_cast<std::size_t>(t.op));
             model_residual += t.seconds - compute.op_time(op.work, 0);
             model_traffic += sim::traffic_bytes(op);
-            samples.push_back({std::string(cm.name) + " " + plan::op_kind_name(op.kind) + " " + plan->units().at(static_cast<std::size_t>(op.unit)).name,
+            samples.push_back({name + " " + plan::op_kind_name(op.kind) + " " + plan->units().at(static_cast<std::size_t>(op.unit)).name,
                                t.seconds, op.work.flops(), 0});
         }
-        // What the family's elementwise kernels get through: the spread between families is what
-        // one share for both cannot say (README, "Time fidelity").
-        samples.push_back({std::string(cm.name) + " elementwise (beyond the GEMMs)", model_residual, 0, model_traffic});
+        samples.push_back({name + " elementwise (beyond the GEMMs)", model_residual, 0, model_traffic});
         residual += model_residual;
         traffic += model_traffic;
     }
@@ -154,7 +176,8 @@ double fit_elementwise_share(device::Device& dev, const std::string& text, std::
 }
 
 // --compute: measure this device and write the compute figures into the topology.
-int calibrate_compute(const std::string& topology, const std::string& out, const std::string& device_name, bool json) {
+int calibrate_compute(const std::string& topology, const std::string& out, const std::string& device_name, const std::string& model,
+                      bool json) {
     const config::TopologyConfig topo = config::load_topology(topology, "", "--topology", {});
     std::string why;
     const bool gpu = device_name == "cuda" || (device_name == "auto" && device::cuda_available(&why));
@@ -167,17 +190,18 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
     if (!gpu) {
         m.stage_elements_per_s = bench::measure_stage(*dev, DType::bf16, m.samples);
         m.optimizer_elements_per_s = bench::measure_optimizer(*dev, m.samples);
+        m.accumulate_elements_per_s = bench::measure_accumulate(*dev, DType::bf16, m.samples);
+        m.accumulate_fp32_elements_per_s = bench::measure_accumulate(*dev, DType::fp32, m.samples);
     }
     auto changes = compute_edits(m, topo);
     if (!gpu) {
         // The elementwise share, with the GEMMs priced as just measured ([Note: a CPU's elementwise kernels]).
-        const double axpby = m.memory_Bps;
-        const double share_fit = fit_elementwise_share(*dev, config::edit_ini_text(topo.source, changes, ""), m.samples);
-        for (auto& c : changes)
-            if (c.key == "memory_efficiency")
-                c.value = share(share_fit), c.comment = "fitted by shardsim calibrate --compute on the executor's elementwise kernels (was " +
-                                                         significant(topo.compute.memory_efficiency) + "; axpby streams " +
-                                                         format_fixed(axpby / 1e9, 1) + " GB/s)";
+        const std::vector<std::string> models = model.empty() ? std::vector<std::string>{"llama-7b", "gpt2-large"} : std::vector<std::string>{model};
+        const double share_fit = fit_elementwise_share(*dev, config::edit_ini_text(topo.source, changes, ""), models, m.samples);
+        changes.push_back({"compute", "elementwise_efficiency", share(share_fit),
+                           "fitted by shardsim calibrate --compute on the executor's forward and backward ops of " + join(models, " and ") +
+                               " at calibration size (was " +
+                               significant(topo.compute.elementwise_efficiency) + ")"});
     }
     std::string preamble = "# Compute calibrated by shardsim " + version() + ": shardsim calibrate --compute --topology " + topo.name +
                            " on " + m.device + " (" + comm::host_name() + "), " + std::string(dtype_name(m.dtype)) + ":\n";
@@ -198,9 +222,13 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
         j["gemm_flops_per_s"] = m.gemm_flops_per_s;
         j["stage_elements_per_s"] = m.stage_elements_per_s;          // CPU only, else 0
         j["optimizer_elements_per_s"] = m.optimizer_elements_per_s;  // CPU only, else 0
+        j["accumulate_elements_per_s"] = m.accumulate_elements_per_s;            // CPU only, else 0
+        j["accumulate_fp32_elements_per_s"] = m.accumulate_fp32_elements_per_s;  // CPU only, else 0
         j["attention_flops_per_s"] = m.attention_flops_per_s;
         j["memory_Bps"] = m.memory_Bps;
         j["launch_s"] = m.launch_s;
+        for (const auto& c : changes)
+            if (c.key == "elementwise_efficiency") j["elementwise_efficiency"] = std::stod(c.value);  // CPU only
         j["out"] = out;
         std::cout << j.dump() << "\n";
     } else if (out != "-") {
@@ -216,7 +244,7 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
 int cmd_calibrate(const Args& args) {
     std::string bench_path, topology, out, min_text = "1", max_text = "4G";
     bool json = false, compute = false;
-    std::string device_name = "auto";
+    std::string device_name = "auto", model;
     po::options_description desc("options");
     desc.add_options()
         ("bench", po::value<std::string>(&bench_path), "the HDF5 file of shardsim bench --out")
@@ -228,10 +256,13 @@ int cmd_calibrate(const Args& args) {
         ("json", po::bool_switch(&json), "print the fit as JSON")
         ("compute", po::bool_switch(&compute),
          "measure this device's GEMM, attention, memory and launch rates instead (no bench file) and write them into [compute]")
-        ("device", po::value<std::string>(&device_name)->default_value(device_name), "--compute: auto, cpu or cuda");
+        ("device", po::value<std::string>(&device_name)->default_value(device_name), "--compute: auto, cpu or cuda")
+        ("model", po::value<std::string>(&model),
+         "--compute on a CPU: fit the elementwise share on this model's family (catalogue name or .ini; default: Llama-7B's and "
+         "GPT-2 large's pooled), at calibration size");
     po::positional_options_description pos;
     pos.add("bench", 1);
-    const auto vm = parse_options("calibrate", "shardsim calibrate BENCH.h5 --topology T --out T-calibrated.ini [--min-bytes 1M] [--json]\n       shardsim calibrate --compute --topology T --out T-calibrated.ini [--device auto|cpu|cuda]", desc,
+    const auto vm = parse_options("calibrate", "shardsim calibrate BENCH.h5 --topology T --out T-calibrated.ini [--min-bytes 1M] [--json]\n       shardsim calibrate --compute --topology T --out T-calibrated.ini [--device auto|cpu|cuda] [--model M]", desc,
                                   args, "", &pos);
     if (!vm) return 0;
     if (compute) {
@@ -241,7 +272,8 @@ int cmd_calibrate(const Args& args) {
         if (device_name != "auto" && device_name != "cpu" && device_name != "cuda")
             p.add("--device: bad value '" + device_name + "' (allowed: auto, cpu, cuda)");
         p.throw_if_any();
-        return calibrate_compute(topology, out, device_name, json);
+        if (!model.empty()) model::load_model(model, "", "--model");  // a bad --model fails before anything is measured
+        return calibrate_compute(topology, out, device_name, model, json);
     }
     Problems p;
     if (bench_path.empty()) p.add("shardsim calibrate: missing the bench file (usage: shardsim calibrate BENCH.h5 --topology T --out FILE.ini)");

@@ -86,6 +86,7 @@ int cmd_validate(const Args& args) {
         ("memory-floor-mib", po::value<double>(&o.floor_mib)->default_value(0.0625),
          "differences smaller than this (MiB) never fail")
         ("time-tolerance", po::value<double>(&o.th.time_pct)->default_value(100), "% step and comm times may differ (0: off)")
+        ("comm-tolerance", po::value<double>(&o.th.comm_pct), "% comm and exposed comm times may differ (default: --time-tolerance; 0: off)")
         ("allow-incomplete", po::bool_switch(&o.allow_incomplete),
          "compare files whose run did not finish (complete = 0): their last recorded step")
         ("json", po::bool_switch(&o.json), "print the comparison as JSON")
@@ -99,6 +100,7 @@ int cmd_validate(const Args& args) {
     if (!vm) return 0;
     if (o.th.memory_pct < 0) throw InputError("--memory-tolerance: bad value (allowed: number >= 0)");
     if (o.th.time_pct < 0) throw InputError("--time-tolerance: bad value (allowed: number >= 0)");
+    if (vm->count("comm-tolerance") && o.th.comm_pct < 0) throw InputError("--comm-tolerance: bad value (allowed: number >= 0)");
     if (o.steps < 1) throw InputError("--steps: bad value '" + std::to_string(o.steps) + "' (allowed: integer >= 1)");
     parse_backend_option(o.backend);  // refused before MPI starts
     o.th.memory_floor_bytes = static_cast<std::int64_t>(o.floor_mib * kMiB);

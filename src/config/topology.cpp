@@ -108,7 +108,10 @@ std::vector<KeySpec> compute_keys() {
     };
     share("gemm_efficiency", "auto", "achieved share of the dense peak by a large, well-shaped GEMM (auto: gpu.compute_efficiency)");
     share("attention_efficiency", "auto", "achieved share of the peak by fused sdpa / flash attention kernels (auto: gemm_efficiency)");
-    share("memory_efficiency", "1", "achieved share of hbm_gbps by memory-bound kernels (norms, activations, softmax, casts, optimizer)");
+    share("memory_efficiency", "1", "achieved share of hbm_gbps by memory-bound kernels that stream (copies, casts, the optimizer step)");
+    share("elementwise_efficiency", "auto",
+          "achieved share of hbm_gbps by the elementwise kernels of forward and backward ops (norms, activation functions, softmax, "
+          "rotary, the loss) moving their activation traffic (auto: memory_efficiency; a CPU's scalar loops run far below it)");
     KeySpec launch = key("compute", "launch_us", ValueType::number, "us", "0", "cost of one kernel launch (at most 1 s)");
     launch.min = 0;
     launch.max = limits::kLatencyUs;
@@ -120,6 +123,15 @@ std::vector<KeySpec> compute_keys() {
     stage.min = 0;
     stage.max = limits::kGelemsPerSecond;
     out.push_back(stage);
+    for (const char* into : {"", "fp32_"}) {
+        KeySpec acc = key("compute", std::string("accumulate_") + into + "gelems", ValueType::number, "1e9 elements/s", "0",
+                          std::string("a CPU device: elements added one by one into ") + (*into ? "an fp32" : "a 16-bit") +
+                              " buffer (a reduced gradient shard landing in the accumulated one), at this rate (0: by bytes at "
+                              "hbm_gbps x memory_efficiency, as a GPU streams them; at most 1e6)");
+        acc.min = 0;
+        acc.max = limits::kGelemsPerSecond;
+        out.push_back(acc);
+    }
     out.push_back(key("compute", "source", ValueType::text, "", "", "where calibrated values came from (shardsim calibrate --compute)"));
     return out;
 }
@@ -281,8 +293,11 @@ ComputeSpec compute_spec(const Values& v, const GpuSpec& gpu, const std::string&
     c.gemm_efficiency = v.is_auto("compute.gemm_efficiency") ? gpu.compute_efficiency : v.number("compute.gemm_efficiency");
     c.attention_efficiency = v.is_auto("compute.attention_efficiency") ? c.gemm_efficiency : v.number("compute.attention_efficiency");
     c.memory_efficiency = v.number("compute.memory_efficiency");
+    c.elementwise_efficiency = v.is_auto("compute.elementwise_efficiency") ? c.memory_efficiency : v.number("compute.elementwise_efficiency");
     c.launch_us = v.number("compute.launch_us");
     c.stage_gelems = v.number("compute.stage_gelems");
+    c.accumulate_gelems = v.number("compute.accumulate_gelems");
+    c.accumulate_fp32_gelems = v.number("compute.accumulate_fp32_gelems");
     c.source = v.text("compute.source");
     return c;
 }

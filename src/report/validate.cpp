@@ -126,8 +126,9 @@ RankValidation compare(const RunTimeline& pred_run, const RankTimeline& pred, co
         TimeCheck t{names[i], predicted[i], m.median, error_pct(predicted[i], m.median), m.lo, m.hi, m.steps};
         // The exposed part can be zero on one side: judge it against the step instead.
         const double base = i == 2 ? std::max(ps.step_time, 1e-12) : predicted[i];
-        const double allowed = th.time_pct / 100.0 * base + 0.5 * (m.hi - m.lo);
-        t.failed = th.time_pct > 0 && (std::fabs(m.median - predicted[i]) > allowed || (base == 0 && m.median > 0));
+        const double pct = i == 0 ? th.time_pct : th.comm();
+        const double allowed = pct / 100.0 * base + 0.5 * (m.hi - m.lo);
+        t.failed = pct > 0 && (std::fabs(m.median - predicted[i]) > allowed || (base == 0 && m.median > 0));
         v.passed = v.passed && !t.failed;
         v.times.push_back(t);
     }
@@ -262,6 +263,7 @@ io::Json validation_json(const Validation& v, const Thresholds& th) {
     t["memory_pct"] = th.memory_pct;
     t["memory_floor_bytes"] = th.memory_floor_bytes;
     t["time_pct"] = th.time_pct;
+    t["comm_pct"] = th.comm();
     j["thresholds"] = t;
     io::Json ranks = io::Json::array();
     for (const auto& r : v.ranks) {
@@ -338,7 +340,9 @@ std::string validation_text(const Validation& v, const Thresholds& th) {
         if (!r.memory_cause.empty()) out += "why the peaks differ: " + memory_cause_text(r) + "\n";
     }
     out += std::string("thresholds: memory ") + format_fixed(th.memory_pct, 1) + "% beyond " + format_bytes(th.memory_floor_bytes) +
-           ", time " + (th.time_pct > 0 ? format_fixed(th.time_pct, 0) + "% of the prediction + half the measured spread" : std::string("off")) + "\n";
+           ", time " + (th.time_pct > 0 ? format_fixed(th.time_pct, 0) + "%" : std::string("off")) +
+           (th.comm() != th.time_pct ? ", communication " + (th.comm() > 0 ? format_fixed(th.comm(), 0) + "%" : std::string("off")) : std::string()) +
+           " of the prediction + half the measured spread\n";
     return out;
 }
 

@@ -36,6 +36,22 @@ double ComputeModel::memory_time(double bytes) const {
     return bw > 0 ? bytes / bw : 0.0;
 }
 
+double ComputeModel::elementwise_time(double bytes) const {
+    const double bw = hbm_Bps * spec.elementwise_efficiency;
+    return bw > 0 ? bytes / bw : 0.0;
+}
+
+double ComputeModel::convert_time(double elements, double src_bytes, double dst_bytes) const {
+    if (cpu && spec.stage_gelems > 0) return elements / (spec.stage_gelems * 1e9);
+    return memory_time(elements * (src_bytes + dst_bytes));
+}
+
+double ComputeModel::accumulate_time(double elements, double src_bytes, double dst_bytes) const {
+    const double rate = dst_bytes >= 4 ? spec.accumulate_fp32_gelems : spec.accumulate_gelems;
+    if (cpu && rate > 0) return elements / (rate * 1e9);
+    return memory_time(elements * (src_bytes + 2 * dst_bytes));  // read both, write the sum
+}
+
 double ComputeModel::gemm_time(const model::Gemm& g) const {
     const double rate = peak_flops * spec.gemm_efficiency * quantisation(g);
     const double compute = rate > 0 ? g.flops() / rate : 0.0;
@@ -58,7 +74,7 @@ double ComputeModel::op_time(const model::ComputeWork& work, double traffic_byte
     for (const auto& g : work.gemms) t += gemm_time(g);
     const double attention_rate = peak_flops * spec.attention_efficiency;
     if (work.fused_attention_flops > 0 && attention_rate > 0) t += work.fused_attention_flops / attention_rate;
-    t += memory_time(traffic_bytes);
+    t += elementwise_time(traffic_bytes);
     t += static_cast<double>(work.kernels) * spec.launch_us * 1e-6;
     return t;
 }

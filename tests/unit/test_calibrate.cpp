@@ -238,7 +238,7 @@ TEST_CASE("shardsim calibrate --compute writes measured [compute] figures that l
     CHECK(j.at("memory_Bps").as_number() > 0);
     const auto t = config::load_topology(out, "", "test", {});
     CHECK(t.compute.source.find("calibrate --compute") != std::string::npos);
-    for (double share : {t.compute.gemm_efficiency, t.compute.attention_efficiency, t.compute.memory_efficiency}) {
+    for (double share : {t.compute.gemm_efficiency, t.compute.attention_efficiency, t.compute.memory_efficiency, t.compute.elementwise_efficiency}) {
         CHECK(share > 0);
         CHECK(share <= 1);
     }
@@ -251,6 +251,13 @@ TEST_CASE("shardsim calibrate --compute writes measured [compute] figures that l
     const double stage = j.at("stage_elements_per_s").as_number(), optimizer = j.at("optimizer_elements_per_s").as_number();
     CHECK(optimizer > 0);
     CHECK(t.host.cpu_optimizer_gelems * 1e9 == doctest::Approx(optimizer).epsilon(1e-3));
+    CHECK(t.compute.accumulate_gelems * 1e9 == doctest::Approx(j.at("accumulate_elements_per_s").as_number()).epsilon(1e-3));
+    CHECK(t.compute.accumulate_fp32_gelems * 1e9 == doctest::Approx(j.at("accumulate_fp32_elements_per_s").as_number()).epsilon(1e-3));
+    // Streaming stays the memory share; the elementwise kernels' share is fitted on their own ([Note:
+    // a CPU's elementwise kernels]): a scalar loop on a core moves less than axpby does.
+    CHECK(t.compute.memory_efficiency * t.gpu.hbm_gbps * 1e9 == doctest::Approx(j.at("memory_Bps").as_number()).epsilon(1e-3));
+    CHECK(t.compute.elementwise_efficiency < t.compute.memory_efficiency);
+    CHECK(t.compute.elementwise_efficiency == doctest::Approx(j.at("elementwise_efficiency").as_number()).epsilon(1e-3));
     if (stage > 0) CHECK(t.compute.stage_gelems * 1e9 == doctest::Approx(stage).epsilon(1e-3));
     // A bf16 GEMM priced with the file: the fp32 GEMM plus its elements at the staging rate.
     const sim::ComputeModel c16 = sim::ComputeModel::from(t, DType::bf16), c32 = sim::ComputeModel::from(t, DType::fp32);
@@ -260,4 +267,8 @@ TEST_CASE("shardsim calibrate --compute writes measured [compute] figures that l
     const auto bad = test::run_command(test::shardsim_binary() + " calibrate --compute --topology cpu-host --device tpu --out " + out);
     CHECK(bad.exit_code == 2);
     CHECK(bad.output.find("--device: bad value 'tpu' (allowed: auto, cpu, cuda)") != std::string::npos);
+    const auto bad_model = test::run_command(test::shardsim_binary() + " calibrate --compute --topology cpu-host --device cpu --model no-such-model --out " + out);
+    CHECK(bad_model.exit_code == 2);
+    CHECK(test::lines(bad_model.output).size() == 1);
+    CHECK(bad_model.output.find("--model") != std::string::npos);
 }

@@ -256,6 +256,27 @@ TEST_CASE("validate judges time by the measured median over the steps, its bound
     CHECK_FALSE(step_check(one).failed);
 }
 
+TEST_CASE("validate judges communication by its own tolerance when one is given") {
+    const RunTimeline pred = simulated();
+    // Every op 20% slower than predicted, steadily: step and communication both 20% off.
+    const RunTimeline slow = steps_scaled(pred, {3.0, 1.2, 1.2, 1.2});
+    auto check = [](const report::Validation& v, const std::string& what) {
+        for (const auto& t : v.ranks.at(0).times)
+            if (t.what == what) return t;
+        throw std::runtime_error("no " + what + " check");
+    };
+    report::Thresholds th;
+    th.time_pct = 25;
+    REQUIRE(check(report::validate_runs(pred, slow, th), "comm time").predicted > 0);
+    CHECK_FALSE(check(report::validate_runs(pred, slow, th), "comm time").failed);  // comm follows time: 20% < 25%
+    th.comm_pct = 10;
+    const auto v = report::validate_runs(pred, slow, th);
+    CHECK(check(v, "comm time").failed);        // 20% > 10%
+    CHECK_FALSE(check(v, "step time").failed);  // still 25%
+    CHECK(report::validation_text(v, th).find("time 25%, communication 10% of the prediction") != std::string::npos);
+    CHECK(report::validation_json(v, th).at("thresholds").at("comm_pct").as_number() == 10);
+}
+
 TEST_CASE("differences read as a percentage within a factor of two, as a ratio beyond") {
     CHECK(format_change(112.3, 100) == "+12.3%");
     CHECK(format_change(60, 100) == "-40.0%");

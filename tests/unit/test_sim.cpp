@@ -6,6 +6,7 @@
 #include <random>
 
 #include "shardsim/model/scenario.hpp"
+#include "shardsim/plan/buffers.hpp"
 #include "shardsim/report/summary.hpp"
 #include "shardsim/sim/cost.hpp"
 #include "shardsim/sim/simulator.hpp"
@@ -85,7 +86,28 @@ TEST_CASE("FSDP's backward prefetch hides all-gathers behind compute: less expos
     const auto none = simulate("llama-7b-fsdp-6x-a100-40g", {"fsdp.backward_prefetch=none", "topology.intra_node.bandwidth_gbps=300"});
     const auto one = simulate("llama-7b-fsdp-6x-a100-40g", {"fsdp.backward_prefetch=backward_pre", "topology.intra_node.bandwidth_gbps=300"});
     const auto a = report::summary_json(none), b = report::summary_json(one);
-    CHECK(b.at("exposed_comm_s").as_number() < 0.5 * a.at("exposed_comm_s").as_number());
+    // Backward prefetch changes backward: the communication of backward left uncovered by compute
+    // (forward's all-gathers, with their copy-out, are exposed the same either way). One
+    // micro-batch, so that no forward follows the first backward.
+    const auto none1 = simulate("llama-7b-fsdp-6x-a100-40g", {"fsdp.backward_prefetch=none", "topology.intra_node.bandwidth_gbps=300", "batch.grad_accum=1"});
+    const auto one1 = simulate("llama-7b-fsdp-6x-a100-40g", {"fsdp.backward_prefetch=backward_pre", "topology.intra_node.bandwidth_gbps=300", "batch.grad_accum=1"});
+    auto exposed_in_backward = [](const timeline::RunTimeline& r) {
+        const auto& ops = r.timelines.at(0).ops;
+        double first_backward = 1e300;
+        std::vector<std::pair<double, double>> compute;
+        for (const auto& op : ops) {
+            if (op.stream == plan::OpStream::compute) compute.push_back({op.t_start, op.t_end});
+            if (op.kind == plan::OpKind::backward) first_backward = std::min(first_backward, op.t_start);
+        }
+        const timeline::IntervalCover cover(compute);
+        double exposed = 0;
+        for (const auto& op : ops)
+            if (op.stream == plan::OpStream::comm && op.t_start >= first_backward)
+                exposed += (op.t_end - op.t_start) - cover.covered(op.t_start, op.t_end);
+        return exposed;
+    };
+    CHECK(exposed_in_backward(one1) < 0.5 * exposed_in_backward(none1));
+    CHECK(b.at("exposed_comm_s").as_number() < a.at("exposed_comm_s").as_number());
     CHECK(b.at("step_time_s").as_number() < a.at("step_time_s").as_number());
     // Same bytes either way.
     CHECK(a.at("comm_bytes_per_rank").dump() .find("size_bytes") != std::string::npos);
@@ -178,4 +200,34 @@ TEST_CASE("a CPU host: collectives between compute on one core per rank, beside 
     CHECK(step(half) == doctest::Approx(2 * step(one)).epsilon(1e-9));
     // Memory is the same plan's: the peaks only move with what overlaps.
     CHECK(one.timelines.at(0).summarize().peak_bytes <= two.timelines.at(0).summarize().peak_bytes);
+}
+
+// [Note: data movement around a collective] (sim/cost.cpp): a reduce-scatter's time is the wire's
+// plus packing its input into the staging buffer (and zeroing it when padded rank-major) and adding
+// the reduced shard into the gradient shard; on a CPU the addition goes element by element.
+TEST_CASE("a reduce-scatter's time includes packing its input and landing the reduced shard, priced by the plan's buffers") {
+    const std::vector<std::string> sets = {"topology.host.cpu_cores=2", "topology.compute.memory_efficiency=0.5",
+                                           "topology.compute.stage_gelems=2", "topology.compute.accumulate_gelems=0.5"};
+    const auto p = plan::ShardingPlan::build(model::load_scenario("mini-llama-fsdp-2cpu", sets));
+    const auto schedule = plan::build_schedule(*p);
+    const sim::CostModel cost(*p);
+    const plan::Op* rs = nullptr;
+    for (const auto& op : schedule.ops)
+        if (op.kind == plan::OpKind::reduce_scatter && op.micro_batch == 0 && p->units().at(static_cast<std::size_t>(op.unit)).name == "block.3") rs = &op;
+    REQUIRE(rs);
+    const auto& buf = p->buffers();
+    const plan::BufferSpec& in = buf[rs->use(plan::Role::input)->buffer];
+    const plan::BufferSpec& stage = buf[rs->use(plan::Role::stage)->buffer];
+    const plan::BufferSpec& result = buf[rs->use(plan::Role::result)->buffer];
+    REQUIRE(in.dtype == DType::bf16);
+    REQUIRE(stage.dtype == DType::bf16);
+    REQUIRE(result.arrangement == plan::Arrangement::shard);
+    const double streamed = 20e9 * 0.5;  // cpu-host's hbm_gbps x memory_efficiency
+    const double zeroing = stage.arrangement == plan::Arrangement::gathered ? static_cast<double>(stage.bytes) / streamed : 0.0;
+    const double expected = zeroing + static_cast<double>(in.bytes) / streamed + static_cast<double>(result.elements()) / 0.5e9;
+    CHECK(cost.movement_time(*rs) == doctest::Approx(expected).epsilon(1e-9));
+    const double wire = sim::collective_time(cost.links(), rs->collective->kind, rs->collective->size_bytes, p->groups().span(rs->collective->group));
+    CHECK(cost.op_time(*rs) == doctest::Approx(wire + expected).epsilon(1e-9));
+    // The shard is 1 / ranks of the input: the landing is most of it on a core at these rates.
+    CHECK(static_cast<double>(result.elements()) / 0.5e9 > 0.5 * expected);
 }

@@ -33,6 +33,8 @@ struct ComputeMeasurement {
     // A CPU device only (0 elsewhere): measure_stage's rate, and measure_optimizer's.
     double stage_elements_per_s = 0;
     double optimizer_elements_per_s = 0;
+    double accumulate_elements_per_s = 0;       // into bf16
+    double accumulate_fp32_elements_per_s = 0;  // into fp32
     std::vector<ComputeSample> samples;
 };
 
@@ -45,6 +47,9 @@ double measure_stage(device::Device& dev, DType dtype, std::vector<ComputeSample
 // The optimizer step as the executor runs it on a CPU device, per parameter: the rank's gradient
 // rows converted to fp32, then AdamW on fp32 master weights writing their bf16 copy. Elements/s.
 double measure_optimizer(device::Device& dev, std::vector<ComputeSample>& samples);
+// A CPU device's addition of a reduced bf16 shard into the accumulated one of dtype `into`,
+// element by element: what lands a reduce-scatter. Elements/s.
+double measure_accumulate(device::Device& dev, DType into, std::vector<ComputeSample>& samples);
 // The GEMM rate alone (the median of the same shapes), in `dtype`; its samples go to `samples`.
 double measure_gemm(device::Device& dev, DType dtype, std::int64_t large, std::vector<ComputeSample>& samples);
 

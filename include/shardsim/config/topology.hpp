@@ -39,9 +39,12 @@ struct ComputeSpec {
     std::int64_t tile_m = 1, tile_n = 1;  // the GEMM output tile one SM computes at a time
     double gemm_efficiency = 0.5;     // achieved share of peak of a large, well-shaped GEMM
     double attention_efficiency = 0.5;  // of fused sdpa / flash attention kernels
-    double memory_efficiency = 1;     // achieved share of hbm_gbps in memory-bound kernels
+    double memory_efficiency = 1;     // achieved share of hbm_gbps in memory-bound kernels (copies, the optimizer)
+    double elementwise_efficiency = 1;  // ... by a forward or backward op's elementwise kernels (norms, softmax, ...)
     double launch_us = 0;             // per kernel
     double stage_gelems = 0;          // a CPU: 16-bit GEMM operands widened to fp32 (and back), 1e9/s; 0: none
+    double accumulate_gelems = 0;       // a CPU: elements added one by one into a 16-bit buffer, 1e9/s; 0: by bytes
+    double accumulate_fp32_gelems = 0;  // ... into an fp32 buffer
     std::string source;               // where calibrated values came from ("" when from datasheets)
 };
 

@@ -11,8 +11,9 @@
 //   time        step, communication and exposed communication time: the measured median over
 //               the measured steps (all but the first, which warms up, when there are several)
 //               with its spread (min - max); the error is the median's, in %, and a figure fails
-//               when |median - predicted| exceeds `time_pct` of the prediction plus half the
-//               spread (0 turns the time check off): a noisy host widens the bound by its own noise
+//               when |median - predicted| exceeds `time_pct` (`comm_pct` for the two
+//               communication figures) of the prediction plus half the spread (0 turns the check
+//               off): a noisy host widens the bound by its own noise
 // Memory and sizes are compared on the last measured step.
 // Ranks are folded as simulate folds them: ranks with the same prediction whose comparison says
 // the same (the same exact failures and first divergence) share one result, and each row of it
@@ -29,6 +30,8 @@ struct Thresholds {
     double memory_pct = 10;
     std::int64_t memory_floor_bytes = 64 * 1024;
     double time_pct = 100;
+    double comm_pct = -1;  // communication and exposed communication; < 0: time_pct
+    double comm() const { return comm_pct < 0 ? time_pct : comm_pct; }
 };
 
 struct CategoryCheck {

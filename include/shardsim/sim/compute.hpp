@@ -13,7 +13,7 @@
 //   attention  sdpa / flash kernels: their FLOPs / (peak x attention_efficiency); eager attention's
 //              products are GEMMs like the others
 //   memory     the op's activation traffic (activations written in forward; read and their
-//              gradients written in backward) / (hbm_gbps x memory_efficiency): norms, activation
+//              gradients written in backward) / (hbm_gbps x elementwise_efficiency): norms, activation
 //              functions, softmax, dropout, casts. On a CPU these are scalar loops that a core
 //              runs well below its streaming bandwidth: `calibrate --compute` fits the share on
 //              the executor's own forward and backward ops (cli/calibrate.cpp)
@@ -37,7 +37,12 @@ struct ComputeModel {
     double quantisation(const model::Gemm& g) const;
     // A CPU device's widening of 16-bit operands and narrowing of the result (0 on a GPU).
     double stage_time(const model::Gemm& g) const;
-    double memory_time(double bytes) const;
+    double memory_time(double bytes) const;       // streamed: copies, the optimizer step
+    double elementwise_time(double bytes) const;  // a compute op's activation traffic
+    // `elements` converted from one dtype to another, or added into a buffer: per element on a CPU
+    // (compute.stage_gelems, compute.accumulate_gelems), by bytes streamed elsewhere.
+    double convert_time(double elements, double src_bytes, double dst_bytes) const;
+    double accumulate_time(double elements, double src_bytes, double dst_bytes) const;
     double op_time(const model::ComputeWork& work, double traffic_bytes) const;
 };
 

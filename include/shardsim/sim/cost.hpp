@@ -34,6 +34,9 @@ public:
     // The op moves data over the node's path to host memory that copies and pcie-no-p2p
     // collectives share: the simulator runs such ops one at a time.
     bool uses_host_path(const plan::Op& op) const;
+    // The copies, conversions and additions around a collective's library call ([Note: data
+    // movement around a collective]): part of the op's time.
+    double movement_time(const plan::Op& op) const;
     const LinkModel& links() const { return links_; }
     const ComputeModel& compute() const { return compute_; }
 
