@@ -58,7 +58,7 @@ double CostModel::op_time(const plan::Op& op) const {
 // into an accumulated shard, copied into anything else. The sizes are the plan's buffers; a
 // GPU streams them at HBM speed (microseconds beside the wire), a CPU core moves them element by
 // element (compute.accumulate_gelems, compute.stage_gelems), which on 2 CPU ranks is most of a
-// reduce-scatter's time (README, "Time fidelity").
+// reduce-scatter's time (README, "Limits").
 double CostModel::movement_time(const plan::Op& op) const {
     const auto& table = plan_.buffers();
     const auto& topo = plan_.scenario().topology;
