@@ -1,6 +1,7 @@
 #include "shardsim/bench/model_ops.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 
@@ -90,7 +91,10 @@ std::vector<OpTime> time_compute_ops(device::Device& dev, const plan::ShardingPl
     std::vector<OpTime> out;
     for (auto& [op, t] : times) {
         std::sort(t.begin(), t.end());
-        out.push_back({op, t[t.size() / 2]});
+        const double median = t[t.size() / 2];
+        OpTime o{op, median, {}};
+        for (double x : t) o.deviations.push_back(median > 0 ? x / median - 1 : 0.0);
+        out.push_back(o);
     }
     return out;
 }

@@ -142,11 +142,17 @@ model::ModelSpec calibration_size(model::ModelSpec m) {
 
 // The achieved share of hbm_gbps of a CPU's elementwise work, with the GEMMs priced by the
 // topology `text` (the rates just measured). Each op timed goes to `samples`.
-double fit_elementwise_share(device::Device& dev, const std::string& text, const std::vector<std::string>& models,
-                             std::vector<bench::ComputeSample>& samples) {
+struct ModelFit {
+    double elementwise_share = 1;
+    double time_cv = 0;  // the spread of the ops of 1 ms and more ([Note: waiting for the last rank])
+};
+
+ModelFit fit_model_ops(device::Device& dev, const std::string& text, const std::vector<std::string>& models,
+                       std::vector<bench::ComputeSample>& samples) {
     config::TopologyConfig topo = config::load_topology_text("<calibrated topology>", text, {});
     topo.gpus_per_node = 1;
     double residual = 0, traffic = 0;
+    std::vector<double> deviations;  // time / median - 1 of every repetition of every op of 1 ms and more
     for (const auto& ref : models) {
         model::ModelSpec spec = calibration_size(model::load_model(ref, "", "--model"));
         const std::string name = spec.name;
@@ -160,7 +166,9 @@ double fit_elementwise_share(device::Device& dev, const std::string& text, const
         const auto plan = plan::ShardingPlan::build(model::make_scenario(std::move(job), topo, std::move(spec)));
         const plan::Schedule schedule = plan::build_schedule(*plan);
         const sim::ComputeModel compute = sim::ComputeModel::from(plan->scenario().topology, plan->precision().params);
-        for (const auto& t : bench::time_compute_ops(dev, *plan, schedule, 5)) {
+        for (const auto& t : bench::time_compute_ops(dev, *plan, schedule, 7)) {
+            if (t.seconds >= 1e-3)
+                for (double d : t.deviations) deviations.push_back(d);
             const plan::Op& op = schedule.ops.at(static_cast<std::size_t>(t.op));
             model_residual += t.seconds - compute.op_time(op.work, 0);
             model_traffic += sim::traffic_bytes(op);
@@ -172,7 +180,14 @@ double fit_elementwise_share(device::Device& dev, const std::string& text, const
         traffic += model_traffic;
     }
     const double hbm = topo.gpu.hbm_gbps * 1e9;
-    return residual > 0 && hbm > 0 ? traffic / residual / hbm : 1.0;
+    ModelFit fit;
+    fit.elementwise_share = residual > 0 && hbm > 0 ? traffic / residual / hbm : 1.0;
+    // The standard deviation of all of them together, tails included: a rank the OS interrupted
+    // for a moment is exactly what its peers wait for.
+    double sq = 0;
+    for (double d : deviations) sq += d * d;
+    if (deviations.size() > 1) fit.time_cv = std::sqrt(sq / static_cast<double>(deviations.size() - 1));
+    return fit;
 }
 
 // --compute: measure this device and write the compute figures into the topology.
@@ -197,8 +212,11 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
     if (!gpu) {
         // The elementwise share, with the GEMMs priced as just measured ([Note: a CPU's elementwise kernels]).
         const std::vector<std::string> models = model.empty() ? std::vector<std::string>{"llama-7b", "gpt2-large"} : std::vector<std::string>{model};
-        const double share_fit = fit_elementwise_share(*dev, config::edit_ini_text(topo.source, changes, ""), models, m.samples);
-        changes.push_back({"compute", "elementwise_efficiency", share(share_fit),
+        const ModelFit fit = fit_model_ops(*dev, config::edit_ini_text(topo.source, changes, ""), models, m.samples);
+        changes.push_back({"compute", "time_cv", significant(std::min(1.0, fit.time_cv)),
+                           "measured by shardsim calibrate --compute: the spread of those ops' times over 7 runs each (was " +
+                               significant(topo.compute.time_cv) + ")"});
+        changes.push_back({"compute", "elementwise_efficiency", share(fit.elementwise_share),
                            "fitted by shardsim calibrate --compute on the executor's forward and backward ops of " + join(models, " and ") +
                                " at calibration size (was " +
                                significant(topo.compute.elementwise_efficiency) + ")"});
@@ -228,7 +246,7 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
         j["memory_Bps"] = m.memory_Bps;
         j["launch_s"] = m.launch_s;
         for (const auto& c : changes)
-            if (c.key == "elementwise_efficiency") j["elementwise_efficiency"] = std::stod(c.value);  // CPU only
+            if (c.key == "elementwise_efficiency" || c.key == "time_cv") j[c.key] = std::stod(c.value);  // CPU only
         j["out"] = out;
         std::cout << j.dump() << "\n";
     } else if (out != "-") {

@@ -132,6 +132,13 @@ std::vector<KeySpec> compute_keys() {
         acc.max = limits::kGelemsPerSecond;
         out.push_back(acc);
     }
+    KeySpec cv = key("compute", "time_cv", ValueType::number, "", "0",
+                     "the spread of one compute op's time from one run to the next (standard deviation / mean): ranks "
+                     "then reach a collective at different moments and it waits for the last ([Note: waiting for the "
+                     "last rank]; 0: identical ranks; at most 1)");
+    cv.min = 0;
+    cv.max = 1;
+    out.push_back(cv);
     out.push_back(key("compute", "source", ValueType::text, "", "", "where calibrated values came from (shardsim calibrate --compute)"));
     return out;
 }
@@ -298,6 +305,7 @@ ComputeSpec compute_spec(const Values& v, const GpuSpec& gpu, const std::string&
     c.stage_gelems = v.number("compute.stage_gelems");
     c.accumulate_gelems = v.number("compute.accumulate_gelems");
     c.accumulate_fp32_gelems = v.number("compute.accumulate_fp32_gelems");
+    c.time_cv = v.number("compute.time_cv");
     c.source = v.text("compute.source");
     return c;
 }

@@ -258,6 +258,10 @@ TEST_CASE("shardsim calibrate --compute writes measured [compute] figures that l
     CHECK(t.compute.memory_efficiency * t.gpu.hbm_gbps * 1e9 == doctest::Approx(j.at("memory_Bps").as_number()).epsilon(1e-3));
     CHECK(t.compute.elementwise_efficiency < t.compute.memory_efficiency);
     CHECK(t.compute.elementwise_efficiency == doctest::Approx(j.at("elementwise_efficiency").as_number()).epsilon(1e-3));
+    // The spread of the ops' times, for the wait at each collective ([Note: waiting for the last rank]).
+    CHECK(t.compute.time_cv >= 0);
+    CHECK(t.compute.time_cv < 1);
+    CHECK(t.compute.time_cv == doctest::Approx(j.at("time_cv").as_number()).epsilon(1e-3));
     if (stage > 0) CHECK(t.compute.stage_gelems * 1e9 == doctest::Approx(stage).epsilon(1e-3));
     // A bf16 GEMM priced with the file: the fp32 GEMM plus its elements at the staging rate.
     const sim::ComputeModel c16 = sim::ComputeModel::from(t, DType::bf16), c32 = sim::ComputeModel::from(t, DType::fp32);

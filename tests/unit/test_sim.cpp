@@ -231,3 +231,36 @@ TEST_CASE("a reduce-scatter's time includes packing its input and landing the re
     // The shard is 1 / ranks of the input: the landing is most of it on a core at these rates.
     CHECK(static_cast<double>(result.elements()) / 0.5e9 > 0.5 * expected);
 }
+
+// [Note: waiting for the last rank] (simulator.cpp): with compute times that spread, a collective
+// lasts its transfer plus the expected wait for the last of its ranks.
+TEST_CASE("a collective waits for the last rank: the spread of the compute since the last collective x E[max of n normals]") {
+    CHECK(sim::expected_max_of_normals(1) == 0);
+    CHECK(sim::expected_max_of_normals(2) == doctest::Approx(1 / std::sqrt(M_PI)).epsilon(1e-6));  // E|X - Y| / 2
+    CHECK(sim::expected_max_of_normals(3) == doctest::Approx(1.5 / std::sqrt(M_PI)).epsilon(1e-6));
+    CHECK(sim::expected_max_of_normals(6) == doctest::Approx(1.2672).epsilon(1e-3));  // tables of normal order statistics
+    const std::vector<std::string> one_lane = {"topology.host.cpu_cores=2"};
+    std::vector<std::string> spread = one_lane;
+    spread.push_back("topology.compute.time_cv=0.05");
+    const auto still = simulate("mini-llama-fsdp-2cpu", one_lane), noisy = simulate("mini-llama-fsdp-2cpu", spread);
+    const auto& a = still.timelines.at(0).ops;
+    const auto& b = noisy.timelines.at(0).ops;
+    REQUIRE(a.size() == b.size());
+    // Every collective preceded, since the one before it, by exactly one compute op of length T
+    // waits 0.05 x T x E[max of 2].
+    int checked = 0;
+    for (std::size_t i = 1; i < a.size(); ++i) {
+        if (a[i].kind != plan::OpKind::reduce_scatter && a[i].kind != plan::OpKind::all_gather) continue;
+        std::vector<double> compute;
+        for (std::size_t j = i; j-- > 0;) {
+            if (a[j].kind == plan::OpKind::reduce_scatter || a[j].kind == plan::OpKind::all_gather) break;
+            if (a[j].kind == plan::OpKind::forward || a[j].kind == plan::OpKind::backward) compute.push_back(a[j].t_end - a[j].t_start);
+        }
+        if (compute.size() != 1 || compute[0] <= 0) continue;
+        const double wait = 0.05 * compute[0] * sim::expected_max_of_normals(2);
+        CHECK((b[i].t_end - b[i].t_start) - (a[i].t_end - a[i].t_start) == doctest::Approx(wait).epsilon(1e-6));
+        ++checked;
+    }
+    CHECK(checked > 10);
+    CHECK(report::summary_json(noisy).at("comm_time_s").as_number() > report::summary_json(still).at("comm_time_s").as_number());
+}

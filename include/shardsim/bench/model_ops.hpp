@@ -12,6 +12,7 @@ namespace shardsim::bench {
 struct OpTime {
     int op = -1;          // the schedule's forward or backward op of micro-batch 0
     double seconds = 0;   // median of the repetitions
+    std::vector<double> deviations;  // each repetition's time / the median - 1
 };
 
 // Every forward and backward op of micro-batch 0 of `schedule`, each the median of `reps` runs

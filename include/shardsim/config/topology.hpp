@@ -45,6 +45,7 @@ struct ComputeSpec {
     double stage_gelems = 0;          // a CPU: 16-bit GEMM operands widened to fp32 (and back), 1e9/s; 0: none
     double accumulate_gelems = 0;       // a CPU: elements added one by one into a 16-bit buffer, 1e9/s; 0: by bytes
     double accumulate_fp32_gelems = 0;  // ... into an fp32 buffer
+    double time_cv = 0;               // spread of one compute op's time from run to run (coefficient of variation)
     std::string source;               // where calibrated values came from ("" when from datasheets)
 };
 

@@ -7,6 +7,10 @@
 
 namespace shardsim::sim {
 
+// E[max of n independent standard normal variables] (0 for n <= 1): the wait for the last of n
+// ranks, in units of their arrival's spread ([Note: waiting for the last rank], simulator.cpp).
+double expected_max_of_normals(std::int64_t n);
+
 // One rank's predicted timeline; the caching allocator's slack (allocator_fragmentation x the
 // transient peak) is added to runtime_overhead from the start, as the allocator keeps it reserved.
 timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan::Schedule& schedule);
