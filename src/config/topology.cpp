@@ -112,33 +112,29 @@ std::vector<KeySpec> compute_keys() {
     share("elementwise_efficiency", "auto",
           "achieved share of hbm_gbps by the elementwise kernels of forward and backward ops (norms, activation functions, softmax, "
           "rotary, the loss) moving their activation traffic (auto: memory_efficiency; a CPU's scalar loops run far below it)");
-    KeySpec launch = key("compute", "launch_us", ValueType::number, "us", "0", "cost of one kernel launch (at most 1 s)");
-    launch.min = 0;
-    launch.max = limits::kLatencyUs;
-    out.push_back(launch);
-    KeySpec stage = key("compute", "stage_gelems", ValueType::number, "1e9 elements/s", "0",
-                        "a CPU device: its 16-bit GEMMs widen each operand element to fp32 and narrow each result "
-                        "element back, at this rate, before and after an fp32 GEMM (0: no staging, as a GPU's tensor "
-                        "cores read 16-bit operands; at most 1e6)");
-    stage.min = 0;
-    stage.max = limits::kGelemsPerSecond;
-    out.push_back(stage);
-    for (const char* into : {"", "fp32_"}) {
-        KeySpec acc = key("compute", std::string("accumulate_") + into + "gelems", ValueType::number, "1e9 elements/s", "0",
-                          std::string("a CPU device: elements added one by one into ") + (*into ? "an fp32" : "a 16-bit") +
-                              " buffer (a reduced gradient shard landing in the accumulated one), at this rate (0: by bytes at "
-                              "hbm_gbps x memory_efficiency, as a GPU streams them; at most 1e6)");
-        acc.min = 0;
-        acc.max = limits::kGelemsPerSecond;
-        out.push_back(acc);
-    }
-    KeySpec cv = key("compute", "time_cv", ValueType::number, "", "0",
-                     "the spread of one compute op's time from one run to the next (standard deviation / mean): ranks "
-                     "then reach a collective at different moments and it waits for the last ([Note: waiting for the "
-                     "last rank]; 0: identical ranks; at most 1)");
-    cv.min = 0;
-    cv.max = 1;
-    out.push_back(cv);
+    // A number from 0 to `max`.
+    auto ranged = [&](const std::string& name, const char* unit, const std::string& help, double max) {
+        KeySpec k = key("compute", name, ValueType::number, unit, "0", help);
+        k.min = 0;
+        k.max = max;
+        out.push_back(k);
+    };
+    ranged("launch_us", "us", "cost of one kernel launch (at most 1 s)", limits::kLatencyUs);
+    ranged("stage_gelems", "1e9 elements/s",
+           "a CPU device: its 16-bit GEMMs widen each operand element to fp32 and narrow each result element back, at this "
+           "rate, before and after an fp32 GEMM (0: no staging, as a GPU's tensor cores read 16-bit operands; at most 1e6)",
+           limits::kGelemsPerSecond);
+    for (const std::string into : {"", "fp32_"})
+        ranged("accumulate_" + into + "gelems", "1e9 elements/s",
+               "a CPU device: elements added one by one into " + std::string(into.empty() ? "a 16-bit" : "an fp32") +
+                   " buffer (a reduced gradient shard landing in the accumulated one), at this rate (0: by bytes at hbm_gbps x "
+                   "memory_efficiency, as a GPU streams them; at most 1e6)",
+               limits::kGelemsPerSecond);
+    ranged("time_cv", "",
+           "the spread of one compute op's time from one run to the next (standard deviation / mean): ranks then reach a "
+           "collective at different moments and it waits for the last ([Note: waiting for the last rank]; 0: identical ranks; "
+           "at most 1)",
+           1);
     out.push_back(key("compute", "source", ValueType::text, "", "", "where calibrated values came from (shardsim calibrate --compute)"));
     return out;
 }
