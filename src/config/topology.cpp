@@ -58,6 +58,14 @@ KeySpec non_negative(std::string section, std::string name, std::string unit, st
     k.max = max;
     return k;
 }
+// A key that may also say `auto`, from `min` to `max`.
+KeySpec auto_key(std::string section, std::string name, ValueType type, std::string unit, std::string help, double min, double max) {
+    KeySpec k = key(std::move(section), std::move(name), type, std::move(unit), "auto", std::move(help));
+    k.min = min;
+    k.max = max;
+    k.allows_auto = true;
+    return k;
+}
 // The achieved share of a level's bandwidth; auto: the default of its link kind (link_efficiency).
 KeySpec efficiency_key(const std::string& section) {
     KeySpec k = key(section, "efficiency", ValueType::number, "", "auto",
@@ -72,13 +80,10 @@ KeySpec efficiency_key(const std::string& section) {
 
 // A ring hop's latency with NCCL's Simple protocol; auto: NCCL's figure for the kind's path.
 KeySpec latency_key(const std::string& section) {
-    KeySpec k = key(section, "latency_us", ValueType::number, "us", "auto",
+    return auto_key(section, "latency_us", ValueType::number, "us",
                     "one ring hop, NCCL's Simple protocol (auto: NCCL's tuning-model figure for the link kind: NVLink 3.4, "
-                    "PCIe and shared memory 5.7, network 14)");
-    k.min = 0;
-    k.max = limits::kLatencyUs;
-    k.allows_auto = true;
-    return k;
+                    "PCIe and shared memory 5.7, network 14)",
+                    0, limits::kLatencyUs);
 }
 
 constexpr const char* kPublishedOps[] = {"all_gather", "reduce_scatter", "all_reduce"};
@@ -217,24 +222,18 @@ const Schema& topology_schema() {
                              limits::kGBps));
         s.push_back(positive("host", "cpu_optimizer_gelems", "1e9 params/s", "1",
                              "CPU optimizer throughput per rank (offload; at most 1e6)", limits::kGelemsPerSecond));
-        KeySpec process = key("host", "process_gib", ValueType::number, "GiB", "auto",
-                              "host memory of each training process itself, beyond the buffers it offloads: libraries, "
-                              "CUDA's host side, the data loader (auto: 2 GiB per GPU rank, an estimate for a PyTorch "
-                              "process with CUDA; 0.5 GiB per CPU rank, measured for shardsim's own ranks: README; at most "
-                              "1 PiB)");
-        process.min = 0;
-        process.max = limits::kMemoryGiB;
-        process.allows_auto = true;
-        s.push_back(process);
-        KeySpec cores = key("host", "cpu_cores", ValueType::integer, "", "auto",
-                            "a CPU host (gpu.kind = cpu): the cores its ranks may run on, per node; with 2 or more per "
-                            "rank collectives overlap compute, with fewer they run between it, and ranks beyond the "
-                            "cores share them (auto: this process's cpuset; under run and validate the union of the "
-                            "ranks' on this node; at most 1,000,000; docs/topologies.md)");
-        cores.min = 1;
-        cores.max = static_cast<double>(limits::kWorld);
-        cores.allows_auto = true;
-        s.push_back(cores);
+        s.push_back(auto_key("host", "process_gib", ValueType::number, "GiB",
+                             "host memory of each training process itself, beyond the buffers it offloads: libraries, "
+                             "CUDA's host side, the data loader (auto: 2 GiB per GPU rank, an estimate for a PyTorch "
+                             "process with CUDA; 0.5 GiB per CPU rank, measured for shardsim's own ranks: README; at most "
+                             "1 PiB)",
+                             0, limits::kMemoryGiB));
+        s.push_back(auto_key("host", "cpu_cores", ValueType::integer, "",
+                             "a CPU host (gpu.kind = cpu): the cores its ranks may run on, per node; with 2 or more per "
+                             "rank collectives overlap compute, with fewer they run between it, and ranks beyond the "
+                             "cores share them (auto: this process's cpuset; under run and validate the union of the "
+                             "ranks' on this node; at most 1,000,000; docs/topologies.md)",
+                             1, static_cast<double>(limits::kWorld)));
 
         s.push_back(key("nccl_tests", "source", ValueType::text, "", "", "published nccl-tests figures: where from, and when"));
         KeySpec ranks = key("nccl_tests", "ranks", ValueType::integer, "", "0", "ranks the figures were measured on (0: none cited; at most 1,000,000)");
