@@ -18,9 +18,10 @@ echo "== 1. shardsim simulate (the default scenario) =="
 
 echo
 echo "== 2. calibrate this host: its compute, then its shared-memory links (a few seconds) =="
-# The executor's own GEMMs, 16-bit staging, optimizer and elementwise kernels on one core, then the
-# collectives two ranks run here, fitted into a copy of the cpu-host topology (docs/topologies.md).
-./build/shardsim calibrate --compute --topology cpu-host --device cpu --model mini-llama --out out/cpu-host-compute.ini | tail -15
+# The executor's own GEMMs, 16-bit staging, optimizer and elementwise kernels, on both ranks' cores
+# at once as they will train, then the collectives two ranks run here, fitted into a copy of the
+# cpu-host topology (docs/topologies.md).
+mpirun -np 2 ./build/shardsim calibrate --compute --topology cpu-host --device cpu --model mini-llama --out out/cpu-host-compute.ini | tail -15
 mpirun -np 2 ./build/shardsim bench --dtype bf16 --min-bytes 64K --max-bytes 16M --topology out/cpu-host-compute.ini \
   --out out/demo-bench.h5 | tail -3
 ./build/shardsim calibrate out/demo-bench.h5 --topology out/cpu-host-compute.ini --out out/cpu-host-calibrated.ini | sed -n '/how well/,/^$/p'

@@ -1,6 +1,7 @@
 // shardsim calibrate: fit a topology's link latency and bandwidth (sim/calibrate.hpp) to a bench
 // sweep, write the calibrated topology, and say how well it predicts the sweep.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -8,11 +9,13 @@
 #include "shardsim/bench/compute.hpp"
 #include "shardsim/bench/model_ops.hpp"
 #include "shardsim/cli/options.hpp"
+#include "shardsim/cli/run_setup.hpp"
 #include "shardsim/config/ini_edit.hpp"
 #include "shardsim/comm/mpi.hpp"
 #include "shardsim/config/topology.hpp"
 #include "shardsim/core/version.hpp"
 #include "shardsim/core/format.hpp"
+#include "shardsim/device/backend.hpp"
 #include "shardsim/device/device.hpp"
 #include "shardsim/io/bench_file.hpp"
 #include "shardsim/report/calibration.hpp"
@@ -191,38 +194,52 @@ ModelFit fit_model_ops(device::Device& dev, const std::string& text, const std::
 }
 
 // --compute: measure this device and write the compute figures into the topology.
-int calibrate_compute(const std::string& topology, const std::string& out, const std::string& device_name, const std::string& model,
-                      bool json) {
-    const config::TopologyConfig topo = config::load_topology(topology, "", "--topology", {});
-    std::string why;
-    const bool gpu = device_name == "cuda" || (device_name == "auto" && device::cuda_available(&why));
-    if (device_name == "cuda" && !device::cuda_available(&why)) throw InputError("--device: bad value 'cuda': " + why + " (allowed: cpu)");
-    std::unique_ptr<device::Device> dev = gpu ? device::make_cuda_device(0) : device::make_cpu_device(1);
-    // A GPU in the bf16 of training. The CPU device computes every dtype in fp32 and widens 16-bit
-    // operands first (docs/compute.md): its fp32 rates, then the staging of bf16 operands and the
-    // optimizer step, which on a CPU are compute of their own.
-    bench::ComputeMeasurement m = bench::measure_compute(*dev, gpu ? DType::bf16 : DType::fp32, gpu ? 8192 : 1024);
-    if (!gpu) {
-        m.stage_elements_per_s = bench::measure_stage(*dev, DType::bf16, m.samples);
-        m.optimizer_elements_per_s = bench::measure_optimizer(*dev, m.samples);
-        m.accumulate_elements_per_s = bench::measure_accumulate(*dev, DType::bf16, m.samples);
-        m.accumulate_fp32_elements_per_s = bench::measure_accumulate(*dev, DType::fp32, m.samples);
+// [Note: calibrating with the job's ranks] A core measured alone is not a core beside others:
+// ranks training at once share the memory bandwidth, the caches and the host's noise (on this
+// project's 2-core VM, the spread of op times that makes ranks wait for each other was 2-4% for
+// one process alone and several times that with two ranks running). So `mpirun -np N shardsim
+// calibrate --compute` measures on every rank at once, each on its own core as in training, and
+// writes the median over ranks of each rate and the root mean square of their spreads (their
+// deviations pooled); without mpirun it is one rank. The op table it prints is rank 0's.
+constexpr int kFigures = 11;
+std::array<double, kFigures> figures(const bench::ComputeMeasurement& m, const ModelFit& fit) {
+    return {m.gemm_flops_per_s, m.attention_flops_per_s, m.memory_Bps, m.launch_s, m.stage_elements_per_s, m.optimizer_elements_per_s,
+            m.accumulate_elements_per_s, m.accumulate_fp32_elements_per_s, fit.elementwise_share, fit.time_cv * fit.time_cv, 0.0};
+}
+void combine(bench::ComputeMeasurement& m, ModelFit& fit, int rank, int size) {
+    if (size <= 1) return;
+    const auto mine = figures(m, fit);
+    std::vector<double> all(static_cast<std::size_t>(kFigures * size));
+    SHARDSIM_MPI_CHECK(MPI_Gather(mine.data(), kFigures, MPI_DOUBLE, all.data(), kFigures, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+    if (rank != 0) return;
+    std::array<double, kFigures> out{};
+    for (int f = 0; f < kFigures; ++f) {
+        std::vector<double> v;
+        for (int r = 0; r < size; ++r) v.push_back(all[static_cast<std::size_t>(r * kFigures + f)]);
+        std::sort(v.begin(), v.end());
+        double mean = 0;
+        for (double x : v) mean += x / static_cast<double>(size);
+        out[static_cast<std::size_t>(f)] = f == 9 ? mean : (v[(v.size() - 1) / 2] + v[v.size() / 2]) / 2;
     }
+    m.gemm_flops_per_s = out[0], m.attention_flops_per_s = out[1], m.memory_Bps = out[2], m.launch_s = out[3];
+    m.stage_elements_per_s = out[4], m.optimizer_elements_per_s = out[5], m.accumulate_elements_per_s = out[6];
+    m.accumulate_fp32_elements_per_s = out[7], fit.elementwise_share = out[8], fit.time_cv = std::sqrt(out[9]);
+}
+
+void write_compute(const config::TopologyConfig& topo, const std::string& out, const bench::ComputeMeasurement& m, const ModelFit& fit,
+                   bool gpu, const std::vector<std::string>& models, int ranks, bool json) {
     auto changes = compute_edits(m, topo);
     if (!gpu) {
-        // The elementwise share, with the GEMMs priced as just measured ([Note: a CPU's elementwise kernels]).
-        const std::vector<std::string> models = model.empty() ? std::vector<std::string>{"llama-7b", "gpt2-large"} : std::vector<std::string>{model};
-        const ModelFit fit = fit_model_ops(*dev, config::edit_ini_text(topo.source, changes, ""), models, m.samples);
         changes.push_back({"compute", "time_cv", significant(std::min(1.0, fit.time_cv)),
-                           "measured by shardsim calibrate --compute: the spread of those ops' times over 7 runs each (was " +
-                               significant(topo.compute.time_cv) + ")"});
+                           "measured by shardsim calibrate --compute: the spread of those ops' times over 7 runs each on " +
+                               std::to_string(ranks) + " rank(s) at once (was " + significant(topo.compute.time_cv) + ")"});
         changes.push_back({"compute", "elementwise_efficiency", share(fit.elementwise_share),
                            "fitted by shardsim calibrate --compute on the executor's forward and backward ops of " + join(models, " and ") +
-                               " at calibration size (was " +
-                               significant(topo.compute.elementwise_efficiency) + ")"});
+                               " at calibration size (was " + significant(topo.compute.elementwise_efficiency) + ")"});
     }
     std::string preamble = "# Compute calibrated by shardsim " + version() + ": shardsim calibrate --compute --topology " + topo.name +
-                           " on " + m.device + " (" + comm::host_name() + "), " + std::string(dtype_name(m.dtype)) + ":\n";
+                           " on " + m.device + " (" + comm::host_name() + "), " + std::string(dtype_name(m.dtype)) + ", " +
+                           std::to_string(ranks) + " rank(s) at once (the table: rank 0's):\n";
     TextTable table({"measured", "time", "rate"});
     for (const auto& s : m.samples)
         table.add_row({s.what, format_seconds(s.seconds),
@@ -254,8 +271,40 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
         for (const auto& c : changes) std::cout << "  " << c.section << "." << c.key << " = " << c.value << "\n";
         std::cout << "\nwrote " << out << "\n";
     }
-    return 0;
 }
+
+// --compute: measure this device and write the compute figures into the topology. Under mpirun
+// every rank measures at once ([Note: calibrating with the job's ranks]) and rank 0 writes.
+int calibrate_compute(const std::string& topology, const std::string& out, const std::string& device_name, const std::string& model,
+                      bool json) {
+    const config::TopologyConfig topo = config::load_topology(topology, "", "--topology", {});
+    std::string why;
+    const bool gpu = device_name == "cuda" || (device_name == "auto" && device::cuda_available(&why));
+    if (device_name == "cuda" && !device::cuda_available(&why)) throw InputError("--device: bad value 'cuda': " + why + " (allowed: cpu)");
+    const std::vector<std::string> models = model.empty() ? std::vector<std::string>{"llama-7b", "gpt2-large"} : std::vector<std::string>{model};
+    return run_mpi_command("calibrate", [&](int rank, int size) {
+        std::unique_ptr<device::Device> dev =
+            gpu ? device::make_cuda_device(size > 1 ? device::bind_local_gpu(MPI_COMM_WORLD).device : 0) : device::make_cpu_device(1);
+        // A GPU in the bf16 of training. The CPU device computes every dtype in fp32 and widens 16-bit
+        // operands first (docs/compute.md): its fp32 rates, then the staging of bf16 operands and the
+        // optimizer step, which on a CPU are compute of their own.
+        bench::ComputeMeasurement m = bench::measure_compute(*dev, gpu ? DType::bf16 : DType::fp32, gpu ? 8192 : 1024);
+        ModelFit fit;
+        if (!gpu) {
+            m.stage_elements_per_s = bench::measure_stage(*dev, DType::bf16, m.samples);
+            m.optimizer_elements_per_s = bench::measure_optimizer(*dev, m.samples);
+            m.accumulate_elements_per_s = bench::measure_accumulate(*dev, DType::bf16, m.samples);
+            m.accumulate_fp32_elements_per_s = bench::measure_accumulate(*dev, DType::fp32, m.samples);
+            // The elementwise share, with the GEMMs priced as this rank measured them ([Note: a CPU's elementwise kernels]).
+            fit = fit_model_ops(*dev, config::edit_ini_text(topo.source, compute_edits(m, topo), ""), models, m.samples);
+        }
+        combine(m, fit, rank, size);
+        if (rank != 0) return 0;
+        write_compute(topo, out, m, fit, gpu, models, size, json);
+        return 0;
+    });
+}
+
 
 }  // namespace
 

@@ -105,5 +105,16 @@ grep -Eq "\] shardsim run: error: out of memory at op [0-9]+ \([a-z_]+ [^)]*\): 
   || fail "out-of-memory message: $(grep error "$tmp/err" | head -2)"
 echo "ok: refused when predicted not to fit (exit 2); forced, out of memory names the op and the prediction (exit $rc)"
 
+# calibrate --compute with the job's ranks ([Note: calibrating with the job's ranks]): both ranks
+# measure at once, rank 0 alone prints and writes, and what it writes loads with its figures.
+"$MPIEXEC" -np 2 --oversubscribe "$SHARDSIM" calibrate --compute --topology cpu-host --device cpu --model tiny-llama \
+  --out "$tmp/cal.ini" >"$tmp/out" 2>"$tmp/err" || fail "mpirun calibrate --compute exited $?: $(tail -3 "$tmp/err")"
+(($(grep -c "^wrote $tmp/cal.ini$" "$tmp/out") == 1)) || fail "mpirun calibrate --compute: not one 'wrote' line: $(grep -c wrote "$tmp/out")"
+grep -q "2 rank(s) at once" "$tmp/cal.ini" || fail "the calibrated file does not say it was measured on 2 ranks at once"
+grep -Eq "^time_cv = [0-9.e-]+ " "$tmp/cal.ini" || fail "no time_cv in the calibrated file"
+"$SHARDSIM" simulate --job tiny-llama-cpu --set job.topology="$tmp/cal.ini" >/dev/null 2>"$tmp/err" ||
+  fail "the calibrated topology does not simulate: $(head -2 "$tmp/err")"
+echo "ok: calibrate --compute on 2 ranks at once writes one file that simulates"
+
 ((failures == 0)) && echo "all passed"
 ((failures == 0))
