@@ -43,18 +43,7 @@ build() {
   cmake --build "$dir" -j "$(nproc)" --target shardsim shardsim_unit_tests shardsim_mpi_tests fuzzers
 }
 
-# For the leak suppressions to see Open MPI in an allocation's stack: its components stay loaded
-# (a dlclose'd one is an unnamed frame) and stacks are unwound fully (the system libraries have no
-# frame pointers, and the fast unwinder stops at them). The unit suite needs it too: commands it
-# starts, such as `calibrate --compute`, start MPI on their own (a singleton).
-mpi_leak_stacks() {
-  export OMPI_MCA_mca_base_component_disable_dlclose=1
-  export ASAN_OPTIONS=$ASAN_OPTIONS:fast_unwind_on_malloc=0
-}
-
 unit() {
-  mpi_leak_stacks
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   # The tests that start shardsim find the instrumented binary: it is compiled into the suite.
   (cd "$dir" && ./tests/shardsim_unit_tests)
 }
@@ -62,7 +51,11 @@ unit() {
 mpi() {
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
   export OMPI_MCA_mpi_yield_when_idle=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-  mpi_leak_stacks
+  # For the leak suppressions to see Open MPI in an allocation's stack: its components stay
+  # loaded (a dlclose'd one is an unnamed frame) and stacks are unwound fully (the system
+  # libraries have no frame pointers, and the fast unwinder stops at them).
+  export OMPI_MCA_mca_base_component_disable_dlclose=1
+  export ASAN_OPTIONS=$ASAN_OPTIONS:fast_unwind_on_malloc=0
   (cd "$dir" && mpirun -np 2 --oversubscribe ./tests/shardsim_mpi_tests)
 }
 

@@ -274,7 +274,8 @@ void write_compute(const config::TopologyConfig& topo, const std::string& out, c
 }
 
 // --compute: measure this device and write the compute figures into the topology. Under mpirun
-// every rank measures at once ([Note: calibrating with the job's ranks]) and rank 0 writes.
+// every rank measures at once ([Note: calibrating with the job's ranks]) and rank 0 writes;
+// without a launcher it is one process, and MPI is not started.
 int calibrate_compute(const std::string& topology, const std::string& out, const std::string& device_name, const std::string& model,
                       bool json) {
     const config::TopologyConfig topo = config::load_topology(topology, "", "--topology", {});
@@ -282,7 +283,7 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
     const bool gpu = device_name == "cuda" || (device_name == "auto" && device::cuda_available(&why));
     if (device_name == "cuda" && !device::cuda_available(&why)) throw InputError("--device: bad value 'cuda': " + why + " (allowed: cpu)");
     const std::vector<std::string> models = model.empty() ? std::vector<std::string>{"llama-7b", "gpt2-large"} : std::vector<std::string>{model};
-    return run_mpi_command("calibrate", [&](int rank, int size) {
+    const auto measure = [&](int rank, int size) {
         std::unique_ptr<device::Device> dev =
             gpu ? device::make_cuda_device(size > 1 ? device::bind_local_gpu(MPI_COMM_WORLD).device : 0) : device::make_cpu_device(1);
         // A GPU in the bf16 of training. The CPU device computes every dtype in fp32 and widens 16-bit
@@ -302,7 +303,9 @@ int calibrate_compute(const std::string& topology, const std::string& out, const
         if (rank != 0) return 0;
         write_compute(topo, out, m, fit, gpu, models, size, json);
         return 0;
-    });
+    };
+    // One process alone needs no MPI.
+    return launched_by_mpi() ? run_mpi_command("calibrate", measure) : measure(0, 1);
 }
 
 

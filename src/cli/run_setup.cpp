@@ -115,6 +115,12 @@ void agree_or_stop(const std::optional<InputError>& error, int world_rank, int w
     throw QuietExit{kExitBadInput};
 }
 
+bool launched_by_mpi() {
+    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"})
+        if (std::getenv(v)) return true;
+    return false;
+}
+
 int run_mpi_command(const std::string& what, const std::function<int(int, int)>& body) {
     comm::keep_large_allocations_in_heap();
     int argc = 0;

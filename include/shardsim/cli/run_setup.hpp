@@ -57,6 +57,8 @@ void agree_or_stop(const std::optional<InputError>& error, int world_rank, int w
 // exit 2 (only the rank that found them throws it, the others throw QuietExit); anything else ->
 // abort_job, prefixed with `what` ("shardsim bench: error: ...").
 int run_mpi_command(const std::string& what, const std::function<int(int world_rank, int world_size)>& body);
+// Whether an MPI launcher (mpirun, srun --mpi) started this process: its rank variables are set.
+bool launched_by_mpi();
 
 // Collective over MPI_COMM_WORLD, before anything is measured: rank 0 checks that each
 // {option, path} can be written (io::check_output_path) and says in one line which cannot; every
