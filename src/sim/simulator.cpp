@@ -81,6 +81,45 @@ double expected_max_of_normals(std::int64_t n) {
     return sum * h;
 }
 
+namespace {
+
+// The stream an op waits its turn on. A CPU rank runs compute and host work on one thread, and
+// collectives and copies beside it only when it has a core for them ([Note: a CPU host's cores],
+// config/topology.hpp).
+plan::OpStream lane_of(const config::TopologyConfig& topo, plan::OpStream s) {
+    if (!topo.gpu.is_cpu) return s;
+    if (s == plan::OpStream::host) return plan::OpStream::compute;
+    if (!topo.cpu_host().comm_thread && (s == plan::OpStream::comm || s == plan::OpStream::copy)) return plan::OpStream::compute;
+    return s;
+}
+
+// The spread of this rank's arrival at its next collective, and the wait it adds there.
+class LastRankWait {
+public:
+    explicit LastRankWait(double cv) : cv_(cv) {}
+    // The op's length with the wait for the last rank, when it is a collective.
+    double after(const plan::Op& op, double length) {
+        if (cv_ <= 0) return length;
+        const bool compute = op.kind == plan::OpKind::forward || op.kind == plan::OpKind::backward ||
+                             op.kind == plan::OpKind::recompute || op.kind == plan::OpKind::optimizer_step;
+        if (compute) spread_sq_ += (cv_ * length) * (cv_ * length);
+        if (!op.collective) return length;
+        auto it = max_of_normals_.find(op.collective->ranks);
+        if (it == max_of_normals_.end())
+            it = max_of_normals_.emplace(op.collective->ranks, expected_max_of_normals(op.collective->ranks)).first;
+        const double waited = it->second * std::sqrt(spread_sq_);
+        spread_sq_ = 0;  // the collective synchronised the ranks
+        return length + waited;
+    }
+
+private:
+    double cv_;
+    double spread_sq_ = 0;
+    std::map<std::int64_t, double> max_of_normals_;
+};
+
+}  // namespace
+
 timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan::Schedule& schedule) {
     const CostModel cost(plan);
     timeline::RankTimeline tl;
@@ -91,38 +130,16 @@ timeline::RankTimeline simulate_rank(const plan::ShardingPlan& plan, const plan:
     // (a work-conserving stand-in for sharing its bandwidth: together they take as long as their
     // sum, whichever order they go in).
     double host_path_free = 0;
-    // A CPU rank runs compute and host work on one thread, and collectives and copies beside it
-    // only when it has a core for them ([Note: a CPU host's cores], config/topology.hpp).
     const auto& topo = plan.scenario().topology;
-    const bool cpu = topo.gpu.is_cpu, comm_thread = topo.cpu_host().comm_thread;
-    auto lane = [&](plan::OpStream s) {
-        if (!cpu) return s;
-        if (s == plan::OpStream::host) return plan::OpStream::compute;
-        if (!comm_thread && (s == plan::OpStream::comm || s == plan::OpStream::copy)) return plan::OpStream::compute;
-        return s;
-    };
+    LastRankWait wait(topo.compute.time_cv);
     tl.ops.reserve(schedule.ops.size());
-    // The spread of this rank's arrival at its next collective ([Note: waiting for the last rank]).
-    const double cv = topo.compute.time_cv;
-    double spread_sq = 0;
-    std::map<std::int64_t, double> max_of_normals;
     for (const auto& op : schedule.ops) {
-        const auto stream = static_cast<std::size_t>(lane(op.stream));
+        const auto stream = static_cast<std::size_t>(lane_of(topo, op.stream));
         double start = ready[stream];
         for (int d : op.deps) start = std::max(start, end[static_cast<std::size_t>(d)]);
         const bool host_path = cost.uses_host_path(op);
         if (host_path) start = std::max(start, host_path_free);
-        double length = cost.op_time(op);
-        const bool compute = op.kind == plan::OpKind::forward || op.kind == plan::OpKind::backward ||
-                             op.kind == plan::OpKind::recompute || op.kind == plan::OpKind::optimizer_step;
-        if (compute) spread_sq += (cv * length) * (cv * length);
-        if (op.collective && cv > 0) {
-            const std::int64_t n = op.collective->ranks;
-            auto it = max_of_normals.find(n);
-            if (it == max_of_normals.end()) it = max_of_normals.emplace(n, expected_max_of_normals(n)).first;
-            length += it->second * std::sqrt(spread_sq);
-            spread_sq = 0;
-        }
+        const double length = wait.after(op, cost.op_time(op));
         const double t = start + length;
         if (host_path) host_path_free = t;
         end[static_cast<std::size_t>(op.id)] = t;
