@@ -31,6 +31,23 @@ const std::vector<std::string>& attention_names() {
 
 std::string attention_name(AttentionKind a) { return attention_names()[static_cast<std::size_t>(a)]; }
 
+const std::vector<std::string>& checkpointing_names() {
+    static const std::vector<std::string> names = {"none", "full", "selective"};
+    return names;
+}
+
+std::string checkpointing_name(Checkpointing c) { return checkpointing_names()[static_cast<std::size_t>(c)]; }
+
+// false / true are Hugging Face's gradient_checkpointing switch: none / full.
+Checkpointing parse_checkpointing(const std::string& s) {
+    if (s == "false") return Checkpointing::none;
+    if (s == "true") return Checkpointing::full;
+    const auto& n = checkpointing_names();
+    const auto it = std::find(n.begin(), n.end(), s);
+    SHARDSIM_ASSERT(it != n.end(), "not a checkpointing value: " + s);
+    return static_cast<Checkpointing>(it - n.begin());
+}
+
 namespace {
 
 AttentionKind parse_attention(const std::string& s) {  // the schema has checked it is one of the names
@@ -223,7 +240,12 @@ const Schema& job_schema() {
         s.push_back(integer("batch", "decoder_seq_len", "tokens", "0", 0,
                             "encoder-decoder only: decoder length (0: same as seq_len; at most 2^20)", limits::kSeqLen));
 
-        s.push_back(boolean("memory", "activation_checkpointing", "false", "keep only unit inputs, recompute in backward"));
+        s.push_back(choice("memory", "activation_checkpointing", {"none", "full", "selective", "false", "true"}, "none",
+                           "none; full: a checkpointed block keeps only its input and recomputes the rest in backward "
+                           "(torch.utils.checkpoint, Hugging Face's gradient_checkpointing); selective: torchtitan's "
+                           "op-level policy, the block also keeps the outputs of its 1st, 3rd, 5th ... projection in "
+                           "forward order and of a fused (sdpa / flash) attention kernel, and recomputes only the rest. "
+                           "false / true: none / full"));
         s.push_back(integer("memory", "checkpoint_every", "blocks", "1", 1,
                             "with activation_checkpointing: checkpoint every n-th block (blocks n, 2n, ... counting from 1, "
                             "as torchtitan's per-layer option); the others keep all they save. 1: every block",
@@ -347,7 +369,7 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.grad_accum = v.integer("batch.grad_accum");
     job.seq_len = v.integer("batch.seq_len");
     job.decoder_seq_len = v.integer("batch.decoder_seq_len");
-    job.activation_checkpointing = v.boolean("memory.activation_checkpointing");
+    job.activation_checkpointing = parse_checkpointing(v.text("memory.activation_checkpointing"));
     job.checkpoint_every = v.integer("memory.checkpoint_every");
     job.offload_optimizer = v.boolean("memory.offload_optimizer");
     job.offload_params = v.boolean("memory.offload_params");
@@ -394,8 +416,8 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     if (fsdp) {
         refuse("parallel.bucket_mib", "FSDP reduces one unit at a time, with no buckets", "auto with strategy " + strategy);
     }
-    if (!job.activation_checkpointing)
-        refuse("memory.checkpoint_every", "activation checkpointing is off", "1, or memory.activation_checkpointing = true");
+    if (!job.checkpointing())
+        refuse("memory.checkpoint_every", "activation checkpointing is off", "1, or memory.activation_checkpointing = full or selective");
     if (job.offload_params && !job.offload_optimizer)
         problems.add(job.where("memory.offload_params") +
                      ": bad value 'true': parameter offload needs memory.offload_optimizer = true (the CPU updates what it holds)");

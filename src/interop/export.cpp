@@ -80,6 +80,14 @@ void common_limits(Writer& w) {
         w.not_expressible.push_back("ddp.gradient_as_bucket_view = true: set in code (DistributedDataParallelKwargs)");
     if (j.strategy == Strategy::fsdp_hybrid_shard && j.shard_size > 0 && j.shard_size != w.s().topology.gpus_per_node)
         w.not_expressible.push_back("parallel.shard_size = " + std::to_string(j.shard_size) + ": HYBRID_SHARD shards within a node");
+    // Hugging Face's gradient_checkpointing (and Accelerate's FSDP activation checkpointing) wrap
+    // every block in a full checkpoint: written as that, the difference said.
+    if (j.activation_checkpointing == config::Checkpointing::selective)
+        w.not_expressible.push_back("memory.activation_checkpointing = selective: torchtitan's op-level policy; Hugging Face "
+                                    "checkpoints whole blocks (written as gradient_checkpointing, which keeps less and recomputes more)");
+    if (j.checkpoint_every > 1)
+        w.not_expressible.push_back("memory.checkpoint_every = " + std::to_string(j.checkpoint_every) +
+                                    ": Hugging Face checkpoints every block (torchtitan's per-layer option has no flag there)");
 }
 
 ojson deepspeed_config(Writer& w) {
@@ -164,7 +172,7 @@ std::vector<std::pair<std::string, std::string>> trainer_flags(Writer& w, bool w
     add("per_device_train_batch_size", std::to_string(j.micro_batch), "batch.micro_batch");
     add("gradient_accumulation_steps", std::to_string(j.grad_accum), "batch.grad_accum");
     if (with_precision && j.params != DType::fp32) add(std::string(dtype_name(j.params)), "true", "precision.params");
-    if (j.activation_checkpointing) add("gradient_checkpointing", "true", "memory.activation_checkpointing");
+    if (j.checkpointing()) add("gradient_checkpointing", "true", "memory.activation_checkpointing");
     add("learning_rate", w.raw("optimizer.lr"), "optimizer.lr");
     add("optim", j.optimizer == config::OptimizerKind::adamw ? "adamw_torch" : "sgd", "optimizer.name");
     if (j.optimizer == config::OptimizerKind::adamw) {
@@ -251,7 +259,7 @@ std::string accelerate_yaml(Writer& w) {
         y += yaml_line(w, "  ", "fsdp_forward_prefetch", j.fsdp.forward_prefetch ? "true" : "false", "fsdp.forward_prefetch");
         y += yaml_line(w, "  ", "fsdp_limit_all_gathers", j.fsdp.limit_all_gathers ? "true" : "false", "fsdp.limit_all_gathers");
         y += yaml_line(w, "  ", "fsdp_offload_params", j.offload_params ? "true" : "false", "memory.offload_params");
-        y += yaml_line(w, "  ", "fsdp_activation_checkpointing", j.activation_checkpointing ? "true" : "false", "memory.activation_checkpointing");
+        y += yaml_line(w, "  ", "fsdp_activation_checkpointing", j.checkpointing() ? "true" : "false", "memory.activation_checkpointing");
         y += "  fsdp_state_dict_type: SHARDED_STATE_DICT\n  fsdp_sync_module_states: true\n  fsdp_use_orig_params: true\n"
              "  fsdp_cpu_ram_efficient_loading: true\n";
         if (j.offload_optimizer != j.offload_params)

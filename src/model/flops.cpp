@@ -1,5 +1,7 @@
 #include "shardsim/model/flops.hpp"
 
+#include <algorithm>
+
 namespace shardsim::model {
 
 const StackSpec& stack_of(const ModelSpec& spec, const Unit& unit) {
@@ -74,23 +76,48 @@ void attention(CallFlops& f, const AttentionShape& a, const BatchShape& shape) {
     add_gemm(f.backward_work, sk, a.head_dim, sq, heads);  // dK = dS^T Q
 }
 
-}  // namespace
+// The module a projection's tensor belongs to: its name less ".weight", ".lora_A.weight" or
+// ".lora_B.weight".
+std::string module_of(const TensorSpec& t) {
+    const char* suffix = t.role == TensorRole::lora_a ? ".lora_A.weight" : t.role == TensorRole::lora_b ? ".lora_B.weight" : ".weight";
+    const std::string s = suffix;
+    if (t.name.size() > s.size() && t.name.compare(t.name.size() - s.size(), s.size(), s) == 0)
+        return t.name.substr(0, t.name.size() - s.size());
+    return t.name;
+}
 
-CallFlops call_flops(const ModelSpec& spec, const std::vector<Unit>& units, const ProgramStep& step,
-                     const BatchShape& shape) {
+// call_flops, leaving out the projections of `skipped` and, with `skip_fused_attention`, fused
+// attention.
+CallFlops count(const ModelSpec& spec, const std::vector<Unit>& units, const ProgramStep& step, const BatchShape& shape,
+                const std::vector<std::string>& skipped, bool skip_fused_attention) {
     CallFlops f;
     const Unit& unit = units.at(static_cast<std::size_t>(step.unit));
     // A unit called twice (T5's shared embedding) has no projections, so nothing is counted twice.
     for (const auto& t : unit.tensors) {
         const bool gemm = t.role == TensorRole::linear || t.role == TensorRole::lora_a || t.role == TensorRole::lora_b;
-        if (gemm) projection(f, shape.tokens(t.stream), t.in_features, t.out_features, t.trainable);
+        if (!gemm) continue;
+        if (!skipped.empty() && std::find(skipped.begin(), skipped.end(), module_of(t)) != skipped.end()) continue;
+        projection(f, shape.tokens(t.stream), t.in_features, t.out_features, t.trainable);
     }
-    for (const auto& a : attention_shapes(spec, unit)) attention(f, a, shape);
+    for (const auto& a : attention_shapes(spec, unit))
+        if (!(skip_fused_attention && shape.fused_attention)) attention(f, a, shape);
     if (unit.kind == UnitKind::head && spec.tied_embeddings) {
         const Unit& embed = units.at(static_cast<std::size_t>(step.reads.at(1)));
         projection(f, shape.tokens(Stream::decoder), spec.decoder.hidden, spec.vocab, embed.tensors.front().trainable);
     }
     return f;
+}
+
+}  // namespace
+
+CallFlops call_flops(const ModelSpec& spec, const std::vector<Unit>& units, const ProgramStep& step,
+                     const BatchShape& shape) {
+    return count(spec, units, step, shape, {}, false);
+}
+
+ComputeWork forward_work_without(const ModelSpec& spec, const std::vector<Unit>& units, const ProgramStep& step,
+                                 const BatchShape& shape, const std::vector<std::string>& skipped, bool skip_fused_attention) {
+    return count(spec, units, step, shape, skipped, skip_fused_attention).forward_work;
 }
 
 double model_flops(const ModelSpec& spec, const std::vector<Unit>& units, const BatchShape& shape) {

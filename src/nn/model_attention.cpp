@@ -317,6 +317,7 @@ void attention_forward(Ctx& c, const AttnDims& d, const AttnTerms& t, const Tens
     if (!c.rules.fused_attention) return eager_forward(c, d, t, bias, alibi, out);
     SHARDSIM_ASSERT(bias.empty() && alibi.empty(), "sdpa / flash with a score bias: no family that has the path uses one");
     SHARDSIM_ASSERT(out.data == t.out.data, "sdpa / flash writes its kept output");
+    if (c.recomputing && c.acts && c.acts->attention_kept) return;  // selective checkpointing kept out and lse
     FusedAttention(c, d, t).forward(out);
 }
 

@@ -32,6 +32,20 @@ Ctx::Ctx(Device& d, const plan::ShardingPlan& p)
     if (job.lora_rank > 0) lora_scale = static_cast<float>(job.lora_alpha / static_cast<double>(job.lora_rank));
 }
 
+bool Ctx::keeps(const std::string& name) const {
+    if (!acts) return false;
+    for (const auto& t : acts->terms)
+        if (t.name == name) return t.kept;
+    return false;
+}
+
+const std::string* Ctx::kept_output(const std::string& module) const {
+    if (!acts) return nullptr;
+    for (const auto& k : acts->kept_outputs)
+        if (k.module == module) return &k.term;
+    return nullptr;
+}
+
 Buffer Ctx::upload_ids(const std::vector<std::int32_t>& ids, MemCategory c, const std::string& what) {
     const auto bytes = static_cast<std::int64_t>(ids.size() * sizeof(std::int32_t));
     Buffer b = buffer(bytes, c, what);
@@ -46,7 +60,7 @@ Tensor Terms::add(Ctx& c, const std::string& name, DType dt, std::vector<std::in
         if (t.name == name) return t.t;
     Term t;
     t.name = name;
-    t.kept = kept;
+    t.kept = kept || c.keeps(name);
     t.t = Tensor{nullptr, dt, std::move(shape)};
     t.buf = c.buffer(t.t.bytes(), MemCategory::activations, name);
     t.t.data = t.buf.data();
@@ -239,6 +253,7 @@ LinearRef linear_ref(const UnitIndex& ix, const std::string& base, bool conv1d) 
     if (r.a >= 0) r.rank = tensors[static_cast<std::size_t>(r.a)].out_features;
     for (int i : {r.w, r.b, r.a, r.bb})
         if (i >= 0 && tensors[static_cast<std::size_t>(i)].trainable) r.keeps_input = true;
+    r.module = base;
     r.mid = base + ".lora_mid";
     return r;
 }
@@ -279,7 +294,9 @@ void gemm(Device& dev, MatrixRef a, MatrixRef b, MatrixRef c, std::int64_t m, st
 
 }  // namespace
 
-void linear_forward(Ctx& c, Terms& terms, const Linear& l, const Tensor& x, const Tensor& y, bool accumulate) {
+namespace {
+
+void compute_linear(Ctx& c, Terms& terms, const Linear& l, const Tensor& x, const Tensor& y, bool accumulate) {
     const LinearRef& r = l.ref;
     const std::int64_t tokens = x.numel() / r.in;
     const MatrixRef w = r.conv1d ? mat(l.w, r.out) : mat(l.w, r.in, true);
@@ -289,6 +306,23 @@ void linear_forward(Ctx& c, Terms& terms, const Linear& l, const Tensor& x, cons
     const Tensor mid = terms.add(c, r.mid, c.dt, {tokens, r.rank});
     gemm(c.dev, mat(x, r.in), mat(l.a, r.in, true), mat(mid, r.rank), tokens, r.rank, r.in, 1.0f, 0.0f);
     gemm(c.dev, mat(mid, r.rank), mat(l.bb, r.rank, true), mat(y, r.out), tokens, r.out, r.rank, l.lora_scale, 1.0f);
+}
+
+}  // namespace
+
+void linear_forward(Ctx& c, Terms& terms, const Linear& l, const Tensor& x, const Tensor& y, bool accumulate) {
+    const std::string* kept_as = c.kept_output(l.ref.module);
+    if (!kept_as) return compute_linear(c, terms, l, x, y, accumulate);
+    // The kept output: the term y is (added before, met again in recompute), or one of its own.
+    const Tensor kept = terms.add(c, *kept_as, c.dt, {x.numel() / l.ref.in, l.ref.out}, true);
+    const bool is_y = kept.data == y.data;
+    SHARDSIM_ASSERT(!is_y || !accumulate, "a kept projection output that is also accumulated into: " + l.ref.module);
+    if (!c.recomputing) compute_linear(c, terms, l, x, kept, false);
+    if (is_y) return;
+    if (accumulate)
+        c.dev.axpby(1.0f, kept, 1.0f, y, y);
+    else
+        c.dev.copy(y.data, kept.data, kept.bytes());
 }
 
 void linear_backward(Ctx& c, Terms& terms, const Linear& l, const Tensor& x, const Tensor& dy, const Tensor& dx,
@@ -404,7 +438,7 @@ Tensor take_grad(Ctx& c, model::Stream s) {
 }
 
 bool encoder_output_kept(const plan::ShardingPlan& plan) {
-    if (plan.scenario().job.activation_checkpointing) return true;
+    if (plan.scenario().job.checkpointing()) return true;
     for (const auto& u : plan.units()) {
         if (!u.cross_attention) continue;
         for (const auto& t : u.tensors) {

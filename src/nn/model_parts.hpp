@@ -42,6 +42,8 @@ struct Ctx {
     plan::ModelBehaviour rules;  // attention kind, softmax dtype, dropout, loss: as the plan lists the terms
     std::uint64_t dropout_seed = 0;  // from the job's seed
     int call = -1;                   // the call of the forward program running now
+    const plan::CallActivations* acts = nullptr;  // ... and what the plan says it keeps
+    bool recomputing = false;                     // ... and whether this is its recompute
     float lora_scale = 1;  // alpha / rank
     double loss_scale = 1;
     Batch batch;
@@ -54,6 +56,12 @@ struct Ctx {
     Buffer dencoder_out;       // dL/d(encoder output), summed over cross-attention blocks
     int cross_left = 0;        // cross-attention forwards still to run in this micro-batch
     double last_loss = 0;
+
+    // Whether the running call keeps the term `name` when checkpointed (the plan's `kept`).
+    bool keeps(const std::string& name) const;
+    // Selective checkpointing: the term that keeps the output of projection `module` in the
+    // running call, or nullptr.
+    const std::string* kept_output(const std::string& module) const;
 
     std::int64_t tokens(model::Stream s) const { return shape.tokens(s); }
     std::int64_t len(model::Stream s) const { return shape.len(s); }
@@ -74,6 +82,7 @@ inline Tensor view(void* data, DType dt, std::vector<std::int64_t> shape) { retu
 class Terms {
 public:
     // A new term; when it exists already (a kept term, met again in recompute) the existing one.
+    // Kept when `kept` or when the plan keeps it (Ctx::keeps).
     Tensor add(Ctx& c, const std::string& name, DType dt, std::vector<std::int64_t> shape, bool kept = false);
     void* add_ids(Ctx& c, const std::string& name, const std::vector<std::int32_t>& ids);
     std::uint8_t* add_mask(Ctx& c, const std::string& name, std::int64_t elements);  // 1 byte each
@@ -155,6 +164,7 @@ struct LinearRef {
     std::int64_t in = 0, out = 0, rank = 0;
     bool conv1d = false;
     bool keeps_input = false;  // a trainable weight, bias or adapter: backward needs the input
+    std::string module;        // its name: the weight's less ".weight"
     std::string mid;           // the LoRA middle activation's term name
 };
 LinearRef linear_ref(const UnitIndex& ix, const std::string& base, bool conv1d = false);
@@ -168,6 +178,8 @@ struct Linear {
 Linear bind(const Ctx& c, const LinearRef& r, const CallTensors& p, const CallTensors* g);
 
 // y (= or +=) scale * x W^T (+ b) + lora_scale * (x A^T) B^T, keeping x A^T as the term `mid`.
+// Selective checkpointing: when the plan keeps this projection's output, forward also keeps it
+// (as the term it writes, or a term of its own) and recompute reads it back instead of computing.
 void linear_forward(Ctx& c, Terms& terms, const Linear& l, const Tensor& x, const Tensor& y, bool accumulate = false);
 // dx (= or +=) from dy; the trainable tensors' gradients +=. `x` is the kept input (empty when
 // nothing trainable needs it). dx may be empty when nobody wants it.

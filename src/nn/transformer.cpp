@@ -19,6 +19,7 @@ struct Transformer::Impl {
     std::vector<std::unique_ptr<CallModule>> calls;
     std::vector<std::vector<std::pair<std::string, std::int64_t>>> saved;
     std::vector<bool> checkpointed;  // per call: plan::checkpointed of its unit
+    std::vector<plan::CallActivations> acts;  // per call: what the plan says it keeps
     double flops_at_start = 0;
     int cross_blocks = 0;
 
@@ -57,6 +58,7 @@ Transformer::Transformer(const plan::ShardingPlan& plan, Device& device, double 
         const auto& u = plan.units().at(static_cast<std::size_t>(step.unit));
         impl_->calls.push_back(make_call(impl_->ctx, u, step));
         impl_->checkpointed.push_back(plan::checkpointed(plan, u));
+        impl_->acts.push_back(plan::call_activations(plan, static_cast<int>(impl_->acts.size())));
         if (u.cross_attention && step.unit == u.index) ++impl_->cross_blocks;
     }
     impl_->saved.resize(impl_->calls.size());
@@ -84,6 +86,7 @@ void Transformer::forward(int call, const CallTensors& params) {
     CallModule& m = impl_->call(call);
     m.terms.clear();
     impl_->ctx.call = call;
+    impl_->ctx.acts = &impl_->acts[static_cast<std::size_t>(call)];
     m.forward(impl_->ctx, params, false);
     if (impl_->checkpointed[static_cast<std::size_t>(call)]) m.terms.drop_transient();
     impl_->saved[static_cast<std::size_t>(call)] = m.terms.list();
@@ -92,14 +95,19 @@ void Transformer::forward(int call, const CallTensors& params) {
 void Transformer::recompute(int call, const CallTensors& params) {
     CallModule& m = impl_->call(call);
     if (!impl_->checkpointed[static_cast<std::size_t>(call)]) return;
-    impl_->ctx.call = call;
-    m.forward(impl_->ctx, params, true);
+    Ctx& c = impl_->ctx;
+    c.call = call;
+    c.acts = &impl_->acts[static_cast<std::size_t>(call)];
+    c.recomputing = true;
+    m.forward(c, params, true);
+    c.recomputing = false;
     impl_->saved[static_cast<std::size_t>(call)] = m.terms.list();
 }
 
 void Transformer::backward(int call, const CallTensors& params, const CallTensors& grads) {
     CallModule& m = impl_->call(call);
     impl_->ctx.call = call;
+    impl_->ctx.acts = &impl_->acts[static_cast<std::size_t>(call)];
     m.backward(impl_->ctx, params, grads);
     m.terms.clear();
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "shardsim/core/error.hpp"
+
 #include "shardsim/model/flops.hpp"
 
 namespace shardsim::plan {
@@ -93,6 +95,7 @@ public:
     void attention(const std::string& p, const model::AttentionShape& a, bool qk_fp32 = false) {
         const std::int64_t sq = shape_.len(a.q_stream), sk = shape_.len(a.kv_stream);
         const std::int64_t elems = checked_product({shape_.batch, a.heads, sq, sk}, kWhat);
+        attention_prefixes_.push_back(p);
         const std::int64_t qk = qk_fp32 && !rules_.fused_attention ? kStat : dt_;
         add(p + ".q", checked_product({shape_.tokens(a.q_stream), a.heads, a.head_dim, qk}, kWhat));
         add(p + ".k", checked_product({shape_.tokens(a.kv_stream), a.kv_heads, a.head_dim, qk}, kWhat));
@@ -133,11 +136,63 @@ public:
             out_.backward_workspace, checked_add(checked_product({shape_.tokens(s), ffn, dt_, tensors}, kWhat), dropped, kWhat));
     }
 
+    // A projection of the block, in the order the family's forward calls it: the weight named
+    // "<...>.<suffix>.weight" (or "<suffix>.weight"), and the term its output is, if any.
+    void projection(const std::string& suffix, const std::string& term = "") {
+        const std::string end = suffix + ".weight";
+        for (const auto& t : unit_.tensors) {
+            if (t.role != model::TensorRole::linear) continue;
+            const bool match = t.name == end || (t.name.size() > end.size() &&
+                                                 t.name.compare(t.name.size() - end.size() - 1, end.size() + 1, "." + end) == 0);
+            if (!match) continue;
+            const std::int64_t bytes = checked_product({shape_.tokens(t.stream), t.out_features, dt_}, kWhat);
+            projections_.push_back({t.name.substr(0, t.name.size() - std::string(".weight").size()), term, bytes});
+            return;
+        }
+        SHARDSIM_ASSERT(false, "unit " + unit_.name + " has no projection " + suffix);
+    }
+    // Selective checkpointing of a checkpointed block (activations.hpp): the 1st, 3rd, ...
+    // projection keeps its output (and its LoRA middle activation), sdpa / flash their outputs.
+    void select() {
+        for (std::size_t i = 0; i < projections_.size(); i += 2) {
+            const Projection& p = projections_[i];
+            const std::string term = p.term.empty() ? p.module + ".out" : p.term;
+            if (p.term.empty())
+                add(term, p.bytes, true);
+            else
+                keep(term);
+            for (auto& t : out_.terms)
+                if (t.name == p.module + ".lora_mid") t.kept = true;
+            out_.kept_outputs.push_back({p.module, term});
+        }
+        if (!rules_.fused_attention) return;
+        for (const auto& a : attention_prefixes_) {
+            keep(a + ".out");
+            keep(a + ".lse");
+            out_.attention_kept = true;
+        }
+    }
+
     std::int64_t dt() const { return dt_; }
     const ModelBehaviour& rules() const { return rules_; }
     CallActivations& out() { return out_; }
 
 private:
+    void keep(const std::string& name) {
+        for (auto& t : out_.terms)
+            if (t.name == name) {
+                t.kept = true;
+                return;
+            }
+        SHARDSIM_ASSERT(false, "selective checkpointing keeps a term the call does not save: " + name);
+    }
+
+    struct Projection {
+        std::string module, term;
+        std::int64_t bytes = 0;  // its output
+    };
+    std::vector<Projection> projections_;
+    std::vector<std::string> attention_prefixes_;
     const Unit& unit_;
     const model::BatchShape& shape_;
     ModelBehaviour rules_;
@@ -149,7 +204,7 @@ private:
 // Some decoder block reads the encoder output through a trainable cross-attention k or v, or the
 // blocks are checkpointed: recomputing a cross-attention block needs the encoder output again.
 bool encoder_output_saved(const ActivationInputs& in) {
-    if (in.checkpointing) return true;
+    if (in.checkpointing != config::Checkpointing::none) return true;
     for (const auto& u : *in.units)
         if (u.cross_attention && any_trainable(u, {"EncDecAttention.k", "EncDecAttention.v", "crossattention.k_proj",
                                                     "crossattention.v_proj"}))
@@ -165,13 +220,17 @@ void classic_block(Builder& b, const model::ModelSpec& m, const model::Attention
     b.norm(gpt2 ? "ln_1" : "input_layernorm", Stream::decoder, h, true, true);
     b.input_if("attn.input", Stream::decoder, h, {gpt2 ? "attn.c_attn" : "query_key_value"});
     b.lora_middles();
+    b.projection(gpt2 ? "attn.c_attn" : "self_attention.query_key_value");
     b.attention("attn", a);
     b.context_if("attn", a, {gpt2 ? "attn.c_proj" : "self_attention.dense"});
+    b.projection(gpt2 ? "attn.c_proj" : "self_attention.dense");
     b.mask("attn.out", Stream::decoder, h);
     b.norm(gpt2 ? "ln_2" : "post_attention_layernorm", Stream::decoder, h, true, false);
     b.input_if("mlp.input", Stream::decoder, h, {gpt2 ? "mlp.c_fc" : "dense_h_to_4h"});
     b.act("mlp.fc_out", Stream::decoder, f);
+    b.projection(gpt2 ? "mlp.c_fc" : "mlp.dense_h_to_4h", "mlp.fc_out");
     b.input_if("mlp.act", Stream::decoder, f, {gpt2 ? "mlp.c_proj" : "dense_4h_to_h"});
+    b.projection(gpt2 ? "mlp.c_proj" : "mlp.dense_4h_to_h");
     b.mask("mlp.out", Stream::decoder, h);
     b.mlp_backward(Stream::decoder, f, 2, h);
 }
@@ -183,13 +242,20 @@ void llama_block(Builder& b, const model::ModelSpec& m, const model::AttentionSh
     b.input_if("attn.input", Stream::decoder, h, {"q_proj", "k_proj", "v_proj"});
     b.lora_middles();
     b.attention("attn", a);
+    b.projection("self_attn.q_proj");  // rotated in place: kept as a term of its own
+    b.projection("self_attn.k_proj");
+    b.projection("self_attn.v_proj", "attn.v");
     b.context_if("attn", a, {"o_proj"});
+    b.projection("self_attn.o_proj");
     b.norm("post_attention_layernorm", Stream::decoder, h, false, false);
     b.input_if("mlp.input", Stream::decoder, h, {"gate_proj", "up_proj"});
     b.act("mlp.gate", Stream::decoder, f);
     b.act("mlp.act", Stream::decoder, f);
     b.act("mlp.up", Stream::decoder, f);
+    b.projection("mlp.gate_proj", "mlp.gate");
+    b.projection("mlp.up_proj", "mlp.up");
     b.input_if("mlp.prod", Stream::decoder, f, {"down_proj"});
+    b.projection("mlp.down_proj");
     b.mlp_backward(Stream::decoder, f, 3, h);
 }
 
@@ -200,12 +266,17 @@ void t5_ffn(Builder& b, const model::ModelSpec& m, const model::StackSpec& s, St
         b.act("ffn.gate", st, s.ffn);
         b.act("ffn.act", st, s.ffn);
         b.act("ffn.up", st, s.ffn);
+        b.projection("DenseReluDense.wi_0", "ffn.gate");
+        b.projection("DenseReluDense.wi_1", "ffn.up");
+        b.projection("DenseReluDense.wo");
         b.mask("ffn.prod", st, s.ffn);
         b.input_if("ffn.prod", st, s.ffn, {"DenseReluDense.wo"});
         b.mlp_backward(st, s.ffn, 3, s.hidden);
         return;
     }
     b.act("ffn.act", st, s.ffn);  // ReLU keeps its output, which wo reads too without dropout
+    b.projection("DenseReluDense.wi");  // ReLU runs in place on it
+    b.projection("DenseReluDense.wo");
     if (b.rules().hidden_dropout > 0) {
         b.mask("ffn.act", st, s.ffn);
         b.input_if("ffn.dropped", st, s.ffn, {"DenseReluDense.wo"});
@@ -223,7 +294,11 @@ void t5_block(Builder& b, const ActivationInputs& in, const Unit& u, const std::
     b.input_if("sa.input", st, s.hidden, {"SelfAttention.q", "SelfAttention.k", "SelfAttention.v"});
     b.lora_middles("SelfAttention");
     b.attention("sa", attn[0]);
+    b.projection("SelfAttention.q", "sa.q");
+    b.projection("SelfAttention.k", "sa.k");
+    b.projection("SelfAttention.v", "sa.v");
     b.context_if("sa", attn[0], {"SelfAttention.o"});
+    b.projection("SelfAttention.o");
     b.mask("sa.out", st, s.hidden);
     if (u.layer == 0) {
         // The stack's position bias (heads x s x s, shared by the batch) is made by block 0 and
@@ -237,7 +312,11 @@ void t5_block(Builder& b, const ActivationInputs& in, const Unit& u, const std::
         b.input_if("ca.input", st, s.hidden, {"EncDecAttention.q"});
         b.lora_middles("EncDecAttention");
         b.attention("ca", attn[1]);
+        b.projection("EncDecAttention.q", "ca.q");
+        b.projection("EncDecAttention.k", "ca.k");
+        b.projection("EncDecAttention.v", "ca.v");
         b.context_if("ca", attn[1], {"EncDecAttention.o"});
+        b.projection("EncDecAttention.o");
         b.mask("ca.out", st, s.hidden);
         ffn_layer = 2;
     }
@@ -267,7 +346,11 @@ void codet5p_block(Builder& b, const ActivationInputs& in, const Unit& u, const 
         b.input_if("ca.input", st, s.hidden, {"crossattention.q_proj"});
         b.lora_middles("crossattention");
         b.attention("ca", attn[1]);
+        b.projection("crossattention.q_proj", "ca.q");
+        b.projection("crossattention.k_proj", "ca.k");
+        b.projection("crossattention.v_proj", "ca.v");
         b.context_if("ca", attn[1], {"crossattention.out_proj"});
+        b.projection("crossattention.out_proj");
         b.mask("ca.out", st, s.hidden);
     }
     b.norm("ln_1", st, s.hidden, true, first_norm);
@@ -275,17 +358,23 @@ void codet5p_block(Builder& b, const ActivationInputs& in, const Unit& u, const 
     b.lora_middles(".attn.");
     b.lora_middles(".mlp.");
     b.attention("attn", attn[0], true);
+    b.projection("attn.qkv_proj");  // split, then q and k rotated and upcast: its own term
     b.context_if("attn", attn[0], {".attn.out_proj"});
+    b.projection("attn.out_proj");
     b.mask("attn.out", st, s.hidden);
-    b.act("mlp.fc_out", st, s.ffn);
+    b.act("mlp.fc_out", st, s.ffn);  // fc_in's output
+    b.projection("mlp.fc_in", "mlp.fc_out");
     b.input_if("mlp.act", st, s.ffn, {"mlp.fc_out"});
+    b.projection("mlp.fc_out");
     b.mask("mlp.out", st, s.hidden);
     b.mlp_backward(st, s.ffn, 2, s.hidden);
     if (st == Stream::encoder && u.layer == s.layers - 1) {
         b.norm("ln_f", st, s.hidden, true, false);
         b.input_if("proj.input", st, s.hidden, {"enc_to_dec_proj"});
         b.lora_middles("enc_to_dec_proj");
-        if (encoder_output_saved(in)) b.act("encoder.output", st, m.decoder.hidden, true);
+        const bool saved = encoder_output_saved(in);
+        if (saved) b.act("encoder.output", st, m.decoder.hidden, true);
+        b.projection("enc_to_dec_proj", saved ? "encoder.output" : "");
     }
 }
 
@@ -352,10 +441,11 @@ CallActivations call_activations(const ActivationInputs& in, int call) {
                 case Arch::t5: t5_block(b, in, u, attn); break;
                 case Arch::codet5p: codet5p_block(b, in, u, attn); break;
             }
-            b.out().checkpointed = checkpointed(in.checkpointing, in.checkpoint_every, *in.units, u);
+            b.out().checkpointed = checkpointed(in.checkpointing != config::Checkpointing::none, in.checkpoint_every, *in.units, u);
             break;
     }
     b.finish();
+    if (b.out().checkpointed && in.checkpointing == config::Checkpointing::selective) b.select();
     return b.out();
 }
 
@@ -372,10 +462,17 @@ bool checkpointed(bool checkpointing, std::int64_t every, const std::vector<mode
 
 bool checkpointed(const ShardingPlan& plan, const model::Unit& unit) {
     const auto& job = plan.scenario().job;
-    return checkpointed(job.activation_checkpointing, job.checkpoint_every, plan.units(), unit);
+    return checkpointed(job.checkpointing(), job.checkpoint_every, plan.units(), unit);
 }
 
 CallActivations call_activations(const ShardingPlan& plan, int call) { return call_activations(activation_inputs(plan), call); }
+
+model::ComputeWork recompute_work(const ActivationInputs& in, int call, const CallActivations& acts) {
+    std::vector<std::string> kept;
+    for (const auto& k : acts.kept_outputs) kept.push_back(k.module);
+    return model::forward_work_without(*in.model, *in.units, in.program->at(static_cast<std::size_t>(call)), in.shape, kept,
+                                       acts.attention_kept);
+}
 
 ActivationInputs activation_inputs(const ShardingPlan& plan) {
     ActivationInputs in;

@@ -21,9 +21,11 @@ ScheduleBuilder::ScheduleBuilder(const ShardingPlan& plan)
     gathers_ = plan.gathers_params();
     for (int c = 0; c < K_; ++c) forward_order_.push_back(c);
     for (int c = K_ - 1; c >= 0; --c) backward_order_.push_back(c);
+    const ActivationInputs inputs = activation_inputs(plan);
     for (int c = 0; c < K_; ++c) {
-        acts_.push_back(call_activations(plan, c));
+        acts_.push_back(call_activations(inputs, c));
         flops_.push_back(model::call_flops(plan.scenario().model, plan.units(), prog_[static_cast<std::size_t>(c)], plan.batch_shape()));
+        recompute_work_.push_back(acts_.back().checkpointed ? recompute_work(inputs, c, acts_.back()) : model::ComputeWork{});
     }
 }
 
@@ -134,8 +136,8 @@ int ScheduleBuilder::forward_call(int c) {
 
 void ScheduleBuilder::recompute(int c) {
     Op r = compute(OpKind::recompute, c);
-    r.flops = flops_[static_cast<std::size_t>(c)].forward;
-    r.work = flops_[static_cast<std::size_t>(c)].forward_work;
+    r.work = recompute_work_[static_cast<std::size_t>(c)];
+    r.flops = r.work.flops();
     r.activation_bytes = acts_[static_cast<std::size_t>(c)].recompute_bytes();
     memory(r, t_.call(c).recomputed, kAlloc);
     memory(r, t_.call(c).forward_workspace, kAlloc | kFree);

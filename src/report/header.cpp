@@ -41,9 +41,11 @@ namespace {
 
 std::string memory_line(const config::JobConfig& job) {
     std::vector<std::string> mem;
-    mem.push_back(!job.activation_checkpointing ? "no checkpointing"
-                  : job.checkpoint_every == 1 ? "activation checkpointing"
-                                              : "activation checkpointing, one block in " + std::to_string(job.checkpoint_every));
+    const std::string kind = job.activation_checkpointing == config::Checkpointing::selective ? "selective activation checkpointing"
+                                                                                               : "activation checkpointing";
+    mem.push_back(!job.checkpointing()          ? "no checkpointing"
+                  : job.checkpoint_every == 1 ? kind
+                                              : kind + ", one block in " + std::to_string(job.checkpoint_every));
     mem.push_back(config::attention_name(job.attention) + " attention");
     mem.push_back(std::string(job.loss == config::LossKind::fused ? "fused" : "eager") + " loss");
     if (job.attention_dropout > 0 || job.hidden_dropout > 0)

@@ -39,7 +39,7 @@ MicroBatchWork compute_work(const plan::BoundModel& m, model::Scenario s, const 
         w.forward_bytes += static_cast<double>(a.saved_bytes());
         w.backward_bytes += 2.0 * static_cast<double>(a.saved_bytes());  // read what forward wrote, write gradients
         if (a.checkpointed) {
-            w.recompute_flops += f.forward;
+            w.recompute_flops += plan::recompute_work(in, c, a).flops();
             w.recompute_bytes += static_cast<double>(a.recompute_bytes());
         }
     }
@@ -67,7 +67,7 @@ SearchTables::SearchTables(const Space& space, int threads) {
             for (auto d : shards) m->prepare(d);
     std::vector<WorkKey> keys;
     for (auto mb : micro)
-        for (bool ck : space.checkpointing)
+        for (const auto ck : space.checkpointing)
             for (auto att : space.attentions)
                 for (auto loss : space.losses)
                     for (const auto& p : space.precisions)

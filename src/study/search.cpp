@@ -215,7 +215,7 @@ void inner(const Context& c, ThreadState& ts, GroupOutcome& g, Setup x, const Sh
         apply_setup(c.space, x, s);
         const plan::MemoryBound base = plan::memory_bound(m, s, h.rules, plan::ActivationSums{});
         for (auto [mb, accum] : h.splits)
-            for (bool ck : c.space.checkpointing)
+            for (const auto ck : c.space.checkpointing)
                 for (auto att : c.space.attentions)
                     for (auto loss : c.space.losses) {
                         x.micro_batch = mb, x.grad_accum = accum, x.checkpointing = ck, x.attention = att, x.loss = loss;

@@ -73,7 +73,7 @@ std::vector<std::string> setup_sets(const Space& space, const Setup& x) {
     neutral_engine_sets(x, out);
     out.push_back("batch.micro_batch=" + std::to_string(x.micro_batch));
     out.push_back("batch.grad_accum=" + std::to_string(x.grad_accum));
-    out.push_back(std::string("memory.activation_checkpointing=") + bool_text(x.checkpointing));
+    out.push_back("memory.activation_checkpointing=" + config::checkpointing_name(x.checkpointing));
     out.push_back(std::string("memory.offload_optimizer=") + bool_text(x.offload == 1 || x.offload == 2));
     out.push_back(std::string("memory.offload_params=") + bool_text(x.offload >= 2));
     out.push_back("memory.attention=" + config::attention_name(x.attention));
@@ -189,7 +189,8 @@ std::string setup_label(const Space& space, const Setup& x) {
     if (x.shard_size > 0) s += " shard " + std::to_string(x.shard_size);
     if (x.secondary > 0) s += " hpZ " + std::to_string(x.secondary);
     s += ", mb " + std::to_string(x.micro_batch) + " x " + std::to_string(x.grad_accum);
-    if (x.checkpointing) s += ", ckpt";
+    if (x.checkpointing == config::Checkpointing::full) s += ", ckpt";
+    if (x.checkpointing == config::Checkpointing::selective) s += ", selective ckpt";
     if (x.offload == 1) s += ", offload opt";
     if (x.offload == 2) s += ", offload opt+params";
     if (x.offload == 3) s += ", offload params";

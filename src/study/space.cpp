@@ -320,7 +320,6 @@ std::vector<T> one_or(const std::optional<std::string>& fix, T (*parse)(const st
     return otherwise;
 }
 
-bool parse_bool(const std::string& v) { return v == "true"; }
 config::AttentionKind parse_attention(const std::string& v) {
     const auto& names = config::attention_names();
     return static_cast<config::AttentionKind>(std::find(names.begin(), names.end(), v) - names.begin());
@@ -346,8 +345,12 @@ void dimensions(const PlanRequest& r, const std::map<std::string, std::string>& 
         if (k == "parallel.bucket_mib" && v != "auto")
             std::erase_if(s.strategies, [](config::Strategy st) { return plan::traits(st).engine == plan::Engine::fsdp; });
     }
-    s.checkpointing = one_or<bool>(fixed(fixes, "memory.activation_checkpointing"), parse_bool,
-                                   allowed(r, "checkpointing") ? std::vector<bool>{false, true} : std::vector<bool>{j.activation_checkpointing});
+    // Searched: none, full (Hugging Face's) and selective (torchtitan's op-level policy).
+    s.checkpointing = one_or<config::Checkpointing>(
+        fixed(fixes, "memory.activation_checkpointing"), config::parse_checkpointing,
+        allowed(r, "checkpointing") ? std::vector<config::Checkpointing>{config::Checkpointing::none, config::Checkpointing::full,
+                                                                         config::Checkpointing::selective}
+                                    : std::vector<config::Checkpointing>{j.activation_checkpointing});
     const std::int8_t base_offload = j.offload_params ? (j.offload_optimizer ? 2 : 3) : j.offload_optimizer ? 1 : 0;
     s.offloads = allowed(r, "offload") ? std::vector<std::int8_t>{0, 1, 2} : std::vector<std::int8_t>{base_offload};
     const auto opt = fixed(fixes, "memory.offload_optimizer"), par = fixed(fixes, "memory.offload_params");

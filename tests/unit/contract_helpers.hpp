@@ -5,7 +5,7 @@
 //     bytes), the tracking allocator's `activations` equal the contract's sum after the forward
 //     pass, and nothing but the model states is left after backward;
 //   - FLOPs: the device's GEMM FLOPs over a step equal model::call_flops summed over the calls
-//     (plus the forward again for recomputed blocks);
+//     (plus, for recomputed blocks, what plan::recompute_work says the recompute computes);
 //   - the model states the trainer allocates show up in their categories, exactly.
 // Returns the largest transient within a call next to the plan's workspace estimates.
 #include <doctest/doctest.h>
@@ -45,7 +45,10 @@ inline Measured check_contract(device::Device& dev_ref, const std::string& model
                                const std::vector<std::string>& extra = {}) {
     std::vector<std::string> sets = lora ? test::lora_all(model) : std::vector<std::string>{};
     sets.insert(sets.end(), extra.begin(), extra.end());
-    sets.push_back(std::string("memory.activation_checkpointing=") + (checkpointing ? "true" : "false"));
+    // `extra` may name the checkpointing (selective); otherwise on / off as asked.
+    const bool named = std::any_of(extra.begin(), extra.end(),
+                                   [](const std::string& s) { return s.rfind("memory.activation_checkpointing=", 0) == 0; });
+    if (!named) sets.push_back(std::string("memory.activation_checkpointing=") + (checkpointing ? "true" : "false"));
     sets.push_back(std::string("precision.params=") + std::string(dtype_name(dtype)));
     sets.push_back(std::string("precision.grads=") + std::string(dtype_name(dtype)));
     device::Device* dev = &dev_ref;
@@ -75,7 +78,7 @@ inline Measured check_contract(device::Device& dev_ref, const std::string& model
         const plan::CallActivations a = plan::call_activations(plan, c);
         const auto& step = plan.program().at(static_cast<std::size_t>(c));
         const model::CallFlops f = model::call_flops(plan.scenario().model, plan.units(), step, shape);
-        expected_flops += f.forward + f.backward + (a.checkpointed ? f.forward : 0.0);
+        expected_flops += f.forward + f.backward + (a.checkpointed ? plan::recompute_work(plan::activation_inputs(plan), c, a).flops() : 0.0);
         const std::int64_t before = alloc.current().device_total();
         alloc.reset_peak();
         tf.forward(c, tr.params(c));

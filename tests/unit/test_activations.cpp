@@ -189,3 +189,71 @@ TEST_CASE("the loss: T5 calls CrossEntropyLoss on its logits as they are, so the
     CHECK(a.forward_workspace == 0);
     CHECK(a.backward_workspace == n * 2);
 }
+
+// Selective checkpointing, by hand for a Llama block with sdpa (torchtitan's op-level policy):
+// projections in forward order q(1) k(2) v(3) o(4) gate(5) up(6) down(7); the odd ones keep their
+// outputs — q (rotated in place afterwards: a term of its own), v (the term attn.v), gate (the
+// term mlp.gate), down (a term of its own) — and sdpa its output and log-sum-exp.
+TEST_CASE("selective checkpointing of a Llama block: the input, q, v, gate, down, sdpa's out and lse") {
+    const auto sel = make_plan("tiny-llama", {"memory.activation_checkpointing=selective"});
+    const auto full = make_plan("tiny-llama", {"memory.activation_checkpointing=full"});
+    const auto none = make_plan("tiny-llama");
+    const int c = call_of(*sel, "block.1");
+    const plan::CallActivations a = plan::call_activations(*sel, c);
+    REQUIRE(a.checkpointed);
+    std::map<std::string, std::int64_t> kept;
+    for (const auto& t : a.terms)
+        if (t.kept) kept[t.name] = t.bytes;
+    const std::string p = "model.layers.1.";
+    const std::map<std::string, std::int64_t> want = {
+        {"input_layernorm.input", 16 * 32 * 2},       // the block input
+        {p + "self_attn.q_proj.out", 16 * 32 * 2},    // 4 heads x 8
+        {"attn.v", 16 * 16 * 2},                      // 2 KV heads x 8
+        {"attn.out", 16 * 32 * 2},
+        {"attn.lse", 4 * 16 * 4},
+        {"mlp.gate", 16 * 88 * 2},
+        {p + "mlp.down_proj.out", 16 * 32 * 2},
+    };
+    CHECK(kept == want);
+    std::vector<std::string> modules;
+    for (const auto& k : a.kept_outputs) modules.push_back(k.module);
+    CHECK(modules == std::vector<std::string>{p + "self_attn.q_proj", p + "self_attn.v_proj", p + "mlp.gate_proj", p + "mlp.down_proj"});
+    CHECK(a.attention_kept);
+    // Between full (the input alone) and none (everything) in what forward leaves; the terms of
+    // its own (q and down) are what no checkpointing would not keep.
+    const plan::CallActivations f = plan::call_activations(*full, c), n = plan::call_activations(*none, c);
+    CHECK(f.forward_bytes() == 16 * 32 * 2);
+    CHECK(a.forward_bytes() > f.forward_bytes());
+    CHECK(a.forward_bytes() < n.forward_bytes());
+    CHECK(a.saved_bytes() == n.saved_bytes() + 2 * 16 * 32 * 2);
+    // Recompute: k, o and up (2 * 16 * (32*16 + 32*32 + 32*88) FLOPs); no q, v, gate, down, no
+    // attention. Full checkpointing recomputes the whole forward.
+    const auto in = plan::activation_inputs(*sel);
+    const model::ComputeWork w = plan::recompute_work(in, c, a);
+    CHECK(w.fused_attention_flops == 0);
+    CHECK(w.flops() == 2.0 * 16 * (32 * 16 + 32 * 32 + 32 * 88));
+    const auto fin = plan::activation_inputs(*full);
+    const auto& step = full->program().at(static_cast<std::size_t>(c));
+    CHECK(plan::recompute_work(fin, c, f).flops() ==
+          model::call_flops(full->scenario().model, full->units(), step, full->batch_shape()).forward);
+}
+
+TEST_CASE("selective checkpointing of a GPT-2 block: the fused QKV and fc outputs; eager attention recomputed") {
+    // tiny-gpt2: c_attn(1) c_proj(2) c_fc(3) mlp.c_proj(4): c_attn's output (3 x hidden, split in
+    // place into q k v) is a term of its own, c_fc's is mlp.fc_out. Eager attention is batched
+    // matmuls and a softmax: not in the policy's list, recomputed.
+    const auto sel = make_plan("tiny-gpt2", {"memory.activation_checkpointing=selective", "memory.attention=eager"});
+    const int c = call_of(*sel, "block.1");
+    const plan::CallActivations a = plan::call_activations(*sel, c);
+    const std::int64_t h = sel->scenario().model.decoder.hidden, f = sel->scenario().model.decoder.ffn;
+    std::map<std::string, std::int64_t> kept;
+    for (const auto& t : a.terms)
+        if (t.kept) kept[t.name] = t.bytes;
+    const std::map<std::string, std::int64_t> want = {
+        {"ln_1.input", 16 * h * 2}, {"transformer.h.1.attn.c_attn.out", 16 * 3 * h * 2}, {"mlp.fc_out", 16 * f * 2}};
+    CHECK(kept == want);
+    CHECK_FALSE(a.attention_kept);
+    const auto& step = sel->program().at(static_cast<std::size_t>(c));
+    const auto full = model::call_flops(sel->scenario().model, sel->units(), step, sel->batch_shape()).forward;
+    CHECK(plan::recompute_work(plan::activation_inputs(*sel), c, a).flops() == full - 2.0 * 16 * (h * 3 * h + h * f));
+}

@@ -146,7 +146,7 @@ TEST_CASE("bad input: one line per problem, exact shape, exit code 2") {
         {"unknown dtype", good + "[precision]\nparams = fp8\n", "",
          {"JOB:13: precision.params: bad value 'fp8' (allowed: fp32, bf16, fp16)"}},
         {"bad boolean", good + "[memory]\nactivation_checkpointing = yes\n", "",
-         {"JOB:13: memory.activation_checkpointing: bad value 'yes' (allowed: true, false)"}},
+         {"JOB:13: memory.activation_checkpointing: bad value 'yes' (allowed: none, full, selective, false, true)"}},
         {"missing required key", replace_line(good, "seq_len = 16\n", ""), "",
          {"JOB:9: batch.seq_len: missing required key (allowed: integer in [1, 1048576])"}},
         {"line without =", replace_line(good, "micro_batch = 1", "micro_batch 1"), "",

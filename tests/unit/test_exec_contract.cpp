@@ -191,3 +191,28 @@ TEST_CASE("memory.checkpoint_every without checkpointing is refused, naming the 
     CHECK_THROWS_WITH_AS(test::tiny_plan("tiny-llama", {"memory.checkpoint_every=2"}),
                          doctest::Contains("memory.checkpoint_every: bad value '2': activation checkpointing is off"), InputError);
 }
+
+// Selective checkpointing (torchtitan's op-level policy): every tiny model, LoRA off and on, eager
+// and sdpa / flash, dropout on, fp32 and bf16: the executor keeps exactly the plan's terms after
+// forward (the block input, every other projection's output, the fused attention's output and
+// log-sum-exp), rebuilds exactly the full list in recompute, and performs exactly the GEMM FLOPs
+// the plan's recompute_work leaves in (the kept projections and attention kernels skipped).
+TEST_CASE("selective checkpointing: the executor keeps, recomputes and skips what the plan says, in every family") {
+    for (const auto& model : test::tiny_models()) {
+        const bool sdpa = model == "tiny-gpt2" || model == "tiny-llama";
+        const std::string hidden = model == "tiny-llama" ? "0" : "0.2";
+        std::vector<std::vector<std::string>> variants = {{}, {"memory.attention=eager"}};
+        if (sdpa) variants.push_back({"memory.attention=flash", "dropout.attention=0.2"});
+        variants.push_back({"dropout.attention=0.2", "dropout.hidden=" + hidden, "memory.checkpoint_every=2"});
+        for (auto& v : variants) v.push_back("memory.activation_checkpointing=selective");
+        for (const auto& v : variants)
+            for (const DType dt : {DType::fp32, DType::bf16})
+                for (const bool lora : {false, true}) {
+                    std::string what = model + " " + std::string(dtype_name(dt)) + (lora ? " lora" : "");
+                    for (const auto& s : v) what += " " + s;
+                    CAPTURE(what);
+                    auto dev = device::make_cpu_device();
+                    test::check_contract(*dev, model, true, lora, dt, v);
+                }
+    }
+}

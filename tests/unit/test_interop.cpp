@@ -37,7 +37,7 @@ std::string signature(const model::Scenario& s, bool simulate = true) {
                          " mom " + std::to_string(j.momentum));
     add("batch", std::to_string(j.micro_batch) + "x" + std::to_string(j.grad_accum) + " len " + std::to_string(s.encoder_len()) + "/" +
                      std::to_string(s.decoder_len()));
-    add("memory", std::to_string(j.activation_checkpointing) + std::to_string(j.offload_optimizer) + std::to_string(j.offload_params) +
+    add("memory", config::checkpointing_name(j.activation_checkpointing) + std::to_string(j.offload_optimizer) + std::to_string(j.offload_params) +
                       " attn " + config::attention_name(j.attention) + " loss " + std::to_string(static_cast<int>(j.loss)));
     add("dropout", std::to_string(j.attention_dropout) + "/" + std::to_string(j.hidden_dropout));
     add("lora", std::to_string(j.lora_rank) + " " + std::to_string(j.lora_alpha) + " " + join(j.lora_targets, ","));

@@ -43,6 +43,16 @@ std::string attention_name(AttentionKind a);
 // memory.loss: Hugging Face's cross-entropy (fp32 logits copy, fp32 log-softmax kept) or a fused
 // kernel that never materialises fp32 logits (plan/activations.hpp says what each keeps).
 enum class LossKind { eager, fused };
+// memory.activation_checkpointing: none; full (a checkpointed block keeps its input and recomputes
+// everything, as torch.utils.checkpoint under Hugging Face's gradient_checkpointing); selective
+// (torchtitan's op-level policy: a checkpointed block also keeps the outputs of every other
+// projection and of a fused attention kernel, and recomputes the rest; plan/activations.hpp).
+// `false` and `true` are accepted for none and full.
+enum class Checkpointing { none, full, selective };
+const std::vector<std::string>& checkpointing_names();  // in the enum's order
+std::string checkpointing_name(Checkpointing c);
+// A value the key allows (its names, false, true) as the enum.
+Checkpointing parse_checkpointing(const std::string& s);
 
 struct JobConfig {
     // [job]
@@ -84,7 +94,8 @@ struct JobConfig {
     std::int64_t seq_len = 1;
     std::int64_t decoder_seq_len = 0;  // 0: not given (decoder-only models)
     // [memory]
-    bool activation_checkpointing = false;
+    Checkpointing activation_checkpointing = Checkpointing::none;
+    bool checkpointing() const { return activation_checkpointing != Checkpointing::none; }
     std::int64_t checkpoint_every = 1;  // with checkpointing: blocks n, 2n, 3n, ... (counting from 1)
     bool offload_optimizer = false;
     bool offload_params = false;

@@ -16,6 +16,7 @@
 // for its weight gradient; eager attention's Q K^T and P V per head and sequence forward, and four
 // products backward (dP, dV, dQ, dK).
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "shardsim/model/spec.hpp"
@@ -70,6 +71,12 @@ const StackSpec& stack_of(const ModelSpec& spec, const Unit& unit);
 
 CallFlops call_flops(const ModelSpec& spec, const std::vector<Unit>& units, const ProgramStep& step,
                      const BatchShape& shape);
+// The forward work of `step` without the projections of the modules in `skipped` (a module is a
+// weight's name less ".weight"; its LoRA adapter goes with it) and, with `skip_fused_attention`,
+// without the sdpa / flash attention kernels (eager attention's GEMMs stay): what a recompute
+// computes when selective checkpointing kept those outputs (plan/activations.hpp).
+ComputeWork forward_work_without(const ModelSpec& spec, const std::vector<Unit>& units, const ProgramStep& step,
+                                 const BatchShape& shape, const std::vector<std::string>& skipped, bool skip_fused_attention);
 
 // Model FLOPs of one micro-batch's forward and backward by the usual rule (Kaplan et al. 2020's
 // 6N per token, plus attention as PaLM counts it, Chowdhery et al. 2022, appendix B): 6 x tokens

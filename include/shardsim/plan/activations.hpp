@@ -38,6 +38,28 @@
 // With activation checkpointing a block keeps only the terms marked `kept` (its input, and the
 // tensors later blocks read: T5's position bias, the encoder output) and recomputes the rest in
 // backward.
+//
+// Selective checkpointing (memory.activation_checkpointing = selective) is torchtitan's op-level
+// selective activation checkpointing (ac mode "selective", option "op": its
+// _apply_ac_to_transformer_block and _save_list): a checkpointed block runs under
+// torch.utils.checkpoint with a policy that saves the output of every op in a short list and
+// recomputes the others. The list: the matmuls (aten.mm), except every second one counted from
+// the block's first in forward order (a count that restarts with each forward and each
+// recompute), and the fused attention kernels (_scaled_dot_product_flash / efficient_attention).
+// Here:
+//   - the projections of a block are counted in the order the family's forward calls them, one
+//     count per projection (an adapted projection's LoRA matmuls go with it); the 1st, 3rd, 5th
+//     ... keep their output; where that output is a term already (Llama's v, the gate of a
+//     SwiGLU, GPT-2's fc output), the term is kept, otherwise a term of its own,
+//     `<module>.out` (a projection whose output is then rotated, dropped or added to in place:
+//     Llama's q, every output projection, the fused QKV of GPT-2 / BLOOM / CodeGen); an adapted
+//     projection keeps its LoRA middle activation too (its recompute is skipped as a whole);
+//   - sdpa / flash attention keep their output and log-sum-exp (`out`, `lse`); eager attention is
+//     batched matmuls and a softmax, none in the list: recomputed;
+//   - recompute skips the kept projections and attention kernels (recompute_work) and rebuilds
+//     everything else; backward then holds what full checkpointing holds.
+// torchtitan applies the policy to aten.mm only; GPT-2's Conv1D and BLOOM's biased projections
+// are addmm there, which the literal list would not save: here every projection counts.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -56,6 +78,15 @@ struct ActivationTerm {
 struct CallActivations {
     std::vector<ActivationTerm> terms;  // everything saved without checkpointing
     bool checkpointed = false;          // this call is a checkpointed block
+    // Selective checkpointing: the projections whose outputs this checkpointed block keeps (module
+    // names, as their weights are named less ".weight"), each with the term that holds the output,
+    // and whether the fused attention kernels' outputs are kept. Empty / false otherwise.
+    struct KeptOutput {
+        std::string module;
+        std::string term;
+    };
+    std::vector<KeptOutput> kept_outputs;
+    bool attention_kept = false;
     std::int64_t forward_workspace = 0;   // transient bytes inside forward beyond what is saved
     std::int64_t backward_workspace = 0;  // transient bytes inside backward
 
@@ -102,13 +133,17 @@ struct ActivationInputs {
     const std::vector<model::ProgramStep>* program = nullptr;
     ModelBehaviour behaviour;
     model::BatchShape shape;
-    bool checkpointing = false;
+    config::Checkpointing checkpointing = config::Checkpointing::none;
     std::int64_t checkpoint_every = 1;  // memory.checkpoint_every
 };
 ActivationInputs activation_inputs(const ShardingPlan& plan);
 
 CallActivations call_activations(const ActivationInputs& inputs, int call);
 CallActivations call_activations(const ShardingPlan& plan, int call);
+
+// What recomputing `call` computes: its forward's work, less the projections and attention
+// kernels whose outputs selective checkpointing kept (all of it under full checkpointing).
+model::ComputeWork recompute_work(const ActivationInputs& inputs, int call, const CallActivations& acts);
 
 // Buffers that one call makes and another frees (encoder-decoder models):
 //   encoder output gradient   (activation dtype, encoder tokens x its width) summed over the

@@ -34,7 +34,7 @@ struct MicroBatchWork {
 // What activations and FLOPs depend on, as a key.
 struct WorkKey {
     std::int32_t micro_batch = 1;
-    bool checkpointing = false;
+    config::Checkpointing checkpointing = config::Checkpointing::none;
     config::AttentionKind attention = config::AttentionKind::eager;
     config::LossKind loss = config::LossKind::eager;
     DType dtype = DType::bf16;

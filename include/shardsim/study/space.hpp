@@ -106,7 +106,7 @@ struct Setup {
     std::int32_t secondary = 0;   // zero3 hpZ (0: off)
     std::int32_t micro_batch = 1;
     std::int32_t grad_accum = 1;
-    bool checkpointing = false;
+    config::Checkpointing checkpointing = config::Checkpointing::none;
     std::int8_t offload = 0;  // 0 none, 1 optimizer, 2 optimizer and parameters
     config::AttentionKind attention = config::AttentionKind::eager;
     config::LossKind loss = config::LossKind::eager;
@@ -128,7 +128,8 @@ struct Space {
     std::vector<NodeType> node_types;
     std::vector<config::Strategy> strategies;
     std::vector<PrecisionOption> precisions;
-    std::vector<bool> checkpointing, loras;
+    std::vector<config::Checkpointing> checkpointing;
+    std::vector<bool> loras;
     std::vector<std::int8_t> offloads;
     std::vector<config::AttentionKind> attentions;
     std::vector<config::LossKind> losses;
