@@ -366,6 +366,13 @@ TEST_CASE("activation and FLOP contracts hold on CUDA") {
                                  {"memory.attention=eager", "dropout.attention=0.2", hidden, "memory.loss=fused"});
             if (model == "tiny-llama" || model == "tiny-gpt2")
                 test::check_contract(*gpu, model, ckpt, false, DType::bf16, {"memory.attention=sdpa", "dropout.attention=0.2", hidden});
+            // Selective checkpointing: kept projection outputs read back, kept sdpa kernels skipped.
+            if (ckpt) {
+                test::check_contract(*gpu, model, true, true, DType::bf16, {"memory.activation_checkpointing=selective"});
+                if (model == "tiny-llama" || model == "tiny-gpt2")
+                    test::check_contract(*gpu, model, true, false, DType::bf16,
+                                         {"memory.activation_checkpointing=selective", "memory.attention=sdpa", "dropout.attention=0.2"});
+            }
         }
 }
 
