@@ -78,7 +78,7 @@ RandomSetup random_setup(std::mt19937& rng, const std::vector<std::string>& mode
     set("batch.micro_batch=" + std::to_string(roll(rng, 1, 4)));
     set("batch.grad_accum=" + std::to_string(roll(rng, 1, 3)));
     set("batch.seq_len=" + std::to_string(roll(rng, 8, 64)));
-    set("memory.activation_checkpointing=" + pick(rng, std::vector<std::string>{"true", "false"}));
+    set("memory.activation_checkpointing=" + pick(rng, std::vector<std::string>{"true", "false", "selective"}));
     // Offload where the strategy can (the plan refuses the rest, which the search never asks for).
     const auto& t = plan::traits(*config::parse_strategy(strategy));
     const int offload = t.shard_params ? roll(rng, 0, 3) : t.shard_optimizer ? roll(rng, 0, 2) : 0;
