@@ -54,6 +54,11 @@ std::vector<config::IniEdit> edits(const sim::Calibration& c, const config::Topo
         if (f.reduce_fitted)
             out.push_back({"gpu", "reduce_gbps", significant(f.reduce_Bps / 1e9),
                            by + significant(t.gpu.reduce_gbps) + "; 0: reductions cost nothing beyond the transfer)"});
+        if (f.cache_fitted) {
+            out.push_back({section, "cache_mib", significant(f.cache_bytes / static_cast<double>(kMiB)),
+                           by + significant(was.cache_mib) + "; the host's last-level cache or less, searched)"});
+            out.push_back({section, "spill_slowdown", significant(f.spill_slowdown), by + significant(was.spill_slowdown) + ")"});
+        }
     }
     return out;
 }

@@ -208,6 +208,17 @@ const Schema& topology_schema() {
         host_bus.min_exclusive = true;
         host_bus.allows_auto = true;
         s.push_back(host_bus);
+        s.push_back(auto_key("intra_node", "cache_mib", ValueType::number, "MiB",
+                             "shm: the cache a collective's buffers (every rank's on the node) stay in; the share beyond it "
+                             "moves spill_slowdown times slower (auto: this host's last-level cache for shm, 0 otherwise; "
+                             "calibrate fits it; at most 1 TiB; docs/topologies.md)",
+                             0, limits::kBufferMiB));
+        KeySpec spill = key("intra_node", "spill_slowdown", ValueType::number, "", "1",
+                            "shm: how many times longer a collective moves and adds the bytes of its buffers beyond "
+                            "cache_mib (1: no difference; calibrate fits it; at most 1,000)");
+        spill.min = 1;
+        spill.max = 1000;
+        s.push_back(spill);
 
         KeySpec inter = key("inter_node", "kind", ValueType::choice, "", "none", "network between nodes");
         inter.choices = {"infiniband", "ethernet", "none"};
@@ -418,6 +429,10 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
     t.host.cpu_optimizer_gelems = v.number("host.cpu_optimizer_gelems");
     t.intra.host_bus_gbps = v.is_auto("intra_node.host_bus_gbps") ? t.host.h2d_gbps * static_cast<double>(t.gpus_per_node)
                                                                    : v.number("intra_node.host_bus_gbps");
+    t.intra.cache_mib = !v.is_auto("intra_node.cache_mib")     ? v.number("intra_node.cache_mib")
+                        : t.intra.kind == LinkKind::shm ? static_cast<double>(last_level_cache_bytes()) / kMiB
+                                                          : 0.0;
+    t.intra.spill_slowdown = v.number("intra_node.spill_slowdown");
     t.host.process_bytes = v.is_auto("host.process_gib") ? (t.gpu.is_cpu ? kGiB / 2 : 2 * kGiB)
                                                          : static_cast<std::int64_t>(v.number("host.process_gib") * kGiB);
     t.host.cpu_cores = v.is_auto("host.cpu_cores") ? node_cpu_cores() : v.integer("host.cpu_cores");

@@ -46,6 +46,11 @@ double latency_us(const sim::LinkModel& l, LinkLevel v) { return level_links(l, 
 // The achieved bus bandwidth the model uses (bandwidth x efficiency).
 double bandwidth_gbps(const sim::LinkModel& l, LinkLevel v) { return level_links(l, v).busbw_Bps() / 1e9; }
 std::string reduce_text(const sim::LinkModel& l) { return l.reduce_Bps > 0 ? format_fixed(l.reduce_Bps / 1e9, 3) : "free"; }
+// shm: the cache term fitted ([Note: a CPU host's cache]).
+std::string cache_text(const sim::LevelFit& f) {
+    if (!f.cache_fitted) return "";
+    return "; buffers beyond " + format_fixed(f.cache_bytes / static_cast<double>(kMiB), 1) + " MiB of cache x" + format_fixed(f.spill_slowdown, 2);
+}
 
 // Size bands the errors are also stated over (the "from 64 KiB up" is the union of the
 // last four).
@@ -150,6 +155,10 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
         l["bandwidth_gbps"] = bandwidth_gbps(in.after, f.level);
         l["reduce_gbps_before"] = in.before.reduce_Bps / 1e9;
         l["reduce_gbps"] = in.after.reduce_Bps / 1e9;
+        if (f.cache_fitted) {
+            l["cache_mib"] = f.cache_bytes / static_cast<double>(kMiB);
+            l["spill_slowdown"] = f.spill_slowdown;
+        }
         l["iterations"] = f.iterations;
         if (!f.note.empty()) l["note"] = f.note;
         if (f.fitted)
@@ -158,7 +167,7 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
                           format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " +
                               format_fixed(bandwidth_gbps(in.after, f.level), 3),
                           f.reduce_fitted ? reduce_text(in.before) + " -> " + reduce_text(in.after) : "-",
-                          "least squares, " + std::to_string(f.iterations) + " iteration(s)"});
+                          "least squares, " + std::to_string(f.iterations) + " iteration(s)" + cache_text(f)});
         else
             fits.add_row({name, std::to_string(f.points), "-", "-", "-", "not fitted: " + f.note});
 
@@ -211,7 +220,8 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
                           format_fixed(latency_us(in.after, f.level), 3) + ", bus bandwidth (GB/s) " +
                           format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " +
                           format_fixed(bandwidth_gbps(in.after, f.level), 3) +
-                          (f.reduce_fitted ? ", reduce_gbps " + reduce_text(in.before) + " -> " + reduce_text(in.after) : "") + " (least squares on log(predicted / measured), " +
+                          (f.reduce_fitted ? ", reduce_gbps " + reduce_text(in.before) + " -> " + reduce_text(in.after) : "") + cache_text(f) +
+                          " (least squares on log(predicted / measured), " +
                           std::to_string(f.points) + " measurements of " + format_bytes(in.min_bytes) + " to " +
                           format_bytes(in.max_bytes) + ")\n";
         else

@@ -10,12 +10,16 @@ namespace shardsim::sim {
 namespace {
 
 // The parameters of a level, as the model reads them: latency (s), 1 / bus bandwidth (s per
-// byte) and, inside a node, 1 / reduction rate (s per reduced byte; 0: free). The model is linear
-// in each within a piece (one algorithm and protocol), which the fit relies on.
-constexpr int kMaxParams = 3;
+// byte) and, inside a node, 1 / reduction rate (s per reduced byte; 0: free) and, on shm links,
+// spill_slowdown - 1 (the cache's size is searched around the fit: fit_level). The model is
+// linear in each of the first three within a piece (one algorithm and protocol), which the fit
+// relies on; the fourth multiplies the second and third, which Gauss-Newton's linearisation
+// handles as it is.
+constexpr int kMaxParams = 4;
 struct Params {
     std::array<double, kMaxParams> v{};
     int n = 2;
+    bool fit_reduce = true;  // false: v[2] is not applied (no reducing op measured)
 };
 
 Params get(const LinkModel& l, LinkLevel level) {
@@ -26,6 +30,10 @@ Params get(const LinkModel& l, LinkLevel level) {
     if (level == LinkLevel::intra_node) {
         p.n = 3;
         p.v[2] = l.reduce_Bps > 0 ? 1.0 / l.reduce_Bps : 0.0;
+        if (l.intra.kind == config::LinkKind::shm && l.cache_bytes > 0) {
+            p.n = 4;
+            p.v[3] = l.spill_extra;
+        }
     }
     return p;
 }
@@ -42,7 +50,8 @@ LinkModel with(LinkModel l, LinkLevel level, const Params& p) {
         x.bandwidth_Bps = busbw;
         x.efficiency = 1;
     }
-    if (p.n > 2) l.reduce_Bps = p.v[2] > 0 ? 1.0 / p.v[2] : 0.0;
+    if (p.n > 2 && p.fit_reduce) l.reduce_Bps = p.v[2] > 0 ? 1.0 / p.v[2] : 0.0;
+    if (p.n > 3) l.spill_extra = p.v[3];
     return l;
 }
 
@@ -58,7 +67,7 @@ Linear linearise(const LinkModel& l, LinkLevel level, const Params& p, const Mea
     f.c = t0;
     for (int j = 0; j < p.n; ++j) {
         // Steps well inside a piece, yet large enough that rounding of t does not blur the slope.
-        const double d = std::max(std::abs(p.v[static_cast<std::size_t>(j)]) * 1e-3, j == 0 ? 1e-10 : 1e-16);
+        const double d = std::max(std::abs(p.v[static_cast<std::size_t>(j)]) * 1e-3, j == 0 ? 1e-10 : j == 3 ? 1e-4 : 1e-16);
         Params q = p;
         q.v[static_cast<std::size_t>(j)] += d;
         f.a[static_cast<std::size_t>(j)] = (predicted_time(with(l, level, q), m) - t0) / d;
@@ -102,7 +111,7 @@ bool solve_subset(const std::vector<std::array<double, kMaxParams>>& cols, const
 }
 
 // min sum w_i^2 (sum_j a_ij p_j - y_i)^2 over p >= 0, by trying every set of free parameters (at
-// most 2^3). The columns are scaled to unit norm first: latency ~ 1e-6 s and 1 / bandwidth ~
+// most 2^4). The columns are scaled to unit norm first: latency ~ 1e-6 s and 1 / bandwidth ~
 // 1e-10 s/B would otherwise make the system singular in floating point.
 Params nonnegative_least_squares(const std::vector<Linear>& rows, const std::vector<double>& y, const std::vector<double>& w, int n) {
     std::array<double, kMaxParams> norm{};
@@ -147,29 +156,24 @@ double log_error(const LinkModel& links, LinkLevel level, const Params& p, const
     return f;
 }
 
-LevelFit fit_level(LinkModel& links, LinkLevel level, const std::vector<Measurement>& all) {
-    LevelFit fit;
-    fit.level = level;
-    std::vector<const Measurement*> pts;
-    for (const auto& m : all)
-        if (level_of(m.span) == level && m.span.ranks > 1 && m.size_bytes > 0 && m.time_s > 0) pts.push_back(&m);
-    fit.points = pts.size();
-    if (pts.empty()) {
-        fit.note = level == LinkLevel::intra_node ? "no measurement on a group within one node"
-                                                  : "no measurement on a group spanning nodes";
-        return fit;
-    }
-    Params p = get(links, level);
-    if (!(p.v[0] > 0)) p.v[0] = 1e-6;
-    if (!(p.v[1] > 0)) p.v[1] = 1e-10;
-    bool reduces = false;
-    for (const auto* m : pts) reduces = reduces || plan::collective_info(m->kind).reduces;
-    if (!reduces) p.n = std::min(p.n, 2);  // no reducing op measured: the reduction rate stays as it is
+// One Gauss-Newton fit of `p` on `pts` from the starting point given; `note` says why it failed.
+struct Attempt {
+    bool done = false;
+    Params p;
+    LinkModel links;
+    double objective = std::numeric_limits<double>::infinity();
+    int iterations = 0;
+    std::string note;
+};
+
+Attempt gauss_newton(const LinkModel& links, LinkLevel level, Params p, const std::vector<const Measurement*>& pts) {
+    Attempt a;
+    a.done = true;
     double objective = log_error(links, level, p, pts);
     std::vector<double> y(pts.size()), w(pts.size());
     std::vector<Linear> rows(pts.size());
     constexpr int kMaxIterations = 100;
-    for (fit.iterations = 1; fit.iterations <= kMaxIterations; ++fit.iterations) {
+    for (a.iterations = 1; a.iterations <= kMaxIterations; ++a.iterations) {
         // Gauss-Newton on the log ratios: ln t(p) ~ ln t0 + sum_j a_j (p_j - p0_j) / t0, which is
         // the weighted linear problem below (weight 1/t0), solved with every p_j >= 0.
         bool bandwidth_matters = false;
@@ -182,10 +186,11 @@ LevelFit fit_level(LinkModel& links, LinkLevel level, const std::vector<Measurem
             bandwidth_matters = bandwidth_matters || rows[i].a[1] > 0;
         }
         if (!bandwidth_matters) {
-            fit.note = "the level's bandwidth does not enter the model for these groups (limited by the intra-node links)";
-            return fit;
+            a.note = "the level's bandwidth does not enter the model for these groups (limited by the intra-node links)";
+            return a;
         }
-        const Params target = nonnegative_least_squares(rows, y, w, p.n);
+        Params target = nonnegative_least_squares(rows, y, w, p.n);
+        target.fit_reduce = p.fit_reduce;
         // Halve the step until the objective improves (both ends are >= 0, so every point between is).
         Params next = target;
         double f = log_error(links, level, next, pts);
@@ -201,17 +206,61 @@ LevelFit fit_level(LinkModel& links, LinkLevel level, const std::vector<Measurem
         objective = f;
         if (settled) break;
     }
-    fit.iterations = std::min(fit.iterations, kMaxIterations);
-    if (!(p.v[1] > 0)) {
-        fit.note = "times do not grow with size: the bandwidth cannot be fitted (sweep to larger sizes)";
+    a.iterations = std::min(a.iterations, kMaxIterations);
+    a.p = p;
+    a.objective = objective;
+    if (!(p.v[1] > 0)) a.note = "times do not grow with size: the bandwidth cannot be fitted (sweep to larger sizes)";
+    return a;
+}
+
+LevelFit fit_level(LinkModel& links, LinkLevel level, const std::vector<Measurement>& all) {
+    LevelFit fit;
+    fit.level = level;
+    std::vector<const Measurement*> pts;
+    for (const auto& m : all)
+        if (level_of(m.span) == level && m.span.ranks > 1 && m.size_bytes > 0 && m.time_s > 0) pts.push_back(&m);
+    fit.points = pts.size();
+    if (pts.empty()) {
+        fit.note = level == LinkLevel::intra_node ? "no measurement on a group within one node"
+                                                  : "no measurement on a group spanning nodes";
         return fit;
     }
+    bool reduces = false;
+    for (const auto* m : pts) reduces = reduces || plan::collective_info(m->kind).reduces;
+    // shm links: the cache the buffers stay in is searched, from the host's last-level cache down
+    // to an eighth of it in steps of sqrt(2), the other parameters fitted at each size; the best
+    // fit wins ([Note: a CPU host's cache]). Other links: one fit.
+    std::vector<double> caches = {links.cache_bytes};
+    if (level == LinkLevel::intra_node && links.intra.kind == config::LinkKind::shm && links.cache_bytes > 0)
+        for (int k = 1; k <= 6; ++k) caches.push_back(links.cache_bytes * std::pow(0.5, 0.5 * k));
+    Attempt best;
+    for (double cache : caches) {
+        LinkModel l = links;
+        l.cache_bytes = cache;
+        Params p = get(l, level);
+        if (!(p.v[0] > 0)) p.v[0] = 1e-6;
+        if (!(p.v[1] > 0)) p.v[1] = 1e-10;
+        p.fit_reduce = reduces && p.n > 2;  // no reducing op measured: the reduction rate stays as it is
+        Attempt a = gauss_newton(l, level, p, pts);
+        a.links = l;
+        if (!best.done || (a.note.empty() && (!best.note.empty() || a.objective < best.objective))) best = a;
+    }
+    fit.iterations = best.iterations;
+    if (!best.note.empty()) {
+        fit.note = best.note;
+        return fit;
+    }
+    const Params& p = best.p;
+    links = best.links;
     links = with(links, level, p);
     fit.fitted = true;
     fit.latency_s = p.v[0];
     fit.busbw_Bps = 1.0 / p.v[1];
-    fit.reduce_fitted = p.n > 2;
-    fit.reduce_Bps = p.n > 2 && p.v[2] > 0 ? 1.0 / p.v[2] : 0.0;
+    fit.reduce_fitted = p.fit_reduce;
+    fit.reduce_Bps = links.reduce_Bps;
+    fit.cache_fitted = p.n > 3;
+    fit.cache_bytes = links.cache_bytes;
+    fit.spill_slowdown = 1 + links.spill_extra;
     return fit;
 }
 

@@ -29,6 +29,8 @@ LinkModel LinkModel::from(const config::TopologyConfig& t) {
     l.gpus_per_node = t.gpus_per_node;
     l.reduce_Bps = t.gpu.reduce_gbps * 1e9;
     l.host_bus_Bps = t.intra.host_bus_gbps * 1e9;
+    l.cache_bytes = t.intra.cache_mib * static_cast<double>(kMiB);
+    l.spill_extra = t.intra.spill_slowdown - 1;
     return l;
 }
 
@@ -114,7 +116,8 @@ Hops hops(Algorithm a, CollectiveKind k, const GroupSpan& g) {
     return {passes * static_cast<double>(g.ranks - 1) - inter, inter};
 }
 
-double candidate_time(const LinkModel& l, CollectiveKind k, std::int64_t size, const GroupSpan& g, Algorithm a, Protocol p) {
+double candidate_time(const LinkModel& l, CollectiveKind k, std::int64_t size, const GroupSpan& g, Algorithm a, Protocol p,
+                      double spill) {
     const bool multi = g.nodes > 1;
     const LevelLinks& slowest = multi ? l.inter : l.intra;
     const Hops h = hops(a, k, g);
@@ -122,7 +125,7 @@ double candidate_time(const LinkModel& l, CollectiveKind k, std::int64_t size, c
     if (a == Algorithm::tree) bw *= 0.92;  // NCCL's tuner: the tree's bandwidth is below the ring's
     if (!(bw > 0)) return std::numeric_limits<double>::infinity();
     const double latency = base_s(slowest, a, p) + h.intra * hop_s(l.intra, a, p) + (multi ? h.inter * hop_s(l.inter, a, p) : 0.0);
-    return latency + static_cast<double>(size) * plan::bus_factor(k, g.ranks) / bw;
+    return latency + spill * static_cast<double>(size) * plan::bus_factor(k, g.ranks) / bw;
 }
 
 // Bytes each rank adds: a reduce-scatter's, or an all-reduce's reduce-scatter half, (n-1)/n of
@@ -138,15 +141,16 @@ CollectiveEstimate estimate_collective(const LinkModel& l, CollectiveKind kind, 
     CollectiveEstimate best;
     if (g.ranks <= 1 || size <= 0) return best;
     best.time_s = std::numeric_limits<double>::infinity();
+    const double spill = spill_factor(l, kind, size, g);
     for (Algorithm a : {Algorithm::ring, Algorithm::tree}) {
         if (a == Algorithm::tree && kind != CollectiveKind::all_reduce) continue;
         for (Protocol p : {Protocol::ll, Protocol::ll128, Protocol::simple}) {
             if (!protocol_available(l, p)) continue;
-            const double t = candidate_time(l, kind, size, g, a, p);
+            const double t = candidate_time(l, kind, size, g, a, p, spill);
             if (t < best.time_s) best = {t, a, p};
         }
     }
-    if (l.reduce_Bps > 0) best.time_s += reduced_bytes(kind, size, g.ranks) / l.reduce_Bps;
+    if (l.reduce_Bps > 0) best.time_s += spill * reduced_bytes(kind, size, g.ranks) / l.reduce_Bps;
     return best;
 }
 
@@ -155,5 +159,29 @@ double collective_time(const LinkModel& l, CollectiveKind kind, std::int64_t siz
 }
 
 bool uses_host_path(const LinkModel& l, const GroupSpan& g) { return l.staged() && g.ranks > 1 && g.per_node > 1; }
+
+// [Note: a CPU host's cache] MPI's shared-memory transport moves every byte with the CPU: the
+// sender's buffer to the receiver's (one copy through the kernel, or two through a shared
+// segment), and a reduction reads both operands and writes the sum. While the buffers of the
+// node's ranks fit the last-level cache those copies run at cache speed; beyond it, the share of
+// them that does not fit comes from memory. Measured on this project's 2-core VM (32 MiB of L3,
+// shared with whatever else runs on the host): a 2-rank all-gather's bus bandwidth 10-11 GB/s from
+// 1 to 4 MiB, 9.9 at 8 MiB, 5.6 at 16 MiB; reduce-scatter 4.1 -> 2.0, all-reduce 6.6 -> 3.8 GB/s
+// alike. So the transfer and reduction time of a collective within a node of shm links is
+// multiplied by 1 + m x (spill_slowdown - 1), m = the share of the node's buffers beyond
+// cache_mib: max(0, 1 - cache / W), W = ranks on the node x (send + receive buffer): size / n +
+// size for an all-gather, size + size / n for a reduce-scatter, 2 x size for an all-reduce (n the
+// group's ranks, size nccl-tests' size). How much of the cache a collective keeps, and how much
+// slower memory is, depend on the host and on what else runs there: `calibrate` fits both to
+// the sweep (cache_mib at most the cache the host reports). NCCL's links are not CPU copies:
+// no such term there.
+double spill_factor(const LinkModel& l, CollectiveKind k, std::int64_t size, const GroupSpan& g) {
+    if (l.intra.kind != LinkKind::shm || g.nodes > 1 || !(l.cache_bytes > 0) || !(l.spill_extra > 0) || g.ranks <= 1) return 1.0;
+    const double s = static_cast<double>(size), n = static_cast<double>(g.ranks);
+    const double per_rank = k == CollectiveKind::all_reduce ? 2 * s : s + s / n;
+    const double w = static_cast<double>(g.per_node) * per_rank;
+    const double beyond = std::max(0.0, 1.0 - l.cache_bytes / w);
+    return 1.0 + beyond * l.spill_extra;
+}
 
 }  // namespace shardsim::sim

@@ -276,3 +276,47 @@ TEST_CASE("shardsim calibrate --compute writes measured [compute] figures that l
     CHECK(test::lines(bad_model.output).size() == 1);
     CHECK(bad_model.output.find("--model") != std::string::npos);
 }
+
+// [Note: a CPU host's cache] A sweep made on shm links with a cache term (2 ranks, 12 MiB of the
+// 24 MiB the host reports kept, the bytes beyond moving 2.5x slower, reductions at 6 GB/s): the
+// fit finds the cache among its candidates and the slowdown, and predicts its sweep exactly.
+TEST_CASE("calibrate on shm links recovers the cache a sweep was made with and how much slower the bytes beyond it are") {
+    sim::LinkModel real;
+    real.intra = {config::LinkKind::shm, 12e9, 1, 1.5e-6};
+    real.gpus_per_node = 2;
+    real.reduce_Bps = 6e9;
+    real.cache_bytes = 12.0 * 1024 * 1024;
+    real.spill_extra = 1.5;
+    const sim::GroupSpan pair{2, 1, 2};
+    std::vector<sim::Measurement> points;
+    for (auto k : kOps)
+        for (std::int64_t size = 64 * 1024; size <= 64LL * 1024 * 1024; size *= 2) {
+            sim::Measurement m{k, size, pair, 0};
+            m.time_s = sim::predicted_time(real, m);
+            points.push_back(m);
+        }
+    // Beyond the cache the same bytes take longer: the sweep shows the cliff.
+    const auto busbw = [&](std::int64_t size) {
+        return static_cast<double>(size) / sim::collective_time(real, CollectiveKind::all_gather, size, pair);
+    };
+    CHECK(busbw(64LL * 1024 * 1024) < 0.5 * busbw(2 * 1024 * 1024));
+    sim::LinkModel start = real;  // the host's whole cache, no slowdown, a datasheet guess
+    start.cache_bytes = 24.0 * 1024 * 1024;
+    start.spill_extra = 0;
+    start.intra.bandwidth_Bps = 4e9;
+    start.intra.latency_s = 5e-6;
+    start.reduce_Bps = 0;
+    const sim::Calibration c = sim::calibrate_links(start, points);
+    const sim::LevelFit& f = c.levels.at(0);
+    REQUIRE(f.fitted);
+    CHECK(f.cache_fitted);
+    CHECK(f.cache_bytes == doctest::Approx(real.cache_bytes).epsilon(1e-9));
+    CHECK(f.spill_slowdown == doctest::Approx(2.5).epsilon(0.01));
+    CHECK(c.links.intra.busbw_Bps() == doctest::Approx(12e9).epsilon(0.01));
+    CHECK(c.links.reduce_Bps == doctest::Approx(6e9).epsilon(0.01));
+    for (const auto& m : points) CHECK(std::abs(sim::relative_error(c.links, m)) < 0.01);
+    // Other link kinds have no cache term.
+    sim::LinkModel nvlink = real;
+    nvlink.intra.kind = config::LinkKind::nvlink;
+    CHECK(sim::spill_factor(nvlink, CollectiveKind::all_gather, 1LL << 30, pair) == 1.0);
+}

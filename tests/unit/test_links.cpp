@@ -159,3 +159,32 @@ TEST_CASE("nccl_tests figures that do not parse are refused with file, key and w
         CHECK(std::string(e.what()).find("t.ini:19: nccl_tests.all_reduce_busbw_gbps: bad value '64Q:200'") != std::string::npos);
     }
 }
+
+// [Note: a CPU host's cache] The share of the node's buffers beyond the cache, times
+// spill_slowdown - 1: 2 ranks, 8 MiB of cache, slowdown 3. An all-gather of 16 MiB holds
+// 2 x (8 + 16) = 48 MiB: 5/6 beyond, factor 1 + 5/6 x 2; of 2 MiB, 6 MiB: inside, 1.
+TEST_CASE("shm links: the bytes of a collective's buffers beyond the cache move spill_slowdown times slower") {
+    sim::LinkModel l;
+    l.intra = {config::LinkKind::shm, 10e9, 1, 1e-6};
+    l.gpus_per_node = 2;
+    l.cache_bytes = 8.0 * 1024 * 1024;
+    l.spill_extra = 2;
+    const sim::GroupSpan pair{2, 1, 2};
+    const std::int64_t mib = 1024 * 1024;
+    CHECK(sim::spill_factor(l, CollectiveKind::all_gather, 2 * mib, pair) == 1.0);
+    CHECK(sim::spill_factor(l, CollectiveKind::all_gather, 16 * mib, pair) == doctest::Approx(1 + 5.0 / 6.0 * 2));
+    // All-reduce: 2 x 2 x size; reduce-scatter as all-gather.
+    CHECK(sim::spill_factor(l, CollectiveKind::all_reduce, 4 * mib, pair) == doctest::Approx(1 + 0.5 * 2));
+    CHECK(sim::spill_factor(l, CollectiveKind::reduce_scatter, 16 * mib, pair) == doctest::Approx(1 + 5.0 / 6.0 * 2));
+    // The transfer takes the factor: the time less the latency grows by it.
+    sim::LinkModel flat = l;
+    flat.spill_extra = 0;
+    const double lat = sim::collective_time(flat, CollectiveKind::all_gather, 8, pair);
+    const double t1 = sim::collective_time(flat, CollectiveKind::all_gather, 16 * mib, pair) - lat;
+    const double t3 = sim::collective_time(l, CollectiveKind::all_gather, 16 * mib, pair) - lat;
+    CHECK(t3 / t1 == doctest::Approx(1 + 5.0 / 6.0 * 2).epsilon(0.01));
+    // A cache of 0 (unknown) or a slowdown of 1: no term.
+    sim::LinkModel none = l;
+    none.cache_bytes = 0;
+    CHECK(sim::spill_factor(none, CollectiveKind::all_gather, 1LL << 30, pair) == 1.0);
+}

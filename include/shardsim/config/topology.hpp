@@ -56,6 +56,10 @@ struct LinkSpec {
     double latency_us = 0;      // per hop of a ring, NCCL's Simple protocol
     std::int64_t nics = 1;      // inter-node: NICs per node
     double host_bus_gbps = 0;   // intra, pcie-no-p2p: the node's path to host memory, shared by its GPUs
+    // intra, shm ([Note: a CPU host's cache]): the share of the node's last-level cache a
+    // collective's buffers stay in, and how many times longer the bytes beyond it take.
+    double cache_mib = 0;
+    double spill_slowdown = 1;
 };
 
 // Published nccl-tests figures a topology cites ([nccl_tests] section): bus bandwidth by size,

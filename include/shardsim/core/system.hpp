@@ -10,4 +10,8 @@ namespace shardsim {
 // cannot be read).
 std::vector<int> affinity_cpus();
 
+// The size of the last-level cache of the CPU this process starts on (Linux sysfs: the highest
+// level of /sys/devices/system/cpu/cpuN/cache), bytes; 0 when it cannot be read.
+long long last_level_cache_bytes();
+
 }  // namespace shardsim

@@ -6,7 +6,9 @@
 // groups spanning nodes (with intra_node already fitted: a group spanning nodes also crosses
 // intra-node links). The parameters are the ones the collective model reads (links.hpp): the
 // level's hop latency and achieved bus bandwidth, and inside a node the rate a rank adds what it
-// receives (reduce_gbps; 0 when the reduction costs nothing extra, as on NCCL). Within a piece of
+// receives (reduce_gbps; 0 when the reduction costs nothing extra, as on NCCL) and, on a CPU host's
+// shared memory, the cache its buffers stay in and how much slower the bytes beyond it move
+// (links.hpp's spill_factor; the cache searched, the slowdown fitted). Within a piece of
 // the model (one algorithm and protocol) time is linear in latency, 1/bandwidth and 1/rate. The
 // fit minimises the squared log ratio of predicted to measured time over every op and size of
 // the level — least squares on relative error that is symmetric (predicting twice the time costs
@@ -44,6 +46,9 @@ struct LevelFit {
     double busbw_Bps = 0;       // achieved bus bandwidth: intra_node per GPU, inter_node per NIC
     bool reduce_fitted = false;  // intra_node with reducing ops measured: the reduction rate too
     double reduce_Bps = 0;       // 0: reductions cost nothing beyond the transfer
+    bool cache_fitted = false;   // intra_node on shm links: the cache term too ([Note: a CPU host's cache])
+    double cache_bytes = 0;
+    double spill_slowdown = 1;
     int iterations = 0;
     std::string note;  // why the level was not fitted
 };

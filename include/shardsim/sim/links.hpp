@@ -17,6 +17,8 @@
 //               ring pass and use the node's NICs; pcie-no-p2p stages every hop through host memory
 //               (two PCIe crossings in turn: twice the hop latency, half the bandwidth, and the
 //               node's host path shared by its GPUs), the path offload copies use too
+//   cache       shm (a CPU host's MPI): the share of the node's buffers beyond cache_bytes moves
+//               and is added spill_slowdown times slower ([Note: a CPU host's cache])
 //
 // The latency constants are NCCL's tuning model (src/graph/tuning.cc, NCCL 2.18-2.21: baseLat,
 // hwLat per NVLink / PCI / network path, the LL / LL128 bandwidth shares), as remembered; a
@@ -53,6 +55,8 @@ struct LinkModel {
     std::int64_t gpus_per_node = 1;
     double reduce_Bps = 0;    // rate a rank adds received bytes; 0: free (rides along the copy)
     double host_bus_Bps = 0;  // pcie-no-p2p: the node's path to host memory, one direction
+    double cache_bytes = 0;   // shm: the cache a collective's buffers stay in (0: no cache term)
+    double spill_extra = 0;   // shm: spill_slowdown - 1, the extra time of the bytes beyond it
 
     static LinkModel from(const config::TopologyConfig& t);
     bool staged() const { return intra.kind == config::LinkKind::pcie_no_p2p; }
@@ -72,5 +76,9 @@ double collective_time(const LinkModel& links, plan::CollectiveKind kind, std::i
 // True when this collective's traffic crosses the node's host path (pcie-no-p2p inside a node):
 // the simulator queues it on the host lane with the offload copies.
 bool uses_host_path(const LinkModel& links, const GroupSpan& span);
+
+// shm within a node: 1 + the share of the node's collective buffers beyond the cache x
+// spill_extra, the factor on the collective's transfer and reduction time; 1 otherwise.
+double spill_factor(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes, const GroupSpan& span);
 
 }  // namespace shardsim::sim
