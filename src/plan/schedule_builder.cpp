@@ -126,12 +126,17 @@ int ScheduleBuilder::forward_call(int c) {
     Op f = compute(OpKind::forward, c);
     f.flops = flops_[static_cast<std::size_t>(c)].forward;
     f.work = flops_[static_cast<std::size_t>(c)].forward_work;
-    f.activation_bytes = acts_[static_cast<std::size_t>(c)].saved_bytes();
+    f.activation_bytes = forward_bytes_written(c);
     memory(f, cb.saved, kAlloc);
     memory(f, cb.output, kAlloc);  // the hidden state the next call keeps as its input
     memory(f, cb.forward_workspace, kAlloc | kFree);
     cross_calls(f, c, false);
     return add(std::move(f));
+}
+
+std::int64_t ScheduleBuilder::forward_bytes_written(int c) const {
+    const std::int64_t next = c + 1 < K_ ? acts_[static_cast<std::size_t>(c + 1)].input_bytes() : 0;
+    return acts_[static_cast<std::size_t>(c)].forward_written(next);
 }
 
 void ScheduleBuilder::recompute(int c) {

@@ -107,6 +107,7 @@ private:
     std::vector<CallActivations> acts_;
     std::vector<model::CallFlops> flops_;
     std::vector<model::ComputeWork> recompute_work_;  // checkpointed calls: what their recompute computes
+    std::int64_t forward_bytes_written(int c) const;
     std::vector<int> avail_;      // per unit: the op that made its unsharded parameters available (-1: not gathered)
     std::vector<int> chain_;      // per unit: the last op of its gradient reduction in this step
     std::vector<std::vector<int>> buckets_ending_;  // per unit: the buckets its backward completes

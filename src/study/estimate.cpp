@@ -36,7 +36,8 @@ MicroBatchWork compute_work(const plan::BoundModel& m, model::Scenario s, const 
         const model::CallFlops f = model::call_flops(m.spec(), m.units(), m.program()[static_cast<std::size_t>(c)], in.shape);
         w.forward_flops += f.forward;
         w.backward_flops += f.backward;
-        w.forward_bytes += static_cast<double>(a.saved_bytes());
+        const std::int64_t next = c + 1 < static_cast<int>(m.program().size()) ? plan::call_activations(in, c + 1).input_bytes() : 0;
+        w.forward_bytes += static_cast<double>(a.forward_written(next));
         w.backward_bytes += 2.0 * static_cast<double>(a.saved_bytes());  // read what forward wrote, write gradients
         if (a.checkpointed) {
             w.recompute_flops += plan::recompute_work(in, c, a).flops();

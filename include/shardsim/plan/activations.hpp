@@ -99,6 +99,11 @@ struct CallActivations {
     // What this call's forward allocates: what it keeps, less its input (the previous call
     // allocated that as its output), plus the output the next call keeps as its input.
     std::int64_t forward_allocated(std::int64_t next_input) const { return forward_bytes() - input_bytes() + next_input; }
+    // What this call's forward writes (its activation traffic): the terms it saves, less its input
+    // (the previous call wrote that), plus the hidden state it hands on. For a block the two are
+    // the same size; an embedding writes its output rows beside the ids it keeps; the head reads
+    // its input and hands nothing on.
+    std::int64_t forward_written(std::int64_t next_input) const { return saved_bytes() - input_bytes() + next_input; }
 };
 
 // Whether this unit's calls are checkpointed: blocks only, with memory.activation_checkpointing,

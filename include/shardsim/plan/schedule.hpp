@@ -100,7 +100,9 @@ struct Op {
     std::int64_t optimizer_elements = 0;  // elements the optimizer updates
     std::int64_t optimizer_bytes = 0;     // bytes it reads and writes doing so (the plan's
                                           // optimizer_traffic_bytes)
-    std::int64_t activation_bytes = 0;    // activations this compute op writes (for the memory-bound term)
+    std::int64_t activation_bytes = 0;    // activations this compute op writes (for the memory-bound term):
+                                          // forward, what it saves and hands on; recompute, what it rebuilds;
+                                          // backward, what forward saved
     model::ComputeWork work;              // compute ops: their GEMMs by shape, fused attention, kernels
                                           // (model::call_flops; work.flops() == flops)
 
