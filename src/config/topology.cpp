@@ -52,11 +52,15 @@ KeySpec positive(std::string section, std::string name, std::string unit, std::s
     k.max = max;
     return k;
 }
-KeySpec non_negative(std::string section, std::string name, std::string unit, std::string def, std::string help, double max) {
+// A number from `min` to `max`, both allowed.
+KeySpec bounded(std::string section, std::string name, std::string unit, std::string def, std::string help, double min, double max) {
     KeySpec k = key(std::move(section), std::move(name), ValueType::number, std::move(unit), std::move(def), std::move(help));
-    k.min = 0;
+    k.min = min;
     k.max = max;
     return k;
+}
+KeySpec non_negative(std::string section, std::string name, std::string unit, std::string def, std::string help, double max) {
+    return bounded(std::move(section), std::move(name), std::move(unit), std::move(def), std::move(help), 0, max);
 }
 // A key that may also say `auto`, from `min` to `max`.
 KeySpec auto_key(std::string section, std::string name, ValueType type, std::string unit, std::string help, double min, double max) {
@@ -177,12 +181,10 @@ const Schema& topology_schema() {
         over.min = 0;
         over.max = limits::kBufferMiB;
         s.push_back(over);
-        KeySpec frag = key("gpu", "allocator_fragmentation", ValueType::number, "", "0",
-                           "extra device slack as a fraction of the transient peak, beyond what the simulated caching "
-                           "allocator reserves (0: its rules alone)");
-        frag.min = 0;
-        frag.max = 1;
-        s.push_back(frag);
+        s.push_back(bounded("gpu", "allocator_fragmentation", "", "0",
+                            "extra device slack as a fraction of the transient peak, beyond what the simulated caching "
+                            "allocator reserves (0: its rules alone)",
+                            0, 1));
         KeySpec price = key("gpu", "usd_per_gpu_hour", ValueType::number, "USD", "0",
                             "on-demand price of one GPU for one hour (0: unknown; at most 1e6); cite where from and when in the file");
         price.min = 0;
@@ -213,12 +215,10 @@ const Schema& topology_schema() {
                              "moves spill_slowdown times slower (auto: this host's last-level cache for shm, 0 otherwise; "
                              "calibrate fits it; at most 1 TiB; docs/topologies.md)",
                              0, limits::kBufferMiB));
-        KeySpec spill = key("intra_node", "spill_slowdown", ValueType::number, "", "1",
+        s.push_back(bounded("intra_node", "spill_slowdown", "", "1",
                             "shm: how many times longer a collective moves and adds the bytes of its buffers beyond "
-                            "cache_mib (1: no difference; calibrate fits it; at most 1,000)");
-        spill.min = 1;
-        spill.max = 1000;
-        s.push_back(spill);
+                            "cache_mib (1: no difference; calibrate fits it; at most 1,000)",
+                            1, 1000));
 
         KeySpec inter = key("inter_node", "kind", ValueType::choice, "", "none", "network between nodes");
         inter.choices = {"infiniband", "ethernet", "none"};
