@@ -59,6 +59,8 @@ std::vector<config::IniEdit> edits(const sim::Calibration& c, const config::Topo
                            by + significant(was.cache_mib) + "; the host's last-level cache or less, searched)"});
             out.push_back({section, "spill_slowdown", significant(f.spill_slowdown), by + significant(was.spill_slowdown) + ")"});
         }
+        if (f.copy_fitted)
+            out.push_back({section, "copy_gbps", significant(f.copy_Bps / 1e9), by + significant(was.copy_gbps) + "; 0: free)"});
     }
     return out;
 }
@@ -66,7 +68,7 @@ std::vector<config::IniEdit> edits(const sim::Calibration& c, const config::Topo
 std::vector<sim::Measurement> measurements(const bench::BenchRun& run) {
     std::vector<sim::Measurement> out;
     for (const auto& r : run.rows)
-        out.push_back({r.kind, r.size_bytes, run.groups.at(static_cast<std::size_t>(r.group)).span, r.time_s});
+        out.push_back({r.kind, r.size_bytes, run.groups.at(static_cast<std::size_t>(r.group)).span, r.time_s, r.in_place});
     return out;
 }
 

@@ -219,6 +219,11 @@ const Schema& topology_schema() {
                             "shm: how many times longer a collective moves and adds the bytes of its buffers beyond "
                             "cache_mib (1: no difference; calibrate fits it; at most 1,000)",
                             1, 1000));
+        s.push_back(non_negative("intra_node", "copy_gbps", "GB/s", "0",
+                                 "shm: the rate MPI copies a rank's own data between a collective's send and receive "
+                                 "buffers: an out-of-place all-gather's own block, an out-of-place all-reduce's whole "
+                                 "buffer (0: free; calibrate fits it from a sweep of both placements; at most 1e6)",
+                                 limits::kGBps));
 
         KeySpec inter = key("inter_node", "kind", ValueType::choice, "", "none", "network between nodes");
         inter.choices = {"infiniband", "ethernet", "none"};
@@ -433,6 +438,7 @@ TopologyConfig load_topology_text(const std::string& path, const std::string& te
                         : t.intra.kind == LinkKind::shm ? static_cast<double>(last_level_cache_bytes()) / kMiB
                                                           : 0.0;
     t.intra.spill_slowdown = v.number("intra_node.spill_slowdown");
+    t.intra.copy_gbps = v.number("intra_node.copy_gbps");
     t.host.process_bytes = v.is_auto("host.process_gib") ? (t.gpu.is_cpu ? kGiB / 2 : 2 * kGiB)
                                                          : static_cast<std::int64_t>(v.number("host.process_gib") * kGiB);
     t.host.cpu_cores = v.is_auto("host.cpu_cores") ? node_cpu_cores() : v.integer("host.cpu_cores");

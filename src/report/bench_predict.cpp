@@ -58,7 +58,8 @@ io::Json section(const config::TopologyConfig& t, const sim::LinkModel& links, c
                  const PredictOptions& o, TextTable& table) {
     io::Json lines = io::Json::array();
     for (std::int64_t size : sizes_of(t, g, k, o)) {
-        const sim::CollectiveEstimate e = sim::estimate_collective(links, k, size, g.span);
+        // nccl-tests' out-of-place columns (NCCL's placement costs nothing in the model).
+        const sim::CollectiveEstimate e = sim::estimate_collective(links, k, size, g.span, false);
         const double busbw = plan::busbw_GBps(k, size, g.span.ranks, e.time_s);
         const config::PublishedBusbw* p = published(t, g, k, size);
         io::Json j = io::Json::object();

@@ -46,10 +46,14 @@ double latency_us(const sim::LinkModel& l, LinkLevel v) { return level_links(l, 
 // The achieved bus bandwidth the model uses (bandwidth x efficiency).
 double bandwidth_gbps(const sim::LinkModel& l, LinkLevel v) { return level_links(l, v).busbw_Bps() / 1e9; }
 std::string reduce_text(const sim::LinkModel& l) { return l.reduce_Bps > 0 ? format_fixed(l.reduce_Bps / 1e9, 3) : "free"; }
-// shm: the cache term fitted ([Note: a CPU host's cache]).
+// shm: the cache term ([Note: a CPU host's cache]) and MPI's own-data copy ([Note: MPI's
+// out-of-place copy]), where fitted.
 std::string cache_text(const sim::LevelFit& f) {
-    if (!f.cache_fitted) return "";
-    return "; buffers beyond " + format_fixed(f.cache_bytes / static_cast<double>(kMiB), 1) + " MiB of cache x" + format_fixed(f.spill_slowdown, 2);
+    std::string s;
+    if (f.cache_fitted)
+        s += "; buffers beyond " + format_fixed(f.cache_bytes / static_cast<double>(kMiB), 1) + " MiB of cache x" + format_fixed(f.spill_slowdown, 2);
+    if (f.copy_fitted) s += "; own data copied at " + (f.copy_Bps > 0 ? format_fixed(f.copy_Bps / 1e9, 1) + " GB/s" : std::string("no cost"));
+    return s;
 }
 
 // Size bands the errors are also stated over (the "from 64 KiB up" is the union of the
@@ -159,6 +163,7 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
             l["cache_mib"] = f.cache_bytes / static_cast<double>(kMiB);
             l["spill_slowdown"] = f.spill_slowdown;
         }
+        if (f.copy_fitted) l["copy_gbps"] = f.copy_Bps / 1e9;
         l["iterations"] = f.iterations;
         if (!f.note.empty()) l["note"] = f.note;
         if (f.fitted)

@@ -10,16 +10,17 @@ namespace shardsim::sim {
 namespace {
 
 // The parameters of a level, as the model reads them: latency (s), 1 / bus bandwidth (s per
-// byte) and, inside a node, 1 / reduction rate (s per reduced byte; 0: free) and, on shm links,
-// spill_slowdown - 1 (the cache's size is searched around the fit: fit_level). The model is
-// linear in each of the first three within a piece (one algorithm and protocol), which the fit
-// relies on; the fourth multiplies the second and third, which Gauss-Newton's linearisation
-// handles as it is.
-constexpr int kMaxParams = 4;
+// byte) and, inside a node, 1 / reduction rate (s per reduced byte; 0: free); on shm links also
+// spill_slowdown - 1 (the cache's size is searched around the fit: fit_level) and 1 / the rate
+// MPI copies a rank's own data (s per byte; 0: free). The model is linear in the latency and the
+// inverse rates within a piece (one algorithm and protocol), which the fit relies on; the
+// slowdown multiplies the rates' terms, which Gauss-Newton's linearisation handles as it is.
+// `fit[j]`: the parameter is fitted (and written back); the others stay as they were.
+constexpr int kMaxParams = 5;
 struct Params {
     std::array<double, kMaxParams> v{};
+    std::array<bool, kMaxParams> fit{true, true, false, false, false};
     int n = 2;
-    bool fit_reduce = true;  // false: v[2] is not applied (no reducing op measured)
 };
 
 Params get(const LinkModel& l, LinkLevel level) {
@@ -29,10 +30,14 @@ Params get(const LinkModel& l, LinkLevel level) {
     p.v[1] = x.busbw_Bps() > 0 ? 1.0 / x.busbw_Bps() : 0.0;
     if (level == LinkLevel::intra_node) {
         p.n = 3;
+        p.fit[2] = true;
         p.v[2] = l.reduce_Bps > 0 ? 1.0 / l.reduce_Bps : 0.0;
-        if (l.intra.kind == config::LinkKind::shm && l.cache_bytes > 0) {
-            p.n = 4;
+        if (l.intra.kind == config::LinkKind::shm) {
+            p.n = 5;
+            p.fit[3] = l.cache_bytes > 0;
             p.v[3] = l.spill_extra;
+            p.fit[4] = true;
+            p.v[4] = l.copy_Bps > 0 ? 1.0 / l.copy_Bps : 0.0;
         }
     }
     return p;
@@ -50,8 +55,9 @@ LinkModel with(LinkModel l, LinkLevel level, const Params& p) {
         x.bandwidth_Bps = busbw;
         x.efficiency = 1;
     }
-    if (p.n > 2 && p.fit_reduce) l.reduce_Bps = p.v[2] > 0 ? 1.0 / p.v[2] : 0.0;
-    if (p.n > 3) l.spill_extra = p.v[3];
+    if (p.n > 2 && p.fit[2]) l.reduce_Bps = p.v[2] > 0 ? 1.0 / p.v[2] : 0.0;
+    if (p.n > 3 && p.fit[3]) l.spill_extra = p.v[3];
+    if (p.n > 4 && p.fit[4]) l.copy_Bps = p.v[4] > 0 ? 1.0 / p.v[4] : 0.0;
     return l;
 }
 
@@ -66,6 +72,7 @@ Linear linearise(const LinkModel& l, LinkLevel level, const Params& p, const Mea
     Linear f;
     f.c = t0;
     for (int j = 0; j < p.n; ++j) {
+        if (!p.fit[static_cast<std::size_t>(j)]) continue;  // held: no column
         // Steps well inside a piece, yet large enough that rounding of t does not blur the slope.
         const double d = std::max(std::abs(p.v[static_cast<std::size_t>(j)]) * 1e-3, j == 0 ? 1e-10 : j == 3 ? 1e-4 : 1e-16);
         Params q = p;
@@ -111,7 +118,7 @@ bool solve_subset(const std::vector<std::array<double, kMaxParams>>& cols, const
 }
 
 // min sum w_i^2 (sum_j a_ij p_j - y_i)^2 over p >= 0, by trying every set of free parameters (at
-// most 2^4). The columns are scaled to unit norm first: latency ~ 1e-6 s and 1 / bandwidth ~
+// most 2^5). The columns are scaled to unit norm first: latency ~ 1e-6 s and 1 / bandwidth ~
 // 1e-10 s/B would otherwise make the system singular in floating point.
 Params nonnegative_least_squares(const std::vector<Linear>& rows, const std::vector<double>& y, const std::vector<double>& w, int n) {
     std::array<double, kMaxParams> norm{};
@@ -190,7 +197,9 @@ Attempt gauss_newton(const LinkModel& links, LinkLevel level, Params p, const st
             return a;
         }
         Params target = nonnegative_least_squares(rows, y, w, p.n);
-        target.fit_reduce = p.fit_reduce;
+        target.fit = p.fit;
+        for (std::size_t j = 0; j < kMaxParams; ++j)
+            if (!p.fit[j]) target.v[j] = p.v[j];  // held where it was
         // Halve the step until the objective improves (both ends are >= 0, so every point between is).
         Params next = target;
         double f = log_error(links, level, next, pts);
@@ -225,8 +234,12 @@ LevelFit fit_level(LinkModel& links, LinkLevel level, const std::vector<Measurem
                                                   : "no measurement on a group spanning nodes";
         return fit;
     }
-    bool reduces = false;
-    for (const auto* m : pts) reduces = reduces || plan::collective_info(m->kind).reduces;
+    bool reduces = false, in_place = false, out_of_place = false;
+    for (const auto* m : pts) {
+        reduces = reduces || plan::collective_info(m->kind).reduces;
+        (m->in_place ? in_place : out_of_place) = true;
+    }
+    const bool both_placements = in_place && out_of_place;
     // shm links: the cache the buffers stay in is searched, from the host's last-level cache down
     // to an eighth of it in steps of sqrt(2), the other parameters fitted at each size; the best
     // fit wins ([Note: a CPU host's cache]). Other links: one fit.
@@ -240,7 +253,8 @@ LevelFit fit_level(LinkModel& links, LinkLevel level, const std::vector<Measurem
         Params p = get(l, level);
         if (!(p.v[0] > 0)) p.v[0] = 1e-6;
         if (!(p.v[1] > 0)) p.v[1] = 1e-10;
-        p.fit_reduce = reduces && p.n > 2;  // no reducing op measured: the reduction rate stays as it is
+        if (!reduces) p.fit[2] = false;  // no reducing op measured: the reduction rate stays as it is
+        if (!both_placements) p.fit[4] = false;  // one placement: the copy cannot be told from the transfer
         Attempt a = gauss_newton(l, level, p, pts);
         a.links = l;
         if (!best.done || (a.note.empty() && (!best.note.empty() || a.objective < best.objective))) best = a;
@@ -256,11 +270,13 @@ LevelFit fit_level(LinkModel& links, LinkLevel level, const std::vector<Measurem
     fit.fitted = true;
     fit.latency_s = p.v[0];
     fit.busbw_Bps = 1.0 / p.v[1];
-    fit.reduce_fitted = p.fit_reduce;
+    fit.reduce_fitted = p.n > 2 && p.fit[2];
     fit.reduce_Bps = links.reduce_Bps;
-    fit.cache_fitted = p.n > 3;
+    fit.cache_fitted = p.n > 3 && p.fit[3];
     fit.cache_bytes = links.cache_bytes;
     fit.spill_slowdown = 1 + links.spill_extra;
+    fit.copy_fitted = p.n > 4 && p.fit[4];
+    fit.copy_Bps = links.copy_Bps;
     return fit;
 }
 
@@ -269,7 +285,7 @@ LevelFit fit_level(LinkModel& links, LinkLevel level, const std::vector<Measurem
 std::string link_level_name(LinkLevel l) { return l == LinkLevel::intra_node ? "intra_node" : "inter_node"; }
 
 double predicted_time(const LinkModel& links, const Measurement& m) {
-    return collective_time(links, m.kind, m.size_bytes, m.span);
+    return collective_time(links, m.kind, m.size_bytes, m.span, m.in_place);
 }
 
 double relative_error(const LinkModel& links, const Measurement& m) {

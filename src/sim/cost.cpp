@@ -113,7 +113,8 @@ double CostModel::unshared_time(const plan::Op& op) const {
         case plan::OpKind::all_gather:
         case plan::OpKind::reduce_scatter:
         case plan::OpKind::all_reduce:
-            return collective_time(links_, op.collective->kind, op.collective->size_bytes, plan_.groups().span(op.collective->group)) +
+            return collective_time(links_, op.collective->kind, op.collective->size_bytes, plan_.groups().span(op.collective->group),
+                                   plan::executor_in_place(op.collective->kind)) +
                    movement_time(op);
         case plan::OpKind::upload_params:
         case plan::OpKind::offload_grads:

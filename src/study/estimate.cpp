@@ -94,7 +94,7 @@ namespace {
 using plan::CollectiveKind;
 
 double collective(const sim::LinkModel& l, CollectiveKind k, Bytes size, const plan::GroupSpan& g) {
-    return sim::collective_time(l, k, size.count(), g);
+    return sim::collective_time(l, k, size.count(), g, plan::executor_in_place(k));
 }
 
 // Reductions of gradients as the strategy makes them: reduce-scatters into shards, all-reduces of
@@ -122,7 +122,8 @@ void reductions(const plan::BoundModel& m, const model::Scenario& s, const plan:
     if (ddp_bytes > 0 && g.world() > 1) {
         const std::int64_t cap = s.job.bucket_mib > 0 ? static_cast<std::int64_t>(s.job.bucket_mib * kMiB) : 25 * kMiB;
         const std::int64_t n = std::max<std::int64_t>(1, ceil_div(ddp_bytes, cap));
-        out.reduce += static_cast<double>(n) * sim::collective_time(l, CollectiveKind::all_reduce, ddp_bytes / n, g.span(plan::kWorldGroup));
+        out.reduce += static_cast<double>(n) * sim::collective_time(l, CollectiveKind::all_reduce, ddp_bytes / n, g.span(plan::kWorldGroup),
+                                                                  plan::executor_in_place(CollectiveKind::all_reduce));
     }
 }
 

@@ -278,26 +278,30 @@ TEST_CASE("shardsim calibrate --compute writes measured [compute] figures that l
 }
 
 // [Note: a CPU host's cache] A sweep made on shm links with a cache term (2 ranks, 12 MiB of the
-// 24 MiB the host reports kept, the bytes beyond moving 2.5x slower, reductions at 6 GB/s): the
-// fit finds the cache among its candidates and the slowdown, and predicts its sweep exactly.
-TEST_CASE("calibrate on shm links recovers the cache a sweep was made with and how much slower the bytes beyond it are") {
+// 24 MiB the host reports kept, the bytes beyond moving 2.5x slower, reductions at 6 GB/s) and
+// MPI's own-data copy at 20 GB/s, in both placements ([Note: MPI's out-of-place copy]): the fit
+// finds the cache among its candidates, the slowdown and the copy rate, and predicts its sweep
+// exactly. With one placement only the copy rate is held as it was.
+TEST_CASE("calibrate on shm links recovers the cache, the slowdown beyond it and MPI's copy rate a sweep was made with") {
     sim::LinkModel real;
     real.intra = {config::LinkKind::shm, 12e9, 1, 1.5e-6};
     real.gpus_per_node = 2;
     real.reduce_Bps = 6e9;
     real.cache_bytes = 12.0 * 1024 * 1024;
     real.spill_extra = 1.5;
+    real.copy_Bps = 20e9;
     const sim::GroupSpan pair{2, 1, 2};
     std::vector<sim::Measurement> points;
     for (auto k : kOps)
-        for (std::int64_t size = 64 * 1024; size <= 64LL * 1024 * 1024; size *= 2) {
-            sim::Measurement m{k, size, pair, 0};
-            m.time_s = sim::predicted_time(real, m);
-            points.push_back(m);
-        }
+        for (std::int64_t size = 64 * 1024; size <= 64LL * 1024 * 1024; size *= 2)
+            for (const bool in_place : {false, true}) {
+                sim::Measurement m{k, size, pair, 0, in_place};
+                m.time_s = sim::predicted_time(real, m);
+                points.push_back(m);
+            }
     // Beyond the cache the same bytes take longer: the sweep shows the cliff.
     const auto busbw = [&](std::int64_t size) {
-        return static_cast<double>(size) / sim::collective_time(real, CollectiveKind::all_gather, size, pair);
+        return static_cast<double>(size) / sim::collective_time(real, CollectiveKind::all_gather, size, pair, true);
     };
     CHECK(busbw(64LL * 1024 * 1024) < 0.5 * busbw(2 * 1024 * 1024));
     sim::LinkModel start = real;  // the host's whole cache, no slowdown, a datasheet guess
@@ -314,7 +318,16 @@ TEST_CASE("calibrate on shm links recovers the cache a sweep was made with and h
     CHECK(f.spill_slowdown == doctest::Approx(2.5).epsilon(0.01));
     CHECK(c.links.intra.busbw_Bps() == doctest::Approx(12e9).epsilon(0.01));
     CHECK(c.links.reduce_Bps == doctest::Approx(6e9).epsilon(0.01));
+    CHECK(f.copy_fitted);
+    CHECK(c.links.copy_Bps == doctest::Approx(20e9).epsilon(0.01));
     for (const auto& m : points) CHECK(std::abs(sim::relative_error(c.links, m)) < 0.01);
+    // In place only: the copy rate stays what it was.
+    std::vector<sim::Measurement> in_place;
+    for (const auto& m : points)
+        if (m.in_place) in_place.push_back(m);
+    const sim::Calibration one = sim::calibrate_links(start, in_place);
+    CHECK_FALSE(one.levels.at(0).copy_fitted);
+    CHECK(one.links.copy_Bps == start.copy_Bps);
     // Other link kinds have no cache term.
     sim::LinkModel nvlink = real;
     nvlink.intra.kind = config::LinkKind::nvlink;

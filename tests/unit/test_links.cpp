@@ -45,7 +45,7 @@ TEST_CASE("shipped A100 / H100 topologies predict the nccl-tests busbw they cite
         for (const auto& p : t.published.points) {
             if (p.size_bytes < (8LL << 20) || p.size_bytes > (8LL << 30)) continue;
             const auto kind = *plan::parse_collective(p.op);
-            const double busbw = plan::busbw_GBps(kind, p.size_bytes, span.ranks, sim::collective_time(links, kind, p.size_bytes, span));
+            const double busbw = plan::busbw_GBps(kind, p.size_bytes, span.ranks, sim::collective_time(links, kind, p.size_bytes, span, false));
             INFO(p.op << " " << p.size_bytes << " B: model " << busbw << " GB/s, published " << p.busbw_gbps);
             CHECK(std::abs(busbw / p.busbw_gbps - 1) <= 0.10);
             ++checked;
@@ -58,12 +58,12 @@ TEST_CASE("protocol regimes: LL for tiny messages, Simple for large ones; busbw 
     const auto t = config::load_topology("8x-a100-40g", "", "test", {});
     const sim::LinkModel l = sim::LinkModel::from(t);
     const plan::GroupSpan g{8, 1, 8};
-    CHECK(sim::estimate_collective(l, CollectiveKind::all_reduce, 8, g).protocol == sim::Protocol::ll);
-    CHECK(sim::estimate_collective(l, CollectiveKind::all_reduce, 8LL << 30, g).protocol == sim::Protocol::simple);
+    CHECK(sim::estimate_collective(l, CollectiveKind::all_reduce, 8, g, true).protocol == sim::Protocol::ll);
+    CHECK(sim::estimate_collective(l, CollectiveKind::all_reduce, 8LL << 30, g, true).protocol == sim::Protocol::simple);
     std::set<sim::Protocol> seen;
     double last = 0;
     for (std::int64_t size = 8; size <= (8LL << 30); size *= 2) {
-        const auto e = sim::estimate_collective(l, CollectiveKind::all_reduce, size, g);
+        const auto e = sim::estimate_collective(l, CollectiveKind::all_reduce, size, g, true);
         seen.insert(e.protocol);
         const double busbw = plan::busbw_GBps(CollectiveKind::all_reduce, size, 8, e.time_s);
         CHECK(busbw > last);
@@ -73,18 +73,18 @@ TEST_CASE("protocol regimes: LL for tiny messages, Simple for large ones; busbw 
     // PCIe has no LL128 (NCCL enables it on NVLink only).
     const auto pcie = config::load_topology("8x-a100-40g", "", "test", {{"intra_node", "kind", "pcie", "--set"}});
     for (std::int64_t size = 8; size <= (8LL << 30); size *= 2)
-        CHECK(sim::estimate_collective(sim::LinkModel::from(pcie), CollectiveKind::all_reduce, size, g).protocol != sim::Protocol::ll128);
+        CHECK(sim::estimate_collective(sim::LinkModel::from(pcie), CollectiveKind::all_reduce, size, g, true).protocol != sim::Protocol::ll128);
 }
 
 TEST_CASE("across nodes NCCL's tree wins small all-reduces, the ring large ones") {
     const auto t = config::load_topology("4x8-h100-ib", "", "test", {});
     const sim::LinkModel l = sim::LinkModel::from(t);
     const plan::GroupSpan world{32, 4, 8};
-    CHECK(sim::estimate_collective(l, CollectiveKind::all_reduce, 1 << 20, world).algorithm == sim::Algorithm::tree);
-    CHECK(sim::estimate_collective(l, CollectiveKind::all_reduce, 8LL << 30, world).algorithm == sim::Algorithm::ring);
+    CHECK(sim::estimate_collective(l, CollectiveKind::all_reduce, 1 << 20, world, true).algorithm == sim::Algorithm::tree);
+    CHECK(sim::estimate_collective(l, CollectiveKind::all_reduce, 8LL << 30, world, true).algorithm == sim::Algorithm::ring);
     // Crossing the network costs more than staying in a node, for the same bytes per rank.
     const plan::GroupSpan node{8, 1, 8};
-    CHECK(sim::collective_time(l, CollectiveKind::all_gather, 1 << 20, {16, 2, 8}) > sim::collective_time(l, CollectiveKind::all_gather, 1 << 20, node));
+    CHECK(sim::collective_time(l, CollectiveKind::all_gather, 1 << 20, {16, 2, 8}, true) > sim::collective_time(l, CollectiveKind::all_gather, 1 << 20, node, true));
 }
 
 TEST_CASE("a reduction rate makes reducing collectives slower than all-gather; 0 makes it free") {
@@ -92,11 +92,11 @@ TEST_CASE("a reduction rate makes reducing collectives slower than all-gather; 0
     l.intra = {config::LinkKind::shm, 10e9, 1.0, 1e-6};
     const plan::GroupSpan g{2, 1, 2};
     const std::int64_t size = 64 << 20;
-    CHECK(sim::collective_time(l, CollectiveKind::reduce_scatter, size, g) ==
-          doctest::Approx(sim::collective_time(l, CollectiveKind::all_gather, size, g)));
+    CHECK(sim::collective_time(l, CollectiveKind::reduce_scatter, size, g, true) ==
+          doctest::Approx(sim::collective_time(l, CollectiveKind::all_gather, size, g, true)));
     l.reduce_Bps = 2e9;
-    const double extra = sim::collective_time(l, CollectiveKind::reduce_scatter, size, g) -
-                         sim::collective_time(l, CollectiveKind::all_gather, size, g);
+    const double extra = sim::collective_time(l, CollectiveKind::reduce_scatter, size, g, true) -
+                         sim::collective_time(l, CollectiveKind::all_gather, size, g, true);
     CHECK(extra == doctest::Approx(static_cast<double>(size) / 2 / 2e9));  // (n-1)/n of the buffer, added at 2 GB/s
 }
 
@@ -179,12 +179,46 @@ TEST_CASE("shm links: the bytes of a collective's buffers beyond the cache move 
     // The transfer takes the factor: the time less the latency grows by it.
     sim::LinkModel flat = l;
     flat.spill_extra = 0;
-    const double lat = sim::collective_time(flat, CollectiveKind::all_gather, 8, pair);
-    const double t1 = sim::collective_time(flat, CollectiveKind::all_gather, 16 * mib, pair) - lat;
-    const double t3 = sim::collective_time(l, CollectiveKind::all_gather, 16 * mib, pair) - lat;
+    const double lat = sim::collective_time(flat, CollectiveKind::all_gather, 8, pair, true);
+    const double t1 = sim::collective_time(flat, CollectiveKind::all_gather, 16 * mib, pair, true) - lat;
+    const double t3 = sim::collective_time(l, CollectiveKind::all_gather, 16 * mib, pair, true) - lat;
     CHECK(t3 / t1 == doctest::Approx(1 + 5.0 / 6.0 * 2).epsilon(0.01));
     // A cache of 0 (unknown) or a slowdown of 1: no term.
     sim::LinkModel none = l;
     none.cache_bytes = 0;
     CHECK(sim::spill_factor(none, CollectiveKind::all_gather, 1LL << 30, pair) == 1.0);
+}
+
+// [Note: MPI's out-of-place copy] On shm an out-of-place all-reduce first copies the whole buffer,
+// an out-of-place all-gather the rank's block; a reduce-scatter copies its input into a temporary
+// and its block out of it in either placement, and in place moves the result to the rank's block;
+// at copy_Bps, beyond the cache spill_slowdown times slower. NCCL: no difference.
+TEST_CASE("shm links: MPI's own-data copy makes a call's placement cost what it copies") {
+    sim::LinkModel l;
+    l.intra = {config::LinkKind::shm, 10e9, 1, 1e-6};
+    l.gpus_per_node = 2;
+    l.reduce_Bps = 5e9;
+    l.copy_Bps = 20e9;
+    const sim::GroupSpan pair{2, 1, 2};
+    const std::int64_t size = 4 * 1024 * 1024;
+    const auto gap = [&](CollectiveKind k) {
+        return sim::collective_time(l, k, size, pair, false) - sim::collective_time(l, k, size, pair, true);
+    };
+    CHECK(gap(CollectiveKind::all_reduce) == doctest::Approx(static_cast<double>(size) / 20e9));
+    CHECK(gap(CollectiveKind::all_gather) == doctest::Approx(static_cast<double>(size) / 2 / 20e9));
+    CHECK(gap(CollectiveKind::reduce_scatter) == doctest::Approx(-static_cast<double>(size) / 2 / 20e9));
+    CHECK(sim::own_copy_bytes(CollectiveKind::reduce_scatter, size, 2, false) == 1.5 * static_cast<double>(size));
+    CHECK(sim::own_copy_bytes(CollectiveKind::all_reduce, size, 2, true) == 0);
+    // Beyond the cache the copy slows down with the rest: 2 x 2 x 4 MiB of buffers, 4 MiB of cache.
+    l.cache_bytes = 4.0 * 1024 * 1024;
+    l.spill_extra = 1;
+    CHECK(gap(CollectiveKind::all_reduce) == doctest::Approx(1.75 * static_cast<double>(size) / 20e9));
+    // The executor's placements: all-reduce in place, the others out of place.
+    CHECK(plan::executor_in_place(CollectiveKind::all_reduce));
+    CHECK_FALSE(plan::executor_in_place(CollectiveKind::all_gather));
+    CHECK_FALSE(plan::executor_in_place(CollectiveKind::reduce_scatter));
+    sim::LinkModel nv = l;
+    nv.intra.kind = config::LinkKind::nvlink;
+    CHECK(sim::collective_time(nv, CollectiveKind::all_reduce, size, pair, false) ==
+          sim::collective_time(nv, CollectiveKind::all_reduce, size, pair, true));
 }

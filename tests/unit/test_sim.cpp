@@ -122,7 +122,7 @@ TEST_CASE("collective model: ring time and nccl-tests bus bandwidth agree") {
     const sim::GroupSpan g{8, 1, 8};
     const std::int64_t size = 1 << 30;
     for (auto k : {plan::CollectiveKind::all_gather, plan::CollectiveKind::reduce_scatter, plan::CollectiveKind::all_reduce}) {
-        const double t = sim::collective_time(l, k, size, g);
+        const double t = sim::collective_time(l, k, size, g, true);
         CHECK(plan::busbw_GBps(k, size, 8, t) == doctest::Approx(100.0));
     }
 }
@@ -226,7 +226,8 @@ TEST_CASE("a reduce-scatter's time includes packing its input and landing the re
     const double zeroing = stage.arrangement == plan::Arrangement::gathered ? static_cast<double>(stage.bytes) / streamed : 0.0;
     const double expected = zeroing + static_cast<double>(in.bytes) / streamed + static_cast<double>(result.elements()) / 0.5e9;
     CHECK(cost.movement_time(*rs) == doctest::Approx(expected).epsilon(1e-9));
-    const double wire = sim::collective_time(cost.links(), rs->collective->kind, rs->collective->size_bytes, p->groups().span(rs->collective->group));
+    const double wire = sim::collective_time(cost.links(), rs->collective->kind, rs->collective->size_bytes, p->groups().span(rs->collective->group),
+                                              plan::executor_in_place(rs->collective->kind));
     CHECK(cost.op_time(*rs) == doctest::Approx(wire + expected).epsilon(1e-9));
     // The shard is 1 / ranks of the input: the landing is most of it on a core at these rates.
     CHECK(static_cast<double>(result.elements()) / 0.5e9 > 0.5 * expected);

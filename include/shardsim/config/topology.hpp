@@ -60,6 +60,9 @@ struct LinkSpec {
     // collective's buffers stay in, and how many times longer the bytes beyond it take.
     double cache_mib = 0;
     double spill_slowdown = 1;
+    // intra, shm ([Note: MPI's out-of-place copy]): the rate a rank copies its own data between
+    // the send and receive buffers of a collective; 0: free.
+    double copy_gbps = 0;
 };
 
 // Published nccl-tests figures a topology cites ([nccl_tests] section): bus bandwidth by size,

@@ -38,6 +38,11 @@ std::string collective_name(CollectiveKind k);
 std::optional<CollectiveKind> parse_collective(const std::string& s);
 
 inline double bus_factor(CollectiveKind k, std::int64_t ranks) { return collective_info(k).bus_factor(ranks); }
+
+// How the executor calls each collective (exec/executor_ops.cpp): all-reduce in place on the
+// buffer it packed; all-gather and reduce-scatter from their input (or stage) into the output
+// buffer, another buffer. The collective model prices MPI's copies of an out-of-place call by it.
+inline bool executor_in_place(CollectiveKind k) { return k == CollectiveKind::all_reduce || k == CollectiveKind::broadcast; }
 // Bytes one rank sends (= receives) in a bandwidth-optimal algorithm: size * factor.
 double wire_bytes(CollectiveKind k, std::int64_t size_bytes, std::int64_t ranks);
 double algbw_GBps(std::int64_t size_bytes, double seconds);

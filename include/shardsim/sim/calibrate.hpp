@@ -8,7 +8,8 @@
 // level's hop latency and achieved bus bandwidth, and inside a node the rate a rank adds what it
 // receives (reduce_gbps; 0 when the reduction costs nothing extra, as on NCCL) and, on a CPU host's
 // shared memory, the cache its buffers stay in and how much slower the bytes beyond it move
-// (links.hpp's spill_factor; the cache searched, the slowdown fitted). Within a piece of
+// (links.hpp's spill_factor; the cache searched, the slowdown fitted) and, when the sweep has both
+// placements, the rate MPI copies a rank's own data in an out-of-place call. Within a piece of
 // the model (one algorithm and protocol) time is linear in latency, 1/bandwidth and 1/rate. The
 // fit minimises the squared log ratio of predicted to measured time over every op and size of
 // the level — least squares on relative error that is symmetric (predicting twice the time costs
@@ -36,6 +37,7 @@ struct Measurement {
     std::int64_t size_bytes = 0;  // nccl-tests' size
     GroupSpan span;
     double time_s = 0;
+    bool in_place = true;  // the placement it was measured in (bench measures both)
 };
 
 struct LevelFit {
@@ -49,6 +51,8 @@ struct LevelFit {
     bool cache_fitted = false;   // intra_node on shm links: the cache term too ([Note: a CPU host's cache])
     double cache_bytes = 0;
     double spill_slowdown = 1;
+    bool copy_fitted = false;    // intra_node on shm links, both placements measured: MPI's own-data copy rate
+    double copy_Bps = 0;         // ([Note: MPI's out-of-place copy]); 0: free
     int iterations = 0;
     std::string note;  // why the level was not fitted
 };

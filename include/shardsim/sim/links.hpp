@@ -19,6 +19,8 @@
 //               node's host path shared by its GPUs), the path offload copies use too
 //   cache       shm (a CPU host's MPI): the share of the node's buffers beyond cache_bytes moves
 //               and is added spill_slowdown times slower ([Note: a CPU host's cache])
+//   placement   shm: MPI copies a rank's own data between send and receive buffers, at copy_Bps
+//               ([Note: MPI's out-of-place copy]); NCCL's placement costs nothing here
 //
 // The latency constants are NCCL's tuning model (src/graph/tuning.cc, NCCL 2.18-2.21: baseLat,
 // hwLat per NVLink / PCI / network path, the LL / LL128 bandwidth shares), as remembered; a
@@ -57,6 +59,7 @@ struct LinkModel {
     double host_bus_Bps = 0;  // pcie-no-p2p: the node's path to host memory, one direction
     double cache_bytes = 0;   // shm: the cache a collective's buffers stay in (0: no cache term)
     double spill_extra = 0;   // shm: spill_slowdown - 1, the extra time of the bytes beyond it
+    double copy_Bps = 0;      // shm: the rate MPI copies a rank's own data in an out-of-place call (0: free)
 
     static LinkModel from(const config::TopologyConfig& t);
     bool staged() const { return intra.kind == config::LinkKind::pcie_no_p2p; }
@@ -68,10 +71,15 @@ struct CollectiveEstimate {
     Protocol protocol = Protocol::simple;
 };
 
-// The fastest (algorithm, protocol) for one collective of nccl-tests size `size_bytes` on `span`.
+// The fastest (algorithm, protocol) for one collective of nccl-tests size `size_bytes` on `span`,
+// called in place (send and receive one buffer, NCCL's convention) or not.
 CollectiveEstimate estimate_collective(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes,
-                                       const GroupSpan& span);
-double collective_time(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes, const GroupSpan& span);
+                                       const GroupSpan& span, bool in_place);
+double collective_time(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes, const GroupSpan& span,
+                       bool in_place);
+// The bytes a rank copies between its own send and receive buffers on MPI ([Note: MPI's
+// out-of-place copy]).
+double own_copy_bytes(plan::CollectiveKind kind, std::int64_t size_bytes, std::int64_t ranks, bool in_place);
 
 // True when this collective's traffic crosses the node's host path (pcie-no-p2p inside a node):
 // the simulator queues it on the host lane with the offload copies.
