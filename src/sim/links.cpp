@@ -142,7 +142,7 @@ CollectiveEstimate estimate_collective(const LinkModel& l, CollectiveKind kind, 
     CollectiveEstimate best;
     if (g.ranks <= 1 || size <= 0) return best;
     best.time_s = std::numeric_limits<double>::infinity();
-    const double spill = spill_factor(l, kind, size, g);
+    const double spill = spill_factor(l, kind, size, g, in_place);
     for (Algorithm a : {Algorithm::ring, Algorithm::tree}) {
         if (a == Algorithm::tree && kind != CollectiveKind::all_reduce) continue;
         for (Protocol p : {Protocol::ll, Protocol::ll128, Protocol::simple}) {
@@ -195,16 +195,25 @@ bool uses_host_path(const LinkModel& l, const GroupSpan& g) { return l.staged() 
 // 1 to 4 MiB, 9.9 at 8 MiB, 5.6 at 16 MiB; reduce-scatter 4.1 -> 2.0, all-reduce 6.6 -> 3.8 GB/s
 // alike. So the transfer and reduction time of a collective within a node of shm links is
 // multiplied by 1 + m x (spill_slowdown - 1), m = the share of the node's buffers beyond
-// cache_mib: max(0, 1 - cache / W), W = ranks on the node x (send + receive buffer): size / n +
-// size for an all-gather, size + size / n for a reduce-scatter, 2 x size for an all-reduce (n the
-// group's ranks, size nccl-tests' size). How much of the cache a collective keeps, and how much
-// slower memory is, depend on the host and on what else runs there: `calibrate` fits both to
-// the sweep (cache_mib at most the cache the host reports). NCCL's links are not CPU copies:
-// no such term there.
-double spill_factor(const LinkModel& l, CollectiveKind k, std::int64_t size, const GroupSpan& g) {
+// cache_mib: max(0, 1 - cache / W), W = ranks on the node x the buffers one call touches (n the
+// group's ranks, size nccl-tests' size; [Note: MPI's out-of-place copy] for the algorithms):
+//   all-gather      the receive buffer (size), and the send buffer out of place (size / n);
+//   all-reduce      the buffer (size) in place; send and receive buffers (2 x size) out of place;
+//   reduce-scatter  the input (size) and recursive halving's temporary copy of it (size), and the
+//                   receive buffer out of place (size / n).
+// How much of the cache a collective keeps, and how much slower memory is, depend on the host and
+// on what else runs there: `calibrate` fits both to the sweep (cache_mib at most the cache the
+// host reports). NCCL's links are not CPU copies: no such term there.
+double spill_factor(const LinkModel& l, CollectiveKind k, std::int64_t size, const GroupSpan& g, bool in_place) {
     if (l.intra.kind != LinkKind::shm || g.nodes > 1 || !(l.cache_bytes > 0) || !(l.spill_extra > 0) || g.ranks <= 1) return 1.0;
     const double s = static_cast<double>(size), n = static_cast<double>(g.ranks);
-    const double per_rank = k == CollectiveKind::all_reduce ? 2 * s : s + s / n;
+    double per_rank = 0;
+    switch (k) {
+        case CollectiveKind::all_gather: per_rank = in_place ? s : s + s / n; break;
+        case CollectiveKind::all_reduce: per_rank = in_place ? s : 2 * s; break;
+        case CollectiveKind::reduce_scatter: per_rank = 2 * s + (in_place ? 0 : s / n); break;
+        case CollectiveKind::broadcast: per_rank = s; break;
+    }
     const double w = static_cast<double>(g.per_node) * per_rank;
     const double beyond = std::max(0.0, 1.0 - l.cache_bytes / w);
     return 1.0 + beyond * l.spill_extra;

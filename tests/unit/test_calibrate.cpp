@@ -331,5 +331,5 @@ TEST_CASE("calibrate on shm links recovers the cache, the slowdown beyond it and
     // Other link kinds have no cache term.
     sim::LinkModel nvlink = real;
     nvlink.intra.kind = config::LinkKind::nvlink;
-    CHECK(sim::spill_factor(nvlink, CollectiveKind::all_gather, 1LL << 30, pair) == 1.0);
+    CHECK(sim::spill_factor(nvlink, CollectiveKind::all_gather, 1LL << 30, pair, false) == 1.0);
 }

@@ -86,7 +86,7 @@ double own_copy_bytes(plan::CollectiveKind kind, std::int64_t size_bytes, std::i
 bool uses_host_path(const LinkModel& links, const GroupSpan& span);
 
 // shm within a node: 1 + the share of the node's collective buffers beyond the cache x
-// spill_extra, the factor on the collective's transfer and reduction time; 1 otherwise.
-double spill_factor(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes, const GroupSpan& span);
+// spill_extra, the factor on the collective's transfer, reduction and copy time; 1 otherwise.
+double spill_factor(const LinkModel& links, plan::CollectiveKind kind, std::int64_t size_bytes, const GroupSpan& span, bool in_place);
 
 }  // namespace shardsim::sim
