@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "shardsim/core/stats.hpp"
 #include "shardsim/device/memory.hpp"
 
 namespace shardsim::bench {
@@ -58,11 +59,6 @@ double axpby_seconds(device::Device& dev, std::int64_t n, std::vector<ComputeSam
     const double s = median_seconds(dev, [&] { dev.axpby(1.0f, tx, 1.0f, ty, tz); }, n > 1024 ? 9 : 101);
     out.push_back({what, s, 0, 3.0 * 4.0 * static_cast<double>(n)});
     return s;
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
 }  // namespace

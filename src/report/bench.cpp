@@ -6,6 +6,7 @@
 #include <map>
 
 #include "shardsim/core/format.hpp"
+#include "shardsim/core/stats.hpp"
 
 namespace shardsim::report {
 
@@ -30,13 +31,6 @@ io::Json placement(const BenchRow& r, const BenchGroup& g) {
     j["raw_busbw_GBps"] = number_or_null(raw_busbw);
     j["ours_over_raw"] = number_or_null(raw && raw_busbw > 0 ? busbw / raw_busbw : NAN);
     return j;
-}
-
-double median(std::vector<double> v) {
-    if (v.empty()) return NAN;
-    std::sort(v.begin(), v.end());
-    const std::size_t m = v.size() / 2;
-    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
 // One section per group and op, in the order the sweep ran them.

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "shardsim/core/format.hpp"
+#include "shardsim/core/stats.hpp"
 #include "shardsim/core/version.hpp"
 
 namespace shardsim::report {
@@ -24,10 +25,8 @@ Stats stats(std::vector<double> abs_errors) {
     Stats s;
     s.points = abs_errors.size();
     if (abs_errors.empty()) return s;
-    std::sort(abs_errors.begin(), abs_errors.end());
-    const std::size_t m = abs_errors.size() / 2;
-    s.median = abs_errors.size() % 2 ? abs_errors[m] : 0.5 * (abs_errors[m - 1] + abs_errors[m]);
-    s.max = abs_errors.back();
+    s.median = median(abs_errors);
+    s.max = *std::max_element(abs_errors.begin(), abs_errors.end());
     return s;
 }
 

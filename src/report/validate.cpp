@@ -7,6 +7,7 @@
 #include <map>
 
 #include "shardsim/core/format.hpp"
+#include "shardsim/core/stats.hpp"
 #include "shardsim/report/summary.hpp"
 
 namespace shardsim::report {
@@ -44,12 +45,10 @@ struct Spread {
 Spread spread_of(std::vector<double> v) {
     Spread s;
     if (v.empty()) return s;
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-    s.lo = v.front();
-    s.hi = v.back();
-    s.steps = static_cast<int>(n);
+    s.median = median(v);
+    s.lo = *std::min_element(v.begin(), v.end());
+    s.hi = *std::max_element(v.begin(), v.end());
+    s.steps = static_cast<int>(v.size());
     return s;
 }
 
