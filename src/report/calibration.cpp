@@ -131,9 +131,95 @@ std::string group_errors(const CalibrationInput& in, int group) {
 
 }  // namespace
 
+namespace {
+
+// One level's fit as JSON: where it started, where it ended.
+io::Json level_fit_json(const CalibrationInput& in, const sim::LevelFit& f) {
+    io::Json l = io::Json::object();
+    l["level"] = sim::link_level_name(f.level);
+    l["points"] = static_cast<std::int64_t>(f.points);
+    l["fitted"] = f.fitted;
+    l["latency_us_before"] = latency_us(in.before, f.level);
+    l["bandwidth_gbps_before"] = bandwidth_gbps(in.before, f.level);
+    l["latency_us"] = latency_us(in.after, f.level);
+    l["bandwidth_gbps"] = bandwidth_gbps(in.after, f.level);
+    l["reduce_gbps_before"] = in.before.reduce_Bps / 1e9;
+    l["reduce_gbps"] = in.after.reduce_Bps / 1e9;
+    if (f.cache_fitted) {
+        l["cache_mib"] = f.cache_bytes / static_cast<double>(kMiB);
+        l["spill_slowdown"] = f.spill_slowdown;
+    }
+    if (f.copy_fitted) l["copy_gbps"] = f.copy_Bps / 1e9;
+    l["iterations"] = f.iterations;
+    if (!f.note.empty()) l["note"] = f.note;
+    return l;
+}
+
+void add_fit_row(TextTable& fits, const CalibrationInput& in, const sim::LevelFit& f) {
+    const std::string name = sim::link_level_name(f.level);
+    if (!f.fitted) return fits.add_row({name, std::to_string(f.points), "-", "-", "-", "not fitted: " + f.note});
+    fits.add_row({name, std::to_string(f.points),
+                  format_fixed(latency_us(in.before, f.level), 3) + " -> " + format_fixed(latency_us(in.after, f.level), 3),
+                  format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " + format_fixed(bandwidth_gbps(in.after, f.level), 3),
+                  f.reduce_fitted ? reduce_text(in.before) + " -> " + reduce_text(in.after) : "-",
+                  "least squares, " + std::to_string(f.iterations) + " iteration(s)" + cache_text(f)});
+}
+
+// The level's errors per op, with the model read back from the written file: rows of `quality`
+// and `l`'s "ops" and "all".
+void add_level_errors(const CalibrationInput& in, const sim::LevelFit& f, TextTable& quality, io::Json& l) {
+    const std::string name = sim::link_level_name(f.level);
+    std::vector<plan::CollectiveKind> ops;
+    std::map<int, std::vector<double>> errors;
+    std::vector<double> all;
+    for (const auto& m : in.points) {
+        if (sim::level_of(m.span) != f.level || m.size_bytes < in.min_bytes || m.size_bytes > in.max_bytes) continue;
+        if (!errors.count(static_cast<int>(m.kind))) ops.push_back(m.kind);
+        const double e = std::abs(sim::relative_error(in.after, m));
+        errors[static_cast<int>(m.kind)].push_back(e);
+        all.push_back(e);
+    }
+    io::Json per_op = io::Json::object();
+    for (auto k : ops) {
+        const Stats s = stats(errors[static_cast<int>(k)]);
+        per_op[plan::collective_name(k)] = stats_json(s);
+        quality.add_row({name, plan::collective_name(k), std::to_string(s.points), percent(s.median), percent(s.max)});
+    }
+    const Stats overall = stats(all);
+    if (overall.points > 0) quality.add_row({name, "all", std::to_string(overall.points), percent(overall.median), percent(overall.max)});
+    l["ops"] = per_op;
+    l["all"] = stats_json(overall);
+}
+
+// The comment block at the top of the calibrated file: where the fit came from, what it changed,
+// and its error for every size, op and placement.
+std::string preamble(const CalibrationInput& in) {
+    const auto& bench = *in.bench;
+    std::string p = "# Calibrated by shardsim " + version() + ": shardsim calibrate " + in.bench_path + " --topology " +
+                    in.topology_name + "\n# from a sweep with the " + bench.backend + " backend on " + std::to_string(bench.world_size) +
+                    " ranks (" + std::to_string(bench.nodes) + " node(s)), " + std::string(dtype_name(bench.dtype)) + ", hosts " +
+                    join(bench.hosts, ",") + ".\n";
+    for (const auto& f : in.fit.levels) {
+        const std::string name = sim::link_level_name(f.level);
+        if (f.fitted)
+            p += "# " + name + ": latency_us " + format_fixed(latency_us(in.before, f.level), 3) + " -> " +
+                 format_fixed(latency_us(in.after, f.level), 3) + ", bus bandwidth (GB/s) " +
+                 format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " + format_fixed(bandwidth_gbps(in.after, f.level), 3) +
+                 (f.reduce_fitted ? ", reduce_gbps " + reduce_text(in.before) + " -> " + reduce_text(in.after) : "") + cache_text(f) +
+                 " (least squares on log(predicted / measured), " + std::to_string(f.points) + " measurements of " +
+                 format_bytes(in.min_bytes) + " to " + format_bytes(in.max_bytes) + ")\n";
+        else
+            p += "# " + name + ": kept as it was (" + f.note + ")\n";
+    }
+    p += "# Error of the fitted model per size, (predicted - measured) / measured:\n";
+    for (std::size_t g = 0; g < bench.groups.size(); ++g) p += group_errors(in, static_cast<int>(g));
+    return p + "#\n";
+}
+
+}  // namespace
+
 CalibrationReport calibration_report(const CalibrationInput& in) {
     const auto& bench = *in.bench;
-    CalibrationReport r;
     io::Json j = io::Json::object();
     j["bench"] = in.bench_path;
     j["topology"] = in.topology_name;
@@ -147,57 +233,9 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
     TextTable quality({"level", "op", "points", "median error", "max error"});
     io::Json levels = io::Json::array();
     for (const auto& f : in.fit.levels) {
-        io::Json l = io::Json::object();
-        const std::string name = sim::link_level_name(f.level);
-        l["level"] = name;
-        l["points"] = static_cast<std::int64_t>(f.points);
-        l["fitted"] = f.fitted;
-        l["latency_us_before"] = latency_us(in.before, f.level);
-        l["bandwidth_gbps_before"] = bandwidth_gbps(in.before, f.level);
-        l["latency_us"] = latency_us(in.after, f.level);
-        l["bandwidth_gbps"] = bandwidth_gbps(in.after, f.level);
-        l["reduce_gbps_before"] = in.before.reduce_Bps / 1e9;
-        l["reduce_gbps"] = in.after.reduce_Bps / 1e9;
-        if (f.cache_fitted) {
-            l["cache_mib"] = f.cache_bytes / static_cast<double>(kMiB);
-            l["spill_slowdown"] = f.spill_slowdown;
-        }
-        if (f.copy_fitted) l["copy_gbps"] = f.copy_Bps / 1e9;
-        l["iterations"] = f.iterations;
-        if (!f.note.empty()) l["note"] = f.note;
-        if (f.fitted)
-            fits.add_row({name, std::to_string(f.points),
-                          format_fixed(latency_us(in.before, f.level), 3) + " -> " + format_fixed(latency_us(in.after, f.level), 3),
-                          format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " +
-                              format_fixed(bandwidth_gbps(in.after, f.level), 3),
-                          f.reduce_fitted ? reduce_text(in.before) + " -> " + reduce_text(in.after) : "-",
-                          "least squares, " + std::to_string(f.iterations) + " iteration(s)" + cache_text(f)});
-        else
-            fits.add_row({name, std::to_string(f.points), "-", "-", "-", "not fitted: " + f.note});
-
-        // Errors per op, with the model read back from the written file.
-        std::vector<plan::CollectiveKind> ops;
-        std::map<int, std::vector<double>> errors;
-        std::vector<double> all;
-        for (std::size_t i = 0; i < in.points.size(); ++i) {
-            const auto& m = in.points[i];
-            if (sim::level_of(m.span) != f.level || m.size_bytes < in.min_bytes || m.size_bytes > in.max_bytes) continue;
-            if (!errors.count(static_cast<int>(m.kind))) ops.push_back(m.kind);
-            const double e = std::abs(sim::relative_error(in.after, m));
-            errors[static_cast<int>(m.kind)].push_back(e);
-            all.push_back(e);
-        }
-        io::Json per_op = io::Json::object();
-        for (auto k : ops) {
-            const Stats s = stats(errors[static_cast<int>(k)]);
-            per_op[plan::collective_name(k)] = stats_json(s);
-            quality.add_row({name, plan::collective_name(k), std::to_string(s.points), percent(s.median), percent(s.max)});
-        }
-        const Stats overall = stats(all);
-        if (overall.points > 0)
-            quality.add_row({name, "all", std::to_string(overall.points), percent(overall.median), percent(overall.max)});
-        l["ops"] = per_op;
-        l["all"] = stats_json(overall);
+        io::Json l = level_fit_json(in, f);
+        add_fit_row(fits, in, f);
+        add_level_errors(in, f, quality, l);
         levels.push_back(l);
     }
     j["levels"] = levels;
@@ -206,34 +244,14 @@ CalibrationReport calibration_report(const CalibrationInput& in) {
     band_errors(in, bands, band_json);
     j["bands"] = band_json;
 
+    CalibrationReport r;
     r.text = "shardsim calibrate: " + in.bench_path + " (" + bench.backend + ", " + std::to_string(bench.world_size) +
              " ranks on " + std::to_string(bench.nodes) + " node(s), " + std::string(dtype_name(bench.dtype)) + ", " +
              std::to_string(in.points.size()) + " measurements) -> topology " + in.topology_name + "\n\n" + fits.str() +
              "\nhow well the fitted model predicts the sweep: |predicted - measured| / measured over every size from " +
              format_bytes(in.min_bytes) + " to " + format_bytes(in.max_bytes) + " and both placements\n" + quality.str() +
              "\nper size band (every level and op)\n" + bands.str();
-
-    r.preamble = "# Calibrated by shardsim " + version() + ": shardsim calibrate " + in.bench_path + " --topology " +
-                 in.topology_name + "\n# from a sweep with the " + bench.backend + " backend on " + std::to_string(bench.world_size) + " ranks (" +
-                 std::to_string(bench.nodes) + " node(s)), " + std::string(dtype_name(bench.dtype)) + ", hosts " +
-                 join(bench.hosts, ",") + ".\n";
-    for (const auto& f : in.fit.levels) {
-        const std::string name = sim::link_level_name(f.level);
-        if (f.fitted)
-            r.preamble += "# " + name + ": latency_us " + format_fixed(latency_us(in.before, f.level), 3) + " -> " +
-                          format_fixed(latency_us(in.after, f.level), 3) + ", bus bandwidth (GB/s) " +
-                          format_fixed(bandwidth_gbps(in.before, f.level), 3) + " -> " +
-                          format_fixed(bandwidth_gbps(in.after, f.level), 3) +
-                          (f.reduce_fitted ? ", reduce_gbps " + reduce_text(in.before) + " -> " + reduce_text(in.after) : "") + cache_text(f) +
-                          " (least squares on log(predicted / measured), " +
-                          std::to_string(f.points) + " measurements of " + format_bytes(in.min_bytes) + " to " +
-                          format_bytes(in.max_bytes) + ")\n";
-        else
-            r.preamble += "# " + name + ": kept as it was (" + f.note + ")\n";
-    }
-    r.preamble += "# Error of the fitted model per size, (predicted - measured) / measured:\n";
-    for (std::size_t g = 0; g < bench.groups.size(); ++g) r.preamble += group_errors(in, static_cast<int>(g));
-    r.preamble += "#\n";
+    r.preamble = preamble(in);
     r.json = std::move(j);
     return r;
 }
