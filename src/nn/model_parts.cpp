@@ -39,10 +39,10 @@ bool Ctx::keeps(const std::string& name) const {
     return false;
 }
 
-const std::string* Ctx::kept_output(const std::string& module) const {
+const plan::CallActivations::KeptOutput* Ctx::kept_output(const std::string& module) const {
     if (!acts) return nullptr;
     for (const auto& k : acts->kept_outputs)
-        if (k.module == module) return &k.term;
+        if (k.module == module) return &k;
     return nullptr;
 }
 
@@ -311,10 +311,13 @@ void compute_linear(Ctx& c, Terms& terms, const Linear& l, const Tensor& x, cons
 }  // namespace
 
 void linear_forward(Ctx& c, Terms& terms, const Linear& l, const Tensor& x, const Tensor& y, bool accumulate) {
-    const std::string* kept_as = c.kept_output(l.ref.module);
-    if (!kept_as) return compute_linear(c, terms, l, x, y, accumulate);
+    const plan::CallActivations::KeptOutput* kept_as = c.kept_output(l.ref.module);
+    if (!kept_as || !kept_as->parts.empty()) {
+        SHARDSIM_ASSERT(!kept_as || !c.recomputing, "a projection kept as its parts is not recomputed: " + l.ref.module);
+        return compute_linear(c, terms, l, x, y, accumulate);
+    }
     // The kept output: the term y is (added before, met again in recompute), or one of its own.
-    const Tensor kept = terms.add(c, *kept_as, c.dt, {x.numel() / l.ref.in, l.ref.out}, true);
+    const Tensor kept = terms.add(c, kept_as->term, c.dt, {x.numel() / l.ref.in, l.ref.out}, true);
     const bool is_y = kept.data == y.data;
     SHARDSIM_ASSERT(!is_y || !accumulate, "a kept projection output that is also accumulated into: " + l.ref.module);
     if (!c.recomputing) compute_linear(c, terms, l, x, kept, false);

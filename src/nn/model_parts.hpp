@@ -59,9 +59,9 @@ struct Ctx {
 
     // Whether the running call keeps the term `name` when checkpointed (the plan's `kept`).
     bool keeps(const std::string& name) const;
-    // Selective checkpointing: the term that keeps the output of projection `module` in the
-    // running call, or nullptr.
-    const std::string* kept_output(const std::string& module) const;
+    // Selective checkpointing: what keeps the output of projection `module` in the running call
+    // (a term, or the terms it is split into), or nullptr.
+    const plan::CallActivations::KeptOutput* kept_output(const std::string& module) const;
 
     std::int64_t tokens(model::Stream s) const { return shape.tokens(s); }
     std::int64_t len(model::Stream s) const { return shape.len(s); }
@@ -180,6 +180,8 @@ Linear bind(const Ctx& c, const LinearRef& r, const CallTensors& p, const CallTe
 // y (= or +=) scale * x W^T (+ b) + lora_scale * (x A^T) B^T, keeping x A^T as the term `mid`.
 // Selective checkpointing: when the plan keeps this projection's output, forward also keeps it
 // (as the term it writes, or a term of its own) and recompute reads it back instead of computing.
+// Kept as the parts it is split into (GPT-2's q, k, v), the caller skips projection and split in
+// recompute.
 void linear_forward(Ctx& c, Terms& terms, const Linear& l, const Tensor& x, const Tensor& y, bool accumulate = false);
 // dx (= or +=) from dy; the trainable tensors' gradients +=. `x` is the kept input (empty when
 // nothing trainable needs it). dx may be empty when nobody wants it.

@@ -49,13 +49,21 @@ public:
         const Tensor x = block_input(c, terms, st, n1_name_, d_, recompute);
         const Tensor h1 = keep_or_temp(c, terms, s, qkv_.keeps_input, "attn.input", {T, d_});
         norm_forward(c, terms, n1_name_, n1_, p, h1);
-        const Tensor fused = s.make(c.dt, {T, 3 * d_}, "fused qkv");
-        linear_forward(c, terms, bind(c, qkv_, p, nullptr), h1, fused);
+        // Selective checkpointing keeps GPT-2's fused output as q, k, v (views of it in PyTorch):
+        // recompute finds them kept and neither projects nor splits.
+        const auto* kept = c.kept_output(qkv_.module);
+        Tensor fused;
+        if (!(recompute && kept && !kept->parts.empty())) {
+            fused = s.make(c.dt, {T, 3 * d_}, "fused qkv");
+            linear_forward(c, terms, bind(c, qkv_, p, nullptr), h1, fused);
+        }
         s.release(h1);
         const AttnDims dims = attn_dims(c, attn_, scale_);
         const AttnTerms at = attention_terms(c, terms, "attn", dims);
-        split_fused(c, fused_, fused, at.q, at.k, at.v);
-        s.release(fused);
+        if (!fused.empty()) {
+            split_fused(c, fused_, fused, at.q, at.k, at.v);
+            s.release(fused);
+        }
         Tensor alibi;
         Buffer slopes;
         if (!slopes_.empty()) {

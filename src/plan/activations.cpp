@@ -137,8 +137,9 @@ public:
     }
 
     // A projection of the block, in the order the family's forward calls it: the weight named
-    // "<...>.<suffix>.weight" (or "<suffix>.weight"), and the term its output is, if any.
-    void projection(const std::string& suffix, const std::string& term = "") {
+    // "<...>.<suffix>.weight" (or "<suffix>.weight"), and the term its output is, if any, or the
+    // terms that are views of it.
+    void projection(const std::string& suffix, const std::string& term = "", std::vector<std::string> parts = {}) {
         const std::string end = suffix + ".weight";
         for (const auto& t : unit_.tensors) {
             if (t.role != model::TensorRole::linear) continue;
@@ -146,7 +147,7 @@ public:
                                                  t.name.compare(t.name.size() - end.size() - 1, end.size() + 1, "." + end) == 0);
             if (!match) continue;
             const std::int64_t bytes = checked_product({shape_.tokens(t.stream), t.out_features, dt_}, kWhat);
-            projections_.push_back({t.name.substr(0, t.name.size() - std::string(".weight").size()), term, bytes});
+            projections_.push_back({t.name.substr(0, t.name.size() - std::string(".weight").size()), term, std::move(parts), bytes});
             return;
         }
         SHARDSIM_ASSERT(false, "unit " + unit_.name + " has no projection " + suffix);
@@ -156,14 +157,19 @@ public:
     void select() {
         for (std::size_t i = 0; i < projections_.size(); i += 2) {
             const Projection& p = projections_[i];
+            for (auto& t : out_.terms)
+                if (t.name == p.module + ".lora_mid") t.kept = true;
+            if (!p.parts.empty()) {
+                for (const auto& part : p.parts) keep(part);
+                out_.kept_outputs.push_back({p.module, "", p.parts});
+                continue;
+            }
             const std::string term = p.term.empty() ? p.module + ".out" : p.term;
             if (p.term.empty())
                 add(term, p.bytes, true);
             else
                 keep(term);
-            for (auto& t : out_.terms)
-                if (t.name == p.module + ".lora_mid") t.kept = true;
-            out_.kept_outputs.push_back({p.module, term});
+            out_.kept_outputs.push_back({p.module, term, {}});
         }
         if (!rules_.fused_attention) return;
         for (const auto& a : attention_prefixes_) {
@@ -189,6 +195,7 @@ private:
 
     struct Projection {
         std::string module, term;
+        std::vector<std::string> parts;
         std::int64_t bytes = 0;  // its output
     };
     std::vector<Projection> projections_;
@@ -220,7 +227,11 @@ void classic_block(Builder& b, const model::ModelSpec& m, const model::Attention
     b.norm(gpt2 ? "ln_1" : "input_layernorm", Stream::decoder, h, true, true);
     b.input_if("attn.input", Stream::decoder, h, {gpt2 ? "attn.c_attn" : "query_key_value"});
     b.lora_middles();
-    b.projection(gpt2 ? "attn.c_attn" : "self_attention.query_key_value");
+    // GPT-2 splits c_attn's output into q, k, v as views; BLOOM's reshape copies them.
+    if (gpt2)
+        b.projection("attn.c_attn", "", {"attn.q", "attn.k", "attn.v"});
+    else
+        b.projection("self_attention.query_key_value");
     b.attention("attn", a);
     b.context_if("attn", a, {gpt2 ? "attn.c_proj" : "self_attention.dense"});
     b.projection(gpt2 ? "attn.c_proj" : "self_attention.dense");

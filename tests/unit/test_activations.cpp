@@ -238,9 +238,9 @@ TEST_CASE("selective checkpointing of a Llama block: the input, q, v, gate, down
           model::call_flops(full->scenario().model, full->units(), step, full->batch_shape()).forward);
 }
 
-TEST_CASE("selective checkpointing of a GPT-2 block: the fused QKV and fc outputs; eager attention recomputed") {
-    // tiny-gpt2: c_attn(1) c_proj(2) c_fc(3) mlp.c_proj(4): c_attn's output (3 x hidden, split in
-    // place into q k v) is a term of its own, c_fc's is mlp.fc_out. Eager attention is batched
+TEST_CASE("selective checkpointing of a GPT-2 block: the fused QKV as q, k, v and fc's output; eager attention recomputed") {
+    // tiny-gpt2: c_attn(1) c_proj(2) c_fc(3) mlp.c_proj(4): c_attn's output (3 x hidden) is kept as
+    // q, k and v, the views GPT-2 makes of it; c_fc's is mlp.fc_out. Eager attention is batched
     // matmuls and a softmax: not in the policy's list, recomputed.
     const auto sel = make_plan("tiny-gpt2", {"memory.activation_checkpointing=selective", "memory.attention=eager"});
     const int c = call_of(*sel, "block.1");
@@ -250,9 +250,16 @@ TEST_CASE("selective checkpointing of a GPT-2 block: the fused QKV and fc output
     for (const auto& t : a.terms)
         if (t.kept) kept[t.name] = t.bytes;
     const std::map<std::string, std::int64_t> want = {
-        {"ln_1.input", 16 * h * 2}, {"transformer.h.1.attn.c_attn.out", 16 * 3 * h * 2}, {"mlp.fc_out", 16 * f * 2}};
+        {"ln_1.input", 16 * h * 2}, {"attn.q", 16 * h * 2}, {"attn.k", 16 * h * 2}, {"attn.v", 16 * h * 2}, {"mlp.fc_out", 16 * f * 2}};
     CHECK(kept == want);
     CHECK_FALSE(a.attention_kept);
+    REQUIRE(a.kept_outputs.size() == 2);
+    CHECK(a.kept_outputs[0].parts == std::vector<std::string>{"attn.q", "attn.k", "attn.v"});
+    CHECK(a.kept_outputs[1].term == "mlp.fc_out");
+    // BLOOM's reshape copies q, k, v: its fused output is a term of its own.
+    const auto bloom = make_plan("tiny-bloom", {"memory.activation_checkpointing=selective"});
+    const plan::CallActivations b = plan::call_activations(*bloom, call_of(*bloom, "block.1"));
+    CHECK(b.kept_outputs.at(0).term == "transformer.h.1.self_attention.query_key_value.out");
     const auto& step = sel->program().at(static_cast<std::size_t>(c));
     const auto full = model::call_flops(sel->scenario().model, sel->units(), step, sel->batch_shape()).forward;
     CHECK(plan::recompute_work(plan::activation_inputs(*sel), c, a).flops() == full - 2.0 * 16 * (h * 3 * h + h * f));

@@ -52,8 +52,10 @@
 //     ... keep their output; where that output is a term already (Llama's v, the gate of a
 //     SwiGLU, GPT-2's fc output), the term is kept, otherwise a term of its own,
 //     `<module>.out` (a projection whose output is then rotated, dropped or added to in place:
-//     Llama's q, every output projection, the fused QKV of GPT-2 / BLOOM / CodeGen); an adapted
-//     projection keeps its LoRA middle activation too (its recompute is skipped as a whole);
+//     Llama's q, every output projection, the fused QKV of BLOOM and CodeGen, which their
+//     reshapes copy); GPT-2's fused QKV is kept as q, k and v, the views of it PyTorch makes
+//     (split and view, no copy); an adapted projection keeps its LoRA middle activation too (its
+//     recompute is skipped as a whole);
 //   - sdpa / flash attention keep their output and log-sum-exp (`out`, `lse`); eager attention is
 //     batched matmuls and a softmax, none in the list: recomputed;
 //   - recompute skips the kept projections and attention kernels (recompute_work) and rebuilds
@@ -83,7 +85,8 @@ struct CallActivations {
     // and whether the fused attention kernels' outputs are kept. Empty / false otherwise.
     struct KeptOutput {
         std::string module;
-        std::string term;
+        std::string term;                // the term that holds it, or
+        std::vector<std::string> parts;  // the terms it is split into, views of it (GPT-2's q, k, v)
     };
     std::vector<KeptOutput> kept_outputs;
     bool attention_kept = false;
