@@ -9,6 +9,24 @@
 using namespace shardsim;
 using test::Measured;
 
+namespace {
+
+// The families with an SDPA path in transformers, and the hidden dropout each applies (Llama has
+// attention dropout only: HF LlamaModel drops nothing else).
+bool has_sdpa(const std::string& model) { return model == "tiny-gpt2" || model == "tiny-llama"; }
+std::string hidden_dropout(const std::string& model) { return model == "tiny-llama" ? "0" : "0.2"; }
+
+// One variant's contract, named for the failure message.
+void check_variant(const std::string& model, DType dt, bool ckpt, bool lora, const std::vector<std::string>& sets) {
+    std::string what = model + " " + std::string(dtype_name(dt)) + (ckpt ? " checkpointed" : "") + (lora ? " lora" : "");
+    for (const auto& s : sets) what += " " + s;
+    CAPTURE(what);
+    auto dev = device::make_cpu_device();
+    test::check_contract(*dev, model, ckpt, lora, dt, sets);
+}
+
+}  // namespace
+
 TEST_CASE("activation and FLOP contracts: every call of every tiny model, checkpointing and LoRA on and off") {
     for (const auto& model : test::tiny_models()) {
         Measured worst;
@@ -60,11 +78,10 @@ TEST_CASE("the encoder output lives only until the last cross-attention when no 
 // and performs exactly the plan's GEMM FLOPs (sdpa / flash: the causal half, backward 2.5x).
 TEST_CASE("activation and FLOP contracts: eager, sdpa and flash, dropout on, eager and fused loss") {
     for (const auto& model : test::tiny_models()) {
-        const bool sdpa = model == "tiny-gpt2" || model == "tiny-llama";
+        const bool sdpa = has_sdpa(model);
         std::vector<std::vector<std::string>> variants = {{"memory.attention=eager"}, {"memory.loss=fused"}};
         if (sdpa) variants.push_back({"memory.attention=flash"});
-        // Llama has attention dropout only (HF LlamaModel drops nothing else).
-        const std::string hidden = model == "tiny-llama" ? "0" : "0.2";
+        const std::string hidden = hidden_dropout(model);
         for (const char* attention : {"eager", "sdpa"}) {
             if (!sdpa && std::string(attention) == "sdpa") continue;
             variants.push_back({std::string("memory.attention=") + attention, "dropout.attention=0.2", "dropout.hidden=" + hidden});
@@ -73,13 +90,7 @@ TEST_CASE("activation and FLOP contracts: eager, sdpa and flash, dropout on, eag
         }
         for (const auto& v : variants)
             for (const DType dt : {DType::fp32, DType::bf16})
-                for (const bool ckpt : {false, true}) {
-                    std::string what = model + " " + std::string(dtype_name(dt)) + (ckpt ? " checkpointed" : "");
-                    for (const auto& s : v) what += " " + s;
-                    CAPTURE(what);
-                    auto dev = device::make_cpu_device();
-                    test::check_contract(*dev, model, ckpt, false, dt, v);
-                }
+                for (const bool ckpt : {false, true}) check_variant(model, dt, ckpt, false, v);
     }
 }
 
@@ -199,20 +210,12 @@ TEST_CASE("memory.checkpoint_every without checkpointing is refused, naming the 
 // the plan's recompute_work leaves in (the kept projections and attention kernels skipped).
 TEST_CASE("selective checkpointing: the executor keeps, recomputes and skips what the plan says, in every family") {
     for (const auto& model : test::tiny_models()) {
-        const bool sdpa = model == "tiny-gpt2" || model == "tiny-llama";
-        const std::string hidden = model == "tiny-llama" ? "0" : "0.2";
         std::vector<std::vector<std::string>> variants = {{}, {"memory.attention=eager"}};
-        if (sdpa) variants.push_back({"memory.attention=flash", "dropout.attention=0.2"});
-        variants.push_back({"dropout.attention=0.2", "dropout.hidden=" + hidden, "memory.checkpoint_every=2"});
+        if (has_sdpa(model)) variants.push_back({"memory.attention=flash", "dropout.attention=0.2"});
+        variants.push_back({"dropout.attention=0.2", "dropout.hidden=" + hidden_dropout(model), "memory.checkpoint_every=2"});
         for (auto& v : variants) v.push_back("memory.activation_checkpointing=selective");
         for (const auto& v : variants)
             for (const DType dt : {DType::fp32, DType::bf16})
-                for (const bool lora : {false, true}) {
-                    std::string what = model + " " + std::string(dtype_name(dt)) + (lora ? " lora" : "");
-                    for (const auto& s : v) what += " " + s;
-                    CAPTURE(what);
-                    auto dev = device::make_cpu_device();
-                    test::check_contract(*dev, model, true, lora, dt, v);
-                }
+                for (const bool lora : {false, true}) check_variant(model, dt, true, lora, v);
     }
 }
