@@ -307,15 +307,10 @@ std::string effective_text(const Schema& schema, const Values& values) {
 
 std::string JobConfig::effective_ini() const { return effective_text(job_schema(), values); }
 
-JobConfig load_job_text(const std::string& path, const std::string& text, const std::string& dir,
-                        const std::vector<Override>& overrides) {
-    Problems problems;
-    JobConfig job;
-    job.source = parse_ini_text(path, text, problems);
-    job.values = resolve(job_schema(), job.source, overrides, problems);
-    job.dir = dir;
-    problems.throw_if_any();
+namespace {
 
+// The job's fields from its resolved values (each key's text as the schema checked it).
+void read_values(JobConfig& job, const std::string& path) {
     const Values& v = job.values;
     job.name = v.text("job.name");
     job.reported_host_gb = v.number("job.reported_host_gb");
@@ -380,9 +375,12 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     job.lora_rank = v.integer("lora.rank");
     job.lora_alpha = v.number("lora.alpha");
     job.lora_targets = v.list("lora.targets");
+}
 
-    // Checks that involve several keys of this file alone; those that need the model or the
-    // topology are made when the plan is built.
+// Checks that involve several keys of this file alone (those that need the model or the topology
+// are made when the plan is built).
+void check_keys(const JobConfig& job, Problems& problems) {
+    const Values& v = job.values;
     if (job.lora_rank > 0 && job.lora_targets.empty())
         problems.add(job.where("lora.targets") + ": missing: LoRA rank is " + std::to_string(job.lora_rank) +
                      " but no target modules are given (allowed: module names such as q,v)");
@@ -421,6 +419,21 @@ JobConfig load_job_text(const std::string& path, const std::string& text, const 
     if (job.offload_params && !job.offload_optimizer)
         problems.add(job.where("memory.offload_params") +
                      ": bad value 'true': parameter offload needs memory.offload_optimizer = true (the CPU updates what it holds)");
+}
+
+}  // namespace
+
+JobConfig load_job_text(const std::string& path, const std::string& text, const std::string& dir,
+                        const std::vector<Override>& overrides) {
+    Problems problems;
+    JobConfig job;
+    job.source = parse_ini_text(path, text, problems);
+    job.values = resolve(job_schema(), job.source, overrides, problems);
+    job.dir = dir;
+    problems.throw_if_any();
+
+    read_values(job, path);
+    check_keys(job, problems);
     problems.throw_if_any();
     return job;
 }
