@@ -100,12 +100,7 @@ void t5_block(Builder& b, const ActivationInputs& in, const Unit& u, const std::
     b.norm("layer0", st, s.hidden, false, true);
     b.input_if("sa.input", st, s.hidden, {"SelfAttention.q", "SelfAttention.k", "SelfAttention.v"});
     b.lora_middles("SelfAttention");
-    b.attention("sa", attn[0]);
-    b.projection("SelfAttention.q", "sa.q");
-    b.projection("SelfAttention.k", "sa.k");
-    b.projection("SelfAttention.v", "sa.v");
-    b.context_if("sa", attn[0], {"SelfAttention.o"});
-    b.projection("SelfAttention.o");
+    b.projected_attention("sa", attn[0], "SelfAttention", {"q", "k", "v", "o"});
     b.mask("sa.out", st, s.hidden);
     if (u.layer == 0) {
         // The stack's position bias (heads x s x s, shared by the batch) is made by block 0 and
@@ -118,12 +113,7 @@ void t5_block(Builder& b, const ActivationInputs& in, const Unit& u, const std::
         b.norm("layer1", st, s.hidden, false, false);
         b.input_if("ca.input", st, s.hidden, {"EncDecAttention.q"});
         b.lora_middles("EncDecAttention");
-        b.attention("ca", attn[1]);
-        b.projection("EncDecAttention.q", "ca.q");
-        b.projection("EncDecAttention.k", "ca.k");
-        b.projection("EncDecAttention.v", "ca.v");
-        b.context_if("ca", attn[1], {"EncDecAttention.o"});
-        b.projection("EncDecAttention.o");
+        b.projected_attention("ca", attn[1], "EncDecAttention", {"q", "k", "v", "o"});
         b.mask("ca.out", st, s.hidden);
         ffn_layer = 2;
     }
@@ -152,12 +142,7 @@ void codet5p_block(Builder& b, const ActivationInputs& in, const Unit& u, const 
         first_norm = false;
         b.input_if("ca.input", st, s.hidden, {"crossattention.q_proj"});
         b.lora_middles("crossattention");
-        b.attention("ca", attn[1]);
-        b.projection("crossattention.q_proj", "ca.q");
-        b.projection("crossattention.k_proj", "ca.k");
-        b.projection("crossattention.v_proj", "ca.v");
-        b.context_if("ca", attn[1], {"crossattention.out_proj"});
-        b.projection("crossattention.out_proj");
+        b.projected_attention("ca", attn[1], "crossattention", {"q_proj", "k_proj", "v_proj", "out_proj"});
         b.mask("ca.out", st, s.hidden);
     }
     b.norm("ln_1", st, s.hidden, true, first_norm);

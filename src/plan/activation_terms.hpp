@@ -2,6 +2,7 @@
 // The activation terms of one call, built term by term (plan/activations.hpp says what each family
 // keeps and why): the Builder the family functions write through, and the family functions
 // (activation_blocks.cpp) that call_activations dispatches to. Internal to plan/.
+#include <array>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -103,6 +104,20 @@ public:
     void finish() {
         for (const auto& [scores, saved_then] : scores_)
             out_.forward_workspace = std::max(out_.forward_workspace, scores - (out_.saved_bytes() - saved_then));
+    }
+    // An attention whose q, k, v and output projections are modules of their own, named
+    // `<module>.<names[i]>` (T5's attentions, CodeT5+'s cross-attention): its terms, then its
+    // projections in forward order; q, k and v write their terms, the output projection's output
+    // is added into the residual in place.
+    void projected_attention(const std::string& p, const model::AttentionShape& a, const std::string& module,
+                             const std::array<const char*, 4>& names) {
+        attention(p, a);
+        projection(module + "." + names[0], p + ".q");
+        projection(module + "." + names[1], p + ".k");
+        projection(module + "." + names[2], p + ".v");
+        const std::string out = module + "." + names[3];
+        context_if(p, a, {out.c_str()});
+        projection(out);
     }
     // The attention output as the output projection's kept input (sdpa / flash keep it anyway, as `out`).
     void context_if(const std::string& p, const model::AttentionShape& a, std::initializer_list<const char*> consumers) {
